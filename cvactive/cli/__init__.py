@@ -1,0 +1,59 @@
+"""The ``cvactive`` command line: one thin subcommand per stage.
+
+Each subcommand module has ``register(subparsers)``, which adds its parser and sets
+``func`` to a ``run(args) -> int``; ``run`` loads the YAML config, calls one public
+function and prints a summary. Errors cvactive raises become one line on stderr and a
+non-zero exit code (2 for bad input), not a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from cvactive import __version__
+from cvactive.errors import CvactiveError
+
+#: subcommand -> module; modules import their heavy dependencies inside ``run``.
+COMMANDS: dict[str, str] = {
+    "score": "cvactive.cli.score",
+    "porch": "cvactive.cli.porch",
+    "demo": "cvactive.cli.demo",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cvactive",
+        description="Active learning for object detection with YOLO, video harvesting and FiftyOne review.",
+    )
+    parser.add_argument("--version", action="version", version=f"cvactive {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS.values():
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``cvactive`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CvactiveError as err:
+        print(f"cvactive {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"cvactive {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

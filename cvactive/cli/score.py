@@ -1,0 +1,51 @@
+"""``cvactive score SOURCE --model MODEL --out FILE.jsonl``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cvactive.cli._common import add_detector_options, add_scorer_options, make_detector, make_scorer
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "score",
+        help="detect and score every image or video frame of a source, one JSON line each",
+        description="Run the detector over images, folders, globs or videos and write per-box uncertainty "
+        "measures and per-image aggregates as JSON lines.",
+    )
+    p.add_argument("source", help="image, folder, glob pattern, video, stream URL or camera index")
+    p.add_argument("--out", required=True, help="JSON-lines file to write")
+    add_detector_options(p)
+    add_scorer_options(p)
+    p.add_argument("--stride", type=int, default=1, help="keep every n-th video frame (default 1)")
+    p.add_argument("--embed", action="store_true", help="add an image embedding (PyTorch models)")
+    p.add_argument("--with-class-scores", action="store_true", help="write each box's full class-score row")
+    p.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvactive.score import score_source
+
+    scorer = make_scorer(args)
+    detector = make_detector(args, embed=args.embed)
+    summary = score_source(
+        args.source,
+        detector,
+        args.out,
+        scorer=scorer,
+        stride=args.stride,
+        batch=args.batch,
+        class_scores=args.with_class_scores,
+        strict=args.strict,
+        progress=not args.no_progress,
+    )
+    print(f"scored {summary.records} images/frames, {summary.boxes} boxes -> {summary.out}")
+    for path, reason in summary.report.failures:
+        print(f"  skipped {path}: {reason}")
+    if summary.report.failures:
+        print(f"  {len(summary.report.failures)} source(s) could not be read completely")
+    return 1 if summary.records == 0 else 0

@@ -1,0 +1,222 @@
+"""The Ultralytics detector adapter: images in, :class:`~cvactive.record.ImageRecord` out.
+
+Ultralytics' ``predict`` returns only the post-NMS confidence of each box. Uncertainty needs
+the box's whole row of class scores, so :class:`Detector` runs the same preprocessing and
+raw forward pass as ``YOLO(model).predict`` (it drives the model's own predictor), then calls
+``ultralytics.utils.nms.non_max_suppression(..., return_idxs=True)`` and gathers, for every
+kept box, its full ``(C,)`` score row from the pre-NMS output. The boxes, classes and
+confidences are therefore the ones ``predict`` gives under the same ``imgsz``, ``conf`` and
+``iou``.
+
+For PyTorch models an image embedding comes from the same forward pass: a pre-hook on the
+detection head captures its multi-scale inputs (P3, P4, P5 for YOLOv8/11), each is
+global-average-pooled and the results are concatenated (448 numbers for YOLOv8n).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvactive._env import offline_defaults
+from cvactive.errors import ModelError
+from cvactive.record import ImageRecord
+
+_MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript", ".mlpackage", ".tflite")
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """Where an image came from (the provenance a record carries)."""
+
+    source: str
+    frame: int | None = None
+    timestamp: float | None = None
+
+
+def _check_model_path(model: str | Path) -> str:
+    text = str(model)
+    path = Path(text)
+    if path.exists():
+        return text
+    if path.suffix in (".yaml", ".yml") and path.parent == Path("."):
+        return text  # a built-in architecture name such as yolov8n.yaml (random init, offline)
+    raise ModelError(
+        f"model {text!r} does not exist; give a .pt checkpoint, a model .yaml, or an exported "
+        "model folder (for example ../shared/assets/weights/yolov8n_int8_openvino_model)"
+    )
+
+
+class Detector:
+    """A YOLO detector that keeps full class-score rows and, optionally, embeddings.
+
+    Args:
+        model: a ``.pt`` checkpoint, a model ``.yaml`` (random init, offline) or any exported
+            format Ultralytics can run (an OpenVINO model folder needs ``pip install openvino``).
+        imgsz: inference image size, as in ``predict``.
+        conf: confidence threshold of NMS.
+        iou: IoU threshold of NMS.
+        device: ``None`` picks CUDA when available, else CPU; or any Ultralytics device string.
+        max_det: most boxes kept per image.
+        embed: also return an image embedding (PyTorch models only).
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        imgsz: int = 640,
+        conf: float = 0.25,
+        iou: float = 0.7,
+        device: str | None = None,
+        max_det: int = 300,
+        embed: bool = False,
+    ) -> None:
+        offline_defaults()
+        if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+            raise ModelError(f"conf and iou must lie in [0, 1], got conf={conf}, iou={iou}")
+        self.model_path = _check_model_path(model)
+        self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
+        try:
+            from ultralytics import YOLO
+        except ImportError as err:  # pragma: no cover - ultralytics is a core dependency
+            from cvactive.errors import MissingDependencyError
+
+            raise MissingDependencyError("ultralytics is not installed: pip install ultralytics") from err
+        try:
+            self.yolo = YOLO(self.model_path, task="detect")
+            # One call on a blank image builds the model's own predictor (preprocessing, backend,
+            # device, warm-up) with exactly the arguments a user's predict() would pass.
+            blank = np.zeros((self.imgsz, self.imgsz, 3), np.uint8)
+            self.yolo.predict(blank, **self.predict_kwargs(device=device), verbose=False)
+        except ModuleNotFoundError as err:
+            raise ModelError(
+                f"cannot load {self.model_path!r}: {err}. Exported OpenVINO models need the "
+                "openvino package: pip install 'cvactive[openvino]'"
+            ) from err
+        except Exception as err:
+            raise ModelError(f"cannot load model {self.model_path!r}: {err}") from err
+        predictor: Any = self.yolo.predictor
+        self.predictor = predictor
+        self.backend: Any = self.predictor.model
+        self.names: dict[int, str] = {int(k): str(v) for k, v in self.yolo.names.items()}
+        self.device = str(self.predictor.device)
+        self.is_pytorch = getattr(self.backend, "format", "pt") == "pt" or bool(getattr(self.backend, "pt", False))
+        self._feats: list[Any] | None = None
+        self.embed = bool(embed)
+        if self.embed:
+            self._install_embedding_hook()
+
+    # -- configuration -----------------------------------------------------------------
+    def predict_kwargs(self, device: str | None = None) -> dict[str, Any]:
+        """The ``YOLO.predict`` keyword arguments equivalent to this detector's settings."""
+        kwargs: dict[str, Any] = {"imgsz": self.imgsz, "conf": self.conf, "iou": self.iou, "max_det": self.max_det}
+        if device is not None:
+            kwargs["device"] = device
+        return kwargs
+
+    def _install_embedding_hook(self) -> None:
+        if not self.is_pytorch:
+            raise ModelError(
+                f"embeddings need a PyTorch model (.pt or .yaml); {self.model_path!r} is an exported "
+                f"{getattr(self.backend, 'format', 'non-PyTorch')} model. Drop --embed or use the .pt"
+            )
+        net = getattr(self.backend, "model", None)
+        layers = getattr(net, "model", None)
+        if layers is None or len(layers) == 0:
+            raise ModelError(f"cannot find the detection head of {self.model_path!r} to take embeddings from")
+        head = layers[-1]
+
+        def capture(_module: Any, inputs: tuple[Any, ...]) -> None:
+            maps = inputs[0] if isinstance(inputs[0], (list, tuple)) else list(inputs)
+            self._feats = [m.float().mean(dim=(2, 3)) for m in maps]
+
+        head.register_forward_pre_hook(capture)
+
+    # -- inference -----------------------------------------------------------------------
+    def predict(self, images: Sequence[np.ndarray], metas: Sequence[FrameMeta] | None = None) -> list[ImageRecord]:
+        """Detect on a batch of BGR ``uint8`` images ``(H, W, 3)``; one record per image.
+
+        The returned records carry ``class_scores`` ``(N, C)`` and, with ``embed``, an
+        ``embedding``. They are not yet scored (see :class:`cvactive.scoring.Scorer`).
+        """
+        import torch
+        from ultralytics.utils import ops
+        from ultralytics.utils.nms import non_max_suppression
+
+        if len(images) == 0:
+            return []
+        if metas is None:
+            metas = [FrameMeta(source=f"image-{i}") for i in range(len(images))]
+        if len(metas) != len(images):
+            raise ValueError(f"got {len(images)} images but {len(metas)} metadata entries")
+        pred = self.predictor
+        self._feats = None
+        with torch.inference_mode():
+            im = pred.preprocess(list(images))
+            raw = pred.inference(im)
+            if isinstance(raw, (list, tuple)):
+                raw = raw[0]
+            nc = len(self.names)
+            kept, idxs = non_max_suppression(
+                raw,
+                self.conf,
+                self.iou,
+                None,
+                False,
+                max_det=self.max_det,
+                nc=nc,
+                return_idxs=True,
+            )
+            raw_cls = raw[:, 4 : 4 + nc, :]
+            feats = torch.cat(self._feats, dim=1).cpu().numpy() if self._feats is not None else None
+        records = []
+        for b, (det, idx, image, meta) in enumerate(zip(kept, idxs, images, metas)):
+            h, w = image.shape[:2]
+            if det.shape[0]:
+                scaled: Any = ops.scale_boxes(im.shape[2:], det[:, :4].clone(), image.shape)
+                boxes = scaled.cpu().numpy()
+                idx = idx.view(-1).long()
+                scores = raw_cls[b][:, idx].T.float().cpu().numpy()
+                conf = det[:, 4].float().cpu().numpy()
+                cls = det[:, 5].long().cpu().numpy()
+            else:
+                boxes = np.zeros((0, 4), np.float32)
+                scores = np.zeros((0, nc), np.float32)
+                conf = np.zeros((0,), np.float32)
+                cls = np.zeros((0,), np.int64)
+            records.append(
+                ImageRecord(
+                    source=meta.source,
+                    frame=meta.frame,
+                    timestamp=meta.timestamp,
+                    width=w,
+                    height=h,
+                    xyxy=boxes,
+                    confidence=np.clip(conf, 0.0, 1.0),
+                    class_id=cls,
+                    class_scores=scores,
+                    names=self.names,
+                    embedding=None if feats is None else feats[b],
+                )
+            )
+        return records
+
+    def predict_stream(self, frames: Iterable[tuple[np.ndarray, FrameMeta]], batch: int = 8) -> Iterator[ImageRecord]:
+        """Batch an iterable of ``(image, meta)`` pairs through :meth:`predict`."""
+        if batch < 1:
+            raise ModelError(f"batch must be at least 1, got {batch}")
+        images: list[np.ndarray] = []
+        metas: list[FrameMeta] = []
+        for image, meta in frames:
+            images.append(image)
+            metas.append(meta)
+            if len(images) == batch:
+                yield from self.predict(images, metas)
+                images, metas = [], []
+        if images:
+            yield from self.predict(images, metas)

@@ -1,0 +1,182 @@
+"""The one record type that flows through every stage: :class:`ImageRecord`.
+
+One record describes one image or video frame: the detector's boxes with their full
+per-class score rows, where the image came from, an optional embedding, and the scores
+that later stages attach. Arrays are numpy; shapes and dtypes are checked at birth.
+
+Box conventions used across cvactive (see also :mod:`cvactive.boxes`):
+
+* ``xyxy`` here: absolute pixels, ``[x1, y1, x2, y2]`` in the original image.
+* FiftyOne: normalised ``[x, y, w, h]`` with a top-left origin.
+* YOLO label files: normalised centre ``cx cy w h``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cvactive.errors import MissingClassScoresError, RecordError
+
+FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
+
+
+def _as_array(name: str, value: Any, dtype: type, ndim: int) -> np.ndarray:
+    try:
+        arr: np.ndarray = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as err:
+        raise RecordError(f"{name}: cannot convert to a {dtype.__name__} array ({err})") from err
+    if arr.size == 0:
+        # An empty input of any shape becomes the canonical empty shape.
+        shape = (0,) if ndim == 1 else (0, 0)
+        if ndim == 2 and name == "xyxy":
+            shape = (0, 4)
+        return arr.reshape(shape)
+    if arr.ndim != ndim:
+        raise RecordError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
+    return arr
+
+
+@dataclass(eq=False)
+class ImageRecord:
+    """Detections and scores for one image or video frame.
+
+    Attributes:
+        source: image file path, or the video path / stream URL for a frame.
+        width: image width in pixels (> 0).
+        height: image height in pixels (> 0).
+        xyxy: ``(N, 4)`` float32, boxes in absolute pixels ``[x1, y1, x2, y2]``.
+        confidence: ``(N,)`` float32, the post-NMS confidence of each box in [0, 1].
+        class_id: ``(N,)`` int64, the predicted class of each box.
+        class_scores: ``(N, C)`` float32 full per-class score row of each kept box
+            (YOLOv8/11: independent sigmoids, not a softmax), or ``None`` when the
+            producer only had post-NMS confidences. Measures that need the vector
+            refuse a record without it instead of inventing one.
+        names: class id -> class name.
+        frame: frame index in the video, or ``None`` for a still image.
+        timestamp: seconds from the start of the video, or ``None``.
+        embedding: ``(D,)`` float32 image embedding, or ``None``.
+        box_scores: measure name -> ``(N,)`` float array of per-box scores.
+        image_scores: ``"<measure>_<aggregation>"`` -> float per-image score.
+        extra: JSON-serialisable fields added by later stages (``rules``, ``path``,
+            ``rank``, ``utility``, ...); written as top-level keys of the JSON line.
+    """
+
+    source: str
+    width: int
+    height: int
+    xyxy: FloatArray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    confidence: FloatArray = field(default_factory=lambda: np.zeros((0,), np.float32))
+    class_id: IntArray = field(default_factory=lambda: np.zeros((0,), np.int64))
+    class_scores: FloatArray | None = None
+    names: Mapping[int, str] = field(default_factory=dict)
+    frame: int | None = None
+    timestamp: float | None = None
+    embedding: FloatArray | None = None
+    box_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    image_scores: dict[str, float] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, str) or not self.source:
+            raise RecordError(f"source must be a non-empty string, got {self.source!r}")
+        if int(self.width) <= 0 or int(self.height) <= 0:
+            raise RecordError(f"image size must be positive, got {self.width}x{self.height}")
+        self.width, self.height = int(self.width), int(self.height)
+        self.xyxy = _as_array("xyxy", self.xyxy, np.float32, 2)
+        if self.xyxy.shape[1] != 4:
+            raise RecordError(f"xyxy: expected shape (N, 4), got {self.xyxy.shape}")
+        n = self.xyxy.shape[0]
+        self.confidence = _as_array("confidence", self.confidence, np.float32, 1)
+        self.class_id = _as_array("class_id", self.class_id, np.int64, 1)
+        for name, arr in (("confidence", self.confidence), ("class_id", self.class_id)):
+            if arr.shape != (n,):
+                raise RecordError(f"{name}: expected shape ({n},) to match xyxy, got {arr.shape}")
+        if n and (np.any(self.confidence < 0) or np.any(self.confidence > 1)):
+            raise RecordError("confidence: values must lie in [0, 1]")
+        if self.class_scores is not None:
+            cs = _as_array("class_scores", self.class_scores, np.float32, 2)
+            if n == 0:
+                cs = cs.reshape(0, cs.shape[1] if cs.ndim == 2 else 0)
+            if cs.shape[0] != n:
+                raise RecordError(f"class_scores: expected shape ({n}, C) to match xyxy, got {cs.shape}")
+            if n and not np.all(np.isfinite(cs)):
+                raise RecordError("class_scores: values must be finite")
+            self.class_scores = cs
+        if self.embedding is not None:
+            emb = np.asarray(self.embedding, dtype=np.float32)
+            if emb.ndim != 1:
+                raise RecordError(f"embedding: expected shape (D,), got {emb.shape}")
+            self.embedding = emb
+        self.names = {int(k): str(v) for k, v in dict(self.names).items()}
+        box_scores: dict[str, np.ndarray] = {}
+        for key, values in self.box_scores.items():
+            per_box = np.asarray(values, dtype=np.float64).reshape(-1)
+            if per_box.shape != (n,):
+                raise RecordError(f"box_scores[{key!r}]: expected shape ({n},), got {per_box.shape}")
+            box_scores[key] = per_box
+        self.box_scores = box_scores
+        self.image_scores = {str(k): float(v) for k, v in self.image_scores.items()}
+        if self.frame is not None:
+            self.frame = int(self.frame)
+        if self.timestamp is not None:
+            self.timestamp = float(self.timestamp)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def empty(cls, source: str, width: int, height: int, **kwargs: Any) -> ImageRecord:
+        """A record with no detections."""
+        return cls(source=source, width=width, height=height, **kwargs)
+
+    # -- container protocol --------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, index: Any) -> ImageRecord:
+        """Select boxes by boolean mask, integer index array or slice; returns a new record."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        idx = np.arange(len(self))[index]
+        return replace(
+            self,
+            xyxy=self.xyxy[idx],
+            confidence=self.confidence[idx],
+            class_id=self.class_id[idx],
+            class_scores=None if self.class_scores is None else self.class_scores[idx],
+            box_scores={k: v[idx] for k, v in self.box_scores.items()},
+            image_scores=dict(self.image_scores),
+            extra=dict(self.extra),
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        """A stable identity: the source, plus ``#<frame>`` for a video frame."""
+        return self.source if self.frame is None else f"{self.source}#{self.frame}"
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class name of each box (``str(class_id)`` where the name is unknown)."""
+        return [self.names.get(int(c), str(int(c))) for c in self.class_id]
+
+    @property
+    def num_classes(self) -> int | None:
+        """C, the length of the class-score rows, when known."""
+        if self.class_scores is not None and self.class_scores.shape[1] > 0:
+            return int(self.class_scores.shape[1])
+        return len(self.names) or None
+
+    def require_class_scores(self, what: str) -> FloatArray:
+        """Return ``class_scores`` or raise, naming the measure that needs them."""
+        if self.class_scores is None:
+            raise MissingClassScoresError(
+                f"{what} needs the full per-class score row of every box, but the record for "
+                f"{self.key} only has post-NMS confidences; score it with cvactive's detector "
+                "adapter (cvactive score --with-class-scores) to keep them"
+            )
+        return self.class_scores

@@ -1,0 +1,101 @@
+"""The score stage: run the detector over a source and write one scored JSON line per image."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cvactive.detector import Detector
+from cvactive.io import JsonlWriter
+from cvactive.record import ImageRecord
+from cvactive.scoring import Scorer
+from cvactive.sources import VIDEO_SUFFIXES, SourceReport, expand, is_stream, iter_frames, open_video
+
+
+@dataclass
+class ScoreSummary:
+    """What a scoring run did."""
+
+    out: Path
+    records: int = 0
+    boxes: int = 0
+    report: SourceReport = field(default_factory=SourceReport)
+
+
+def estimate_frames(source: str | Path, stride: int = 1) -> int | None:
+    """How many images/frames :func:`cvactive.sources.iter_frames` will yield (``None`` if unknown)."""
+    if is_stream(str(source)):
+        return None
+    total = 0
+    for path in expand(source):
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            try:
+                cap, info = open_video(str(path))
+            except Exception:
+                continue
+            cap.release()  # type: ignore[attr-defined]
+            total += math.ceil(info.frame_count / stride) if info.frame_count else 0
+        else:
+            total += 1
+    return total
+
+
+def iter_scored(
+    source: str | Path,
+    detector: Detector,
+    scorer: Scorer,
+    *,
+    stride: int = 1,
+    batch: int = 8,
+    report: SourceReport | None = None,
+    strict: bool = False,
+) -> Iterator[ImageRecord]:
+    """Yield a scored record for every image and every ``stride``-th frame of ``source``."""
+    frames = iter_frames(source, stride=stride, report=report, strict=strict)
+    for record in detector.predict_stream(frames, batch=batch):
+        yield scorer(record)
+
+
+def score_source(
+    source: str | Path,
+    detector: Detector,
+    out: str | Path,
+    *,
+    scorer: Scorer | None = None,
+    stride: int = 1,
+    batch: int = 8,
+    class_scores: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+) -> ScoreSummary:
+    """Score every image/frame of ``source`` and write the JSON lines to ``out``.
+
+    Args:
+        source: image, folder, glob pattern, video, stream URL or camera index.
+        detector: the loaded :class:`~cvactive.detector.Detector`.
+        out: the JSON-lines file to write (replaced if it exists).
+        scorer: measures and aggregations (all of them by default).
+        stride: keep every n-th video frame.
+        batch: images per forward pass.
+        class_scores: also write each box's full class-score row.
+        strict: stop at the first unreadable file instead of reporting it.
+        progress: show a progress bar.
+    """
+    from tqdm import tqdm
+
+    scorer = scorer or Scorer()
+    summary = ScoreSummary(out=Path(out))
+    total = estimate_frames(source, stride)
+    records = iter_scored(source, detector, scorer, stride=stride, batch=batch, report=summary.report, strict=strict)
+    with (
+        JsonlWriter(out, class_scores=class_scores) as writer,
+        tqdm(total=total, disable=not progress, unit="img", desc="scoring") as bar,
+    ):
+        for record in records:
+            writer.write(record)
+            summary.records += 1
+            summary.boxes += len(record)
+            bar.update(1)
+    return summary

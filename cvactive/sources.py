@@ -1,0 +1,213 @@
+"""Image and video sources: files, folders, glob patterns and videos, with provenance.
+
+A source yields ``(image, FrameMeta)`` pairs: a BGR ``uint8`` array and where it came from
+(path, plus frame index and timestamp in seconds for video frames). Unreadable images and
+broken videos are reported in a :class:`SourceReport` (path, reason) and skipped, unless
+``strict`` asks for the first failure to stop the run. A source that does not exist at all
+is a :class:`~cvactive.errors.SourceError` straight away.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cvactive.detector import FrameMeta
+from cvactive.errors import SourceError, VideoError
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
+STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass
+class SourceReport:
+    """What a source read, and what it could not (path and reason for each failure)."""
+
+    images: int = 0
+    frames: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def fail(self, path: str, reason: str, strict: bool, error: type[SourceError] = SourceError) -> None:
+        """Record a failure, or raise it when ``strict``."""
+        if strict:
+            raise error(f"{path}: {reason}")
+        log.warning("skipped %s: %s", path, reason)
+        self.failures.append((path, reason))
+
+
+def is_stream(source: str) -> bool:
+    """True for a stream URL or a camera index such as ``"0"``."""
+    return source.startswith(STREAM_PREFIXES) or source.isdigit()
+
+
+def expand(source: str | Path) -> list[Path]:
+    """The files a source names: one file, a folder (recursively, sorted) or a glob pattern.
+
+    Raises:
+        SourceError: the source does not exist or names no image or video file.
+    """
+    text = str(source)
+    path = Path(text)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if not files:
+            raise SourceError(f"folder {text!r} holds no image or video files")
+        return files
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise SourceError(f"pattern {text!r} matches no files")
+        return files
+    raise SourceError(f"source {text!r} does not exist")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image as BGR ``uint8``; raise :class:`SourceError` naming the path if unreadable."""
+    import cv2
+
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    if data is None:
+        raise SourceError(f"{path}: file does not exist")
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise SourceError(f"{path}: not a readable image (empty or corrupt file)")
+    return image
+
+
+@dataclass
+class VideoInfo:
+    """What OpenCV reports of an opened video."""
+
+    fps: float
+    frame_count: int
+    width: int
+    height: int
+
+
+def open_video(source: str) -> tuple[object, VideoInfo]:
+    """Open a video file, stream URL or camera index with OpenCV.
+
+    Raises:
+        VideoError: it cannot be opened.
+    """
+    import cv2
+
+    target: int | str = int(source) if source.isdigit() else source
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise VideoError(f"{source}: cannot open video (missing, not a video, or unsupported codec)")
+    fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
+    info = VideoInfo(
+        fps=fps if fps > 0 and np.isfinite(fps) else 30.0,
+        frame_count=int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0),
+        width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+        height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+    )
+    return cap, info
+
+
+def iter_video(
+    source: str,
+    *,
+    stride: int = 1,
+    start: int = 0,
+    report: SourceReport | None = None,
+    strict: bool = False,
+) -> Iterator[tuple[np.ndarray, FrameMeta]]:
+    """Yield every ``stride``-th frame of a video from frame ``start`` on.
+
+    Skipped frames are only grabbed, not decoded into arrays. A video that ends before the
+    frame count its header promised is reported (with the frame reached) as truncated.
+    """
+    if stride < 1:
+        raise SourceError(f"stride must be at least 1, got {stride}")
+    report = report if report is not None else SourceReport()
+    try:
+        cap, info = open_video(source)
+    except VideoError as err:
+        report.fail(source, str(err).split(": ", 1)[-1], strict, VideoError)
+        return
+    import cv2
+
+    try:
+        index = 0
+        if start > 0:
+            if not is_stream(source) and cap.set(cv2.CAP_PROP_POS_FRAMES, start):  # type: ignore[attr-defined]
+                index = start
+            while index < start:
+                if not cap.grab():  # type: ignore[attr-defined]
+                    break
+                index += 1
+        while True:
+            if (index - start) % stride == 0:
+                ok, frame = cap.read()  # type: ignore[attr-defined]
+            else:
+                ok, frame = cap.grab(), None  # type: ignore[attr-defined]
+            if not ok:
+                break
+            if frame is not None:
+                report.frames += 1
+                yield frame, FrameMeta(source=source, frame=index, timestamp=index / info.fps)
+            index += 1
+        if not is_stream(source) and info.frame_count and index < info.frame_count - 1:
+            report.fail(
+                source,
+                f"video ended at frame {index} of {info.frame_count} (truncated or corrupt)",
+                strict,
+                VideoError,
+            )
+        elif index == 0:
+            report.fail(source, "no frame could be decoded", strict, VideoError)
+    finally:
+        cap.release()  # type: ignore[attr-defined]
+
+
+def iter_frames(
+    source: str | Path,
+    *,
+    stride: int = 1,
+    report: SourceReport | None = None,
+    strict: bool = False,
+) -> Iterator[tuple[np.ndarray, FrameMeta]]:
+    """Yield ``(image, meta)`` for every image and every ``stride``-th video frame of a source.
+
+    Args:
+        source: an image, a video, a folder, a glob pattern, a stream URL or a camera index.
+        stride: keep every n-th frame of each video.
+        report: collects counts and failures (a fresh one when ``None``).
+        strict: raise on the first unreadable file instead of reporting and going on.
+
+    Raises:
+        SourceError: the source does not exist.
+    """
+    report = report if report is not None else SourceReport()
+    text = str(source)
+    if is_stream(text):
+        yield from iter_video(text, stride=stride, report=report, strict=strict)
+        return
+    for path in expand(text):
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            yield from iter_video(str(path), stride=stride, report=report, strict=strict)
+            continue
+        if suffix not in IMAGE_SUFFIXES:
+            report.fail(str(path), f"unsupported file type {suffix!r}", strict)
+            continue
+        try:
+            image = read_image(path)
+        except SourceError as err:
+            report.fail(str(path), str(err).split(": ", 1)[-1], strict)
+            continue
+        report.images += 1
+        yield image, FrameMeta(source=str(path))

@@ -1,0 +1,76 @@
+"""Shared fixtures. Every test runs offline, writes only under temporary folders and uses
+its own FiftyOne database directory and Ultralytics settings folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_SESSION_TMP = Path(tempfile.mkdtemp(prefix="cvactive-tests-"))
+for key, value in {
+    "YOLO_CONFIG_DIR": str(_SESSION_TMP / "ultralytics"),
+    "YOLO_OFFLINE": "1",
+    "YOLO_AUTOINSTALL": "false",
+    "FIFTYONE_DATABASE_DIR": str(_SESSION_TMP / "fiftyone-db"),
+    "FIFTYONE_DO_NOT_TRACK": "true",
+    "FIFTYONE_DATABASE_VALIDATION": "false",
+    "NO_ALBUMENTATIONS_UPDATE": "1",
+    "MPLBACKEND": "Agg",
+    "CVACTIVE_DATA": str(_SESSION_TMP / "data"),
+}.items():
+    os.environ[key] = value
+
+from cvactive.assets import OPENVINO_MODEL, asset, assets_dir  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def session_tmp() -> Path:
+    return _SESSION_TMP
+
+
+@pytest.fixture(scope="session")
+def assets() -> Path:
+    root = assets_dir()
+    if root is None:
+        pytest.skip("real test assets not found: set CVACTIVE_ASSETS or put shared/assets beside the checkout")
+    return root
+
+
+@pytest.fixture(scope="session")
+def openvino_model(assets: Path) -> str:
+    path = asset(OPENVINO_MODEL)
+    if path is None:
+        pytest.skip(f"{OPENVINO_MODEL} missing from the assets folder")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def ultralytics_images() -> dict[str, str]:
+    """Ultralytics' bundled bus.jpg and zidane.jpg (shipped inside the package)."""
+    import ultralytics
+
+    folder = Path(ultralytics.__file__).parent / "assets"
+    return {name: str(folder / f"{name}.jpg") for name in ("bus", "zidane")}
+
+
+@pytest.fixture(scope="session")
+def porch_data(session_tmp: Path) -> Path:
+    """A small porch data set with its video; returns the path of its data.yaml."""
+    from cvactive.porch import PorchRecipe, write_dataset
+
+    recipe = PorchRecipe.load(train=60, val=20, video_seconds=6)
+    return write_dataset(session_tmp / "porch-small", recipe)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
