@@ -74,3 +74,24 @@ def porch_data(session_tmp: Path) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def porch_model_data(session_tmp: Path) -> Path:
+    """A porch data set big enough to train on (160 train / 40 val); returns its data.yaml."""
+    from cvactive.porch import PorchRecipe, write_dataset
+
+    return write_dataset(session_tmp / "porch-train", PorchRecipe.load(train=160, val=40, video_seconds=8))
+
+
+@pytest.fixture(scope="session")
+def porch_model(session_tmp: Path, porch_model_data: Path) -> Path:
+    """A small detector trained once per session by cvactive's own code on the porch data (pico scale).
+
+    It is weak (a couple of minutes of CPU training) but finds every class; tests that need a
+    trained PyTorch model share it.
+    """
+    from cvactive.train import train_detector
+
+    result = train_detector(porch_model_data, session_tmp / "porch-runs", model="pico", epochs=30, imgsz=256)
+    return result.weights

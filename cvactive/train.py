@@ -1,0 +1,140 @@
+"""Training adapter over Ultralytics: train a detector on a YOLO data set, offline, out of the repo.
+
+No pretrained trainable checkpoint can be fetched offline, so models that train start from an
+architecture YAML (random init). :func:`scaled_architecture` writes a narrower YOLOv8 variant
+(the ``pico`` scale, an eighth of YOLOv8's base width) that trains on a CPU in a few minutes:
+the demo and the CI loop use it; real studies use ``yolov8n.yaml`` or a user's ``.pt``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cvactive._env import offline_defaults
+from cvactive.errors import ConfigError, DatasetError, ModelError
+
+#: name -> (depth, width, max_channels) multipliers of the YOLOv8 architecture.
+SCALES: dict[str, tuple[float, float, int]] = {
+    "pico": (0.33, 0.125, 1024),
+    "n": (0.33, 0.25, 1024),
+    "s": (0.33, 0.50, 1024),
+}
+
+
+def scaled_architecture(scale: str, out_dir: str | Path, base: str = "yolov8.yaml") -> Path:
+    """Write Ultralytics' ``base`` architecture YAML with one scale, ``yolov8-<scale>.yaml``, into ``out_dir``."""
+    import yaml
+    from ultralytics.utils import checks
+
+    if scale not in SCALES:
+        raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
+    arch = yaml.safe_load(Path(checks.check_yaml(base)).read_text())
+    arch["scales"] = {"n": list(SCALES[scale])}  # a lone scale is used whatever the file name says
+    out = Path(out_dir) / f"cvactive-{scale}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(arch, sort_keys=False))
+    return out
+
+
+def resolve_model(model: str | Path, work_dir: str | Path) -> str:
+    """A model argument for training: ``pico``/``n``/``s`` become architecture YAMLs in ``work_dir``."""
+    text = str(model)
+    if text in SCALES:
+        return str(scaled_architecture(text, work_dir))
+    if not Path(text).exists() and not text.endswith((".yaml", ".yml")):
+        raise ModelError(
+            f"model {text!r} does not exist; give a .pt, a model .yaml, or one of the scales {', '.join(SCALES)}"
+        )
+    return text
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    weights: Path
+    run_dir: Path
+    seconds: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def train_detector(
+    data: str | Path,
+    out_dir: str | Path,
+    *,
+    model: str | Path = "pico",
+    epochs: int = 30,
+    imgsz: int = 320,
+    batch: int = 16,
+    device: str | None = None,
+    seed: int = 0,
+    workers: int = 2,
+    name: str = "train",
+    val: bool = True,
+    verbose: bool = False,
+    **overrides: Any,
+) -> TrainResult:
+    """Train a YOLO detector with Ultralytics and return the path of its best (or last) weights.
+
+    Args:
+        data: the ``data.yaml`` of a YOLO data set.
+        out_dir: folder for the run (weights in ``out_dir/name/weights``); never the current directory.
+        model: an architecture YAML, a ``.pt`` to fine-tune, or a scale name (``pico``, ``n``, ``s``).
+        epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train``.
+        val: validate during training (needed for ``best.pt``; ``last.pt`` otherwise).
+        overrides: any further ``YOLO.train`` argument (e.g. ``lr0``, ``mosaic``, ``patience``).
+    """
+    offline_defaults()
+    from ultralytics import YOLO
+
+    data_path = Path(data)
+    if not data_path.is_file():
+        raise DatasetError(f"data set YAML {str(data_path)!r} does not exist")
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    arch = resolve_model(model, out)
+    start = time.perf_counter()
+    try:
+        yolo = YOLO(arch, task="detect")
+        yolo.train(
+            data=str(data_path),
+            epochs=epochs,
+            imgsz=imgsz,
+            batch=batch,
+            device=device if device is not None else ("0" if _cuda() else "cpu"),
+            seed=seed,
+            deterministic=True,
+            workers=workers,
+            project=str(out),
+            name=name,
+            exist_ok=True,
+            pretrained=False,
+            plots=False,
+            val=val,
+            amp=_cuda(),
+            verbose=verbose,
+            **overrides,
+        )
+    except (FileNotFoundError, RuntimeError, ValueError) as err:
+        raise ModelError(f"training {arch} on {data_path} failed: {err}") from err
+    seconds = time.perf_counter() - start
+    run_dir = out / name
+    weights = run_dir / "weights" / "best.pt"
+    if not weights.exists():
+        weights = run_dir / "weights" / "last.pt"
+    if not weights.exists():
+        raise ModelError(f"training finished without weights in {run_dir / 'weights'}")
+    metrics: dict[str, float] = {}
+    trainer = getattr(yolo, "trainer", None)
+    if trainer is not None and getattr(trainer, "metrics", None):
+        metrics = {str(k): float(v) for k, v in trainer.metrics.items() if isinstance(v, (int, float))}
+    return TrainResult(weights=weights, run_dir=run_dir, seconds=seconds, metrics=metrics)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
