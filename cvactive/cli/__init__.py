@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "score": "cvactive.cli.score",
     "porch": "cvactive.cli.porch",
     "demo": "cvactive.cli.demo",
+    "loop": "cvactive.cli.loop",
 }
 
 
