@@ -174,17 +174,17 @@ def _select(
     cfg: LoopConfig,
     rng: np.random.Generator,
 ) -> tuple[list[int], float]:
+    start = time.perf_counter()
+    taken = set(labeled)
+    unlabeled = [i for i in range(len(pool)) if i not in taken]
+    if strategy == "random":  # no model needed: the baseline costs nothing to select
+        chosen = rng.choice(len(unlabeled), size=min(cfg.budget, len(unlabeled)), replace=False)
+        return [unlabeled[int(i)] for i in chosen], time.perf_counter() - start
     from cvactive.detector import Detector, FrameMeta
     from cvactive.scoring import Scorer
     from cvactive.selection import select
     from cvactive.sources import read_image
 
-    start = time.perf_counter()
-    taken = set(labeled)
-    unlabeled = [i for i in range(len(pool)) if i not in taken]
-    if strategy == "random":
-        chosen = rng.choice(len(unlabeled), size=min(cfg.budget, len(unlabeled)), replace=False)
-        return [unlabeled[int(i)] for i in chosen], time.perf_counter() - start
     detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
     scorer = Scorer()
 

@@ -1,0 +1,69 @@
+"""The active-learning loop end to end: real training, scoring, selection, and resume after SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ARGS = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "10", "--budget", "10", "--rounds", "2"]
+ARGS += ["--epochs", "2", "--imgsz", "128", "--no-progress"]
+
+
+def loop_cmd(data, out):
+    return [sys.executable, "-m", "cvactive.cli", "loop", "--data", str(data), "--out", str(out), *ARGS]
+
+
+def test_tiny_loop_killed_midway_resumes(porch_data, tmp_path):
+    out = tmp_path / "study"
+    env = dict(os.environ)
+    proc = subprocess.Popen(loop_cmd(porch_data, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = out / "seed0" / "round0" / "round.json"
+    deadline = time.time() + 300
+    while not first.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), "round 0 never finished"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    round0_mtime = first.stat().st_mtime_ns
+    assert not (out / "rounds.json").exists()
+
+    done = subprocess.run(loop_cmd(porch_data, out), env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert first.stat().st_mtime_ns == round0_mtime  # the finished round was not trained again
+    rows = json.loads((out / "rounds.json").read_text())
+    assert sorted((r["strategy"], r["round"], r["labels_used"]) for r in rows) == [
+        ("random", 0, 10),
+        ("random", 1, 20),
+        ("random", 2, 30),
+        ("uncertainty", 0, 10),
+        ("uncertainty", 1, 20),
+        ("uncertainty", 2, 30),
+    ]
+    for row in rows:
+        assert set(row["ap50"]) == {"brown_box", "white_envelope", "yellow_box"}
+        assert row["eval_conf"] == 0.001 and row["iou_thresholds"] == "0.50:0.05:0.95"
+    # Both strategies grow the same labeled set from the same start, with no image twice.
+    for strategy in ("random", "uncertainty"):
+        r1 = json.loads((out / "seed0" / strategy / "round1" / "round.json").read_text())
+        r2 = json.loads((out / "seed0" / strategy / "round2" / "round.json").read_text())
+        assert set(r1["labeled"]) < set(r2["labeled"]) and len(set(r2["labeled"])) == 30
+    assert (out / "learning_curves.png").exists() and (out / "summary.md").exists()
+    assert "uncertainty" in done.stdout
+
+    # Re-running a finished study trains nothing and gives the same table.
+    again = subprocess.run(loop_cmd(porch_data, out), env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads((out / "rounds.json").read_text()) == rows
+
+
+def test_loop_rejects_a_budget_larger_than_the_pool(porch_data, tmp_path, capsys):
+    from cvactive.cli import main
+
+    code = main(["loop", "--data", str(porch_data), "--out", str(tmp_path), "--initial", "50", "--budget", "50"])
+    assert code == 2
+    assert "pool has only 60 images" in capsys.readouterr().err
