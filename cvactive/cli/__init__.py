@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "score": "cvactive.cli.score",
     "porch": "cvactive.cli.porch",
     "demo": "cvactive.cli.demo",
+    "select": "cvactive.cli.select",
     "loop": "cvactive.cli.loop",
 }
 

@@ -1,0 +1,129 @@
+"""``cvactive select SCORES.jsonl --k K --strategy NAME [--labeled FILE] [--out FILE.jsonl]``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = "select.yaml"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "select",
+        help="pick the batch of images/frames to label next from a scores file",
+        description="Choose the k pool records to label next with a selection strategy (uncertainty, "
+        "diversity, hybrid, class-aware ...). Options come from a YAML config (configs/select.yaml by "
+        "default); flags override it. The output keeps each chosen record with its rank and utility.",
+    )
+    p.add_argument("scores", nargs="?", help="JSON-lines scores file written by `cvactive score`")
+    p.add_argument("--k", type=int, help="how many records to select (config: k)")
+    p.add_argument("--strategy", help="strategy name (config: strategy); see --list")
+    p.add_argument("--labeled", help="JSON-lines records already labeled (matched by source/frame, never selected)")
+    p.add_argument("--out", help="JSON-lines file for the chosen records (default: print a table only)")
+    p.add_argument("--config", help="YAML config (default: configs/select.yaml when present)")
+    p.add_argument("--seed", type=int, help="random seed (config: rng)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option, e.g. --set score=margin_max (repeatable; VALUE is read as YAML)",
+    )
+    p.add_argument("--list", action="store_true", help="list the strategies with a one-line description and exit")
+    p.set_defaults(func=run)
+
+
+def _config(path: str | None) -> dict[str, Any]:
+    from cvactive.config import CONFIG_DIR, load_yaml
+
+    if path is not None:
+        return load_yaml(path)
+    default = CONFIG_DIR / DEFAULT_CONFIG
+    return load_yaml(default) if default.is_file() else {}
+
+
+def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[str, int, int | None, dict[str, Any]]:
+    """The strategy, k, seed and strategy options a run uses (config, then flags)."""
+    import yaml
+
+    from cvactive.errors import ConfigError
+    from cvactive.selection import get_strategy
+
+    unknown = sorted(set(config) - {"strategy", "k", "rng", "strategies"})
+    if unknown:
+        raise ConfigError(f"select config: unknown key(s) {unknown}; valid keys: strategy, k, rng, strategies")
+    sections = config.get("strategies") or {}
+    if not isinstance(sections, dict):
+        raise ConfigError("select config: `strategies` must map strategy names to their options")
+    for name, opts in sections.items():
+        get_strategy(name).check_options(dict(opts or {}))
+    name = args.strategy or config.get("strategy") or "uncertainty"
+    strategy = get_strategy(name)
+    k = args.k if args.k is not None else config.get("k")
+    if k is None:
+        raise ConfigError("no k given: pass --k K or set k in the config")
+    seed = args.seed if args.seed is not None else config.get("rng")
+    options = dict(sections.get(name) or {})
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = yaml.safe_load(value)
+    strategy.check_options(options)
+    return name, int(k), None if seed is None else int(seed), options
+
+
+def print_list() -> None:
+    from cvactive.selection import STRATEGIES, available_strategies
+
+    width = max(len(n) for n in available_strategies())
+    for name in available_strategies():
+        s = STRATEGIES[name]
+        mark = " [embeddings]" if s.needs_embeddings else ""
+        print(f"{name:<{width}}  {s.description}{mark}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import warnings
+
+    from cvactive.errors import ConfigError
+    from cvactive.io import JsonlWriter, load_jsonl
+    from cvactive.selection import Pool, SelectionWarning, select
+
+    if args.list:
+        print_list()
+        return 0
+    if not args.scores:
+        raise ConfigError("give a scores file (SCORES.jsonl), or --list to see the strategies")
+    name, k, seed, options = resolve_options(_config(args.config), args)
+    records = load_jsonl(args.scores)
+    labeled = load_jsonl(args.labeled) if args.labeled else None
+    pool = Pool.from_records(records)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SelectionWarning)
+        indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
+    for w in caught:
+        print(f"warning: {w.message}")
+    chosen = []
+    for rank, (i, u) in enumerate(zip(indices.tolist(), utilities.tolist()), 1):
+        rec = records[i]
+        rec.extra.update(rank=rank, utility=round(float(u), 6), strategy=name)
+        chosen.append(rec)
+    where = ""
+    if args.out:
+        with JsonlWriter(args.out, class_scores=True) as writer:
+            for rec in chosen:
+                writer.write(rec)
+        where = f" -> {Path(args.out)}"
+    lab_text = f", {len(labeled)} labeled records given" if labeled is not None else ""
+    print(f"selected {len(chosen)} of {len(records)} records with {name!r}{lab_text}{where}")
+    if options:
+        print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
+    for rec in chosen[:10]:
+        print(f"  {rec.extra['rank']:>4}  utility {rec.extra['utility']:.4f}  {rec.key}")
+    if len(chosen) > 10:
+        print(f"  ... {len(chosen) - 10} more")
+    return 0

@@ -1,0 +1,271 @@
+"""Vectorised kernels of the selection strategies: pure numpy, chunked, memory bounded.
+
+Every kernel works on a ``(N, D)`` float32 matrix of embeddings and touches it with matrix
+products over row blocks, so the temporary distance blocks never hold more than ``block``
+numbers (16 MB of float32 by default) whatever ``N`` is. There are no Python loops over
+pairs of items: the sequential algorithms (k-center greedy, k-means++ seeding) do one
+``O(N * D)`` matrix-vector product per pick, and Lloyd's k-means one blocked matrix product
+per iteration.
+
+Squared Euclidean distances use ``|x|^2 - 2 x.c + |c|^2`` (clipped at 0). Where a strategy
+wants cosine geometry it L2-normalises the rows first (:func:`l2_normalize`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from cvactive.errors import ConfigError
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+#: Most numbers in one temporary distance block (4M float32 = 16 MB).
+DEFAULT_BLOCK = 1 << 22
+
+RngLike = int | np.random.Generator | None
+
+
+def as_rng(rng: RngLike) -> np.random.Generator:
+    """A numpy ``Generator`` from a seed, a generator (used as it is) or ``None`` (fresh entropy)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return np.random.default_rng(None if rng is None else int(rng))
+    raise ConfigError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+
+
+def as_f32(x: npt.ArrayLike) -> F32:
+    """``x`` as a C-contiguous float32 matrix (no copy when it already is one)."""
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def row_sq_norms(x: F32) -> F32:
+    """``(N,)`` squared L2 norm of each row."""
+    return np.einsum("ij,ij->i", x, x).astype(np.float32, copy=False)
+
+
+def l2_normalize(x: F32) -> F32:
+    """Rows scaled to unit L2 norm (a zero row stays zero); a new float32 matrix."""
+    norms = np.sqrt(row_sq_norms(x))
+    return as_f32(x / np.maximum(norms, 1e-12)[:, None])
+
+
+def sq_dists_to(x: F32, x_sq: F32, c: F32) -> F32:
+    """``(N,)`` squared distances from every row of ``x`` (squared norms ``x_sq``) to one point ``c``."""
+    d = x @ (c * np.float32(-2.0))
+    d += x_sq
+    d += np.float32(c @ c)
+    np.maximum(d, 0.0, out=d)
+    return d
+
+
+def _block_rows(cols: int, block: int) -> int:
+    if block < 1:
+        raise ConfigError(f"block must be a positive number of elements, got {block}")
+    return max(1, block // max(cols, 1))
+
+
+def nearest(x: F32, y: F32, *, x_sq: F32 | None = None, block: int = DEFAULT_BLOCK) -> tuple[F32, I64]:
+    """For every row of ``x``, the squared distance to its nearest row of ``y`` and that row's index.
+
+    Works over blocks of ``x`` rows and ``y`` rows, so memory stays at ``block`` numbers.
+
+    Returns:
+        ``(N,)`` float32 squared distances and ``(N,)`` int64 indices into ``y``.
+    """
+    n, m = x.shape[0], y.shape[0]
+    if m == 0:
+        raise ConfigError("nearest() needs at least one reference row")
+    x_sq = row_sq_norms(x) if x_sq is None else x_sq
+    y_sq = row_sq_norms(y)
+    best = np.full(n, np.inf, dtype=np.float32)
+    arg = np.zeros(n, dtype=np.int64)
+    y_step = min(m, max(1, block // 256))
+    x_step = _block_rows(y_step, block)
+    for ys in range(0, m, y_step):
+        yb, yb_sq = y[ys : ys + y_step], y_sq[ys : ys + y_step]
+        for xs in range(0, n, x_step):
+            # |x|^2 is the same along a row, so the argmin needs only |y|^2 - 2 x.y.
+            d = x[xs : xs + x_step] @ (yb.T * np.float32(-2.0))
+            d += yb_sq[None, :]
+            j = np.argmin(d, axis=1)
+            dj = np.maximum(d[np.arange(d.shape[0]), j] + x_sq[xs : xs + x_step], 0.0)
+            better = dj < best[xs : xs + x_step]
+            best[xs : xs + x_step][better] = dj[better]
+            arg[xs : xs + x_step][better] = j[better] + ys
+    return best, arg
+
+
+def kcenter_greedy(x: F32, k: int, rng: np.random.Generator, *, init_d2: F32 | None = None) -> tuple[I64, F64]:
+    """Greedy k-center (core-set) picks: each pick is the row farthest from everything chosen so far.
+
+    Args:
+        x: ``(N, D)`` float32 points.
+        k: number of picks, ``1 <= k <= N``.
+        rng: draws the first pick when nothing is chosen yet (``init_d2`` is ``None``).
+        init_d2: ``(N,)`` squared distance of every row to its nearest already-labeled point.
+
+    Returns:
+        ``(k,)`` row indices in pick order and ``(k,)`` utilities: the Euclidean distance of each
+        pick to the nearest labeled or earlier pick at the time it was chosen (non-increasing).
+        The very first pick of an unlabeled run gets the distance to the farthest row from it.
+    """
+    n = x.shape[0]
+    x_sq = row_sq_norms(x)
+    min_d2 = np.full(n, np.inf, np.float32) if init_d2 is None else np.array(init_d2, np.float32)
+    picks = np.empty(k, np.int64)
+    utils = np.empty(k, np.float64)
+    for t in range(k):
+        if t == 0 and init_d2 is None:
+            i = int(rng.integers(n))
+        else:
+            i = int(np.argmax(min_d2))
+            utils[t] = float(np.sqrt(max(float(min_d2[i]), 0.0)))
+        picks[t] = i
+        np.minimum(min_d2, sq_dists_to(x, x_sq, x[i]), out=min_d2)
+        min_d2[i] = -1.0
+        if t == 0 and init_d2 is None:
+            utils[0] = float(np.sqrt(max(float(min_d2.max()), 0.0)))
+    return picks, utils
+
+
+def kmeanspp(x: F32, k: int, rng: np.random.Generator, *, first: int | None = None) -> tuple[I64, F64]:
+    """k-means++ seeding: after the first, each pick is drawn with probability proportional to D².
+
+    Args:
+        x: ``(N, D)`` float32 points.
+        k: number of seeds, ``1 <= k <= N``.
+        rng: draws the first seed (unless ``first`` is given) and every D² sample.
+        first: the index of the first seed (BADGE starts from the largest gradient embedding).
+
+    Returns:
+        ``(k,)`` distinct row indices and ``(k,)`` the Euclidean distance of each seed to the
+        nearest earlier one when drawn (the first: its own norm). When every remaining row sits
+        on a chosen seed, the rest are drawn uniformly from the rows not yet chosen.
+    """
+    n = x.shape[0]
+    x_sq = row_sq_norms(x)
+    min_d2 = np.full(n, np.inf, np.float32)
+    chosen = np.zeros(n, bool)
+    picks = np.empty(k, np.int64)
+    utils = np.empty(k, np.float64)
+    for t in range(k):
+        if t == 0:
+            i = int(rng.integers(n)) if first is None else int(first)
+            utils[0] = float(np.sqrt(x_sq[i]))
+        else:
+            cum = np.cumsum(min_d2, dtype=np.float64)
+            total = float(cum[-1])
+            if total > 0.0:
+                i = int(np.searchsorted(cum, rng.random() * total, side="right"))
+                if i >= n:
+                    i = int(np.flatnonzero(min_d2 > 0)[-1])
+            else:
+                free = np.flatnonzero(~chosen)
+                i = int(free[rng.integers(free.size)])
+            utils[t] = float(np.sqrt(max(float(min_d2[i]), 0.0)))
+        picks[t] = i
+        chosen[i] = True
+        np.minimum(min_d2, sq_dists_to(x, x_sq, x[i]), out=min_d2)
+        min_d2[chosen] = 0.0
+    return picks, utils
+
+
+def _cluster_means(x: F32, labels: I64, centers: F32) -> tuple[F32, I64]:
+    """New centres (the mean of each cluster's rows; an empty cluster keeps its centre) and sizes."""
+    k = centers.shape[0]
+    counts = np.bincount(labels, minlength=k).astype(np.int64)
+    order = np.argsort(labels, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    full = counts > 0
+    sums = np.add.reduceat(x[order], starts[full], axis=0, dtype=np.float64)
+    new = centers.copy()
+    new[full] = (sums / counts[full, None]).astype(np.float32)
+    return new, counts
+
+
+def kmeans(
+    x: F32,
+    n_clusters: int,
+    rng: np.random.Generator,
+    *,
+    max_iter: int = 10,
+    tol: float = 1e-4,
+    init_sample: int = 20_000,
+    block: int = DEFAULT_BLOCK,
+) -> tuple[I64, F32, F32]:
+    """Lloyd's k-means with k-means++ seeding; every distance step is a blocked matrix product.
+
+    Seeding runs on a random sample of ``init_sample`` rows when ``N`` is larger (the seeds stay
+    rows of ``x``). An emptied cluster is re-seeded at the row farthest from its centre.
+    Iteration stops after ``max_iter`` rounds or when the centres move less than ``tol`` times the
+    data's mean squared spread.
+
+    Returns:
+        ``(N,)`` cluster labels, ``(n_clusters, D)`` centres and ``(N,)`` squared distance of
+        every row to its centre.
+    """
+    n = x.shape[0]
+    if not 1 <= n_clusters <= n:
+        raise ConfigError(f"n_clusters must lie in [1, {n}], got {n_clusters}")
+    if max_iter < 0:
+        raise ConfigError(f"max_iter must be >= 0, got {max_iter}")
+    if init_sample < n_clusters:
+        raise ConfigError(f"init_sample ({init_sample}) must be at least n_clusters ({n_clusters})")
+    if n > init_sample:
+        sample = np.sort(rng.choice(n, size=init_sample, replace=False))
+        seeds, _ = kmeanspp(as_f32(x[sample]), n_clusters, rng)
+        seeds = sample[seeds]
+    else:
+        seeds, _ = kmeanspp(x, n_clusters, rng)
+    centers = as_f32(x[seeds])
+    spread = float(np.mean(np.var(x, axis=0, dtype=np.float64))) if n > 1 else 0.0
+    labels, d2 = assign(x, centers, block=block)
+    for _ in range(max_iter):
+        new, counts = _cluster_means(x, labels, centers)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            far = np.argsort(-d2, kind="stable")[: empty.size]
+            new[empty[: far.size]] = x[far]
+        shift = float(np.sum((new.astype(np.float64) - centers) ** 2)) / max(n_clusters, 1)
+        centers = new
+        labels, d2 = assign(x, centers, block=block)
+        if shift <= tol * spread:
+            break
+    return labels, centers, d2
+
+
+def assign(x: F32, centers: F32, *, block: int = DEFAULT_BLOCK) -> tuple[I64, F32]:
+    """The nearest centre of every row and the squared distance to it (see :func:`nearest`)."""
+    d2, labels = nearest(x, centers, block=block)
+    return labels, d2
+
+
+def topk_desc(values: F64, k: int, rng: np.random.Generator) -> I64:
+    """Indices of the ``k`` largest values, largest first; ties broken at random by ``rng``."""
+    tie = np.asarray(rng.random(values.shape[0]), dtype=np.float64)
+    return np.lexsort((tie, -values))[:k].astype(np.int64)
+
+
+def round_robin(groups: I64, priority: F64, group_rank: I64) -> I64:
+    """An order of all items that takes one from each group in turn.
+
+    Within a group items go by ``priority`` (highest first, stable on ties); each round visits
+    the groups in ``group_rank`` order (lower first). Taking the first ``k`` of the result spreads
+    ``k`` picks as evenly as the groups allow.
+
+    Args:
+        groups: ``(N,)`` non-negative group id of every item.
+        priority: ``(N,)`` order inside a group.
+        group_rank: ``(G,)`` rank of every group id.
+    """
+    n = groups.shape[0]
+    by_group = np.lexsort((-priority, groups))
+    g_sorted = groups[by_group]
+    first = np.searchsorted(g_sorted, g_sorted, side="left")
+    position = np.empty(n, np.int64)
+    position[by_group] = np.arange(n) - first
+    return np.lexsort((group_rank[groups], position)).astype(np.int64)

@@ -1,0 +1,271 @@
+"""The pool view: a scored pool's records stacked into arrays once, so strategies work on arrays.
+
+:class:`Pool` holds, for ``N`` items, their keys, every numeric per-item field (image scores
+such as ``entropy_max``, ``max_confidence``, ``num_boxes``, numeric extra fields such as a
+``brightness`` a later stage added), the highest confidence each class reaches in each item
+``(N, C)`` and, when every record has one, the ``(N, D)`` float32 embedding matrix.
+:class:`LabeledSet` says which pool items are labeled and what the labeled set looks like
+(embeddings, per-class image counts), whether it was given as records, a pool or indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from cvactive.errors import ConfigError, RecordError
+from cvactive.record import ImageRecord
+
+#: Fields derived from the boxes of each record.
+DERIVED_FIELDS = ("num_boxes", "max_confidence", "mean_confidence")
+
+
+@dataclass(eq=False)
+class Pool:
+    """Arrays describing ``N`` pool items (one per image or video frame).
+
+    Attributes:
+        keys: ``(N,)`` object array of record keys (``source`` or ``source#frame``).
+        fields: name -> ``(N,)`` float64 values; NaN where an item lacks the field.
+        class_conf: ``(N, C)`` float32, the highest confidence of a box of class ``c`` in item
+            ``i`` (0 where the item has none): ``class_conf >= t`` says which classes an item
+            is predicted to show at threshold ``t``.
+        embeddings: ``(N, D)`` float32 image embeddings, or ``None`` when any record lacks one.
+        names: class id -> class name.
+        missing_embeddings: how many items have no embedding.
+    """
+
+    keys: np.ndarray
+    fields: dict[str, np.ndarray] = field(default_factory=dict)
+    class_conf: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    embeddings: np.ndarray | None = None
+    names: dict[int, str] = field(default_factory=dict)
+    missing_embeddings: int = 0
+
+    def __post_init__(self) -> None:
+        self.keys = np.asarray(self.keys, dtype=object).reshape(-1)
+        n = self.keys.shape[0]
+        self.fields = {str(k): np.asarray(v, dtype=np.float64).reshape(-1) for k, v in self.fields.items()}
+        for name, values in self.fields.items():
+            if values.shape != (n,):
+                raise RecordError(f"pool field {name!r}: expected shape ({n},), got {values.shape}")
+        cc = np.asarray(self.class_conf, dtype=np.float32)
+        if cc.size == 0:
+            cc = np.zeros((n, cc.shape[1] if cc.ndim == 2 else 0), np.float32)
+        if cc.ndim != 2 or cc.shape[0] != n:
+            raise RecordError(f"pool class_conf: expected shape ({n}, C), got {cc.shape}")
+        self.class_conf = cc
+        if self.embeddings is not None:
+            emb = np.ascontiguousarray(self.embeddings, dtype=np.float32)
+            if emb.ndim != 2 or emb.shape[0] != n:
+                raise RecordError(f"pool embeddings: expected shape ({n}, D), got {emb.shape}")
+            if not np.all(np.isfinite(emb)):
+                raise RecordError("pool embeddings: values must be finite")
+            self.embeddings = emb
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, records: Sequence[ImageRecord]) -> Pool:
+        """Stack records into a pool (one pass over the records; arrays built once)."""
+        n = len(records)
+        keys = np.empty(n, dtype=object)
+        fields: dict[str, np.ndarray] = {name: np.zeros(n) for name in DERIVED_FIELDS}
+        names: dict[int, str] = {}
+        emb_rows: list[np.ndarray | None] = []
+        box_item: list[np.ndarray] = []
+        box_cls: list[np.ndarray] = []
+        box_conf: list[np.ndarray] = []
+        for i, rec in enumerate(records):
+            if not isinstance(rec, ImageRecord):
+                raise RecordError(f"pool item {i}: expected an ImageRecord, got {type(rec).__name__}")
+            keys[i] = rec.key
+            names.update(rec.names)
+            if len(rec):
+                fields["num_boxes"][i] = len(rec)
+                fields["max_confidence"][i] = float(rec.confidence.max())
+                fields["mean_confidence"][i] = float(rec.confidence.mean())
+                box_item.append(np.full(len(rec), i, np.int64))
+                box_cls.append(rec.class_id)
+                box_conf.append(rec.confidence)
+            values: dict[str, Any] = dict(rec.image_scores)
+            values.update({k: v for k, v in rec.extra.items() if _is_number(v)})
+            if rec.frame is not None:
+                values["frame"] = rec.frame
+            if rec.timestamp is not None:
+                values["timestamp"] = rec.timestamp
+            for name, value in values.items():
+                column = fields.get(name)
+                if column is None:
+                    column = fields[name] = np.full(n, np.nan)
+                column[i] = float(value)
+            emb_rows.append(rec.embedding)
+        items = np.concatenate(box_item) if box_item else np.zeros(0, np.int64)
+        classes = np.concatenate(box_cls) if box_cls else np.zeros(0, np.int64)
+        confs = np.concatenate(box_conf) if box_conf else np.zeros(0, np.float32)
+        if classes.size and classes.min() < 0:
+            raise RecordError(f"class ids must be >= 0, got {int(classes.min())}")
+        c = max([int(classes.max()) + 1 if classes.size else 0, *(k + 1 for k in names)], default=0)
+        class_conf = np.zeros((n, c), np.float32)
+        np.maximum.at(class_conf, (items, classes), confs)
+        present = [e for e in emb_rows if e is not None]
+        embeddings = None
+        if present and len(present) == n:
+            dims = {e.shape[0] for e in present}
+            if len(dims) > 1:
+                raise RecordError(f"embeddings have different lengths {sorted(dims)}; score the pool with one model")
+            embeddings = np.stack(present).astype(np.float32, copy=False)
+        return cls(keys, fields, class_conf, embeddings, names, missing_embeddings=n - len(present))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        embeddings: npt.ArrayLike | None = None,
+        fields: Mapping[str, npt.ArrayLike] | None = None,
+        class_conf: npt.ArrayLike | None = None,
+        keys: Sequence[str] | None = None,
+        names: Mapping[int, str] | None = None,
+    ) -> Pool:
+        """A pool straight from arrays (benchmarks, synthetic tests, callers with their own storage)."""
+        sizes = {np.shape(v)[0] for v in (embeddings, class_conf, *(fields or {}).values()) if v is not None}
+        if keys is not None:
+            sizes.add(len(keys))
+        if len(sizes) != 1:
+            raise RecordError(f"pool arrays must agree on the number of items, got sizes {sorted(sizes)}")
+        n = sizes.pop()
+        return cls(
+            keys=np.array([f"item-{i}" for i in range(n)] if keys is None else list(keys), dtype=object),
+            fields={str(k): np.asarray(v) for k, v in (fields or {}).items()},
+            class_conf=np.zeros((n, 0), np.float32) if class_conf is None else np.asarray(class_conf),
+            embeddings=None if embeddings is None else np.asarray(embeddings),
+            names=dict(names or {}),
+        )
+
+    # -- access ----------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return int(self.class_conf.shape[1])
+
+    def field(self, name: str, rows: np.ndarray | None = None) -> np.ndarray:
+        """``(N,)`` float64 values of one numeric field (only ``rows`` when given).
+
+        Raises:
+            ConfigError: the field is unknown (the message lists the known ones) or some of
+                the requested items lack it.
+        """
+        values = self.fields.get(name)
+        if values is None:
+            raise ConfigError(
+                f"unknown field {name!r}; fields of this pool: {', '.join(sorted(self.fields)) or 'none'}"
+            )
+        values = values if rows is None else values[rows]
+        bad = ~np.isfinite(values)
+        if bad.any():
+            complete = sorted(k for k, v in self.fields.items() if np.all(np.isfinite(v)))
+            raise ConfigError(
+                f"field {name!r} is missing or not finite for {int(bad.sum())} of {values.size} items; "
+                f"fields every item has: {', '.join(complete)}"
+            )
+        return values
+
+    def require_embeddings(self, strategy: str) -> np.ndarray:
+        """The ``(N, D)`` embeddings, or an error naming the strategy and ``cvactive score --embed``."""
+        if self.embeddings is None:
+            raise ConfigError(
+                f"strategy {strategy!r} needs image embeddings, but {self.missing_embeddings or len(self)} of "
+                f"{len(self)} pool items have none; score the pool with `cvactive score --embed` "
+                "(a PyTorch .pt or .yaml model)"
+            )
+        return self.embeddings
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+LabeledLike = Pool | Sequence[ImageRecord] | npt.NDArray[np.integer] | npt.NDArray[np.bool_] | None
+
+
+@dataclass(eq=False)
+class LabeledSet:
+    """What the strategies need to know about the labeled set.
+
+    Attributes:
+        in_pool: ``(N,)`` bool, the pool items that are labeled (excluded from every selection).
+        embeddings: ``(L, D)`` float32 embeddings of the labeled items, or ``None``.
+        class_conf: ``(L, C)`` float32, the highest confidence of each pool class in each labeled
+            item (1 for ground-truth boxes), as :attr:`Pool.class_conf`.
+    """
+
+    in_pool: np.ndarray
+    embeddings: np.ndarray | None
+    class_conf: np.ndarray
+
+    @property
+    def size(self) -> int:
+        """How many labeled items there are (in the pool or not)."""
+        return int(self.class_conf.shape[0])
+
+    def class_images(self, min_confidence: float) -> np.ndarray:
+        """``(C,)`` how many labeled items show each class at ``min_confidence`` or above."""
+        return (self.class_conf >= min_confidence).sum(axis=0).astype(np.int64)
+
+
+def resolve_labeled(pool: Pool, labeled: LabeledLike) -> LabeledSet:
+    """Match the labeled set against the pool.
+
+    ``labeled`` may be records or a :class:`Pool` (matched by key; labeled items outside the
+    pool still count for embeddings and class counts), an integer index array into the pool,
+    a boolean mask over the pool, or ``None``.
+    """
+    n = len(pool)
+    c = pool.num_classes
+    if labeled is None or (isinstance(labeled, Sequence) and len(labeled) == 0):
+        return LabeledSet(np.zeros(n, bool), None, np.zeros((0, c), np.float32))
+    if isinstance(labeled, np.ndarray) and labeled.dtype != object:
+        mask = _mask_from_indices(labeled, n)
+        emb = None if pool.embeddings is None else pool.embeddings[mask]
+        return LabeledSet(mask, emb, pool.class_conf[mask])
+    lab = labeled if isinstance(labeled, Pool) else Pool.from_records(list(labeled))
+    pool_index = {key: i for i, key in enumerate(pool.keys)}
+    where = np.array([pool_index.get(key, -1) for key in lab.keys], dtype=np.int64)
+    mask = np.zeros(n, bool)
+    mask[where[where >= 0]] = True
+    outside = where < 0
+    emb = None
+    if pool.embeddings is not None:
+        parts = [pool.embeddings[mask]]
+        if outside.any() and lab.embeddings is not None:
+            if lab.embeddings.shape[1] != pool.embeddings.shape[1]:
+                raise RecordError(
+                    f"labeled embeddings have {lab.embeddings.shape[1]} dimensions, the pool's "
+                    f"{pool.embeddings.shape[1]}; score both with the same model"
+                )
+            parts.append(lab.embeddings[outside])
+        emb = np.concatenate(parts)
+    class_conf = np.zeros((len(lab), c), np.float32)
+    shared = min(c, lab.num_classes)
+    class_conf[:, :shared] = lab.class_conf[:, :shared]
+    return LabeledSet(mask, emb, class_conf)
+
+
+def _mask_from_indices(labeled: np.ndarray, n: int) -> np.ndarray:
+    if labeled.dtype == bool:
+        if labeled.shape != (n,):
+            raise ConfigError(f"a labeled mask must have shape ({n},), got {labeled.shape}")
+        return labeled.copy()
+    if not np.issubdtype(labeled.dtype, np.integer):
+        raise ConfigError(f"labeled indices must be integers, got dtype {labeled.dtype}")
+    idx = labeled.reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ConfigError(f"labeled indices must lie in [0, {n}), got {int(idx.min())}..{int(idx.max())}")
+    mask = np.zeros(n, bool)
+    mask[idx] = True
+    return mask
