@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "demo": "cvactive.cli.demo",
     "select": "cvactive.cli.select",
     "loop": "cvactive.cli.loop",
+    "health": "cvactive.cli.health",
 }
 
 

@@ -1,0 +1,337 @@
+"""Writing a health report: ``report.json``, ``report.md`` (or ``report.html``), PNG plots, a terminal summary."""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvactive.health.check import HealthReport
+
+PLOTS = ("class_counts.png", "centre_heatmaps.png", "box_sizes.png", "brightness.png")
+
+
+def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
+    """A short terminal summary: classes, imbalance, label errors, duplicates, gates."""
+    f = report.figures
+    ov = f["overall"]
+    what = "predicted boxes (harvest, not reviewed labels)" if f["predictions"] else "boxes"
+    lines = [f"{f['source']}: {ov['images']} images, {ov['boxes']} {what}, {len(f['classes'])} classes"]
+    for s, fig in f["per_split"].items():
+        lines.append(
+            f"  {s}: {fig['images']} images, {fig['boxes']} boxes, {fig['empty_label_files']} empty label file(s), "
+            f"{fig['images_without_label_file']} image(s) without label file"
+        )
+    counts = sorted(ov["classes"].items(), key=lambda kv: -kv[1]["instances"])
+    shown = counts if len(counts) <= 12 else [*counts[:8], *counts[-3:]]
+    text = ", ".join(f"{k} {v['instances']}" for k, v in shown[:8])
+    if len(counts) > 12:
+        text += f", ... ({len(counts) - 11} more) ..., " + ", ".join(f"{k} {v['instances']}" for k, v in shown[8:])
+    elif len(shown) > 8:
+        text += ", " + ", ".join(f"{k} {v['instances']}" for k, v in shown[8:])
+    lines.append("  instances: " + text)
+    imb = ov["imbalance"]
+    ratio = "infinite" if imb["ratio"] is None else f"{imb['ratio']:.1f}"
+    lines.append(f"  imbalance ratio {ratio} ({imb['largest']} / {imb['rarest']}); rarest: {imb['rarest']}")
+    if imb["missing"]:
+        lines.append(f"  classes with no instance: {', '.join(imb['missing'])}")
+    le = f["label_errors"]
+    lines.append(f"  label problems: {le['total']} " + str({k: v for k, v in le["by_kind"].items() if v}))
+    for p in le["listed"][:max_errors]:
+        where = p["path"] + (f":{p['line']}" if p["line"] else "")
+        lines.append(f"    {p['kind']}: {where}: {p['message']}")
+    if le["total"] > max_errors:
+        lines.append(f"    ... {le['total'] - max_errors} more in report.json")
+    im = f["images"]
+    b = im["brightness"]["overall"]
+    lines.append(
+        f"  images checked: {im['pixel_checked']}{' (sample)' if im['sampled'] else ''}; "
+        f"dark {b['dark']}, normal {b['normal']}, bright {b['bright']}; "
+        f"exact duplicate groups {im['exact_duplicates']['groups']}, near-duplicate pairs "
+        f"{im['near_duplicates']['pairs']}, leaked pairs {im['leakage']['exact_pairs']} exact + "
+        f"{im['leakage']['near_pairs']} near"
+    )
+    for g in report.gates:
+        lines.append(f"  gate {g.name}: {'PASS' if g.passed else 'FAIL'} - {g.message}")
+    lines.append("health: PASS" if report.passed else f"health: FAIL ({', '.join(g.name for g in report.failed)})")
+    return lines
+
+
+# -- plots ---------------------------------------------------------------------------------------
+def _plots(report: HealthReport, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = report.figures
+    classes = f["classes"]
+    written = []
+    x = np.arange(len(classes))
+    # class counts, stacked by split
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(classes) + 2), 4))
+    bottom = np.zeros(len(classes))
+    for s, sf in f["per_split"].items():
+        v = np.array([sf["classes"][c]["instances"] for c in classes], float)
+        ax.bar(x, v, bottom=bottom, label=s)
+        bottom += v
+    ax.set_xticks(x, classes, rotation=60 if len(classes) > 8 else 0, ha="right" if len(classes) > 8 else "center")
+    ax.set_ylabel("instances")
+    ax.set_title("Instances per class")
+    if bottom.max(initial=0) > 0 and bottom.max() / max(bottom[bottom > 0].min(), 1) > 50:
+        ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "class_counts.png", dpi=90)
+    plt.close(fig)
+    written.append("class_counts.png")
+    # centre heat maps, one panel per class
+    c = len(classes)
+    cols = min(c, 6) or 1
+    rows = max(1, -(-c // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if k >= c:
+            ax.axis("off")
+            continue
+        ax.imshow(report.heatmaps[k], cmap="magma", extent=(0, 1, 1, 0), interpolation="nearest")
+        ax.set_title(f"{classes[k]} ({int(report.heatmaps[k].sum())})", fontsize=8)
+    fig.suptitle("Where box centres fall (per class)")
+    fig.tight_layout()
+    fig.savefig(out / "centre_heatmaps.png", dpi=80)
+    plt.close(fig)
+    written.append("centre_heatmaps.png")
+    # box sizes: COCO buckets per class + sqrt-area histogram
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ov = f["overall"]["classes"]
+    bottom = np.zeros(c)
+    for bucket in ("small", "medium", "large"):
+        v = np.array([ov[k][bucket] for k in classes], float)
+        ax1.bar(x, v, bottom=bottom, label=bucket)
+        bottom += v
+    ax1.set_xticks(x, classes, rotation=60 if c > 8 else 0, ha="right" if c > 8 else "center")
+    ax1.set_title("COCO size buckets (area < 32², < 96², larger)")
+    ax1.legend()
+    for name, v in report.box_sqrt_area.items():
+        v = v[np.isfinite(v)]
+        if v.size:
+            ax2.hist(v, bins=40, histtype="step", label=name)
+    ax2.axvline(32, color="grey", ls=":")
+    ax2.axvline(96, color="grey", ls=":")
+    ax2.set_xlabel("sqrt(box area) in pixels")
+    ax2.set_title("Box sizes")
+    if c <= 10:
+        ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "box_sizes.png", dpi=90)
+    plt.close(fig)
+    written.append("box_sizes.png")
+    # brightness per split
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for s, v in report.brightness.items():
+        if v.size:
+            ax.hist(v, bins=np.linspace(0, 255, 52).tolist(), alpha=0.6, label=f"{s} ({v.size})")
+    bset = f["images"]["brightness"]
+    ax.axvline(bset["dark_below"], color="k", ls="--", lw=1)
+    ax.axvline(bset["bright_above"], color="k", ls="--", lw=1)
+    ax.set_xlabel("mean grey level (0-255)")
+    ax.set_ylabel("images")
+    ax.set_title("Image brightness (dashed: dark / bright limits)")
+    if report.brightness and any(v.size for v in report.brightness.values()):
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out / "brightness.png", dpi=90)
+    plt.close(fig)
+    written.append("brightness.png")
+    return written
+
+
+# -- markdown / html -------------------------------------------------------------------------------
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return [*out, ""]
+
+
+def markdown(report: HealthReport, plots: list[str]) -> str:
+    """The readable report: gates, overview per split, per-class table, problems, images, plots."""
+    f = report.figures
+    ov = f["overall"]
+    md = [f"# Data set health: {f['source']}", ""]
+    if f["predictions"]:
+        md += ["Boxes are model predictions from a harvest manifest, not reviewed labels.", ""]
+    md += [f"**Result: {'PASS' if report.passed else 'FAIL'}**", "", "## Gates", ""]
+    md += _table(
+        ["gate", "result", "value", "limit", "detail"],
+        [[g.name, "PASS" if g.passed else "**FAIL**", g.value, g.limit, g.message] for g in report.gates],
+    )
+    md += ["## Splits", ""]
+    rows = []
+    for s, sf in [*f["per_split"].items(), ("all", ov)]:
+        imb = sf["imbalance"]
+        rows.append(
+            [
+                s,
+                sf["images"],
+                sf["boxes"],
+                sf["images_without_boxes"],
+                sf["empty_label_files"],
+                sf["images_without_label_file"],
+                f"{sf['boxes_per_image']['median']}",
+                "inf" if imb["ratio"] is None else f"{imb['ratio']:.1f}",
+                imb["rarest"],
+            ]
+        )
+    md += _table(
+        [
+            "split",
+            "images",
+            "boxes",
+            "images w/o boxes",
+            "empty label files",
+            "no label file",
+            "median boxes/image",
+            "imbalance",
+            "rarest",
+        ],
+        rows,
+    )
+    md += ["## Classes", ""]
+    splits = list(f["per_split"])
+    rows = []
+    for name in f["classes"]:
+        cf = ov["classes"][name]
+        ar = cf["aspect_ratio_w_over_h"]["median"]
+        side = cf["sqrt_area_px"]["median"]
+        ctr = cf.get("centre", {})
+        rows.append(
+            [
+                name,
+                *[f["per_split"][s]["classes"][name]["instances"] for s in splits],
+                cf["instances"],
+                cf["images"],
+                cf["small"],
+                cf["medium"],
+                cf["large"],
+                None if ar is None else f"{ar:.2f}",
+                None if side is None else f"{side:.0f}",
+                f"{ctr.get('left', 0):.0%} / {ctr.get('right', 0):.0%}",
+            ]
+        )
+    md += _table(
+        [
+            "class",
+            *[f"{s} inst." for s in splits],
+            "instances",
+            "images",
+            "small",
+            "medium",
+            "large",
+            "median w/h",
+            "median √area px",
+            "left / right",
+        ],
+        rows,
+    )
+    md += [f"![class counts]({p})" for p in plots if p == "class_counts.png"]
+    md += ["", "## Box positions and sizes", ""]
+    md += [f"![{p[:-4]}]({p})" for p in plots if p in ("centre_heatmaps.png", "box_sizes.png")] + [""]
+    le = f["label_errors"]
+    md += [f"## Label problems ({le['total']})", ""]
+    if le["total"]:
+        md += _table(["kind", "count"], [[k, v] for k, v in le["by_kind"].items() if v])
+        md += _table(
+            ["kind", "file", "line", "message"],
+            [[p["kind"], p["path"], p["line"], p["message"].replace("|", "\\|")] for p in le["listed"][:200]],
+        )
+        if le["total"] > 200:
+            md += [f"... and {le['total'] - 200} more in report.json", ""]
+    if f["empty_label_files"]:
+        md += ["Empty label files (images with no object):", ""]
+        md += [f"- {p}" for p in f["empty_label_files"][:50]] + [""]
+    im = f["images"]
+    md += ["## Images", ""]
+    b = im["brightness"]["overall"]
+    md += [
+        f"Pixel checks on {im['pixel_checked']} image(s){' (a sample)' if im['sampled'] else ''}. "
+        f"Width median {im['width']['median']}, height median {im['height']['median']}. "
+        f"Brightness: {b['dark']} dark (< {im['brightness']['dark_below']}), {b['normal']} normal, "
+        f"{b['bright']} bright (> {im['brightness']['bright_above']}).",
+        "",
+    ]
+    md += _table(
+        ["width", "height", "images"], [[s["width"], s["height"], s["images"]] for s in im["common_sizes"][:5]]
+    )
+    md += [f"![brightness]({p})" for p in plots if p == "brightness.png"] + [""]
+    lk = im["leakage"]
+    md += [
+        f"Exact duplicate groups: {im['exact_duplicates']['groups']}; near-duplicate pairs "
+        f"(dHash distance ≤ {im['near_duplicates']['max_distance']}): {im['near_duplicates']['pairs']}; "
+        f"leaked between splits: {lk['exact_pairs']} exact, {lk['near_pairs']} near.",
+        "",
+    ]
+    leaks = [[r["split_a"], r["a"], r["split_b"], r["b"], "exact"] for r in lk["exact"][:100]]
+    leaks += [[r["split_a"], r["a"], r["split_b"], r["b"], r["distance"]] for r in lk["near"][:100]]
+    if leaks:
+        md += _table(["split", "image", "split", "image", "distance"], leaks)
+    return "\n".join(md) + "\n"
+
+
+def _html(md_text: str, title: str) -> str:
+    """A minimal self-contained HTML rendering of the markdown report (tables, headings, images)."""
+    body: list[str] = []
+    rows: list[str] = []
+
+    def flush() -> None:
+        if rows:
+            body.append("<table>" + "".join(rows) + "</table>")
+            rows.clear()
+
+    for line in md_text.splitlines():
+        if line.startswith("|"):
+            if set(line.replace("|", "").strip()) <= {"-"}:
+                continue
+            cells = [html_lib.escape(c.strip()).replace("**", "") for c in line.strip("|").split("|")]
+            tag = "th" if not rows else "td"
+            rows.append("<tr>" + "".join(f"<{tag}>{c}</{tag}>" for c in cells) + "</tr>")
+            continue
+        flush()
+        if line.startswith("!["):
+            src = line[line.index("(") + 1 : -1]
+            body.append(f'<p><img src="{html_lib.escape(src)}" style="max-width:100%"></p>')
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            body.append(f"<h{level}>{html_lib.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            body.append(f"<p>{html_lib.escape(line).replace('**', '')}</p>")
+    flush()
+    style = (
+        "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html_lib.escape(title)}</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def write_report(report: HealthReport, out: str | Path, *, plots: bool = True, html: bool = False) -> dict[str, str]:
+    """Write ``report.json``, ``report.md``, the PNG plots and (with ``html``) ``report.html`` into ``out``."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = _plots(report, folder) if plots else []
+    (folder / "report.json").write_text(json.dumps(report.figures, indent=1))
+    md_text = markdown(report, written)
+    (folder / "report.md").write_text(md_text)
+    files = {"report.json": str(folder / "report.json"), "report.md": str(folder / "report.md")}
+    if html:
+        (folder / "report.html").write_text(_html(md_text, f"health: {report.figures['source']}"))
+        files["report.html"] = str(folder / "report.html")
+    files.update({p: str(folder / p) for p in written})
+    report.files = files
+    return files
