@@ -11,6 +11,7 @@ an image path for ``labels``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,11 +200,29 @@ def _resolve(root: Path, entry: str) -> Path:
 
 def _split_images(target: Path) -> list[Path]:
     if target.is_dir():
-        return sorted(p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        # sorting on the parts tuple gives Path's own order, without Path.__lt__'s per-comparison cost
+        return sorted((p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.parts)
     if target.is_file() and target.suffix == ".txt":
         base = target.parent
         return [_resolve(base, line.strip()) for line in target.read_text().splitlines() if line.strip()]
     raise DatasetError(f"split folder {target} does not exist")
+
+
+class _Resolver:
+    """The real path of a file as a string, like ``str(path.resolve())`` but resolving each folder once."""
+
+    def __init__(self) -> None:
+        self._dirs: dict[str, str] = {}
+
+    def __call__(self, path: Path) -> str:
+        text = str(path)
+        if os.path.islink(text):
+            return os.path.realpath(text)
+        head, tail = os.path.split(text)
+        real = self._dirs.get(head)
+        if real is None:
+            real = self._dirs[head] = os.path.realpath(head)
+        return os.path.join(real, tail)
 
 
 def _dataset_yaml(path: Path) -> Path | None:
@@ -256,6 +275,7 @@ def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None
     nc = len(names) if names else None
     ds = YoloDataset(root=root, names=names, splits={}, yaml_path=yaml_path)
     max_class = -1
+    resolve = _Resolver()
     for split, target in split_dirs.items():
         images = _split_images(target)
         items = []
@@ -266,7 +286,7 @@ def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None
                 ds.issues.append(LabelIssue("image_without_label", str(image), None, "image has no label file"))
                 items.append(YoloItem(image=image, label=None, split=split))
                 continue
-            image_labels.add(label.resolve())
+            image_labels.add(resolve(label))
             boxes, classes, lines, issues = parse_label_text(label.read_text(errors="replace"), str(label), nc)
             ds.issues.extend(issues)
             if len(classes):
@@ -275,8 +295,8 @@ def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None
         ds.splits[split] = items
         label_dir = label_path_for(target / "x.jpg").parent if target.is_dir() else None
         if label_dir is not None and label_dir.is_dir():
-            for label in sorted(label_dir.rglob("*.txt")):
-                if label.resolve() not in image_labels:
+            for label in sorted(label_dir.rglob("*.txt"), key=lambda p: p.parts):
+                if resolve(label) not in image_labels:
                     ds.issues.append(LabelIssue("label_without_image", str(label), None, "label file has no image"))
     if not names:
         ds.names = {i: str(i) for i in range(max_class + 1)}
