@@ -225,3 +225,14 @@ def test_summary_names_rarest_and_failing_gates(tmp_path, rng):
     lines = summary_lines(report)
     assert lines[-1] == "health: FAIL (min_instances)"
     assert any(line.startswith("  gate min_instances: FAIL") for line in lines)
+
+
+def test_symlinked_label_files_still_match_their_images(tmp_path, rng):
+    data = make_yolo(tmp_path / "d", rng)
+    lab = data.parent / "labels" / "train" / "train0.txt"
+    elsewhere = tmp_path / "kept" / "train0.txt"
+    elsewhere.parent.mkdir()
+    shutil.move(lab, elsewhere)
+    lab.symlink_to(elsewhere)
+    table = load_table(data)
+    assert table.issues == [] and table.num_images == 12 and len(table.box_class) == 22
