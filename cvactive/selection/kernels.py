@@ -54,8 +54,13 @@ def l2_normalize(x: F32) -> F32:
 
 
 def sq_dists_to(x: F32, x_sq: F32, c: F32) -> F32:
-    """``(N,)`` squared distances from every row of ``x`` (squared norms ``x_sq``) to one point ``c``."""
-    d = x @ (c * np.float32(-2.0))
+    """``(N,)`` squared distances from every row of ``x`` (squared norms ``x_sq``) to one point ``c``.
+
+    The matrix-vector product goes through ``einsum`` rather than BLAS: it is memory-bound, so
+    threads gain little, and on a busy machine waking BLAS worker threads for each of thousands
+    of sequential picks costs more than the product itself.
+    """
+    d = np.einsum("ij,j->i", x, c * np.float32(-2.0))
     d += x_sq
     d += np.float32(c @ c)
     np.maximum(d, 0.0, out=d)
@@ -174,8 +179,8 @@ def kmeanspp(x: F32, k: int, rng: np.random.Generator, *, first: int | None = No
     return picks, utils
 
 
-def _cluster_means(x: F32, labels: I64, centers: F32) -> tuple[F32, I64]:
-    """New centres (the mean of each cluster's rows; an empty cluster keeps its centre) and sizes."""
+def _cluster_means(x: F32, labels: I64, centers: F64) -> tuple[F64, I64]:
+    """New float64 centres (the mean of each cluster's rows; an empty cluster keeps its centre) and sizes."""
     k = centers.shape[0]
     counts = np.bincount(labels, minlength=k).astype(np.int64)
     order = np.argsort(labels, kind="stable")
@@ -183,8 +188,22 @@ def _cluster_means(x: F32, labels: I64, centers: F32) -> tuple[F32, I64]:
     full = counts > 0
     sums = np.add.reduceat(x[order], starts[full], axis=0, dtype=np.float64)
     new = centers.copy()
-    new[full] = (sums / counts[full, None]).astype(np.float32)
+    new[full] = sums / counts[full, None]
     return new, counts
+
+
+def sq_dists_to_assigned(x: F32, centers: F64, labels: I64, *, block: int = DEFAULT_BLOCK) -> F64:
+    """``(N,)`` float64 squared distance of every row to its own centre, from the differences.
+
+    Exact where it matters: two rows at the same distance from their centre (the two members of
+    a two-item cluster) get the same value, so ties are broken by index, not by rounding.
+    """
+    out = np.empty(x.shape[0], np.float64)
+    step = _block_rows(x.shape[1], block)
+    for s in range(0, x.shape[0], step):
+        diff = x[s : s + step].astype(np.float64) - centers[labels[s : s + step]]
+        out[s : s + step] = np.einsum("ij,ij->i", diff, diff)
+    return out
 
 
 def kmeans(
@@ -196,8 +215,8 @@ def kmeans(
     tol: float = 1e-4,
     init_sample: int = 20_000,
     block: int = DEFAULT_BLOCK,
-) -> tuple[I64, F32, F32]:
-    """Lloyd's k-means with k-means++ seeding; every distance step is a blocked matrix product.
+) -> tuple[I64, F32, F64]:
+    """Lloyd's k-means with k-means++ seeding; every assignment step is a blocked matrix product.
 
     Seeding runs on a random sample of ``init_sample`` rows when ``N`` is larger (the seeds stay
     rows of ``x``). An emptied cluster is re-seeded at the row farthest from its centre.
@@ -205,8 +224,9 @@ def kmeans(
     data's mean squared spread.
 
     Returns:
-        ``(N,)`` cluster labels, ``(n_clusters, D)`` centres and ``(N,)`` squared distance of
-        every row to its centre.
+        ``(N,)`` cluster labels, ``(n_clusters, D)`` centres and ``(N,)`` float64 squared
+        distance of every row to its centre. Centres are kept in float64 and cast to float32
+        for the matrix products.
     """
     n = x.shape[0]
     if not 1 <= n_clusters <= n:
@@ -221,21 +241,21 @@ def kmeans(
         seeds = sample[seeds]
     else:
         seeds, _ = kmeanspp(x, n_clusters, rng)
-    centers = as_f32(x[seeds])
+    centers = x[seeds].astype(np.float64)
     spread = float(np.mean(np.var(x, axis=0, dtype=np.float64))) if n > 1 else 0.0
-    labels, d2 = assign(x, centers, block=block)
+    labels, d2 = assign(x, as_f32(centers), block=block)
     for _ in range(max_iter):
         new, counts = _cluster_means(x, labels, centers)
         empty = np.flatnonzero(counts == 0)
         if empty.size:
             far = np.argsort(-d2, kind="stable")[: empty.size]
             new[empty[: far.size]] = x[far]
-        shift = float(np.sum((new.astype(np.float64) - centers) ** 2)) / max(n_clusters, 1)
+        shift = float(np.sum((new - centers) ** 2)) / max(n_clusters, 1)
         centers = new
-        labels, d2 = assign(x, centers, block=block)
+        labels, d2 = assign(x, as_f32(centers), block=block)
         if shift <= tol * spread:
             break
-    return labels, centers, d2
+    return labels, as_f32(centers), sq_dists_to_assigned(x, centers, labels, block=block)
 
 
 def assign(x: F32, centers: F32, *, block: int = DEFAULT_BLOCK) -> tuple[I64, F32]:
