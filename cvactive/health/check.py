@@ -141,7 +141,7 @@ def analyse(
     min_dark_images: int | None = None,
     image_sizes: bool = True,
     image_checks: bool = True,
-    max_images: int | None = None,
+    max_images: int | None = 20000,
     near_duplicate_distance: int | None = 4,
     dark_below: float = 50.0,
     bright_above: float = 200.0,

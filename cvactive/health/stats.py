@@ -28,8 +28,16 @@ def class_counts(box_class: np.ndarray, box_image: np.ndarray, num_classes: int)
     instances = np.bincount(cls, minlength=num_classes)[:num_classes]
     if cls.size == 0:
         return instances, np.zeros(num_classes, np.int64)
-    pairs = np.unique(np.asarray(box_image, np.int64) * num_classes + cls)
-    images = np.bincount(pairs % num_classes, minlength=num_classes)[:num_classes]
+    img = np.asarray(box_image, np.int64)
+    flat = img * num_classes + cls
+    size = (int(img.max()) + 1) * num_classes
+    if size <= 50_000_000:  # a presence table (one byte per image and class) beats sorting
+        present = np.zeros(size, bool)
+        present[flat] = True
+        images = present.reshape(-1, num_classes).sum(axis=0)
+    else:
+        pairs = np.unique(flat)
+        images = np.bincount(pairs % num_classes, minlength=num_classes)[:num_classes]
     return instances, images
 
 
@@ -96,7 +104,8 @@ def grouped_quantiles(
     g = np.asarray(groups, np.int64)
     ok = np.isfinite(v)
     v, g = v[ok], g[ok]
-    order = np.lexsort((v, g))
+    order = np.argsort(v, kind="stable")
+    order = order[np.argsort(g[order], kind="stable")]  # stable: values stay sorted within each group
     v, g = v[order], g[order]
     counts = np.bincount(g, minlength=num_groups)[:num_groups]
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
