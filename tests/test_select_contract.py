@@ -125,3 +125,9 @@ def test_labeled_records_outside_the_pool_still_count(records):
     a = select(pool, 5, "coreset", labeled=outside, rng=0)[0]
     b = select(pool, 5, "coreset", rng=0)[0]
     assert len(a) == 5 and not np.array_equal(a, b)
+
+
+def test_every_copy_of_a_labeled_key_is_excluded(records):
+    pool = [*records[:10], records[3]]  # the same frame scored twice
+    idx = select(pool, 9, "uncertainty", labeled=[records[3]], rng=0)[0]
+    assert 3 not in idx.tolist() and 10 not in idx.tolist()

@@ -234,11 +234,9 @@ def resolve_labeled(pool: Pool, labeled: LabeledLike) -> LabeledSet:
         emb = None if pool.embeddings is None else pool.embeddings[mask]
         return LabeledSet(mask, emb, pool.class_conf[mask])
     lab = labeled if isinstance(labeled, Pool) else Pool.from_records(list(labeled))
-    pool_index = {key: i for i, key in enumerate(pool.keys)}
-    where = np.array([pool_index.get(key, -1) for key in lab.keys], dtype=np.int64)
-    mask = np.zeros(n, bool)
-    mask[where[where >= 0]] = True
-    outside = where < 0
+    lab_keys, pool_keys = set(lab.keys.tolist()), set(pool.keys.tolist())
+    mask = np.fromiter((key in lab_keys for key in pool.keys), dtype=bool, count=n)
+    outside = np.fromiter((key not in pool_keys for key in lab.keys), dtype=bool, count=len(lab))
     emb = None
     if pool.embeddings is not None:
         parts = [pool.embeddings[mask]]
