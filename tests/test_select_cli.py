@@ -120,3 +120,12 @@ def test_every_strategy_on_a_real_scores_file(porch_data, tmp_path, capsys):
         assert len(set(sources)) == 10 and not set(sources) & labeled_sources, name
         assert all(len(c["embedding"]) == 448 for c in chosen), name
         assert f"selected 10 of 60 records with {name!r}" in capsys.readouterr().out
+
+
+def test_the_python_example_in_the_docs_prints_what_they_show(capsys):
+    """docs/readme/selection.md shows a Python example and its output: run it and compare."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "readme" / "selection.md").read_text()
+    code, rest = text.split("```python\n", 1)[1].split("```\n", 1)
+    shown = rest.split("```\n")[1]  # the plain block right after the code block
+    exec(compile(code, "selection.md", "exec"), {})
+    assert capsys.readouterr().out == shown

@@ -279,10 +279,13 @@ def outlier(ctx: Context, k: int, *, by: str = "auto", reference_size: int = 10_
         if ref.shape[0] > reference_size:
             ref = ref[np.sort(ctx.rng.choice(ref.shape[0], size=reference_size, replace=False))]
         # Munro: the rank of each activation among the reference's; low average rank = outlier.
-        ref_sorted = np.sort(ref, axis=0)
+        ref_cols = np.sort(ref.T, axis=1)  # (D, L): each dimension's reference activations, sorted
         rank = np.zeros(ctx.n, np.float64)
-        for d in range(x.shape[1]):  # a loop over dimensions, each vectorised over all items
-            rank += np.searchsorted(ref_sorted[:, d], x[:, d], side="right")
-        u = 1.0 - rank / (x.shape[1] * ref_sorted.shape[0])
+        step = 8192
+        for s in range(0, ctx.n, step):  # row blocks, transposed so each dimension is contiguous
+            cols = np.ascontiguousarray(x[s : s + step].T)
+            for d in range(cols.shape[0]):  # a loop over dimensions, vectorised over the block
+                rank[s : s + step] += np.searchsorted(ref_cols[d], cols[d], side="right")
+        u = 1.0 - rank / (x.shape[1] * ref_cols.shape[1])
     order = topk_desc(u, k, ctx.rng)
     return order, u[order]
