@@ -198,14 +198,15 @@ def test_harvest_manifest_reports_predictions(tmp_path, rng, capsys):
                 height=40,
                 xyxy=np.tile([[8.0, 4.0, 24.0, 20.0]], (n, 1)),
                 confidence=np.full(n, 0.5),
-                class_id=np.arange(n),
-                names={0: "person", 1: "car"},
+                class_id=np.arange(n) * 2,  # ids 0 and 2: the manifest never names id 1
+                names={0: "person", 2: "car"},
                 extra={"path": f"frames/f{i}.jpg"},
             )
         )
     write_jsonl(folder / "manifest.jsonl", records)
     table = load_table(folder)
     assert table.kind == "harvest" and table.splits == ("harvest",)
+    assert table.names == {0: "person", 1: "car"} and table.box_class.tolist() == [0, 0, 1]
     np.testing.assert_allclose(table.boxes[0], [0.2, 0.3, 0.2, 0.4], atol=1e-6)
     report = analyse(table, progress=False, min_instances=None, max_imbalance=None)
     f = report.figures

@@ -149,6 +149,8 @@ def table_from_manifest(folder: str | Path) -> LabelTable:
 
     Each record's image is its ``path`` field (relative to the folder unless absolute), else its
     ``source`` when that is an image file; its split is its ``split`` field, else ``"harvest"``.
+    The classes are those the records name or predict (a manifest does not list the model's
+    other classes), renumbered ``0 .. C-1`` in class-id order.
 
     Raises:
         DatasetError: the folder has no ``manifest.jsonl``, or a line of it is not a record.
@@ -182,9 +184,16 @@ def table_from_manifest(folder: str | Path) -> LabelTable:
         raise DatasetError(str(err)) from err
     if not rows:
         raise DatasetError(f"{manifest}: holds no records")
-    num = max([*names, *(int(c.max()) for _, c, _ in parts if len(c))], default=-1) + 1
-    full_names = {i: names.get(i, str(i)) for i in range(num)}
-    return _table(full_names, splits, rows, parts, [], "harvest", str(manifest))
+    # A manifest names only the classes the model predicted: keep those, numbered 0..C-1 in id order.
+    seen = sorted(set(names) | {int(c) for _, cls, _ in parts for c in np.unique(cls)})
+    new_id = {old: i for i, old in enumerate(seen)}
+    lookup = np.zeros(max(seen, default=0) + 1, np.int64)
+    for old, i in new_id.items():
+        lookup[old] = i
+    parts = [(b, lookup[np.asarray(c, np.int64)], ln) for b, c, ln in parts]
+    return _table(
+        {i: names.get(old, str(old)) for old, i in new_id.items()}, splits, rows, parts, [], "harvest", str(manifest)
+    )
 
 
 def table_from_fiftyone(name: str, field: str = "ground_truth", *, split_tags: tuple[str, ...] = ()) -> LabelTable:
