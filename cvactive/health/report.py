@@ -38,6 +38,10 @@ def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
     lines.append(f"  imbalance ratio {ratio} ({imb['largest']} / {imb['rarest']}); rarest: {imb['rarest']}")
     if imb["missing"]:
         lines.append(f"  classes with no instance: {', '.join(imb['missing'])}")
+    empty = f["empty_label_files"]
+    if empty:
+        more = f" (+{len(empty) - 3} more)" if len(empty) > 3 else ""
+        lines.append(f"  empty label files (images with no object): {', '.join(empty[:3])}{more}")
     le = f["label_errors"]
     lines.append(f"  label problems: {le['total']} " + str({k: v for k, v in le["by_kind"].items() if v}))
     for p in le["listed"][:max_errors]:
