@@ -25,6 +25,12 @@ COMMANDS: dict[str, str] = {
     "select": "cvactive.cli.select",
     "loop": "cvactive.cli.loop",
     "health": "cvactive.cli.health",
+    "push": "cvactive.cli.fo_push",
+    "review": "cvactive.cli.fo_review",
+    "pull": "cvactive.cli.fo_pull",
+    "import": "cvactive.cli.fo_import",
+    "export": "cvactive.cli.fo_export",
+    "evaluate": "cvactive.cli.fo_evaluate",
 }
 
 

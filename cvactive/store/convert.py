@@ -1,0 +1,162 @@
+"""Pure conversions between cvactive records and FiftyOne's conventions (no FiftyOne import).
+
+Box conventions:
+
+* cvactive records: absolute pixel ``xyxy`` ``[x1, y1, x2, y2]``.
+* FiftyOne ``Detection.bounding_box``: normalised ``[x, y, w, h]`` with a top-left origin.
+* YOLO label files: normalised centre ``[cx, cy, w, h]``.
+* COCO JSON ``bbox``: absolute pixel ``[x, y, w, h]`` with a top-left origin.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Tag every pushed sample gets; the ``review-queue`` saved view lists them.
+TO_REVIEW = "to-review"
+#: Tags a reviewer puts on samples.
+APPROVED, REJECTED = "approved", "rejected"
+#: Tags a reviewer puts on labels.
+FP, WRONG_CLASS, MISSED = "fp", "wrong-class", "missed"
+#: Tag of synthetic images (made by cvactive's synthesis stage).
+SYNTHETIC = "synthetic"
+#: The field that holds each sample's cvactive identity (``record.key``).
+KEY_FIELD = "cva_key"
+#: The name of the saved view of samples waiting for review.
+REVIEW_VIEW = "review-queue"
+PROVENANCE_FILE = "provenance.jsonl"
+
+
+def xyxy_to_tlwh(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pixel ``xyxy`` ``(N, 4)`` to FiftyOne's normalised top-left ``[x, y, w, h]`` ``(N, 4)``, clipped to [0, 1]."""
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    x1 = np.clip(b[:, 0] / width, 0.0, 1.0)
+    y1 = np.clip(b[:, 1] / height, 0.0, 1.0)
+    x2 = np.clip(b[:, 2] / width, 0.0, 1.0)
+    y2 = np.clip(b[:, 3] / height, 0.0, 1.0)
+    return np.stack([x1, y1, np.maximum(x2 - x1, 0.0), np.maximum(y2 - y1, 0.0)], axis=1)
+
+
+def yolo_to_tlwh(boxes: np.ndarray) -> np.ndarray:
+    """YOLO normalised centre ``[cx, cy, w, h]`` ``(N, 4)`` to normalised top-left ``[x, y, w, h]``."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 2], b[:, 3]], axis=1)
+
+
+def coco_to_tlwh(bbox: Iterable[float], width: int, height: int) -> list[float]:
+    """COCO pixel ``[x, y, w, h]`` to normalised top-left ``[x, y, w, h]``."""
+    x, y, w, h = (float(v) for v in bbox)
+    return [x / width, y / height, w / width, h / height]
+
+
+def round_tag(round_: int) -> str:
+    """The tag of an active-learning round: ``round-<n>``."""
+    return f"round-{int(round_)}"
+
+
+_TAG_OK = re.compile(r"[^A-Za-z0-9_.:=+-]+")
+
+
+def _clean_tag(value: Any) -> str:
+    return _TAG_OK.sub("-", str(value)).strip("-")
+
+
+def record_tags(
+    extra: Mapping[str, Any],
+    *,
+    round_: int | None = None,
+    strategy: str | None = None,
+    tags: Iterable[str] = (),
+) -> list[str]:
+    """The tags of a pushed sample: its round, the rules or strategy that chose it, and ``to-review``.
+
+    ``extra`` is the record's :attr:`~cvactive.record.ImageRecord.extra`: harvest manifests
+    carry ``rules`` (a list of rule names), selection files ``strategy``; an explicit
+    ``round_``/``strategy`` wins over ``extra["round"]``/``extra["strategy"]``.
+    """
+    out: list[str] = [TO_REVIEW]
+    rnd = round_ if round_ is not None else extra.get("round")
+    if rnd is not None:
+        out.append(round_tag(int(rnd)))
+    rules = extra.get("rules") or []
+    if isinstance(rules, str):
+        rules = [rules]
+    out.extend(f"rule:{_clean_tag(r)}" for r in rules)
+    strat = strategy if strategy is not None else extra.get("strategy")
+    if strat:
+        out.append(f"strategy:{_clean_tag(strat)}")
+    out.extend(str(t) for t in tags)
+    if extra.get("provenance"):
+        out.append(SYNTHETIC)
+    return sorted(set(out))
+
+
+def merge_tags(old: Iterable[str] | None, new: Iterable[str]) -> list[str]:
+    """The union of two tag lists, sorted (pushing again never drops a reviewer's tags)."""
+    return sorted(set(old or ()) | set(new))
+
+
+def provenance_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The sample fields of a provenance line: ``synthetic_parent``, ``synthetic_recipe``, ``synthetic_params``."""
+    params = entry.get("params")
+    return {
+        "synthetic_parent": None if entry.get("parent") is None else str(entry.get("parent")),
+        "synthetic_recipe": None if entry.get("recipe") is None else str(entry.get("recipe")),
+        "synthetic_params": json.loads(json.dumps(params, default=str)) if isinstance(params, dict) else None,
+    }
+
+
+def read_provenance(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a ``provenance.jsonl`` into absolute image path -> its line (bad lines are logged and skipped)."""
+    p = Path(path)
+    out: dict[str, dict[str, Any]] = {}
+    with p.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                image = entry["image"]
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                log.warning("%s:%d: not a provenance line (%s); skipped", p, lineno, err)
+                continue
+            img = Path(str(image))
+            if not img.is_absolute():
+                img = p.parent / img
+            out[str(img.resolve())] = entry
+    return out
+
+
+class ProvenanceIndex:
+    """Finds the provenance line of a synthetic image in a ``provenance.jsonl`` beside its data set.
+
+    The file is looked for in the image's folder and up to ``depth`` folders above it (a data
+    set root holds ``images/<split>/`` below it); each file is read once.
+    """
+
+    def __init__(self, depth: int = 4) -> None:
+        self.depth = depth
+        self._files: dict[Path, dict[str, dict[str, Any]]] = {}
+
+    def _load(self, folder: Path) -> dict[str, dict[str, Any]]:
+        if folder not in self._files:
+            f = folder / PROVENANCE_FILE
+            self._files[folder] = read_provenance(f) if f.is_file() else {}
+        return self._files[folder]
+
+    def lookup(self, image: str | Path) -> dict[str, Any] | None:
+        p = Path(image).resolve()
+        for folder in list(p.parents)[: self.depth + 1]:
+            entry = self._load(folder).get(str(p))
+            if entry is not None:
+                return entry
+        return None

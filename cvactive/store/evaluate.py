@@ -1,0 +1,330 @@
+"""Per-class AP round by round: FiftyOne's COCO-style evaluation, a history, a plot and drop warnings.
+
+Each round runs ``evaluate_detections(method="coco", compute_mAP=True)`` with the IoU sweep and
+the confidence threshold pinned (and recorded), so rounds stay comparable. Per class it reports
+AP50:95 (``results.mAP(classes=[c])``) and AP50 (the 0.5 row of the precision array FiftyOne
+computes, averaged over the 101 recall points as COCO does). The history lives in the data set's
+``info["cvactive_eval_history"]`` and in a JSON file; a PNG shows each class's AP over rounds,
+and a class whose AP fell by more than ``ap_drop_warning`` since the previous round is a warning.
+
+The pure helpers (:func:`ap_per_iou`, :func:`ap_drops`, :func:`merge_history`,
+:func:`plot_history`) need no FiftyOne.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvactive.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+#: COCO's IoU sweep, 0.50:0.05:0.95.
+COCO_IOU_THRESHS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
+HISTORY_KEY = "cvactive_eval_history"
+
+
+@dataclass
+class RoundResult:
+    """One evaluation round.
+
+    Attributes:
+        round: the round number.
+        dataset, pred_field, gt_field: what was compared.
+        samples: samples evaluated (those with both fields, optionally one tag).
+        map: mAP over IoU ``iou_threshs`` (COCO-style, classes with ground truth).
+        map50: mAP at IoU 0.5 (``None`` if 0.5 is not in the sweep).
+        per_class: class -> ``{"ap": AP50:95, "ap50": AP50, "gt": boxes, "pred": boxes}``; AP is
+            ``None`` for a class with no ground truth in the evaluated samples.
+        iou_threshs: the IoU sweep; ``iou``: the IoU that marks TP/FP on the labels.
+        conf_threshold: predictions below it were ignored.
+        eval_key: the FiftyOne evaluation key (``None`` when a field is evaluated against itself).
+        warnings: per-class AP drops beyond ``ap_drop_warning``.
+        time: when it ran (UTC, ISO 8601).
+    """
+
+    round: int
+    dataset: str
+    pred_field: str
+    gt_field: str
+    samples: int
+    map: float | None
+    map50: float | None
+    per_class: dict[str, dict[str, Any]]
+    iou_threshs: list[float]
+    iou: float
+    conf_threshold: float
+    eval_key: str | None
+    warnings: list[str] = field(default_factory=list)
+    time: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_pandas(self) -> Any:
+        """Per-class AP as a DataFrame (one row per class)."""
+        import pandas as pd
+
+        return pd.DataFrame.from_dict(self.per_class, orient="index")
+
+    def table(self) -> str:
+        """A fixed-width table of per-class AP50 and AP50:95, then the mAP."""
+        width = max([5, *(len(c) for c in self.per_class)])
+        lines = [f"{'class':<{width}}  {'AP50':>6}  {'AP50:95':>7}  {'gt':>5}  {'pred':>5}"]
+        for name, row in self.per_class.items():
+            lines.append(
+                f"{name:<{width}}  {_fmt(row['ap50']):>6}  {_fmt(row['ap']):>7}  {row['gt']:>5}  {row['pred']:>5}"
+            )
+        lines.append(f"{'mAP':<{width}}  {_fmt(self.map50):>6}  {_fmt(self.map):>7}")
+        return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _valid(value: float) -> float | None:
+    v = float(value)
+    return None if v < 0 or math.isnan(v) else v
+
+
+def ap_per_iou(precision: np.ndarray) -> np.ndarray:
+    """COCO AP per IoU threshold and class from a ``(T, K, R)`` precision array (``-1`` = no ground truth).
+
+    Returns ``(T, K)``: the mean precision over the ``R`` recall points, ``-1`` where a class
+    has no ground truth.
+    """
+    p = np.asarray(precision, dtype=np.float64)
+    if p.ndim != 3:
+        raise ValueError(f"precision must be (T, K, R), got shape {p.shape}")
+    valid = p > -1
+    sums = np.where(valid, p, 0.0).sum(axis=2)
+    counts = valid.sum(axis=2)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), -1.0)
+
+
+def ap_drops(previous: dict[str, Any], current: dict[str, Any], threshold: float, key: str = "ap") -> list[str]:
+    """Warnings for each class whose ``key`` AP fell by more than ``threshold`` from ``previous`` to ``current``."""
+    out = []
+    for name, row in current.items():
+        before = (previous.get(name) or {}).get(key)
+        now = row.get(key)
+        if before is None or now is None:
+            continue
+        if before - now > threshold:
+            out.append(f"class {name!r}: AP fell from {before:.3f} to {now:.3f} (more than {threshold:g})")
+    return out
+
+
+def merge_history(history: Sequence[dict[str, Any]], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history with ``entry`` in place of any earlier entry of the same round, sorted by round."""
+    kept = [h for h in history if int(h["round"]) != int(entry["round"])]
+    return sorted([*kept, entry], key=lambda h: int(h["round"]))
+
+
+def previous_round(history: Sequence[dict[str, Any]], round_: int) -> dict[str, Any] | None:
+    """The latest history entry of a round before ``round_``."""
+    earlier = [h for h in history if int(h["round"]) < round_]
+    return max(earlier, key=lambda h: int(h["round"])) if earlier else None
+
+
+def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: str = "") -> Path:
+    """Draw per-class AP50:95 (solid) and AP50 (dotted) over rounds, plus mAP (black), to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not history:
+        raise StoreError("no evaluation rounds to plot")
+    rounds = [int(h["round"]) for h in history]
+    classes = sorted({c for h in history for c in h["per_class"]})
+    fig, ax = plt.subplots(figsize=(8, 5))
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, name in enumerate(classes):
+        color = cmap(i % cmap.N)
+        ap = [_nan((h["per_class"].get(name) or {}).get("ap")) for h in history]
+        ap50 = [_nan((h["per_class"].get(name) or {}).get("ap50")) for h in history]
+        ax.plot(rounds, ap, marker="o", color=color, label=name)
+        ax.plot(rounds, ap50, linestyle=":", color=color)
+    ax.plot(rounds, [_nan(h.get("map")) for h in history], marker="s", color="black", linewidth=2, label="mAP")
+    ax.set_xlabel("round")
+    ax.set_ylabel("AP50:95 (solid), AP50 (dotted)")
+    ax.set_ylim(0, 1.02)
+    ax.set_xticks(rounds)
+    ax.set_title(title or "per-class AP by round")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.tight_layout()
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def default_out_dir(dataset: str) -> Path:
+    """Where evaluation history and plots go by default: ``<CVACTIVE_DATA>/eval/<dataset>``."""
+    from cvactive.assets import data_dir
+
+    return data_dir() / "eval" / dataset
+
+
+def evaluate_round(
+    dataset: str,
+    pred_field: str,
+    gt_field: str,
+    round_: int,
+    *,
+    iou_threshs: Sequence[float] = COCO_IOU_THRESHS,
+    iou: float = 0.5,
+    conf_threshold: float = 0.0,
+    classes: Sequence[str] | None = None,
+    tag: str | None = None,
+    ap_drop_warning: float = 0.05,
+    out_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[RoundResult, Path, Path]:
+    """Evaluate ``pred_field`` against ``gt_field`` for one round, record it and plot the history.
+
+    Args:
+        dataset: the FiftyOne data set.
+        pred_field, gt_field: ``Detections`` fields; samples with both are evaluated.
+        round_: the round number (re-evaluating a round replaces it in the history).
+        iou_threshs: the pinned IoU sweep of the mAP (COCO's 0.50:0.95 by default).
+        iou: the IoU that marks each label TP/FP in the App.
+        conf_threshold: predictions with a lower confidence are ignored.
+        classes: the classes to report (default: the data set's ``default_classes``, else the
+            labels found in either field).
+        tag: evaluate only samples with this tag (for example ``val``).
+        ap_drop_warning: warn when a class's AP50:95 fell by more than this since the previous round.
+        out_dir: where ``history.json`` and ``per_class_ap.png`` go (default
+            ``<CVACTIVE_DATA>/eval/<dataset>``).
+
+    Returns:
+        The :class:`RoundResult`, the history JSON path and the plot path.
+
+    Raises:
+        StoreError: missing data set or fields, or no sample has both fields.
+        ConfigError: an invalid IoU sweep or threshold.
+    """
+    from fiftyone import ViewField as F
+
+    from cvactive.store._db import load_dataset
+
+    ious = sorted({round(float(t), 4) for t in iou_threshs})
+    if not ious or any(not 0 < t <= 1 for t in ious):
+        raise ConfigError(f"iou_threshs must be values in (0, 1], got {list(iou_threshs)}")
+    if not 0 <= conf_threshold <= 1:
+        raise ConfigError(f"conf_threshold must lie in [0, 1], got {conf_threshold}")
+    ds = load_dataset(dataset)
+    for name in (pred_field, gt_field):
+        if not ds.has_sample_field(name):
+            raise StoreError(f"data set {ds.name!r} has no field {name!r}; fields: {', '.join(ds.get_field_schema())}")
+    view = ds.exists(pred_field).exists(gt_field)
+    if tag is not None:
+        view = view.match_tags(tag)
+    if len(view) == 0:
+        raise StoreError(
+            f"no sample of {ds.name!r}{'' if tag is None else f' tagged {tag!r}'} has both {pred_field!r} and "
+            f"{gt_field!r}; push predictions for labeled images first"
+        )
+    if conf_threshold > 0:
+        # boxes with no confidence (ground truth used as predictions) are kept
+        keep = (F("confidence") == None) | (F("confidence") >= conf_threshold)  # noqa: E711
+        view = view.filter_labels(pred_field, keep, only_matches=False)
+    no_conf = view.filter_labels(pred_field, F("confidence") == None).count(f"{pred_field}.detections")  # noqa: E711
+    if no_conf:
+        # PR curves need a confidence per box; labels without one (ground truth used as
+        # predictions, say) count as certain.
+        log.info("%d boxes of %s have no confidence; they are ranked as confidence 1.0", no_conf, pred_field)
+        conf = F("confidence")
+        view = view.set_field(f"{pred_field}.detections.confidence", (conf == None).if_else(1.0, conf))  # noqa: E711
+    if classes is None:
+        from cvactive.store.export import dataset_classes
+
+        classes = dataset_classes(ds, gt_field)
+        found = set(view.distinct(f"{gt_field}.detections.label")) | set(
+            view.distinct(f"{pred_field}.detections.label")
+        )
+        classes = list(classes) + sorted(found - set(classes))
+    classes = list(classes)
+    # A field evaluated against itself keeps no per-label TP/FP marks (both would land on one label).
+    eval_key = f"eval_round_{int(round_)}" if pred_field != gt_field else None
+    if eval_key is not None and eval_key in ds.list_evaluations():
+        ds.delete_evaluation(eval_key)
+    results = view.evaluate_detections(
+        pred_field,
+        gt_field=gt_field,
+        eval_key=eval_key,
+        method="coco",
+        iou=iou,
+        iou_threshs=ious,
+        compute_mAP=True,
+        classes=classes,
+        progress=progress,
+    )
+    per_iou = ap_per_iou(results.precision)
+    i50 = ious.index(0.5) if 0.5 in ious else None
+    gt_counts = view.count_values(f"{gt_field}.detections.label")
+    pred_counts = view.count_values(f"{pred_field}.detections.label")
+    per_class: dict[str, dict[str, Any]] = {}
+    for k, name in enumerate(results.classes):
+        per_class[str(name)] = {
+            "ap": _valid(results.mAP(classes=[name])),
+            "ap50": None if i50 is None else _valid(per_iou[i50, k]),
+            "gt": int(gt_counts.get(name, 0)),
+            "pred": int(pred_counts.get(name, 0)),
+        }
+    map50_vals = [r["ap50"] for r in per_class.values() if r["ap50"] is not None]
+    result = RoundResult(
+        round=int(round_),
+        dataset=ds.name,
+        pred_field=pred_field,
+        gt_field=gt_field,
+        samples=len(view),
+        map=_valid(results.mAP()),
+        map50=float(np.mean(map50_vals)) if map50_vals else None,
+        per_class=per_class,
+        iou_threshs=ious,
+        iou=float(iou),
+        conf_threshold=float(conf_threshold),
+        eval_key=eval_key,
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
+    history = list(ds.info.get(HISTORY_KEY) or [])
+    prev = previous_round(history, result.round)
+    if prev is not None:
+        result.warnings = ap_drops(prev["per_class"], result.per_class, ap_drop_warning)
+        if prev.get("iou_threshs") != result.iou_threshs or prev.get("conf_threshold") != result.conf_threshold:
+            result.warnings.append(
+                f"round {prev['round']} used IoU sweep {prev.get('iou_threshs')} and confidence threshold "
+                f"{prev.get('conf_threshold')}; this round {result.iou_threshs} and {result.conf_threshold}: "
+                "the rounds are not comparable"
+            )
+    for w in result.warnings:
+        log.warning("%s round %d: %s", ds.name, result.round, w)
+    history = merge_history(history, result.to_dict())
+    ds.info[HISTORY_KEY] = history
+    ds.save()
+    out = Path(out_dir) if out_dir is not None else default_out_dir(ds.name)
+    out.mkdir(parents=True, exist_ok=True)
+    history_path = out / "history.json"
+    tmp = history_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps({"dataset": ds.name, "rounds": history}, indent=2))
+    tmp.replace(history_path)
+    plot_path = plot_history(history, out / "per_class_ap.png", title=f"{ds.name}: per-class AP by round")
+    return result, history_path, plot_path
