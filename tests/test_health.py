@@ -178,7 +178,11 @@ def test_image_cache_and_sampling(tmp_path, rng):
     a = check_health(data, progress=False, max_images=5, rng=1).figures["images"]
     b = check_health(data, progress=False, max_images=5, rng=1).figures["images"]
     assert a["pixel_checked"] == 5 and a["sampled"] and a["brightness"] == b["brightness"]
-    labels_only = check_health(data, progress=False, image_sizes=False, image_checks=False).figures
+    labels_only = check_health(
+        data, out=tmp_path / "labels-only", progress=False, image_sizes=False, image_checks=False
+    ).figures
+    assert json.loads((tmp_path / "labels-only" / "report.json").read_text()) == labels_only  # strict JSON, no NaN
+    assert (tmp_path / "labels-only" / "brightness.png").is_file()
     assert labels_only["images"]["pixel_checked"] == 0 and not labels_only["overall"]["sizes_known"]
     assert labels_only["overall"]["boxes"] == 22
 

@@ -364,6 +364,8 @@ def check_health(
     from cvactive.config import check_kwargs
 
     check_kwargs(analyse, options, "health options")
+    if "table" in options:
+        raise ConfigError("health options: 'table' is not an option; give data or dataset")
     table = load_table(data, dataset=dataset, field=field)
     if out is not None and "cache" not in options:
         options["cache"] = Path(out) / "image-cache.json"

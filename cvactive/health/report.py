@@ -121,15 +121,19 @@ def _plots(report: HealthReport, out: Path) -> list[str]:
     ax1.set_xticks(x, classes, rotation=60 if c > 8 else 0, ha="right" if c > 8 else "center")
     ax1.set_title("COCO size buckets (area < 32², < 96², larger)")
     ax1.legend()
+    drawn = 0
     for name, v in report.box_sqrt_area.items():
         v = v[np.isfinite(v)]
         if v.size:
             ax2.hist(v, bins=40, histtype="step", label=name)
+            drawn += 1
+    if not drawn:
+        ax2.text(0.5, 0.5, "image sizes unknown", ha="center", va="center", transform=ax2.transAxes)
     ax2.axvline(32, color="grey", ls=":")
     ax2.axvline(96, color="grey", ls=":")
     ax2.set_xlabel("sqrt(box area) in pixels")
     ax2.set_title("Box sizes")
-    if c <= 10:
+    if 0 < drawn <= 10:
         ax2.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "box_sizes.png", dpi=90)
@@ -329,7 +333,7 @@ def write_report(report: HealthReport, out: str | Path, *, plots: bool = True, h
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     written = _plots(report, folder) if plots else []
-    (folder / "report.json").write_text(json.dumps(report.figures, indent=1))
+    (folder / "report.json").write_text(json.dumps(report.figures, indent=1, allow_nan=False))
     md_text = markdown(report, written)
     (folder / "report.md").write_text(md_text)
     files = {"report.json": str(folder / "report.json"), "report.md": str(folder / "report.md")}
