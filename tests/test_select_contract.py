@@ -131,3 +131,31 @@ def test_every_copy_of_a_labeled_key_is_excluded(records):
     pool = [*records[:10], records[3]]  # the same frame scored twice
     idx = select(pool, 9, "uncertainty", labeled=[records[3]], rng=0)[0]
     assert 3 not in idx.tolist() and 10 not in idx.tolist()
+
+
+@pytest.mark.parametrize("name", ["random", "uncertainty", "class_balanced", "stratified", "outlier"])
+def test_strategies_without_embeddings_run_on_records_without_them(name):
+    records = synthetic_records(40, rng=2, embeddings=False)
+    idx = select(records, 7, name, labeled=records[:5], rng=0)[0]
+    assert len(set(idx.tolist())) == 7 and idx.min() >= 5
+
+
+def test_a_field_some_records_lack_is_a_clear_error():
+    records = synthetic_records(12, rng=0)
+    for rec in records[:8]:
+        rec.extra["brightness"] = 0.5
+    with pytest.raises(ConfigError, match="field 'brightness' is missing or not finite for 4 of 12 items"):
+        select(records, 3, "stratified", field="brightness")
+
+
+def test_labeled_embeddings_of_another_model_are_refused(records):
+    from cvactive.errors import RecordError
+
+    other = synthetic_records(3, rng=0, dim=8, prefix="other")
+    with pytest.raises(RecordError, match="labeled embeddings have 8 dimensions, the pool's 16"):
+        select(records, 3, "coreset", labeled=other)
+
+
+def test_rng_must_be_a_seed_or_a_generator(pool):
+    with pytest.raises(ConfigError, match="rng must be an int seed"):
+        select(pool, 3, "random", rng="seven")
