@@ -159,3 +159,19 @@ def test_labeled_embeddings_of_another_model_are_refused(records):
 def test_rng_must_be_a_seed_or_a_generator(pool):
     with pytest.raises(ConfigError, match="rng must be an int seed"):
         select(pool, 3, "random", rng="seven")
+
+
+def test_a_broken_plugin_strategy_cannot_return_duplicates(pool):
+    from cvactive.selection import STRATEGIES, register
+
+    @register("twice", "a broken plug-in that returns the same item twice")
+    def twice(ctx, k):
+        return np.zeros(k, np.int64), np.zeros(k)
+
+    try:
+        with pytest.raises(RuntimeError, match="returned 3 picks \\(1 distinct\\)"):
+            select(pool, 3, "twice")
+        with pytest.raises(ConfigError, match="already registered"):
+            register("twice", "again")(twice)
+    finally:
+        del STRATEGIES["twice"]

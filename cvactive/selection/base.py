@@ -127,8 +127,21 @@ class Strategy:
         if self.needs_embeddings:
             pool.require_embeddings(self.name)
         local, utilities = self.func(ctx, k, **options)
-        indices = candidates[np.asarray(local, dtype=np.int64)]
+        local = np.asarray(local, dtype=np.int64)
         utilities = np.asarray(utilities, dtype=np.float64)
+        distinct = np.unique(local)
+        if (
+            local.shape != (k,)
+            or utilities.shape != (k,)
+            or distinct.size != k
+            or not 0 <= local.min() <= local.max() < ctx.n
+        ):
+            # A broken strategy (a registered plug-in, say) must not hand out duplicates or labeled items.
+            raise RuntimeError(
+                f"strategy {self.name!r} returned {local.size} picks ({distinct.size} distinct) and "
+                f"{utilities.size} utilities for k={k} over {ctx.n} candidates"
+            )
+        indices = candidates[local]
         log.debug("%s picked %d of %d candidates", self.name, indices.size, candidates.size)
         return (indices, utilities) if return_utilities else indices
 
