@@ -241,3 +241,12 @@ def test_symlinked_label_files_still_match_their_images(tmp_path, rng):
     lab.symlink_to(elsewhere)
     table = load_table(data)
     assert table.issues == [] and table.num_images == 12 and len(table.box_class) == 22
+
+
+def test_shipped_config_keys_are_analyse_options(tmp_path, rng):
+    from cvactive.config import CONFIG_DIR, check_kwargs, load_yaml
+
+    options = check_kwargs(analyse, load_yaml(CONFIG_DIR / "health.yaml"), "configs/health.yaml")
+    assert options["min_instances"] == 10 and options["allow_leakage"] is False
+    report = check_health(make_yolo(tmp_path / "d", rng), **{**options, "progress": False})
+    assert {g.name for g in report.gates} == {"min_instances", "max_imbalance", "max_label_errors", "leakage"}
