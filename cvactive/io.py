@@ -52,7 +52,8 @@ def record_to_dict(record: ImageRecord, *, class_scores: bool = False, embedding
         "image_scores": {k: _round(v) for k, v in record.image_scores.items()},
     }
     if embedding and record.embedding is not None:
-        out["embedding"] = [_round(v) for v in record.embedding]
+        # Significant digits, not decimals: embeddings of some models are tiny (~1e-7).
+        out["embedding"] = [float(f"{v:.6g}") for v in record.embedding.tolist()]
     for key, value in record.extra.items():
         if key not in out:
             out[key] = value
