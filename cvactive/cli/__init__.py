@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "import": "cvactive.cli.fo_import",
     "export": "cvactive.cli.fo_export",
     "evaluate": "cvactive.cli.fo_evaluate",
+    "synthesize": "cvactive.cli.synthesize",
 }
 
 

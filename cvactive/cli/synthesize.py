@@ -1,0 +1,71 @@
+"""``cvactive synthesize DATA --n N --out DIR [--recipe FILE] [--target auto|classes=...|conditions=...]``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cvactive.config import CONFIG_DIR
+
+DEFAULT_CONFIG = CONFIG_DIR / "synthesis" / "synthesize.yaml"
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "synthesize",
+        help="make new labeled images where the data is thin (rare classes, night, positions), as a YOLO set",
+        description="Membership query synthesis: read a YOLO data set, find its gaps (or target named classes or "
+        "conditions), and write label-correct synthetic images made with albumentations recipes and object "
+        "copy-paste, with a provenance line per image.",
+    )
+    p.add_argument("data", help="a YOLO data.yaml or its folder")
+    p.add_argument("--n", type=int, required=True, help="how many synthetic images to make")
+    p.add_argument("--out", required=True, help="output folder (a new or empty folder)")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        default=None,
+        help="recipe YAML file, folder or built-in name (repeatable; default: all of configs/synthesis/recipes)",
+    )
+    p.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        help="auto (default), classes=NAME[,NAME], or conditions=RECIPE[,RECIPE] (classes and conditions combine)",
+    )
+    p.add_argument("--config", default=None, help=f"options YAML (default: {DEFAULT_CONFIG.name} in configs/synthesis)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output)")
+    p.add_argument("--split", default=None, help="split whose images are parents (default: train)")
+    p.add_argument("--overwrite", action="store_true", help="replace a synthetic set already in --out")
+    p.add_argument("--list-recipes", action="store_true", help="print the recipes with what they fill, then exit")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvactive.config import check_kwargs, load_yaml
+    from cvactive.synthesis import load_recipes, synthesize
+
+    recipes = load_recipes(args.recipe)
+    if args.list_recipes:
+        for r in recipes.values():
+            kind = "geometric" if r.geometric else "photometric"
+            print(f"{r.name:<12} {kind:<11} fills {','.join(r.fills) or '-':<24} {r.description}")
+        return 0
+    config = args.config or DEFAULT_CONFIG
+    options = check_kwargs(synthesize, load_yaml(config), str(config))
+    for key in ("seed", "split"):
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
+    summary = synthesize(
+        args.data,
+        n=args.n,
+        out=args.out,
+        recipes=recipes,
+        target=args.target or "auto",
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        **{k: v for k, v in options.items() if k not in ("n", "out", "recipes", "target", "overwrite", "progress")},
+    )
+    print("\n".join(summary.lines()))
+    return 0 if summary.written else 1
