@@ -94,3 +94,29 @@ def test_aquarium_cli_makes_valid_labels_and_more_starfish(assets, tmp_path, cap
 def test_cli_bad_recipe_exits_2(porch_data, tmp_path, capsys):
     rc = main(["synthesize", str(porch_data), "--n", "3", "--out", str(tmp_path / "x"), "--recipe", "sunset"])
     assert rc == 2 and "valid names: copy_paste" in capsys.readouterr().err
+
+
+def test_fiftyone_import_tags_synthetic_images_with_their_provenance(porch_run):
+    """The provenance contract, end to end: importing the synthetic set marks every image ``synthetic``."""
+    import uuid
+
+    from cvactive.store import connect
+    from cvactive.store.labels import import_yolo_dataset
+
+    summary, out = porch_run
+    fo = connect()
+    name = f"syn-{uuid.uuid4().hex[:8]}"
+    try:
+        result = import_yolo_dataset(out / "data.yaml", name, splits=("train",), progress=False)
+        assert result.synthetic == summary.written
+        ds = fo.load_dataset(name)
+        view = ds.match_tags("synthetic")
+        assert len(view) == summary.written
+        prov = load_provenance(out)
+        for sample in view.select_fields(["synthetic_parent", "synthetic_recipe", "synthetic_params"]):
+            entry = prov[sample.filepath]
+            assert sample.synthetic_parent == entry["parent"] and sample.synthetic_recipe == entry["recipe"]
+            assert sample.synthetic_params
+    finally:
+        if fo.dataset_exists(name):
+            fo.delete_dataset(name)
