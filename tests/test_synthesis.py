@@ -261,3 +261,17 @@ def test_load_provenance_errors(tmp_path):
 def test_builtin_names_match_folder():
     assert builtin_names() == sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
     assert isinstance(Gap("dark", "dark", 0.1, 0.2).deficit, float)
+
+
+def test_copy_paste_condition_adds_instances_of_the_named_class(tmp_path):
+    data = tiny_yolo(
+        tmp_path / "d", ["0 0.2 0.3 0.2 0.2\n", "1 0.7 0.6 0.2 0.25\n0 0.2 0.2 0.1 0.1\n", "0 0.5 0.5 0.2 0.2\n"]
+    )
+    s = synthesize(data, n=3, out=tmp_path / "out", target="classes=b;conditions=copy_paste", progress=False)
+    assert s.written == 3 and s.gaps[0].key == "b" and s.gaps[0].after > s.gaps[0].before
+    for path, entry in load_provenance(tmp_path / "out").items():
+        pastes = entry["params"]["pastes"]
+        assert pastes and all(p["class_id"] == 1 for p in pastes)
+        labels = (Path(path).parent.parent.parent / "labels" / "train" / (Path(path).stem + ".txt")).read_text()
+        parent_labels = Path(entry["parent"].replace("/images/", "/labels/")).with_suffix(".txt").read_text()
+        assert labels.count("\n") == parent_labels.count("\n") + len(pastes)

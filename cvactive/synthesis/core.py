@@ -519,8 +519,16 @@ def _make_plans(
         for name in tgt.conditions:
             recipe = book[name]
             weights = bonus * (rare_frac > 0) if rare_ids else bonus.copy()
+            if recipe.kind == "copy_paste":  # pastes the named classes, or else the rarest one
+                shares = class_shares(source)
+                for c in rare_ids or [int(np.argmin(np.where(shares > 0, shares, np.inf)))]:
+                    cgap = Gap("class", names.get(c, str(c)), float(shares[c]), 1.0 / max(1, len(names)), c)
+                    plans.append(_Plan(f"condition:{name}:{cgap.key}", cgap, [recipe], bonus.copy(), class_id=c))
+                continue
             gap = _condition_gap(recipe, source, t)
             plans.append(_Plan(f"condition:{name}", gap, [recipe], weights))
+        for p in plans:
+            p.weights = np.where(readable, p.weights, 0.0)
         return plans, notes
     for g in gaps:
         cands = [r for r in book.values() if g.kind in r.fills]
@@ -648,7 +656,7 @@ def _run_paste(
     assert opts is not None and job.plan.class_id is not None
     c = job.plan.class_id
     rng = np.random.default_rng(seed)
-    pool = [(i, b) for i, b in instances.get(c, []) if i != job.parent]
+    pool = [(i, b) for i, b in instances.get(c, []) if i != job.parent] or list(instances.get(c, []))
     if not pool:
         return None
     k = int(rng.integers(1, opts.max_instances + 1))
