@@ -245,6 +245,7 @@ class _Plan:
     class_id: int | None = None
     count: int = 0
     used: dict[str, int] = field(default_factory=dict)
+    paste_weights: np.ndarray | None = None
 
 
 @dataclass
@@ -529,6 +530,7 @@ def _make_plans(
             plans.append(_Plan(f"condition:{name}", gap, [recipe], weights))
         for p in plans:
             p.weights = np.where(readable, p.weights, 0.0)
+            p.paste_weights = np.where(readable, 1.0 / (1.0 + counts.sum(1)), 0.0)
         return plans, notes
     for g in gaps:
         cands = [r for r in book.values() if g.kind in r.fills]
@@ -553,6 +555,8 @@ def _make_plans(
             plans.append(_Plan(f"position:{g.key}", g, cands, (w if w.sum() else 1.0) * bonus))
     for p in plans:
         p.weights = np.where(readable, p.weights, 0.0)
+        # Copy-paste prefers sparse frames: more room, and the pasted class weighs more there.
+        p.paste_weights = np.where(readable, 1.0 / (1.0 + counts.sum(1)), 0.0)
     return plans, notes
 
 
@@ -585,7 +589,7 @@ def _jobs_for(plan: _Plan, k: int, book: Mapping[str, Recipe], rng: np.random.Ge
             chosen.append(order[j % len(order)] if not paste else order[(j // 2) % len(order)])
     jobs = []
     transform_parents = _draw(plan.weights, k, rng)
-    paste_weights = np.ones_like(plan.weights) * (plan.weights >= 0)
+    paste_weights = plan.paste_weights if plan.paste_weights is not None else np.ones_like(plan.weights)
     for j, recipe in enumerate(chosen):
         if recipe.kind == "copy_paste":
             parent = _draw(paste_weights, 1, rng)[0]
