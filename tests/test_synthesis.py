@@ -275,3 +275,16 @@ def test_copy_paste_condition_adds_instances_of_the_named_class(tmp_path):
         labels = (Path(path).parent.parent.parent / "labels" / "train" / (Path(path).stem + ".txt")).read_text()
         parent_labels = Path(entry["parent"].replace("/images/", "/labels/")).with_suffix(".txt").read_text()
         assert labels.count("\n") == parent_labels.count("\n") + len(pastes)
+
+
+def test_cli_config_keys_are_synthesize_options_and_list_recipes_needs_no_data(capsys):
+    from cvactive.cli import main
+    from cvactive.cli.synthesize import DEFAULT_CONFIG
+    from cvactive.config import check_kwargs, load_yaml
+
+    assert check_kwargs(synthesize, load_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    assert main(["synthesize", "--list-recipes"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in (*CONDITIONS, "copy_paste")) and "geometric" in listed
+    assert main(["synthesize", "--n", "3"]) == 2
+    assert "missing DATA, --out" in capsys.readouterr().err

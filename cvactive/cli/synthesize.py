@@ -18,9 +18,9 @@ def register(sub: Any) -> None:
         "conditions), and write label-correct synthetic images made with albumentations recipes and object "
         "copy-paste, with a provenance line per image.",
     )
-    p.add_argument("data", help="a YOLO data.yaml or its folder")
-    p.add_argument("--n", type=int, required=True, help="how many synthetic images to make")
-    p.add_argument("--out", required=True, help="output folder (a new or empty folder)")
+    p.add_argument("data", nargs="?", help="a YOLO data.yaml or its folder")
+    p.add_argument("--n", type=int, help="how many synthetic images to make (required)")
+    p.add_argument("--out", help="output folder, new or empty (required)")
     p.add_argument(
         "--recipe",
         action="append",
@@ -44,6 +44,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cvactive.config import check_kwargs, load_yaml
+    from cvactive.errors import ConfigError
     from cvactive.synthesis import load_recipes, synthesize
 
     recipes = load_recipes(args.recipe)
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
             kind = "geometric" if r.geometric else "photometric"
             print(f"{r.name:<12} {kind:<11} fills {','.join(r.fills) or '-':<24} {r.description}")
         return 0
+    missing = [name for name, value in (("DATA", args.data), ("--n", args.n), ("--out", args.out)) if value is None]
+    if missing:
+        raise ConfigError(f"missing {', '.join(missing)}: cvactive synthesize DATA --n N --out DIR")
     config = args.config or DEFAULT_CONFIG
     options = check_kwargs(synthesize, load_yaml(config), str(config))
     for key in ("seed", "split"):
