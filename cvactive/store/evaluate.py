@@ -79,17 +79,17 @@ class RoundResult:
     def table(self) -> str:
         """A fixed-width table of per-class AP50 and AP50:95, then the mAP."""
         width = max([5, *(len(c) for c in self.per_class)])
-        lines = [f"{'class':<{width}}  {'AP50':>6}  {'AP50:95':>7}  {'gt':>5}  {'pred':>5}"]
+        lines = [f"{'class':<{width}}  {'AP50':>7}  {'AP50:95':>7}  {'gt':>5}  {'pred':>5}"]
         for name, row in self.per_class.items():
             lines.append(
-                f"{name:<{width}}  {_fmt(row['ap50']):>6}  {_fmt(row['ap']):>7}  {row['gt']:>5}  {row['pred']:>5}"
+                f"{name:<{width}}  {_fmt(row['ap50']):>7}  {_fmt(row['ap']):>7}  {row['gt']:>5}  {row['pred']:>5}"
             )
-        lines.append(f"{'mAP':<{width}}  {_fmt(self.map50):>6}  {_fmt(self.map):>7}")
+        lines.append(f"{'mAP':<{width}}  {_fmt(self.map50):>7}  {_fmt(self.map):>7}")
         return "\n".join(lines)
 
 
 def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _valid(value: float) -> float | None:

@@ -1,0 +1,189 @@
+"""Fast tests of the FiftyOne adapter's pure parts (no database) and of the database probe."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from cvactive.errors import StoreError
+from cvactive.store import probe_uri
+from cvactive.store.convert import (
+    ProvenanceIndex,
+    coco_to_tlwh,
+    merge_tags,
+    provenance_fields,
+    record_tags,
+    xyxy_to_tlwh,
+    yolo_to_tlwh,
+)
+from cvactive.store.evaluate import ap_drops, ap_per_iou, merge_history, plot_history, previous_round
+from cvactive.store.export import assign_splits
+from cvactive.store.review import free_port, port_free, split_reviewed
+from cvactive.yolodata import xyxy_to_yolo
+
+
+def test_box_conventions_agree():
+    xyxy = np.array([[10, 20, 50, 80], [0, 0, 100, 50]], np.float32)
+    tlwh = xyxy_to_tlwh(xyxy, 100, 200)
+    np.testing.assert_allclose(tlwh, [[0.1, 0.1, 0.4, 0.3], [0.0, 0.0, 1.0, 0.25]])
+    # YOLO centre boxes of the same pixels give the same FiftyOne boxes
+    np.testing.assert_allclose(yolo_to_tlwh(xyxy_to_yolo(xyxy, 100, 200)), tlwh, atol=1e-6)
+    # COCO pixel x, y, w, h too
+    np.testing.assert_allclose(coco_to_tlwh([10, 20, 40, 60], 100, 200), tlwh[0])
+
+
+def test_boxes_outside_the_image_are_clipped():
+    tlwh = xyxy_to_tlwh(np.array([[-10, -10, 120, 30]]), 100, 100)
+    np.testing.assert_allclose(tlwh, [[0.0, 0.0, 1.0, 0.3]])
+    assert xyxy_to_tlwh(np.zeros((0, 4)), 10, 10).shape == (0, 4)
+
+
+def test_record_tags_from_round_rules_and_strategy():
+    tags = record_tags({"rules": ["confidence_band", "random"], "round": 3}, strategy="top k")
+    assert tags == ["round-3", "rule:confidence_band", "rule:random", "strategy:top-k", "to-review"]
+    # an explicit round wins over the record's; the record's strategy is used when none is given
+    assert record_tags({"round": 3, "strategy": "kcenter"}, round_=4) == ["round-4", "strategy:kcenter", "to-review"]
+    assert "synthetic" in record_tags({"provenance": {"recipe": "darken"}})
+    assert record_tags({}) == ["to-review"]
+
+
+def test_merge_tags_keeps_reviewer_tags():
+    assert merge_tags(["approved", "round-1"], ["round-2", "to-review"]) == [
+        "approved",
+        "round-1",
+        "round-2",
+        "to-review",
+    ]
+    assert merge_tags(None, ["a"]) == ["a"]
+
+
+def test_provenance_index_finds_lines_beside_the_dataset_root(tmp_path: Path):
+    img = tmp_path / "synth" / "images" / "train" / "a.jpg"
+    img.parent.mkdir(parents=True)
+    img.write_bytes(b"x")
+    lines = [
+        {"image": str(img), "parent": "/data/p.jpg", "recipe": "darken", "params": {"gamma": 2.0}, "seed": 1},
+        "not json",
+    ]
+    (tmp_path / "synth" / "provenance.jsonl").write_text(
+        "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+    )
+    index = ProvenanceIndex()
+    entry = index.lookup(img)
+    assert entry is not None and entry["recipe"] == "darken"
+    assert provenance_fields(entry) == {
+        "synthetic_parent": "/data/p.jpg",
+        "synthetic_recipe": "darken",
+        "synthetic_params": {"gamma": 2.0},
+    }
+    other = tmp_path / "synth" / "images" / "train" / "b.jpg"
+    assert index.lookup(other) is None
+
+
+def test_ap_per_iou_matches_coco_averaging():
+    # 2 IoU thresholds x 3 classes x 4 recall points; class 2 has no ground truth (-1)
+    p = np.array(
+        [
+            [[1, 1, 0.5, 0.5], [0, 0, 0, 0], [-1, -1, -1, -1]],
+            [[1, 0.5, 0, 0], [1, 1, 1, 1], [-1, -1, -1, -1]],
+        ],
+        float,
+    )
+    ap = ap_per_iou(p)
+    np.testing.assert_allclose(ap, [[0.75, 0.0, -1.0], [0.375, 1.0, -1.0]])
+    # the same as FiftyOne's classwise AP (mean over IoU and recall) for classes with ground truth
+    np.testing.assert_allclose(ap[:, :2].mean(axis=0), p[:, :2].mean(axis=(0, 2)))
+    with pytest.raises(ValueError, match="T, K, R"):
+        ap_per_iou(np.zeros((2, 2)))
+
+
+def test_ap_drop_warnings_and_history():
+    r1 = {"round": 1, "per_class": {"a": {"ap": 0.6, "ap50": 0.8}, "b": {"ap": 0.5, "ap50": 0.7}}, "map": 0.55}
+    r2 = {"round": 2, "per_class": {"a": {"ap": 0.5, "ap50": 0.8}, "b": {"ap": 0.48, "ap50": 0.7}}, "map": 0.49}
+    warnings = ap_drops(r1["per_class"], r2["per_class"], 0.05)
+    assert len(warnings) == 1 and "'a'" in warnings[0] and "0.600" in warnings[0]
+    assert ap_drops(r1["per_class"], {"a": {"ap": None}}, 0.05) == []
+    history = merge_history([r1], r2)
+    assert [h["round"] for h in history] == [1, 2]
+    again = merge_history(history, {**r1, "map": 0.1})
+    assert [h["map"] for h in again] == [0.1, 0.49]
+    assert previous_round(history, 2) is r1 and previous_round(history, 1) is None
+
+
+def test_plot_history_writes_a_png(tmp_path: Path):
+    history = [
+        {"round": 1, "per_class": {"a": {"ap": 0.2, "ap50": 0.4}, "b": {"ap": None, "ap50": None}}, "map": 0.2},
+        {"round": 2, "per_class": {"a": {"ap": 0.3, "ap50": 0.5}, "b": {"ap": 0.1, "ap50": 0.2}}, "map": 0.2},
+    ]
+    out = plot_history(history, tmp_path / "ap.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(StoreError, match="no evaluation rounds"):
+        plot_history([], tmp_path / "none.png")
+
+
+def test_assign_splits_by_tag_and_seeded_holdout():
+    ids = [f"s{i}" for i in range(10)]
+    tagged = assign_splits(ids, [["train"]] * 5 + [["val"]] * 3 + [[]] * 2)
+    assert len(tagged["train"]) == 7 and len(tagged["val"]) == 3
+    a = assign_splits(ids, [[]] * 10, val_fraction=0.3, rng=1)
+    b = assign_splits(ids, [[]] * 10, val_fraction=0.3, rng=1)
+    assert a == b and len(a["val"]) == 3 and not set(a["val"]) & set(a["train"])
+    with pytest.raises(StoreError, match="too few"):
+        assign_splits(["x"], [[]])
+    with pytest.raises(StoreError, match="untagged split"):
+        assign_splits(ids, [[]] * 10, untagged="holdout")
+
+
+def test_split_reviewed_drops_fp_and_wrong_class():
+    dets = [
+        SimpleNamespace(tags=[], label="a"),
+        SimpleNamespace(tags=["fp"], label="a"),
+        SimpleNamespace(tags=["wrong-class"], label="b"),
+        SimpleNamespace(tags=["missed"], label="b"),
+    ]
+    kept, fp, wrong, missed = split_reviewed(dets)
+    assert [d.label for d in kept] == ["a", "b"] and (fp, wrong, missed) == (1, 1, True)
+
+
+def test_port_helpers():
+    port = free_port()
+    assert port_free(port)
+
+
+def test_unreachable_database_uri_is_a_clear_error_within_seconds():
+    start = time.monotonic()
+    with pytest.raises(StoreError, match=r"cannot reach the MongoDB server .*127\.0\.0\.1:1"):
+        probe_uri("mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=1500")
+    assert time.monotonic() - start < 10
+    with pytest.raises(StoreError, match="not a valid MongoDB URI"):
+        probe_uri("http://nope")
+
+
+def test_password_is_not_printed():
+    with pytest.raises(StoreError) as info:
+        probe_uri("mongodb://user:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=500")
+    assert "s3cret" not in str(info.value)
+
+
+def test_extract_frames_reads_exact_frames(tmp_path: Path):
+    import cv2
+
+    from cvactive.store.push import extract_frames
+
+    video = tmp_path / "v.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))  # type: ignore[attr-defined]
+    for i in range(12):
+        writer.write(np.full((48, 64, 3), i * 20, np.uint8))
+    writer.release()
+    out = extract_frames(str(video), [7, 2, 2, 30], tmp_path / "frames")
+    assert sorted(out) == [2, 7]  # frame 30 is past the end
+    for frame, path in out.items():
+        assert abs(float(cv2.imread(str(path)).mean()) - frame * 20) < 6
+    # kept frames are reused, not re-read
+    mtime = out[2].stat().st_mtime_ns
+    assert extract_frames(str(video), [2], tmp_path / "frames")[2].stat().st_mtime_ns == mtime
