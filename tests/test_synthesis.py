@@ -288,3 +288,10 @@ def test_cli_config_keys_are_synthesize_options_and_list_recipes_needs_no_data(c
     assert all(name in listed for name in (*CONDITIONS, "copy_paste")) and "geometric" in listed
     assert main(["synthesize", "--n", "3"]) == 2
     assert "missing DATA, --out" in capsys.readouterr().err
+
+
+def test_plans_that_cannot_run_are_reported(tmp_path):
+    data = tiny_yolo(tmp_path / "d", ["0 0.5 0.5 0.5 0.5\n", "1 0.3 0.3 0.2 0.2\n"])
+    only_night = load_recipes("night")
+    s = synthesize(data, n=2, out=tmp_path / "o", recipes=only_night, target="classes=b", progress=False)
+    assert s.written == 0 and any("no recipe fills it" in note for note in s.notes)

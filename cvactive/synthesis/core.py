@@ -362,7 +362,11 @@ def synthesize(
     jobs: list[_Job] = []
     for plan, k in zip(plans, counts):
         plan.count = k
-        jobs.extend(_jobs_for(plan, k, book, rng))
+        planned = _jobs_for(plan, k, book, rng)
+        if len(planned) < k:
+            why = "no recipe fills it" if not plan.recipes else "no suitable parent image"
+            notes.append(f"{plan.label}: {k - len(planned)} of {k} images not made ({why})")
+        jobs.extend(planned)
 
     # Run.
     img_dir, lbl_dir = out_dir / "images" / "train", out_dir / "labels" / "train"
