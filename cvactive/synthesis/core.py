@@ -266,7 +266,7 @@ def synthesize(
     out: str | Path,
     recipes: str | Path | Iterable[str | Path] | Mapping[str, Recipe] | None = None,
     target: str | Sequence[str] | Target | None = "auto",
-    seed: int = 0,
+    seed: int | np.random.Generator = 0,
     split: str = "train",
     overwrite: bool = False,
     quality: int = 95,
@@ -288,7 +288,8 @@ def synthesize(
         out: the output folder (``images/train``, ``labels/train``, ``data.yaml`` ... go there).
         recipes: recipe files, folders or built-in names, or loaded recipes (default: every built-in).
         target: ``auto`` (the data's gaps), ``classes=a,b``, ``conditions=night,fog`` (see :func:`parse_target`).
-        seed: the seed of every random choice (same seed, same bytes).
+        seed: the seed (or a numpy Generator) of every random choice; the same seed gives the same
+            bytes, and each image's own seed is recorded in its provenance line.
         split: the split whose images are parents and whose gaps are measured.
         overwrite: replace a synthetic set already in ``out`` (only its own files are removed).
         quality: JPEG quality of the written images.
@@ -356,7 +357,7 @@ def synthesize(
     readable = ~np.isnan(luma)
     has_boxes = np.array([len(it.classes) > 0 for it in items]) & readable
 
-    rng = np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     plans, notes = _make_plans(tgt, book, items, names, source, thresholds, luma, has_boxes, readable)
     counts = allocate([0.5 + p.gap.deficit if p.gap and tgt.auto else 1.0 for p in plans], n)
     jobs: list[_Job] = []
