@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "export": "cvactive.cli.fo_export",
     "evaluate": "cvactive.cli.fo_evaluate",
     "synthesize": "cvactive.cli.synthesize",
+    "harvest": "cvactive.cli.harvest",
 }
 
 
