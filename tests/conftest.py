@@ -28,7 +28,25 @@ for key, value in {
 from cvactive.assets import OPENVINO_MODEL, asset, assets_dir  # noqa: E402
 
 
+def _stop_fiftyone_database() -> None:
+    """Stop the mongod this session started before its folder is removed (else it aborts)."""
+    import sys
+
+    database = sys.modules.get("fiftyone.core.odm.database")
+    service = getattr(database, "_db_service", None)
+    child = getattr(service, "child", None)
+    if service is None or child is None:
+        return
+    service.stop()
+    try:
+        child.wait(timeout=30)
+    except Exception:  # the service may already be gone; the folder is removed either way
+        pass
+    database._db_service = None  # type: ignore[union-attr]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _stop_fiftyone_database()
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
 
 
