@@ -1,0 +1,103 @@
+"""``cvactive harvest SOURCE --model MODEL --config configs/harvest.yaml --out DIR``.
+
+Exit codes: 0 the harvest finished (every source read to its end, or the budget spent) with
+no failure; 1 it finished but a source failed part-way (truncated or corrupt video, stream
+given up on) or nothing could be read; 2 bad input (missing source, invalid config, a folder
+holding another config's harvest); 130 / 143 stopped by SIGINT / SIGTERM, state saved: run the
+same command again to carry on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cvactive.cli._common import add_detector_options, make_detector
+
+#: harvest() keyword arguments a config file may set.
+CONFIG_KEYS = (
+    "rules",
+    "budget",
+    "pacing",
+    "dedup",
+    "scorer",
+    "frame_stride",
+    "jpeg_quality",
+    "seed",
+    "batch",
+    "annotate",
+    "retry",
+    "checkpoint_seconds",
+    "log_every",
+    "fsync",
+)
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "harvest",
+        help="keep the frames of a video, folder of videos, stream or camera worth labeling (resumable)",
+        description="Stream frames through composable rules (random, confidence band, uncertainty, target "
+        "classes, detection count, no detections) under budgets, pacing and near-duplicate suppression; write "
+        "kept frames as JPEGs plus one manifest line each. Rerunning the same command resumes. Exit codes: 0 "
+        "done, 1 a source failed part-way, 2 bad input, 130/143 stopped by SIGINT/SIGTERM (state saved).",
+    )
+    p.add_argument("source", help="video file, folder of videos, stream URL (rtsp/http) or camera index")
+    p.add_argument("--config", required=True, help="harvest YAML (see configs/harvest.yaml)")
+    p.add_argument("--out", required=True, help="harvest folder: frames/, manifest.jsonl, state.json")
+    add_detector_options(p)
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvactive.config import load_yaml
+    from cvactive.errors import ConfigError
+    from cvactive.harvest import harvest
+    from cvactive.harvest.runner import list_sources
+
+    options = load_yaml(args.config)
+    unknown = sorted(set(options) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"{args.config}: unknown option(s) {unknown}; valid options: {', '.join(CONFIG_KEYS)}")
+    if args.seed is not None:
+        options["seed"] = args.seed
+    list_sources(args.source)  # a missing source fails before the model loads
+    needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
+    needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
+    detector = make_detector(args) if needs_model or args.model else None
+    summary = harvest(
+        args.source,
+        args.out,
+        detector=detector,
+        fresh=args.fresh,
+        progress=not args.no_progress,
+        **options,
+    )
+    c = summary.counts
+    print(
+        f"harvest: looked at {summary.frames} frames, inferred {summary.inferred}, kept {summary.kept} "
+        f"(total {summary.kept_total}) -> {summary.out}"
+    )
+    print(
+        f"  all runs: {c.get('frames', 0)} frames, {c.get('candidates', 0)} candidates; refused: "
+        + ", ".join(f"{k} {c.get(k, 0)}" for k in ("rule_limit", "budget", "pacing", "duplicate"))
+    )
+    rules = {k[5:]: v for k, v in c.items() if k.startswith("rule:")}
+    if rules:
+        print("  kept by rule: " + ", ".join(f"{k} {v}" for k, v in rules.items()))
+    for event in summary.events:
+        print(f"  {event}")
+    for path, reason in summary.report.failures:
+        print(f"  failed {path}: {reason}")
+    if summary.stopped:
+        print(f"  stopped by {summary.stopped}; state saved, run the same command again to continue")
+        return SIGNAL_EXIT.get(summary.stopped, 130)
+    if summary.budget_spent:
+        print("  budget spent")
+    if summary.report.failures or c.get("frames", 0) == 0:
+        return 1
+    return 0

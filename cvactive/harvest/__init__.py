@@ -1,0 +1,36 @@
+"""Video frame harvesting: stream-based selective sampling with budgets, dedup and resume.
+
+* :mod:`~cvactive.harvest.rules`: composable rules (random, confidence band, uncertainty,
+  target classes, detection count, no detections), each with its own limits;
+* :mod:`~cvactive.harvest.budget`: caps per minute/hour/day/total and pacing;
+* :mod:`~cvactive.harvest.dedup`: perceptual-hash or embedding near-duplicate suppression;
+* :mod:`~cvactive.harvest.state`: the on-disk state that makes a harvest resumable;
+* :mod:`~cvactive.harvest.feed`: frames decoded on demand, live streams reconnected;
+* :mod:`~cvactive.harvest.runner`: :func:`harvest`, the loop.
+"""
+
+from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing
+from cvactive.harvest.dedup import Dedup, Deduper, dhash, hamming, phash
+from cvactive.harvest.feed import Retry
+from cvactive.harvest.rules import RULES, make_rule, make_rules, unit_draw
+from cvactive.harvest.runner import HarvestSummary, harvest, list_sources
+
+__all__ = [
+    "RULES",
+    "Dedup",
+    "Deduper",
+    "HarvestSummary",
+    "Ledger",
+    "Limits",
+    "Pacer",
+    "Pacing",
+    "Retry",
+    "dhash",
+    "hamming",
+    "harvest",
+    "list_sources",
+    "make_rule",
+    "make_rules",
+    "phash",
+    "unit_draw",
+]

@@ -1,0 +1,273 @@
+"""Budgets: hard caps (a ledger of kept frames) and pacing (an adaptive threshold).
+
+**Caps.** :class:`Limits` caps how many frames may be kept per minute, hour and day and in
+total. A :class:`Ledger` holds the clock time of every frame kept in the last day and the
+total, so the question "may one more be kept now?" is answered from the ledger alone. The
+clock is stream time for video files (seconds since the start of the first file, summed over
+the files of a folder) and wall time for live sources. The ledger is part of the saved state,
+so a restarted harvest never spends a budget twice.
+
+**Pacing.** Caps alone spend a budget on the first minutes of a stream. :class:`Pacer` spreads
+``budget`` frames over the expected rest of the stream (or over each ``period`` of a live
+feed) with a threshold that tracks the score distribution:
+
+1. Target rate. With ``R`` frames of budget left and ``T`` seconds of stream left, and ``dt``
+   seconds between evaluated frames, about ``T / dt`` frames remain, of which a fraction ``c``
+   are candidates (``c`` is measured: candidates over frames seen so far). The pacer wants to
+   keep ``p = R / (c * T / dt)`` of the coming candidates.
+2. Threshold. It keeps a sliding window of the last ``window`` candidate scores and sets
+   ``theta`` to the ``1 - p`` quantile of that window: a candidate is kept when its score
+   exceeds ``theta``, which keeps the top ``p`` fraction of a stream that looks like the recent
+   past. Ties are broken by a seeded jitter of 1e-6 times a uniform draw.
+3. Feedback. ``R`` and ``T`` are re-read at every candidate: a pacer that kept too few (because
+   scores dropped, or because near-duplicates were refused after it said yes) sees ``p`` rise
+   and lowers its threshold; one that kept too many raises it. When ``p >= 1`` every candidate
+   is kept, so a known-length stream ends with its budget spent if it has enough candidates.
+4. Warm-up. Until the window holds ``warmup`` scores, a candidate is kept with probability
+   ``p`` (a seeded draw).
+
+This is the variable-threshold idea of Zliobaite et al. (*Active learning with drifting
+streaming data*, 2014) with the threshold set by quantile instead of by fixed steps. With
+``score: random`` the score is a seeded uniform draw, and pacing is adaptive random thinning.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from cvactive.errors import ConfigError
+
+#: cap name -> window in seconds (``total`` has no window).
+WINDOWS: dict[str, float] = {"per_minute": 60.0, "per_hour": 3600.0, "per_day": 86400.0}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps on kept frames; ``None`` means no cap."""
+
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+    total: int | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
+                raise ConfigError(f"limit {f.name} must be a non-negative integer or null, got {value!r}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | Limits | None, where: str = "limits") -> Limits:
+        if data is None:
+            return cls()
+        if isinstance(data, Limits):
+            return data
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"{where}: unknown cap(s) {unknown}; valid caps: {', '.join(valid)}")
+        return cls(**dict(data))
+
+    @property
+    def unlimited(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+@dataclass
+class Ledger:
+    """The clock times of frames kept in the last day, and the total kept, checked against :class:`Limits`."""
+
+    limits: Limits = field(default_factory=Limits)
+    times: deque[float] = field(default_factory=deque)
+    total: int = 0
+
+    def _prune(self, clock: float) -> None:
+        while self.times and clock - self.times[0] >= WINDOWS["per_day"]:
+            self.times.popleft()
+
+    def count_within(self, clock: float, seconds: float) -> int:
+        """Frames kept in the half-open window ``(clock - seconds, clock]``."""
+        return sum(1 for t in reversed(self.times) if clock - t < seconds)
+
+    def blocked_by(self, clock: float) -> str | None:
+        """The name of the first cap that forbids keeping one more frame at ``clock``, or ``None``."""
+        if self.limits.total is not None and self.total >= self.limits.total:
+            return "total"
+        self._prune(clock)
+        for name, seconds in WINDOWS.items():
+            cap = getattr(self.limits, name)
+            if cap is not None and self.count_within(clock, seconds) >= cap:
+                return name
+        return None
+
+    def allows(self, clock: float) -> bool:
+        return self.blocked_by(clock) is None
+
+    def charge(self, clock: float) -> None:
+        """Record one kept frame at ``clock``."""
+        self.total += 1
+        if not (self.limits.per_minute is None and self.limits.per_hour is None and self.limits.per_day is None):
+            self.times.append(float(clock))
+            self._prune(clock)
+
+    def exhausted(self) -> bool:
+        """True once the total cap is reached (nothing more can ever be kept)."""
+        return self.limits.total is not None and self.total >= self.limits.total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"times": list(self.times), "total": self.total}
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        self.times = deque(float(t) for t in data.get("times", []))
+        self.total = int(data.get("total", 0))
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """Pacing parameters (see the module docstring for the algorithm).
+
+    Attributes:
+        budget: frames to spread; defaults to the harvest's ``budget.total``.
+        score: the image score that ranks candidates (``<measure>_<aggregation>``), or
+            ``"random"`` for a seeded uniform draw.
+        horizon: expected stream length in seconds; known for video files, required for live
+            sources unless ``period`` is set.
+        period: spread ``budget`` over each period of this many seconds instead (live feeds:
+            e.g. 3600 for a budget per hour).
+        window: how many recent candidate scores the threshold is taken from.
+        warmup: candidates seen before the quantile threshold replaces random thinning.
+    """
+
+    budget: int | None = None
+    score: str = "random"
+    horizon: float | None = None
+    period: float | None = None
+    window: int = 256
+    warmup: int = 16
+
+    def __post_init__(self) -> None:
+        if self.budget is not None and self.budget < 1:
+            raise ConfigError(f"pacing budget must be at least 1, got {self.budget}")
+        for name in ("horizon", "period"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"pacing {name} must be positive seconds, got {value}")
+        if self.window < 2 or self.warmup < 0:
+            raise ConfigError(f"pacing window must be >= 2 and warmup >= 0, got {self.window}, {self.warmup}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | Pacing | None) -> Pacing | None:
+        if data is None or isinstance(data, Pacing):
+            return data
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"pacing: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
+        return cls(**dict(data))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def target_rate(remaining_budget: int, seconds_left: float, frame_interval: float, candidate_rate: float) -> float:
+    """``p``, the fraction of coming candidates to keep (may exceed 1: keep them all)."""
+    if remaining_budget <= 0:
+        return 0.0
+    frames_left = max(seconds_left, 0.0) / max(frame_interval, 1e-9)
+    candidates_left = max(frames_left * min(max(candidate_rate, 0.0), 1.0), 1.0)
+    return remaining_budget / candidates_left
+
+
+def quantile_threshold(window: np.ndarray, rate: float) -> float:
+    """The score above which the top ``rate`` fraction of ``window`` lies (``-inf`` when ``rate >= 1``)."""
+    if rate >= 1.0 or window.size == 0:
+        return -np.inf
+    if rate <= 0.0:
+        return np.inf
+    return float(np.quantile(window, 1.0 - rate))
+
+
+@dataclass
+class Pacer:
+    """The pacing state: recent candidate scores, frames and candidates seen, frames kept this period.
+
+    Args:
+        pacing: the parameters.
+        budget: frames to spread (``pacing.budget`` or the harvest's total).
+    """
+
+    pacing: Pacing
+    budget: int
+    scores: deque[float] = field(default_factory=deque)
+    seen: int = 0
+    candidates: int = 0
+    kept: int = 0
+    period_index: int = 0
+    last_rate: float = 0.0
+
+    def observe_frame(self) -> None:
+        """Count one evaluated frame (candidate or not)."""
+        self.seen += 1
+
+    def _roll_period(self, clock: float) -> None:
+        if self.pacing.period is not None:
+            index = int(clock // self.pacing.period)
+            if index != self.period_index:
+                self.period_index, self.kept = index, 0
+
+    def seconds_left(self, clock: float, stream_seconds_left: float | None) -> float:
+        """Seconds of the pacing horizon left at ``clock``."""
+        if self.pacing.period is not None:
+            return (self.period_index + 1) * self.pacing.period - clock
+        if stream_seconds_left is None:
+            raise ConfigError("pacing a live source needs pacing.horizon (seconds) or pacing.period")
+        return stream_seconds_left
+
+    def admit(
+        self, score: float, clock: float, stream_seconds_left: float | None, frame_interval: float, draw: float
+    ) -> bool:
+        """Decide on one candidate; ``draw`` is its seeded uniform number in [0, 1)."""
+        self._roll_period(clock)
+        self.candidates += 1
+        rate = target_rate(
+            self.budget - self.kept,
+            self.seconds_left(clock, stream_seconds_left),
+            frame_interval,
+            self.candidates / max(self.seen, 1),
+        )
+        self.last_rate = rate
+        value = float(score) + 1e-6 * draw
+        if len(self.scores) < self.pacing.warmup:
+            keep = draw < rate
+        else:
+            keep = value > quantile_threshold(np.fromiter(self.scores, float), rate)
+        self.scores.append(value)
+        while len(self.scores) > self.pacing.window:
+            self.scores.popleft()
+        return keep
+
+    def charge(self, clock: float) -> None:
+        """Count one kept frame against this period's budget."""
+        self._roll_period(clock)
+        self.kept += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scores": list(self.scores),
+            "seen": self.seen,
+            "candidates": self.candidates,
+            "kept": self.kept,
+            "period_index": self.period_index,
+        }
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        self.scores = deque(float(s) for s in data.get("scores", []))
+        self.seen = int(data.get("seen", 0))
+        self.candidates = int(data.get("candidates", 0))
+        self.kept = int(data.get("kept", 0))
+        self.period_index = int(data.get("period_index", 0))

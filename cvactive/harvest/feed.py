@@ -1,0 +1,201 @@
+"""Frames of one harvest source, decoded only when asked, with reconnects for live streams.
+
+:func:`iter_feed` grabs every frame of a video file, stream URL or camera index and yields the
+ones on the ``stride`` grid as :class:`FeedFrame` objects whose pixels are decoded
+(``retrieve``) only when :meth:`FeedFrame.image` is called: a frame that no rule wants is never
+converted to an array. A file that ends before its header's frame count is reported as
+truncated, naming the frame reached; a live stream that drops is reopened with exponential
+backoff, and each drop is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from cvactive.errors import ConfigError, VideoError
+from cvactive.sources import SourceReport, is_stream, open_video
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Reconnecting a live source: ``attempts`` tries, waiting ``backoff * 2**k`` s (at most ``max_backoff``)."""
+
+    attempts: int = 5
+    backoff: float = 1.0
+    max_backoff: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 0 or self.backoff < 0 or self.max_backoff < 0:
+            raise ConfigError(f"retry values must be non-negative, got {self}")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | Retry | None) -> Retry:
+        if data is None:
+            return cls()
+        if isinstance(data, Retry):
+            return data
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(valid))
+        if unknown:
+            raise ConfigError(f"retry: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
+        return cls(**dict(data))
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.backoff * 2.0**attempt, self.max_backoff))
+
+
+@dataclass
+class FeedFrame:
+    """One grabbed frame: its index, its time, and its pixels on demand.
+
+    Attributes:
+        source: the video path or stream URL.
+        index: frame index (live sources count on across reconnects and restarts).
+        timestamp: seconds from the start of a file, or wall-clock epoch seconds for a live source.
+    """
+
+    source: str
+    index: int
+    timestamp: float
+    _cap: Any = field(repr=False, default=None)
+    _image: np.ndarray | None = field(repr=False, default=None)
+
+    def image(self) -> np.ndarray:
+        """The decoded BGR frame (call before asking the feed for the next frame)."""
+        if self._image is None:
+            ok, image = self._cap.retrieve()
+            if not ok or image is None:
+                raise VideoError(f"{self.source}: frame {self.index} was grabbed but cannot be decoded")
+            self._image = image
+        return self._image
+
+
+@dataclass
+class FeedInfo:
+    """What is known of a source before reading it."""
+
+    fps: float
+    frame_count: int
+    live: bool
+
+    @property
+    def duration(self) -> float:
+        return self.frame_count / self.fps if self.frame_count else 0.0
+
+
+def probe(source: str) -> FeedInfo:
+    """Open a source once to read its fps and frame count.
+
+    Raises:
+        VideoError: it cannot be opened.
+    """
+    cap, info = open_video(source)
+    cap.release()  # type: ignore[attr-defined]
+    return FeedInfo(fps=info.fps, frame_count=info.frame_count, live=is_stream(source))
+
+
+def _seek(cap: Any, start: int) -> int:
+    """Position ``cap`` at frame ``start``; return the index it is at."""
+    import cv2
+
+    if start <= 0:
+        return 0
+    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+        return start
+    index = int(cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+    while index < start and cap.grab():
+        index += 1
+    return index
+
+
+def iter_feed(
+    source: str,
+    *,
+    start: int = 0,
+    stride: int = 1,
+    report: SourceReport | None = None,
+    retry: Retry | None = None,
+    stopped: Callable[[], bool] = lambda: False,
+    events: list[str] | None = None,
+) -> Iterator[FeedFrame]:
+    """Yield the frames of ``source`` whose index is a multiple of ``stride``, from ``start`` on.
+
+    Args:
+        source: a video file, a stream URL or a camera index.
+        start: first frame index to read (a file is sought there; a live source only numbers from it).
+        stride: frames whose index is not a multiple of ``stride`` are grabbed, never decoded.
+        report: collects frames read and failures (truncated file, stream given up on).
+        retry: reconnection policy for live sources.
+        stopped: polled while waiting to reconnect; ``True`` ends the feed.
+        events: receives a line for each stream drop and reconnect.
+    """
+    if stride < 1:
+        raise ConfigError(f"frame_stride must be at least 1, got {stride}")
+    report = report if report is not None else SourceReport()
+    retry = retry or Retry()
+    live = is_stream(source)
+    try:
+        cap, info = open_video(source)
+    except VideoError as err:
+        report.fail(source, str(err).split(": ", 1)[-1], False, VideoError)
+        return
+    try:
+        index = start if live else _seek(cap, start)
+        while True:
+            if not cap.grab():  # type: ignore[attr-defined]
+                if not live:
+                    break
+                cap.release()  # type: ignore[attr-defined]
+                cap = _reconnect(source, index, retry, stopped, events)
+                if cap is None:
+                    if not stopped():
+                        report.fail(
+                            source, f"stream dropped at frame {index}; gave up after {retry.attempts} tries", False
+                        )
+                    return
+                continue
+            if index % stride == 0:
+                report.frames += 1
+                stamp = time.time() if live else index / info.fps
+                yield FeedFrame(source, index, stamp, cap)
+            index += 1
+        if info.frame_count and index < info.frame_count - 1:
+            report.fail(source, f"video ended at frame {index} of {info.frame_count} (truncated or corrupt)", False)
+        elif index == 0:
+            report.fail(source, "no frame could be decoded", False)
+    finally:
+        if cap is not None:
+            cap.release()  # type: ignore[attr-defined]
+
+
+def _reconnect(
+    source: str, index: int, retry: Retry, stopped: Callable[[], bool], events: list[str] | None
+) -> Any | None:
+    """Reopen a dropped live source with backoff; the new capture, or ``None`` after ``retry.attempts``."""
+    for attempt in range(retry.attempts):
+        wait = retry.delay(attempt)
+        msg = f"{source}: stream dropped at frame {index}; reconnect {attempt + 1}/{retry.attempts} in {wait:.1f}s"
+        log.warning(msg)
+        if events is not None:
+            events.append(msg)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if stopped():
+                return None
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+        try:
+            cap, _ = open_video(source)
+        except VideoError:
+            continue
+        if events is not None:
+            events.append(f"{source}: reconnected at frame {index}")
+        return cap
+    return None
