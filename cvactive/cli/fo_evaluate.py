@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         f"thresholds, confidence >= {result.conf_threshold:g})"
     )
     print(result.table())
-    for warning in result.warnings:
-        print(f"WARNING: {warning}")
+    if result.warnings:  # each was logged as a WARNING above
+        print(f"{len(result.warnings)} warning(s): see above")
     print(f"history: {history}\nplot: {plot}")
     return 0

@@ -33,8 +33,6 @@ def run(args: argparse.Namespace) -> int:
     session, url = launch_review(args.dataset, port=args.port, address=args.address, view=args.view or None)
     signal.signal(signal.SIGTERM, _interrupt)
     print(f"FiftyOne App for {args.dataset!r} at {url}  (Ctrl-C to stop)", flush=True)
-    if args.address in ("localhost", "127.0.0.1"):
-        print(f"  on a remote server: ssh -N -L {args.port}:localhost:{args.port} USER@HOST, then open {url}")
     try:
         session.wait(-1)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ timeout, before FiftyOne is even imported.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -89,6 +90,10 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
         import fiftyone.core.odm.database as fodb
     except ImportError as err:
         raise MissingDependencyError("fiftyone is not installed: pip install 'fiftyone==1.22.1'") from err
+    fo_log = logging.getLogger("fiftyone")
+    if fo_log.handlers:  # FiftyOne prints its own messages; don't print them twice via the root logger
+        fo_log.propagate = False
+    logging.getLogger("eta").setLevel(logging.WARNING)  # its progress bars already show on the terminal
     if not _CONNECTED:
         try:
             fodb.get_db_conn()

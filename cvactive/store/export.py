@@ -116,6 +116,7 @@ def export_yolo(
             classes=summary.classes,
             yaml_path="data.yaml",
             export_media=MEDIA_MODES[media],
+            progress=False,
         )
         summary.splits[split] = len(split_ids)
         summary.boxes += int(part.count(f"{label_field}.detections"))

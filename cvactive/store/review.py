@@ -109,7 +109,7 @@ def pull_reviews(
     out_dir.mkdir(parents=True, exist_ok=True)
     approved = ds.match_tags(APPROVED).match_tags(REJECTED, bool=False)
     if len(approved):
-        approved.compute_metadata()
+        approved.compute_metadata(progress=False)
     gt_values: dict[str, Any] = {}
     tag_add: dict[str, set[str]] = {}
     classes = list(ds.default_classes or [])
