@@ -2,6 +2,11 @@
 
 :class:`Scorer` holds the parameters (which measures, which aggregations, the empty-image
 policy); the maths lives in :mod:`cvactive.measures`.
+
+The consistency measures (:data:`cvactive.consistency.CONSISTENCY_MEASURES`: TTA, committee,
+MC dropout) need more model passes than the one that made a record, so a detector computes
+them (:class:`cvactive.consistency.measured.MeasuredDetector`); a Scorer that names them checks
+that each record carries them and aggregates them like the others.
 """
 
 from __future__ import annotations
@@ -9,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from cvactive.consistency import CONSISTENCY_MEASURES
+from cvactive.errors import ConfigError
 from cvactive.measures import AGGREGATIONS, MEASURES, VECTOR_MEASURES, box_measures, check_names, image_scores
 from cvactive.record import ImageRecord
 
@@ -18,7 +25,8 @@ class Scorer:
     """Scores records in place: per-box measures, then per-image aggregates.
 
     Attributes:
-        measures: measure names (:data:`cvactive.measures.MEASURES`).
+        measures: measure names (:data:`cvactive.measures.MEASURES`, or
+            :data:`cvactive.consistency.CONSISTENCY_MEASURES` that the detector computed).
         aggregations: aggregation names (:data:`cvactive.measures.AGGREGATIONS`).
         threshold: decision threshold for ``threshold_closeness``.
         if_empty: image score of a record with no boxes.
@@ -34,7 +42,7 @@ class Scorer:
     band: tuple[float, float] = field(default=(0.5, 1.0))
 
     def __post_init__(self) -> None:
-        check_names(self.measures, MEASURES, "measure")
+        check_names(self.measures, MEASURES + CONSISTENCY_MEASURES, "measure")
         check_names(self.aggregations, AGGREGATIONS, "aggregation")
 
     def for_record(self, record: ImageRecord) -> Scorer:
@@ -46,7 +54,17 @@ class Scorer:
 
     def __call__(self, record: ImageRecord) -> ImageRecord:
         """Add ``box_scores`` and ``image_scores`` to ``record`` and return it."""
-        per_box = box_measures(record.class_scores, record.confidence, self.measures, self.threshold)
+        own = [m for m in self.measures if m not in CONSISTENCY_MEASURES]
+        per_box = box_measures(record.class_scores, record.confidence, own, self.threshold)
+        for name in self.measures:
+            if name in CONSISTENCY_MEASURES:
+                if name not in record.box_scores:
+                    raise ConfigError(
+                        f"measure {name!r} needs more model passes than the record for {record.key} had: "
+                        "predict with cvactive.consistency.measured.MeasuredDetector (cvactive score --measures "
+                        f"{name} ...)"
+                    )
+                per_box[name] = record.box_scores[name]
         record.box_scores.update(per_box)
         record.image_scores.update(
             image_scores(per_box, self.aggregations, if_empty=self.if_empty, k=self.topk, band=self.band)

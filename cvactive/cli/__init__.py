@@ -20,6 +20,7 @@ from cvactive.errors import CvactiveError
 #: subcommand -> module; modules import their heavy dependencies inside ``run``.
 COMMANDS: dict[str, str] = {
     "score": "cvactive.cli.score",
+    "calibrate": "cvactive.cli.calibrate",
     "porch": "cvactive.cli.porch",
     "demo": "cvactive.cli.demo",
     "select": "cvactive.cli.select",

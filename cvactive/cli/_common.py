@@ -32,19 +32,70 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
 
 
 def make_detector(args: argparse.Namespace, **overrides: Any) -> Any:
-    """Build the :class:`~cvactive.detector.Detector` the options describe."""
+    """Build the :class:`~cvactive.detector.Detector` the options describe.
+
+    When ``--measures`` names consistency measures (TTA, committee, MC dropout) or
+    ``--calibration`` is given (see :func:`add_consistency_options`), the detector comes wrapped
+    in a :class:`~cvactive.consistency.measured.MeasuredDetector` that computes them.
+    """
     from cvactive.detector import Detector
 
     kwargs = {"imgsz": args.imgsz, "conf": args.conf, "iou": args.iou, "device": args.device}
     kwargs.update(overrides)
-    return Detector(args.model or default_model(), **kwargs)
+    detector = Detector(args.model or default_model(), **kwargs)
+    return with_consistency(args, detector)
+
+
+def add_consistency_options(parser: argparse.ArgumentParser) -> None:
+    """--committee, --mc-passes, --mc-dropout, --mc-seed, --tta-views, --match-iou, --calibration."""
+    parser.add_argument(
+        "--committee",
+        default="",
+        help="comma-separated other checkpoints for committee_disagreement (--model is the first member)",
+    )
+    parser.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes T for mc_variance/mc_bald (10)")
+    parser.add_argument("--mc-dropout", type=float, default=0.2, help="MC-dropout probability on head features (0.2)")
+    parser.add_argument("--mc-seed", type=int, default=0, help="seed of the MC-dropout masks (0)")
+    parser.add_argument("--tta-views", default="hflip,scale,shift", help="TTA views (default hflip,scale,shift)")
+    parser.add_argument("--match-iou", type=float, default=0.3, help="IoU for TTA/committee box matching (0.3)")
+    parser.add_argument("--calibration", help="temperature JSON from cvactive calibrate, applied before any measure")
+
+
+def with_consistency(args: argparse.Namespace, detector: Any) -> Any:
+    """``detector`` wrapped for the consistency measures and calibration ``args`` ask for, else itself."""
+    from cvactive.consistency import CONSISTENCY_MEASURES
+
+    wanted = [m for m in str(getattr(args, "measures", "") or "").split(",") if m in CONSISTENCY_MEASURES]
+    calibration = getattr(args, "calibration", None)
+    if not wanted and not calibration:
+        return detector
+    from cvactive.consistency.measured import MeasuredDetector
+    from cvactive.consistency.tta import views_by_name
+
+    return MeasuredDetector(
+        detector,
+        wanted,
+        scorer=make_scorer(args) if hasattr(args, "aggregations") else None,
+        views=views_by_name([v for v in getattr(args, "tta_views", "hflip,scale,shift").split(",") if v]),
+        committee=[w for w in getattr(args, "committee", "").split(",") if w],
+        match_iou=getattr(args, "match_iou", 0.3),
+        mc_passes=getattr(args, "mc_passes", 10),
+        mc_dropout=getattr(args, "mc_dropout", 0.2),
+        calibration=calibration,
+        rng=getattr(args, "mc_seed", 0),
+    )
 
 
 def add_scorer_options(parser: argparse.ArgumentParser) -> None:
     """--measures, --aggregations, --threshold, --if-empty, --topk."""
     from cvactive.measures import AGGREGATIONS, MEASURES
 
-    parser.add_argument("--measures", default=",".join(MEASURES), help="comma-separated measures (default: all)")
+    parser.add_argument(
+        "--measures",
+        default=",".join(MEASURES),
+        help="comma-separated measures (default: all class-score ones); also tta_localization, tta_consistency, "
+        "committee_disagreement, mc_variance, mc_bald (extra model passes)",
+    )
     parser.add_argument(
         "--aggregations", default=",".join(AGGREGATIONS), help="comma-separated aggregations (default: all)"
     )

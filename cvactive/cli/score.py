@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvactive.cli._common import add_detector_options, add_scorer_options, make_detector, make_scorer
+from cvactive.cli._common import (
+    add_consistency_options,
+    add_detector_options,
+    add_scorer_options,
+    make_detector,
+    make_scorer,
+)
 
 
 def register(sub: Any) -> None:
@@ -19,6 +25,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="JSON-lines file to write")
     add_detector_options(p)
     add_scorer_options(p)
+    add_consistency_options(p)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th video frame (default 1)")
     p.add_argument("--embed", action="store_true", help="add an image embedding (PyTorch models)")
     p.add_argument("--with-class-scores", action="store_true", help="write each box's full class-score row")

@@ -1,0 +1,22 @@
+"""Consistency and disagreement measures beyond class scores, and confidence calibration.
+
+* :mod:`~cvactive.consistency.tta`: ``tta_localization``, ``tta_consistency`` (test-time augmentation);
+* :mod:`~cvactive.consistency.committee`: ``committee_disagreement`` (query by committee);
+* :mod:`~cvactive.consistency.mc_dropout`: ``mc_variance``, ``mc_bald`` (MC dropout, PyTorch models);
+* :mod:`~cvactive.consistency.calibration`: temperature scaling, detection ECE, reliability diagrams;
+* :mod:`~cvactive.consistency.matching`: vectorised IoU, Hungarian matching, JS divergence, BALD;
+* :class:`~cvactive.consistency.measured.MeasuredDetector`: a detector that adds them to its records.
+
+Importing this package needs only numpy; models load in the classes that use them.
+"""
+
+from __future__ import annotations
+
+from cvactive.consistency.committee import COMMITTEE_MEASURES
+from cvactive.consistency.mc_dropout import MC_MEASURES
+from cvactive.consistency.tta import TTA_MEASURES
+
+#: Every measure that needs more model passes than the one that made the record.
+CONSISTENCY_MEASURES: tuple[str, ...] = TTA_MEASURES + COMMITTEE_MEASURES + MC_MEASURES
+
+__all__ = ["COMMITTEE_MEASURES", "CONSISTENCY_MEASURES", "MC_MEASURES", "TTA_MEASURES"]
