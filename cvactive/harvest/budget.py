@@ -25,6 +25,12 @@ feed) with a threshold that tracks the score distribution:
    is kept, so a known-length stream ends with its budget spent if it has enough candidates.
 4. Warm-up. Until the window holds ``warmup`` scores, a candidate is kept with probability
    ``p`` (a seeded draw).
+5. Schedule band. Scores drift (a quiet hour, then a busy one), and a quantile of the recent
+   past cannot see a trend coming: on a rising trend every new score beats the window. So the
+   pacer also holds the spending near the straight-line schedule ``budget * elapsed / span``
+   (``span`` is the horizon, or the period): a candidate is refused while the pacer is
+   ``slack`` or more frames ahead of it, and kept whatever its score while it is more than
+   ``slack`` frames behind (``slack`` defaults to 5% of the budget, at least 1).
 
 This is the variable-threshold idea of Zliobaite et al. (*Active learning with drifting
 streaming data*, 2014) with the threshold set by quantile instead of by fixed steps. With
@@ -141,6 +147,8 @@ class Pacing:
             e.g. 3600 for a budget per hour).
         window: how many recent candidate scores the threshold is taken from.
         warmup: candidates seen before the quantile threshold replaces random thinning.
+        slack: how far (in frames) spending may run ahead of or behind the straight-line
+            schedule (default: 5% of the budget, at least 1).
     """
 
     budget: int | None = None
@@ -149,8 +157,11 @@ class Pacing:
     period: float | None = None
     window: int = 256
     warmup: int = 16
+    slack: float | None = None
 
     def __post_init__(self) -> None:
+        if self.slack is not None and self.slack < 0:
+            raise ConfigError(f"pacing slack must be non-negative, got {self.slack}")
         if self.budget is not None and self.budget < 1:
             raise ConfigError(f"pacing budget must be at least 1, got {self.budget}")
         for name in ("horizon", "period"):
@@ -208,6 +219,7 @@ class Pacer:
     candidates: int = 0
     kept: int = 0
     period_index: int = 0
+    span: float | None = None
     last_rate: float = 0.0
 
     def observe_frame(self) -> None:
@@ -219,6 +231,7 @@ class Pacer:
             index = int(clock // self.pacing.period)
             if index != self.period_index:
                 self.period_index, self.kept = index, 0
+            self.span = self.pacing.period
 
     def seconds_left(self, clock: float, stream_seconds_left: float | None) -> float:
         """Seconds of the pacing horizon left at ``clock``."""
@@ -234,15 +247,19 @@ class Pacer:
         """Decide on one candidate; ``draw`` is its seeded uniform number in [0, 1)."""
         self._roll_period(clock)
         self.candidates += 1
-        rate = target_rate(
-            self.budget - self.kept,
-            self.seconds_left(clock, stream_seconds_left),
-            frame_interval,
-            self.candidates / max(self.seen, 1),
-        )
+        left = self.seconds_left(clock, stream_seconds_left)
+        if self.span is None or left > self.span:
+            self.span = max(left, 1e-9)
+        rate = target_rate(self.budget - self.kept, left, frame_interval, self.candidates / max(self.seen, 1))
         self.last_rate = rate
         value = float(score) + 1e-6 * draw
-        if len(self.scores) < self.pacing.warmup:
+        planned = self.budget * min(max(1.0 - left / self.span, 0.0), 1.0)
+        slack = self.pacing.slack if self.pacing.slack is not None else max(1.0, 0.05 * self.budget)
+        if self.kept >= planned + slack:
+            keep = False
+        elif self.kept < planned - slack:
+            keep = True
+        elif len(self.scores) < self.pacing.warmup:
             keep = draw < rate
         else:
             keep = value > quantile_threshold(np.fromiter(self.scores, float), rate)
@@ -263,6 +280,7 @@ class Pacer:
             "candidates": self.candidates,
             "kept": self.kept,
             "period_index": self.period_index,
+            "span": self.span,
         }
 
     def load(self, data: Mapping[str, Any]) -> None:
@@ -271,3 +289,5 @@ class Pacer:
         self.candidates = int(data.get("candidates", 0))
         self.kept = int(data.get("kept", 0))
         self.period_index = int(data.get("period_index", 0))
+        span = data.get("span")
+        self.span = None if span is None else float(span)

@@ -26,11 +26,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Retry:
-    """Reconnecting a live source: ``attempts`` tries, waiting ``backoff * 2**k`` s (at most ``max_backoff``)."""
+    """Reconnecting a live source: ``attempts`` tries, waiting ``backoff * 2**k`` s (at most ``max_backoff``).
+
+    Tries count across drops until the stream has run ``reset_after`` seconds without one, so
+    a source that reconnects and drops again at once is given up on, not retried forever.
+    """
 
     attempts: int = 5
     backoff: float = 1.0
     max_backoff: float = 30.0
+    reset_after: float = 60.0
 
     def __post_init__(self) -> None:
         if self.attempts < 0 or self.backoff < 0 or self.max_backoff < 0:
@@ -149,12 +154,16 @@ def iter_feed(
         return
     try:
         index = start if live else _seek(cap, start)
+        used, since = 0, time.monotonic()
         while True:
             if not cap.grab():  # type: ignore[attr-defined]
                 if not live:
                     break
                 cap.release()  # type: ignore[attr-defined]
-                cap = _reconnect(source, index, retry, stopped, events)
+                if time.monotonic() - since >= retry.reset_after:
+                    used = 0
+                cap, used = _reconnect(source, index, retry, used, stopped, events)
+                since = time.monotonic()
                 if cap is None:
                     if not stopped():
                         report.fail(
@@ -177,10 +186,10 @@ def iter_feed(
 
 
 def _reconnect(
-    source: str, index: int, retry: Retry, stopped: Callable[[], bool], events: list[str] | None
-) -> Any | None:
-    """Reopen a dropped live source with backoff; the new capture, or ``None`` after ``retry.attempts``."""
-    for attempt in range(retry.attempts):
+    source: str, index: int, retry: Retry, used: int, stopped: Callable[[], bool], events: list[str] | None
+) -> tuple[Any | None, int]:
+    """Reopen a dropped live source with backoff: ``(capture, tries used)``, capture ``None`` when out of tries."""
+    for attempt in range(used, retry.attempts):
         wait = retry.delay(attempt)
         msg = f"{source}: stream dropped at frame {index}; reconnect {attempt + 1}/{retry.attempts} in {wait:.1f}s"
         log.warning(msg)
@@ -189,7 +198,7 @@ def _reconnect(
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if stopped():
-                return None
+                return None, attempt + 1
             time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
         try:
             cap, _ = open_video(source)
@@ -197,5 +206,5 @@ def _reconnect(
             continue
         if events is not None:
             events.append(f"{source}: reconnected at frame {index}")
-        return cap
-    return None
+        return cap, attempt + 1
+    return None, retry.attempts

@@ -258,6 +258,14 @@ class _Harvester:
         if not self.ledger.allows(info.clock):
             self.counts["budget"] += 1
             return False
+        fp = None
+        if self.deduper is not None:
+            if self.deduper.dedup.method == "embedding" and record is None:
+                record = self.infer([frame])[0]
+            fp = self.deduper.fingerprint(frame.image(), None if record is None else record.embedding)
+            if self.deduper.is_duplicate(fp, info.clock):
+                self.counts["duplicate"] += 1
+                return False
         if self.pacer is not None:
             if self.pacing is not None and self.pacing.score != "random" and record is None:
                 record = self.infer([frame])[0]
@@ -273,14 +281,6 @@ class _Harvester:
                 score = info.draw("pacing-score")
             if not self.pacer.admit(score, info.clock, seconds_left, interval, info.draw("pacing")):
                 self.counts["pacing"] += 1
-                return False
-        fp = None
-        if self.deduper is not None:
-            if self.deduper.dedup.method == "embedding" and record is None:
-                record = self.infer([frame])[0]
-            fp = self.deduper.fingerprint(frame.image(), None if record is None else record.embedding)
-            if self.deduper.is_duplicate(fp, info.clock):
-                self.counts["duplicate"] += 1
                 return False
         if record is None and self.annotate:
             record = self.infer([frame])[0]
