@@ -29,7 +29,7 @@ def test_unit_draw_is_deterministic_and_uniform():
     draws = np.array([unit_draw(3, "v.mp4", f) for f in range(4000)])
     assert unit_draw(3, "v.mp4", 7) == draws[7]
     assert unit_draw(4, "v.mp4", 7) != draws[7]
-    assert 0.0 <= draws.min() and draws.max() < 1.0
+    assert draws.min() >= 0.0 and draws.max() < 1.0
     assert abs(draws.mean() - 0.5) < 0.02
 
 

@@ -143,7 +143,7 @@ def test_cli_truncated_video_exit_1_and_missing_source_exit_2(tmp_path, capsys):
 
 
 def test_live_stream_drop_is_retried_and_reported(tmp_path):
-    video = write_video(tmp_path / "v.avi", frames=20)
+    write_video(tmp_path / "v.avi", frames=20)
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
