@@ -6,12 +6,16 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cvactive.detector import Detector
 from cvactive.io import JsonlWriter
 from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
 from cvactive.sources import VIDEO_SUFFIXES, SourceReport, expand, is_stream, iter_frames, open_video
+
+if TYPE_CHECKING:
+    from cvactive.consistency.measured import MeasuredDetector
 
 
 @dataclass
@@ -44,7 +48,7 @@ def estimate_frames(source: str | Path, stride: int = 1) -> int | None:
 
 def iter_scored(
     source: str | Path,
-    detector: Detector,
+    detector: Detector | MeasuredDetector,
     scorer: Scorer,
     *,
     stride: int = 1,
@@ -60,7 +64,7 @@ def iter_scored(
 
 def score_source(
     source: str | Path,
-    detector: Detector,
+    detector: Detector | MeasuredDetector,
     out: str | Path,
     *,
     scorer: Scorer | None = None,
@@ -74,7 +78,8 @@ def score_source(
 
     Args:
         source: image, folder, glob pattern, video, stream URL or camera index.
-        detector: the loaded :class:`~cvactive.detector.Detector`.
+        detector: the loaded :class:`~cvactive.detector.Detector`, or a
+            :class:`~cvactive.consistency.measured.MeasuredDetector` for the consistency measures.
         out: the JSON-lines file to write (replaced if it exists).
         scorer: measures and aggregations (all of them by default).
         stride: keep every n-th video frame.

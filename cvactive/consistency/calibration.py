@@ -222,7 +222,8 @@ class CalibrationReport:
 
     def calibration(self, **meta: Any) -> Calibration:
         """The :class:`Calibration` to save, carrying this report's figures."""
-        return Calibration(self.temperature, {**self.summary(), **meta})
+        figures = {k: v for k, v in self.summary().items() if k != "temperature"}
+        return Calibration(self.temperature, {**figures, **meta})
 
     def plot(self, path: str | Path) -> Path:
         """Draw the held-out reliability diagram, before and after, as a PNG."""
