@@ -8,7 +8,10 @@ the demo and the CI loop use it; real studies use ``yolov8n.yaml`` or a user's `
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +54,20 @@ def resolve_model(model: str | Path, work_dir: str | Path) -> str:
     return text
 
 
+@contextmanager
+def quiet_ultralytics(enabled: bool = True) -> Iterator[None]:
+    """Silence Ultralytics' INFO logs and its progress bars (warnings still show)."""
+    from ultralytics.utils import LOGGER
+
+    old = LOGGER.level
+    if enabled:
+        LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(old)
+
+
 @dataclass
 class TrainResult:
     """What a training run produced."""
@@ -75,6 +92,7 @@ def train_detector(
     name: str = "train",
     val: bool = True,
     verbose: bool = False,
+    progress: bool = True,
     **overrides: Any,
 ) -> TrainResult:
     """Train a YOLO detector with Ultralytics and return the path of its best (or last) weights.
@@ -85,6 +103,8 @@ def train_detector(
         model: an architecture YAML, a ``.pt`` to fine-tune, or a scale name (``pico``, ``n``, ``s``).
         epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train``.
         val: validate during training (needed for ``best.pt``; ``last.pt`` otherwise).
+        verbose: show Ultralytics' own logs; otherwise one progress bar over the epochs.
+        progress: show that progress bar.
         overrides: any further ``YOLO.train`` argument (e.g. ``lr0``, ``mosaic``, ``patience``).
     """
     offline_defaults()
@@ -97,29 +117,43 @@ def train_detector(
     out.mkdir(parents=True, exist_ok=True)
     arch = resolve_model(model, out)
     start = time.perf_counter()
+    from tqdm import tqdm
+
+    bar = tqdm(total=epochs, disable=verbose or not progress, unit="epoch", desc=f"training {Path(arch).stem}")
+
+    def on_epoch_end(trainer: Any) -> None:
+        bar.update(1)
+        loss = getattr(trainer, "tloss", None)
+        if loss is not None and hasattr(loss, "sum"):
+            bar.set_postfix(loss=f"{float(loss.sum()):.3f}")
+
     try:
         yolo = YOLO(arch, task="detect")
-        yolo.train(
-            data=str(data_path),
-            epochs=epochs,
-            imgsz=imgsz,
-            batch=batch,
-            device=device if device is not None else ("0" if _cuda() else "cpu"),
-            seed=seed,
-            deterministic=True,
-            workers=workers,
-            project=str(out),
-            name=name,
-            exist_ok=True,
-            pretrained=False,
-            plots=False,
-            val=val,
-            amp=_cuda(),
-            verbose=verbose,
-            **overrides,
-        )
+        yolo.add_callback("on_train_epoch_end", on_epoch_end)
+        with quiet_ultralytics(not verbose):
+            yolo.train(
+                data=str(data_path),
+                epochs=epochs,
+                imgsz=imgsz,
+                batch=batch,
+                device=device if device is not None else ("0" if _cuda() else "cpu"),
+                seed=seed,
+                deterministic=True,
+                workers=workers,
+                project=str(out),
+                name=name,
+                exist_ok=True,
+                pretrained=False,
+                plots=False,
+                val=val,
+                amp=_cuda(),
+                verbose=verbose,
+                **overrides,
+            )
     except (FileNotFoundError, RuntimeError, ValueError) as err:
         raise ModelError(f"training {arch} on {data_path} failed: {err}") from err
+    finally:
+        bar.close()
     seconds = time.perf_counter() - start
     run_dir = out / name
     weights = run_dir / "weights" / "best.pt"

@@ -3,6 +3,7 @@ its own FiftyOne database directory and Ultralytics settings folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -38,10 +39,8 @@ def _stop_fiftyone_database() -> None:
     if service is None or child is None:
         return
     service.stop()
-    try:
+    with contextlib.suppress(Exception):  # the service may already be gone; the folder goes either way
         child.wait(timeout=30)
-    except Exception:  # the service may already be gone; the folder is removed either way
-        pass
     database._db_service = None  # type: ignore[union-attr]
 
 

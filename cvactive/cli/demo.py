@@ -1,44 +1,217 @@
-"""``cvactive demo``: the main job on the built-in synthetic porch data, offline."""
+"""``cvactive demo``: the whole active-learning story on the built-in synthetic porch data, offline.
+
+The demo is a scripted tour of the command line: each step prints the ``cvactive`` command it
+runs (so a newcomer can re-run any step by hand) and that command's own summary. Re-running
+the demo reuses what is already there (data set, trained model, harvest state, study rounds).
+"""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import time
 from pathlib import Path
 from typing import Any
+
+from cvactive.errors import CvactiveError
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "demo",
-        help="run cvactive end to end on the built-in synthetic porch data (offline)",
-        description="Render the porch data set, score its images and video, and show the frames a person "
-        "should label first.",
+        help="run the whole cycle on the built-in synthetic porch data (offline, a few minutes on a CPU)",
+        description="Generate the porch data, train a small detector, harvest frames from the porch video, "
+        "score and select from the pool, synthesize examples for the rare class and night, push everything to "
+        "FiftyOne, run the health check, evaluate per-class mAP, run a short active-learning loop, and summarise.",
     )
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
-    p.add_argument("--model", default=None, help="your own weights (default: the COCO YOLOv8n OpenVINO model)")
+    p.add_argument("--model", default=None, help="your own .pt weights for the porch classes (skips training)")
+    p.add_argument("--dataset", default="cvactive-demo", help="FiftyOne data set name (default: cvactive-demo)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs of the demo detector (default 30)")
+    p.add_argument("--quick", action="store_true", help="a smaller, faster run (for tests)")
     p.set_defaults(func=run)
 
 
+class _Tour:
+    """Runs numbered steps, each a ``cvactive`` command, and keeps what they made."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.step = 0
+        self.notes: list[tuple[str, str]] = []
+
+    def run(self, title: str, argv: list[str], ok: tuple[int, ...] = (0,)) -> int:
+        from cvactive.cli import main
+
+        self.step += 1
+        print(f"\n[{self.step}/{self.total}] {title}\n$ cvactive {shlex.join(argv)}", flush=True)
+        code = main(argv)
+        if code not in ok:
+            raise CvactiveError(f"demo step {self.step} ({title}) failed with exit code {code}")
+        return code
+
+    def note(self, what: str, where: str | Path) -> None:
+        self.notes.append((what, str(where)))
+
+
 def run(args: argparse.Namespace) -> int:
-    from cvactive.cli._common import default_model
-    from cvactive.detector import Detector
-    from cvactive.porch import video_path, write_dataset
-    from cvactive.score import score_source
-    from cvactive.scoring import Scorer
+    from cvactive.porch import PorchRecipe, video_path, write_dataset
 
-    out = Path(args.out)
-    data_yaml = write_dataset(out / "porch")
-    print(f"[1] porch data set: {data_yaml}")
-    detector = Detector(args.model or default_model(), imgsz=320, conf=0.1)
-    scorer = Scorer()
-    pool = score_source(data_yaml.parent / "images" / "train", detector, out / "scores.jsonl", scorer=scorer)
-    print(f"[2] scored {pool.records} pool images ({pool.boxes} boxes) -> {pool.out}")
-    video = score_source(video_path(data_yaml.parent), detector, out / "video_scores.jsonl", scorer=scorer, stride=5)
-    print(f"[3] scored {video.records} video frames -> {video.out}")
-    from cvactive.io import load_jsonl
+    start = time.perf_counter()
+    out = Path(args.out).resolve()
+    quick = args.quick
+    tour = _Tour(total=11)
 
-    records = sorted(load_jsonl(pool.out), key=lambda r: -r.image_scores.get("entropy_max", 0.0))
-    print("[4] most uncertain pool images (entropy_max):")
-    for r in records[:5]:
-        print(f"    {r.image_scores.get('entropy_max', 0):.3f}  {len(r)} boxes  {r.source}")
+    # 1. Data.
+    recipe = PorchRecipe.load(train=120, val=40, video_seconds=12) if quick else PorchRecipe.load()
+    tour.step += 1
+    print(f"[1/{tour.total}] render the synthetic porch data set and video")
+    data = write_dataset(out / "porch", recipe)
+    video = video_path(data.parent)
+    print(f"porch data set: {data} ({recipe.train} train, {recipe.val} val images); video: {video}")
+    tour.note("porch data set", data)
+
+    # 2. Model.
+    tour.step += 1
+    model = args.model
+    if model is None:
+        from cvactive.train import train_detector
+
+        weights = out / "detector" / "train" / "weights" / "best.pt"
+        epochs = 3 if quick else args.epochs
+        print(f"\n[2/{tour.total}] train a small detector (pico-scale YOLOv8, {epochs} epochs, imgsz 256)")
+        if weights.exists():
+            print(f"reusing {weights}")
+        else:
+            result = train_detector(data, out / "detector", model="pico", epochs=epochs, imgsz=256)
+            weights = result.weights
+            print(f"trained in {result.seconds:.0f} s -> {weights}")
+        model = str(weights)
+    else:
+        print(f"\n[2/{tour.total}] use your model {model}")
+    tour.note("detector", model)
+    det = ["--model", model, "--imgsz", "256"]
+
+    # 3. Harvest from the video.
+    harvest = out / "harvest"
+    tour.run(
+        "harvest frames from the porch video (rules, budget, pacing, dedup; resumable)",
+        [
+            "harvest",
+            str(video),
+            *det,
+            "--config",
+            _config("harvest-porch.yaml"),
+            "--out",
+            str(harvest),
+            "--no-progress",
+        ],
+        ok=(0, 1),
+    )
+    tour.note("harvested frames", harvest / "manifest.jsonl")
+
+    # 4-5. Score the pool with embeddings, select a diverse uncertain batch.
+    pool = out / "pool.jsonl"
+    tour.run(
+        "score the unlabeled pool: per-box uncertainty, per-image aggregates, embeddings",
+        ["score", str(data.parent / "images" / "train"), *det, "--conf", "0.05", "--embed", "--out", str(pool)]
+        + ["--no-progress"],
+    )
+    selected = out / "selected.jsonl"
+    tour.run(
+        "select 20 images to label: uncertainty first, then k-means for diversity (hybrid)",
+        ["select", str(pool), "--k", "20", "--strategy", "hybrid", "--seed", "0", "--out", str(selected)],
+    )
+    tour.note("selected batch", selected)
+
+    # 6. Synthesis where the data is thin.
+    synthetic = out / "synthetic"
+    tour.run(
+        "synthesize labeled examples where the data is thin (auto: rare class, night, positions)",
+        ["synthesize", str(data), "--n", "20" if quick else "60", "--out", str(synthetic), "--target", "auto"]
+        + ["--seed", "0", "--overwrite", "--no-progress"],
+    )
+    tour.note("synthetic data set", synthetic / "data.yaml")
+
+    # 7. FiftyOne: the labeled set, the candidates, the synthetic images.
+    ds = args.dataset
+    tour.run(
+        "import the labeled porch data set into FiftyOne (splits as tags)",
+        ["import", str(data), "--dataset", ds, "--no-progress"],
+    )
+    tour.run(
+        "push the selected batch and the harvested frames for review (idempotent, batched)",
+        ["push", str(selected), "--dataset", ds, "--round", "1", "--no-progress"],
+    )
+    from cvactive.cli import main
+
+    print(f"$ cvactive push {harvest / 'manifest.jsonl'} --dataset {ds} --round 1")
+    if (harvest / "manifest.jsonl").exists():
+        main(["push", str(harvest / "manifest.jsonl"), "--dataset", ds, "--round", "1", "--no-progress"])
+    print(f"$ cvactive import {synthetic} --dataset {ds}")
+    main(["import", str(synthetic), "--dataset", ds, "--no-progress"])
+
+    # 8. Health check of the labeled set.
+    health = out / "health"
+    code = tour.run(
+        "health check of the labeled set (class balance, label errors, conditions; exit 1 = a gate failed)",
+        ["health", str(data), "--out", str(health), "--no-progress"],
+        ok=(0, 1),
+    )
+    tour.note("health report", health / "report.md")
+
+    # 9. Per-class mAP of the detector on the val split, through FiftyOne.
+    val_scores = out / "val_scores.jsonl"
+    print(f"$ cvactive score {data.parent / 'images' / 'val'} --model {model} --imgsz 256 --conf 0.001 ...")
+    main(
+        ["score", str(data.parent / "images" / "val"), *det, "--conf", "0.001", "--out", str(val_scores)]
+        + ["--no-progress"]
+    )
+    print(f"$ cvactive push {val_scores} --dataset {ds} --label-field predictions")
+    main(
+        [
+            "push",
+            str(val_scores),
+            "--dataset",
+            ds,
+            "--label-field",
+            "predictions",
+            "--tag",
+            "evaluated",
+            "--no-progress",
+        ]
+    )
+    evaluation = out / "evaluation"
+    tour.run(
+        "evaluate per-class AP (COCO-style, IoU 0.50:0.95) and append round 1 to the history",
+        ["evaluate", "--dataset", ds, "--pred", "predictions", "--gt", "ground_truth", "--round", "1"]
+        + ["--tag", "val", "--out", str(evaluation)],
+    )
+    tour.note("mAP history", evaluation)
+
+    # 10. A short active-learning loop against random.
+    study = out / "loop"
+    loop_args = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "20" if quick else "40"]
+    loop_args += ["--budget", "20" if quick else "40", "--rounds", "1", "--epochs", "2" if quick else "10"]
+    tour.run(
+        "a short active-learning loop: uncertainty against random (one seed, one round)",
+        ["loop", "--data", str(data), "--out", str(study), *loop_args, "--no-progress"],
+    )
+    tour.note("learning curves", study / "learning_curves.png")
+
+    # 11. Summary.
+    minutes = (time.perf_counter() - start) / 60
+    print(f"\n[11/{tour.total}] summary: the whole cycle ran in {minutes:.1f} min")
+    for what, where in tour.notes:
+        print(f"  {what:<20} {where}")
+    print(f"  {'FiftyOne data set':<20} {ds}")
+    print(f"\nReview the candidates in the FiftyOne App:  cvactive review --dataset {ds}")
+    if code == 1:
+        print(f"The health check flagged gates to look at: {health / 'report.md'}")
     return 0
+
+
+def _config(name: str) -> str:
+    from cvactive.config import CONFIG_DIR
+
+    return str(CONFIG_DIR / name)

@@ -112,20 +112,23 @@ def evaluate_weights(weights: Path, data_yaml: Path, cfg: LoopConfig, names: dic
     """Per-class AP50 and AP50-95 on the evaluation split, with the settings recorded."""
     from ultralytics import YOLO
 
-    metrics = YOLO(str(weights), task="detect").val(
-        data=str(data_yaml),
-        split="val",
-        imgsz=cfg.imgsz,
-        batch=cfg.batch,
-        conf=cfg.eval_conf,
-        iou=0.7,
-        device=cfg.device or None,
-        plots=False,
-        verbose=False,
-        project=str(work),
-        name="val",
-        exist_ok=True,
-    )
+    from cvactive.train import quiet_ultralytics
+
+    with quiet_ultralytics():
+        metrics = YOLO(str(weights), task="detect").val(
+            data=str(data_yaml),
+            split="val",
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            conf=cfg.eval_conf,
+            iou=0.7,
+            device=cfg.device or None,
+            plots=False,
+            verbose=False,
+            project=str(work),
+            name="val",
+            exist_ok=True,
+        )
     box = metrics.box
     per_class_50 = {names[i]: 0.0 for i in names}
     per_class = {names[i]: 0.0 for i in names}
@@ -160,6 +163,7 @@ def _train_and_eval(
         seed=seed,
         name="train",
         val=False,
+        progress=False,
     )
     train_seconds = time.perf_counter() - start
     metrics = evaluate_weights(result.weights, data_yaml, cfg, ds.names, work)
