@@ -96,3 +96,20 @@ def test_real_committees(members, openvino_model, ultralytics_images):
 
     with pytest.raises(ConfigError, match="needs committee members"):
         MeasuredDetector(ov, ["committee_disagreement"])
+
+
+@pytest.mark.slow
+def test_cli_refuses_bad_consistency_options(openvino_model, ultralytics_images, tmp_path, capsys):
+    from cvactive.cli import main
+
+    base = ["score", ultralytics_images["bus"], "--model", openvino_model, "--out", str(tmp_path / "s.jsonl")]
+    cases = [
+        (["--measures", "committee_disagreement"], "needs committee members"),
+        (["--measures", "mc_bald"], "needs a PyTorch model"),
+        (["--measures", "tta_localization", "--tta-views", "hflip,rotate"], "valid views: hflip, scale, shift"),
+        (["--calibration", str(tmp_path / "none.json")], "does not exist"),
+    ]
+    for extra, message in cases:
+        assert main([*base, "--no-progress", *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "s.jsonl").exists()

@@ -99,7 +99,10 @@ class MeasuredDetector:
 
     def __getattr__(self, name: str) -> Any:
         # names, model_path, imgsz, conf, ... of the wrapped detector
-        return getattr(self.__dict__["detector"], name)
+        wrapped = self.__dict__.get("detector")
+        if wrapped is None:
+            raise AttributeError(name)
+        return getattr(wrapped, name)
 
     def _calibrated(self, records: list[ImageRecord]) -> list[ImageRecord]:
         cal = self.calibration
