@@ -442,3 +442,19 @@ def test_a_shared_mongodb_given_by_uri_works_unchanged(porch_data: Path, tmp_pat
     finally:
         mongod.terminate()
         mongod.wait(30)
+
+
+def test_evaluate_with_app_marks_on_exact_predictions(porch_data: Path, name: str, fo: Any, tmp_path: Path):
+    from cvactive.store.evaluate import evaluate_round
+    from cvactive.store.labels import import_yolo_dataset
+    from cvactive.store.push import push_records
+
+    import_yolo_dataset(porch_data, name, progress=False)
+    push_records(yolo_records(porch_data, "val", np.random.default_rng(7), n=6), name, progress=False)
+    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, marks=True, out_dir=tmp_path)
+    assert result.samples == 6 and result.eval_key == "eval_round_1"
+    found = {c: r for c, r in result.per_class.items() if r["gt"]}
+    assert found and all(r["ap"] == pytest.approx(1.0) and r["ap50"] == pytest.approx(1.0) for r in found.values())
+    ds = fo.load_dataset(name)
+    assert ds.sum("eval_round_1_tp") == sum(r["gt"] for r in found.values())
+    assert ds.sum("eval_round_1_fp") == 0

@@ -24,6 +24,7 @@ from cvactive.errors import MissingDependencyError, StoreError
 DEFAULT_TIMEOUT_S = 5.0
 
 _CONNECTED = False
+log = logging.getLogger(__name__)
 
 
 def _redact(uri: str) -> str:
@@ -105,7 +106,29 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
             )
             raise StoreError(f"cannot start or reach {where}: {type(err).__name__}: {err}") from err
         _CONNECTED = True
+        if not uri:
+            _check_database_dir(fodb, str(fo.config.database_dir))
     return fo
+
+
+def _check_database_dir(fodb: Any, wanted: str) -> None:
+    """Warn when FiftyOne attached to a ``mongod`` of another database folder.
+
+    FiftyOne reuses any database service of the same user that is already running, whatever
+    its ``FIFTYONE_DATABASE_DIR``; data then goes to that other folder.
+    """
+    try:
+        opts = fodb.get_db_conn().client.admin.command("getCmdLineOpts")
+        actual = opts.get("parsed", {}).get("storage", {}).get("dbPath")
+    except Exception:  # a server that does not tell is not an error
+        return
+    if actual and os.path.realpath(actual) != os.path.realpath(os.path.expanduser(wanted)):
+        log.warning(
+            "FiftyOne attached to a running database in %s, not FIFTYONE_DATABASE_DIR=%s (it reuses any "
+            "running FiftyOne database of this user); stop that one or set FIFTYONE_DATABASE_URI to choose",
+            actual,
+            wanted,
+        )
 
 
 def dataset_names() -> list[str]:

@@ -195,6 +195,7 @@ def evaluate_round(
     classes: Sequence[str] | None = None,
     tag: str | None = None,
     ap_drop_warning: float = 0.05,
+    marks: bool = False,
     out_dir: str | Path | None = None,
     progress: bool = False,
 ) -> tuple[RoundResult, Path, Path]:
@@ -211,6 +212,9 @@ def evaluate_round(
             labels found in either field).
         tag: evaluate only samples with this tag (for example ``val``).
         ap_drop_warning: warn when a class's AP50:95 fell by more than this since the previous round.
+        marks: also store FiftyOne's per-label TP/FP/FN marks (``eval_round_<n>`` fields) for
+            the App. FiftyOne saves every sample one by one to do it, which takes seconds per
+            image with a hundred predictions (confidence 0.001), hence off by default.
         out_dir: where ``history.json`` and ``per_class_ap.png`` go (default
             ``<CVACTIVE_DATA>/eval/<dataset>``).
 
@@ -263,7 +267,7 @@ def evaluate_round(
         classes = list(classes) + sorted(found - set(classes))
     classes = list(classes)
     # A field evaluated against itself keeps no per-label TP/FP marks (both would land on one label).
-    eval_key = f"eval_round_{int(round_)}" if pred_field != gt_field else None
+    eval_key = f"eval_round_{int(round_)}" if marks and pred_field != gt_field else None
     if eval_key is not None and eval_key in ds.list_evaluations():
         ds.delete_evaluation(eval_key)
     results = view.evaluate_detections(
