@@ -187,3 +187,41 @@ def test_extract_frames_reads_exact_frames(tmp_path: Path):
     # kept frames are reused, not re-read
     mtime = out[2].stat().st_mtime_ns
     assert extract_frames(str(video), [2], tmp_path / "frames")[2].stat().st_mtime_ns == mtime
+
+
+def test_importing_the_adapter_and_its_commands_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, cvactive.store.push, cvactive.store.evaluate, cvactive.store.review, cvactive.store.labels, "
+        "cvactive.store.export, cvactive.cli.fo_push, cvactive.cli.fo_pull, cvactive.cli.fo_review, "
+        "cvactive.cli.fo_import, cvactive.cli.fo_export, cvactive.cli.fo_evaluate; "
+        "print(sorted(m for m in ('fiftyone', 'torch', 'ultralytics', 'cv2', 'matplotlib') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_registers_the_fiftyone_commands():
+    from cvactive.cli import build_parser
+
+    parser = build_parser()
+    for argv in (
+        ["push", "s.jsonl", "--dataset", "d", "--round", "2"],
+        ["review", "--dataset", "d", "--port", "5199"],
+        ["pull", "--dataset", "d", "--out", "o"],
+        ["import", "data.yaml", "--dataset", "d"],
+        ["export", "--dataset", "d", "--out", "o"],
+        ["evaluate", "--dataset", "d", "--pred", "p", "--gt", "g", "--round", "1"],
+    ):
+        args = parser.parse_args(argv)
+        assert callable(args.func) and args.command == argv[0]
+
+
+def test_evaluate_config_keys_are_keyword_arguments():
+    from cvactive.config import CONFIG_DIR, check_kwargs, load_yaml
+    from cvactive.store.evaluate import evaluate_round
+
+    options = check_kwargs(evaluate_round, load_yaml(CONFIG_DIR / "evaluate.yaml"))
+    assert options["iou_threshs"][0] == 0.5 and len(options["iou_threshs"]) == 10 and options["marks"] is False

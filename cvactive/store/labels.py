@@ -240,15 +240,12 @@ def import_labels(
 
 def _yolo_names(folder: Path, ds: Any) -> dict[int, str]:
     from cvactive.config import load_yaml
+    from cvactive.yolodata import _names
 
     for parent in [folder, *list(folder.parents)[:3]]:
         for name in ("data.yaml", "dataset.yaml"):
             if (parent / name).is_file():
-                names = load_yaml(parent / name).get("names")
-                if isinstance(names, dict):
-                    return {int(k): str(v) for k, v in names.items()}
-                if isinstance(names, list):
-                    return dict(enumerate(str(n) for n in names))
+                return _names(load_yaml(parent / name), str(parent / name))
     if ds.default_classes:
         return dict(enumerate(ds.default_classes))
     raise StoreError(
