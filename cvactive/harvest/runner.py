@@ -205,7 +205,7 @@ class _Harvester:
         st.pacer = self.pacer.to_dict() if self.pacer is not None else None
         st.dedup = self.deduper.to_dict() if self.deduper is not None else None
         st.counts = dict(self.counts)
-        st.save(self.out)
+        st.save(self.out, self.fsync)
 
     def spent(self) -> bool:
         """Nothing more can ever be kept: the total or the (non-periodic) pacing budget is used up."""

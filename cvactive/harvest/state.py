@@ -38,13 +38,17 @@ def fingerprint(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON to ``path`` so a reader sees the old file or the new one, never half of one."""
+def write_json_atomic(path: Path, data: dict[str, Any], fsync: bool = False) -> None:
+    """Write JSON to ``path`` so a reader sees the old file or the new one, never half of one.
+
+    ``os.replace`` is atomic, which survives a killed process; ``fsync`` also survives power loss.
+    """
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         json.dump(data, fh, separators=(",", ":"))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
@@ -120,8 +124,8 @@ class HarvestState:
             counts={k: int(v) for k, v in (data.get("counts") or {}).items()},
         )
 
-    def save(self, out: Path) -> None:
-        write_json_atomic(out / STATE_NAME, self.to_dict())
+    def save(self, out: Path, fsync: bool = False) -> None:
+        write_json_atomic(out / STATE_NAME, self.to_dict(), fsync)
 
 
 def load_state(out: Path, fp: str) -> HarvestState | None:
