@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
     p.add_argument("--config", required=True, help="harvest YAML (see configs/harvest.yaml)")
     p.add_argument("--out", required=True, help="harvest folder: frames/, manifest.jsonl, state.json")
     add_detector_options(p)
+    p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1), not score's 8
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.config}: unknown option(s) {unknown}; valid options: {', '.join(CONFIG_KEYS)}")
     if args.seed is not None:
         options["seed"] = args.seed
+    if args.batch is not None:
+        options["batch"] = args.batch
     list_sources(args.source)  # a missing source fails before the model loads
     needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
     needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
