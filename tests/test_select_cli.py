@@ -123,8 +123,8 @@ def test_every_strategy_on_a_real_scores_file(porch_data, tmp_path, capsys):
 
 
 def test_the_python_example_in_the_docs_prints_what_they_show(capsys):
-    """docs/readme/selection.md shows a Python example and its output: run it and compare."""
-    text = (Path(__file__).resolve().parent.parent / "docs" / "readme" / "selection.md").read_text()
+    """docs/selection.md shows a Python example and its output: run it and compare."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "selection.md").read_text()
     code, rest = text.split("```python\n", 1)[1].split("```\n", 1)
     shown = rest.split("```\n")[1]  # the plain block right after the code block
     exec(compile(code, "selection.md", "exec"), {})
