@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvactive.cli._common import add_detector_options, make_detector
+from cvactive.cli._common import add_consistency_options, add_detector_options, make_detector
 
 #: harvest() keyword arguments a config file may set.
 CONFIG_KEYS = (
@@ -51,7 +51,23 @@ def register(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_consistency_options(p)
     p.set_defaults(func=run)
+
+
+def consistency_measures(options: dict[str, Any]) -> list[str]:
+    """The TTA / committee / MC-dropout measures a harvest config's scorer, rules or pacing name.
+
+    They need extra model passes, so the detector is wrapped to compute them, and the scorer is
+    told to aggregate them like the class-score measures.
+    """
+    from cvactive.consistency import CONSISTENCY_MEASURES
+
+    scorer = options.get("scorer") or {}
+    named = [str(m) for m in scorer.get("measures") or []]
+    named += [str(r.get("score", "")) for r in options.get("rules") or []]
+    named.append(str((options.get("pacing") or {}).get("score", "")))
+    return sorted({m for m in CONSISTENCY_MEASURES for text in named if text == m or text.startswith(m + "_")})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +87,14 @@ def run(args: argparse.Namespace) -> int:
     list_sources(args.source)  # a missing source fails before the model loads
     needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
     needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
+    extra = consistency_measures(options)
+    if extra:
+        from cvactive.measures import MEASURES
+
+        scorer = dict(options.get("scorer") or {})
+        scorer["measures"] = list(dict.fromkeys([*(scorer.get("measures") or MEASURES), *extra]))
+        options["scorer"] = scorer
+    args.measures = ",".join(extra)
     detector = make_detector(args) if needs_model or args.model else None
     summary = harvest(
         args.source,
