@@ -36,7 +36,8 @@ def scaled_architecture(scale: str, out_dir: str | Path, base: str = "yolov8.yam
         raise ConfigError(f"unknown scale {scale!r}; valid scales: {', '.join(SCALES)}")
     arch = yaml.safe_load(Path(checks.check_yaml(base)).read_text())
     arch["scales"] = {"n": list(SCALES[scale])}  # a lone scale is used whatever the file name says
-    out = Path(out_dir) / f"cvactive-{scale}.yaml"
+    # The "yolov8n" in the name only silences Ultralytics' "no model scale" warning: the file holds one scale.
+    out = Path(out_dir) / f"cvactive-{scale}-yolov8n.yaml"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(arch, sort_keys=False))
     return out

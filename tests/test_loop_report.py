@@ -49,3 +49,12 @@ def test_summary_says_who_beats_random(tmp_path):
     header = (tmp_path / "rounds.csv").read_text().splitlines()[0]
     assert "AP50_a" in header and "AP50_95_b" in header
     assert len(json.loads((tmp_path / "rounds.json").read_text())) == 27
+
+
+def test_noise_and_weak_models_are_called_what_they_are():
+    noisy = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("close", [0.1, 0.2, 0.305])
+    for row in noisy:  # a seed spread of about 0.05
+        row["mAP50_95"] += 0.05 * (row["seed"] - 1)
+    assert summarise(noisy)["strategies"]["close"]["verdict"].startswith("not distinguishable")
+    weak = rows_for("random", [0.0, 0.001, 0.002]) + rows_for("lucky", [0.0, 0.004, 0.009])
+    assert summarise(weak)["strategies"]["lucky"]["verdict"].startswith("inconclusive")

@@ -7,7 +7,9 @@
 * ``summary.json`` / ``summary.md``: per strategy the normalised area under the mean curve,
   the final mean mAP, and how many labels it needs to reach random's final mean mAP50-95
   (linear interpolation on its mean curve; "not reached" if it never does), with a plain
-  sentence saying whether it beat random.
+  sentence saying whether it beat random. A strategy whose final mean mAP50-95 lies within
+  the pooled standard deviation over seeds of random's is "not distinguishable from random";
+  when random's final mAP50-95 is below 0.02 the models are too weak to compare anything.
 """
 
 from __future__ import annotations
@@ -62,6 +64,30 @@ def labels_to_reach(labels: np.ndarray, values: np.ndarray, target: float) -> fl
     return None
 
 
+WEAK_MAP = 0.02
+
+
+def _final_values(rows: list[dict[str, Any]], metric: str) -> dict[str, list[float]]:
+    """strategy -> the metric of each seed's last round."""
+    last: dict[tuple[str, int], tuple[int, float]] = {}
+    for row in rows:
+        key = (row["strategy"], int(row["seed"]))
+        if key not in last or int(row["labels_used"]) >= last[key][0]:
+            last[key] = (int(row["labels_used"]), float(row[metric]))
+    out: dict[str, list[float]] = defaultdict(list)
+    for (strategy, _seed), (_labels, value) in sorted(last.items()):
+        out[strategy].append(value)
+    return out
+
+
+def _pooled_sd(a: list[float], b: list[float]) -> float:
+    """Pooled standard deviation of two samples (0 with fewer than two values in each)."""
+    if len(a) < 2 or len(b) < 2:
+        return 0.0
+    va, vb = np.var(a, ddof=1), np.var(b, ddof=1)
+    return float(np.sqrt(((len(a) - 1) * va + (len(b) - 1) * vb) / (len(a) + len(b) - 2)))
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """AUC, final mAP and label savings of every strategy against random."""
     curves = mean_curves(rows, "mAP50_95")
@@ -70,6 +96,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"strategies": {}, "note": "no random baseline in the results"}
     rand = curves["random"]
     target = float(rand["mean"][-1])
+    finals = _final_values(rows, "mAP50_95")
     rand_labels = float(rand["labels"][-1])
     result: dict[str, Any] = {"random_final_mAP50_95": target, "random_final_labels": rand_labels, "strategies": {}}
     for strategy, c in curves.items():
@@ -77,8 +104,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         auc = area_under_curve(c["labels"], c["mean"])
         rauc = area_under_curve(rand["labels"], rand["mean"])
         final = float(c["mean"][-1])
+        spread = _pooled_sd(finals.get(strategy, []), finals.get("random", []))
         if strategy == "random":
             verdict = "baseline"
+        elif target < WEAK_MAP:
+            verdict = f"inconclusive: models too weak at this scale (random's final mAP50-95 < {WEAK_MAP})"
+        elif abs(final - target) <= spread:
+            verdict = "not distinguishable from random (final mAP within the spread over seeds)"
         elif auc > rauc and final >= target:
             verdict = "beats random (higher area under the curve and final mAP)"
         elif auc > rauc or final > target:
@@ -93,6 +125,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "final_mAP50": float(curves50[strategy]["mean"][-1]),
             "labels_to_reach_random_final": reach,
             "labels_saved_vs_random": None if reach is None else rand_labels - reach,
+            "final_spread_sd": spread,
             "verdict": verdict,
         }
     return result
