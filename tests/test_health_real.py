@@ -30,7 +30,7 @@ def test_aquarium_counts_imbalance_and_empty_label_file(assets, tmp_path, capsys
     assert f["overall"]["imbalance"]["ratio"] == pytest.approx(2420 / 105, abs=1e-3)  # about 23
     assert f["overall"]["boxes"] == 3324 + 909
     assert f["empty_label_files"] == [
-        str(assets / "aquarium/train/labels/IMG_3133_jpeg_jpg.rf.f439b9d382fd153b96f0a88cdf169172.txt")
+        str((assets / "aquarium/train/labels/IMG_3133_jpeg_jpg.rf.f439b9d382fd153b96f0a88cdf169172.txt").resolve())
     ]
     assert f["label_errors"]["total"] == 0
     assert f["images"]["pixel_checked"] == 575 and f["overall"]["sizes_known"]

@@ -27,8 +27,9 @@ feed) with a threshold that tracks the score distribution:
    ``p`` (a seeded draw).
 5. Schedule band. Scores drift (a quiet hour, then a busy one), and a quantile of the recent
    past cannot see a trend coming: on a rising trend every new score beats the window. So the
-   pacer also holds the spending near the straight-line schedule ``budget * elapsed / span``
-   (``span`` is the horizon, or the period): a candidate is refused while the pacer is
+   pacer also holds the spending near the straight-line schedule ``budget * elapsed / (0.9 *
+   span)`` (``span`` is the horizon, or the period; the schedule reaches the whole budget at 90%
+   of the span, so a static last stretch cannot leave it unspent): a candidate is refused while the pacer is
    ``slack`` or more frames ahead of it, and kept whatever its score while it is more than
    ``slack`` frames behind (``slack`` defaults to 5% of the budget, at least 1).
 
@@ -47,6 +48,9 @@ from typing import Any
 import numpy as np
 
 from cvactive.errors import ConfigError
+
+#: fraction of the pacing span by which the straight-line schedule reaches the whole budget.
+FINISH = 0.9
 
 #: cap name -> window in seconds (``total`` has no window).
 WINDOWS: dict[str, float] = {"per_minute": 60.0, "per_hour": 3600.0, "per_day": 86400.0}
@@ -253,11 +257,13 @@ class Pacer:
         rate = target_rate(self.budget - self.kept, left, frame_interval, self.candidates / max(self.seen, 1))
         self.last_rate = rate
         value = float(score) + 1e-6 * draw
-        planned = self.budget * min(max(1.0 - left / self.span, 0.0), 1.0)
+        # The schedule ends at FINISH of the span: the last stretch of a stream is often static
+        # (near-duplicates), so the band makes up any shortfall before it rather than in it.
+        planned = self.budget * min(max(1.0 - left / self.span, 0.0) / FINISH, 1.0)
         slack = self.pacing.slack if self.pacing.slack is not None else max(1.0, 0.05 * self.budget)
         if self.kept >= planned + slack:
             keep = False
-        elif self.kept < planned - slack:
+        elif self.kept <= planned - slack:
             keep = True
         elif len(self.scores) < self.pacing.warmup:
             keep = draw < rate
