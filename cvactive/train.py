@@ -1,9 +1,10 @@
-"""Training adapter over Ultralytics: train a detector on a YOLO data set, offline, out of the repo.
+"""Training adapter over Ultralytics: train and validate a detector on a YOLO data set, offline.
 
-No pretrained trainable checkpoint can be fetched offline, so models that train start from an
-architecture YAML (random init). :func:`scaled_architecture` writes a narrower YOLOv8 variant
-(the ``pico`` scale, an eighth of YOLOv8's base width) that trains on a CPU in a few minutes:
-the demo and the CI loop use it; real studies use ``yolov8n.yaml`` or a user's ``.pt``.
+A model to train is a ``.pt`` (fine-tuned from its weights), ``pretrained`` (the COCO-pretrained
+YOLOv8n that :mod:`cvactive.weights` rebuilds from the shared OpenVINO export), or an
+architecture (random init): a YAML or a scale name. :func:`scaled_architecture` writes a narrower
+YOLOv8 variant (the ``pico`` scale, an eighth of YOLOv8's base width) that trains from scratch on
+a CPU in a few minutes. Runs go to the folder given, never the current directory.
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def scaled_architecture(scale: str, out_dir: str | Path, base: str = "yolov8.yam
 def resolve_model(model: str | Path, work_dir: str | Path) -> str:
     """A model argument for training: ``pico``/``n``/``s`` become architecture YAMLs in ``work_dir``."""
     text = str(model)
+    if text in ("pretrained", "auto"):
+        from cvactive.weights import resolve_model_name
+
+        text = resolve_model_name(text)
     if text in SCALES:
         return str(scaled_architecture(text, work_dir))
     if not Path(text).exists() and not text.endswith((".yaml", ".yml")):
@@ -91,6 +96,7 @@ def train_detector(
     seed: int = 0,
     workers: int = 2,
     name: str = "train",
+    freeze: int | None = None,
     val: bool = True,
     verbose: bool = False,
     progress: bool = True,
@@ -101,8 +107,10 @@ def train_detector(
     Args:
         data: the ``data.yaml`` of a YOLO data set.
         out_dir: folder for the run (weights in ``out_dir/name/weights``); never the current directory.
-        model: an architecture YAML, a ``.pt`` to fine-tune, or a scale name (``pico``, ``n``, ``s``).
+        model: a ``.pt`` to fine-tune, ``pretrained``/``auto`` (see :func:`cvactive.weights.resolve_model_name`),
+            an architecture YAML or a scale name (``pico``, ``n``, ``s``).
         epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train``.
+        freeze: freeze the first ``freeze`` layers (``None``: train every layer).
         val: validate during training (needed for ``best.pt``; ``last.pt`` otherwise).
         verbose: show Ultralytics' own logs; otherwise one progress bar over the epochs.
         progress: show that progress bar.
@@ -144,9 +152,11 @@ def train_detector(
                 project=str(out),
                 name=name,
                 exist_ok=True,
-                pretrained=False,
+                # A .pt starts from its own weights; Ultralytics drops them with pretrained=False.
+                pretrained=str(arch).endswith(".pt"),
                 plots=False,
                 val=val,
+                freeze=freeze,
                 amp=_cuda(),
                 verbose=verbose,
                 **overrides,
@@ -167,6 +177,57 @@ def train_detector(
     if trainer is not None and getattr(trainer, "metrics", None):
         metrics = {str(k): float(v) for k, v in trainer.metrics.items() if isinstance(v, (int, float))}
     return TrainResult(weights=weights, run_dir=run_dir, seconds=seconds, metrics=metrics)
+
+
+def validate_detector(
+    weights: str | Path,
+    data_yaml: str | Path,
+    names: dict[int, str],
+    *,
+    imgsz: int,
+    batch: int = 16,
+    conf: float = 0.001,
+    iou: float = 0.7,
+    device: str | None = None,
+    work: str | Path,
+) -> dict[str, Any]:
+    """Ultralytics' COCO-style validation on the data set's ``val`` split, per class, settings recorded.
+
+    Returns ``mAP50``, ``mAP50_95``, per-class ``ap50`` / ``ap50_95`` (0.0 for a class with no
+    ground truth in the split), the IoU sweep and the confidence threshold.
+    """
+    offline_defaults()
+    from ultralytics import YOLO
+
+    with quiet_ultralytics():
+        metrics = YOLO(str(weights), task="detect").val(
+            data=str(data_yaml),
+            split="val",
+            imgsz=imgsz,
+            batch=batch,
+            conf=conf,
+            iou=iou,
+            device=device or None,
+            plots=False,
+            verbose=False,
+            project=str(Path(work).resolve()),
+            name="val",
+            exist_ok=True,
+        )
+    box = metrics.box
+    per_class_50 = {names[i]: 0.0 for i in names}
+    per_class = {names[i]: 0.0 for i in names}
+    for j, c in enumerate(box.ap_class_index):
+        per_class_50[names[int(c)]] = float(box.ap50[j])
+        per_class[names[int(c)]] = float(box.ap[j])
+    return {
+        "mAP50": float(box.map50),
+        "mAP50_95": float(box.map),
+        "ap50": per_class_50,
+        "ap50_95": per_class,
+        "iou_thresholds": "0.50:0.05:0.95",
+        "eval_conf": conf,
+    }
 
 
 def _cuda() -> bool:

@@ -1,39 +1,50 @@
 #!/usr/bin/env python
 """The learning-curve study: active-learning strategies against seeded random, on real training.
 
-Runs ``cvactive loop`` on a data set into a work folder (checkpoints and weights stay there,
-out of git; re-running resumes), then copies the results that belong in git (rounds CSV/JSON,
-summary, learning-curve PNG, settings) into ``benchmarks/results/<name>/`` together with the
-exact command that made them.
+Runs the ``cvactive loop`` study of a preset into a work folder (``data/studies/<name>``: the
+weights and Ultralytics runs stay there, out of git) and, after every finished round, writes
+the results that belong in git into ``benchmarks/results/<name>/``: each round's checkpoint
+(``rounds/seed*/...json``, labeled set and metrics), rounds CSV/JSON, summary, learning-curve
+plot, settings and the exact command. With ``--commit`` each finished round is also committed
+(only that folder), so a session that stops mid-study loses nothing: a later run restores the
+committed checkpoints into the work folder and carries on (a round whose weights are gone is
+retrained from its labeled set when the next round needs it).
 
-    .venv/bin/python tools/learning_curve_study.py porch      # the built-in porch data, CPU sized
-    .venv/bin/python tools/learning_curve_study.py aquarium   # ../shared/assets/aquarium, CPU sized
-    .venv/bin/python tools/learning_curve_study.py aquarium --device 0 --imgsz 640 --epochs 60   # on a GPU
+    .venv/bin/python tools/learning_curve_study.py aquarium-pretrained --commit
+    .venv/bin/python tools/learning_curve_study.py porch-pretrained --commit
+    .venv/bin/python tools/learning_curve_study.py aquarium-pretrained --device 0 --imgsz 640 --epochs 30  # GPU
 
-Extra arguments are passed to ``cvactive loop`` and override the preset.
+Extra arguments are ``cvactive loop`` options and override the preset (a different setting needs
+a different name: ``--name``).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+#: Strategies every preset compares (random is the baseline), in the order they are run per seed.
+STRATEGIES = "uncertainty,representative,hybrid,coreset,class_balanced,learned_error"
 PRESETS: dict[str, list[str]] = {
-    # 240 pool images, 80 eval images; labels 40 -> 120 over two rounds.
-    "porch": shlex.split(
-        "--strategies random,uncertainty,hybrid --seeds 3 --initial 40 --budget 40 --rounds 2 "
-        "--model pico --epochs 40 --imgsz 256"
+    # 448 pool images (train), 127 evaluation images (valid), 7 imbalanced classes; 60 -> 240 labels.
+    # 2-core CPU sizing: 10 epochs at 416 px from the COCO-pretrained YOLOv8n (1.5 to 5 min a model).
+    "aquarium-pretrained": shlex.split(
+        f"--strategies {STRATEGIES} --seeds 5 --initial 60 --budget 60 --rounds 3 "
+        "--model pretrained --init pretrained --epochs 10 --imgsz 416 --measure binary_entropy_max"
     ),
-    # 448 pool images (train), 127 eval images (valid); CPU sized: small images, few epochs.
-    "aquarium": shlex.split(
-        "--strategies random,uncertainty,hybrid --seeds 3 --initial 60 --budget 60 --rounds 2 "
-        "--model pico --epochs 30 --imgsz 320"
+    # 240 pool images, 80 evaluation images, 3 classes (one rare); 20 -> 80 labels.
+    "porch-pretrained": shlex.split(
+        f"--strategies {STRATEGIES} --seeds 5 --initial 20 --budget 20 --rounds 3 "
+        "--model pretrained --init pretrained --epochs 10 --imgsz 256 --measure binary_entropy_max"
     ),
 }
 KEEP = ("rounds.csv", "rounds.json", "summary.json", "summary.md", "learning_curves.png", "settings.json")
@@ -43,7 +54,7 @@ def data_for(name: str) -> Path:
     from cvactive.assets import asset, data_dir
     from cvactive.porch import write_dataset
 
-    if name == "porch":
+    if name.startswith("porch"):
         return write_dataset(data_dir() / "porch", video=False)
     path = asset("aquarium/data.yaml")
     if path is None:
@@ -51,33 +62,93 @@ def data_for(name: str) -> Path:
     return path
 
 
-def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in PRESETS:
-        print(__doc__)
-        return 2
-    name, extra = sys.argv[1], sys.argv[2:]
-    from cvactive.assets import data_dir
+def restore(dest: Path, work: Path) -> int:
+    """Copy committed round checkpoints into the work folder where it lacks them; return how many."""
+    count = 0
+    for src in sorted((dest / "rounds").rglob("*.json")):
+        rel = src.relative_to(dest / "rounds")
+        target = work / rel.parent / rel.stem / "round.json"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+            count += 1
+    return count
 
-    data = data_for(name)
+
+def publish(work: Path, dest: Path, command: str) -> None:
+    """Copy every round checkpoint and the report of the work folder into ``dest``."""
+    for ckpt in sorted(work.rglob("round.json")):
+        rel = ckpt.parent.relative_to(work)
+        target = dest / "rounds" / rel.parent / f"{rel.name}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        row = json.loads(ckpt.read_text())
+        row["weights"] = str(Path(row["weights"]).relative_to(work)) if work in Path(row["weights"]).parents else ""
+        target.write_text(json.dumps(row, indent=1))
+    for file in KEEP:
+        if (work / file).exists():
+            shutil.copy2(work / file, dest / file)
+    (dest / "COMMAND.md").write_text(command)
+
+
+def commit(dest: Path, message: str) -> None:
+    """Commit ``dest`` only (other staged work is left as it is); retried while git is busy."""
+    rel = str(dest.relative_to(ROOT))
+    for attempt in range(10):
+        subprocess.run(["git", "add", "-A", rel], cwd=ROOT, check=False, capture_output=True)
+        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", rel], cwd=ROOT, capture_output=True)
+        if done.returncode == 0 or b"nothing to commit" in done.stdout + done.stderr:
+            return
+        time.sleep(2 + attempt)
+    print(f"!! could not commit {rel}: {done.stderr.decode()[-300:]}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", choices=sorted(PRESETS))
+    parser.add_argument("--name", default=None, help="results folder name (default: the preset)")
+    parser.add_argument("--commit", action="store_true", help="git-commit the results folder after every round")
+    parser.add_argument("--no-progress", action="store_true")
+    args, extra = parser.parse_known_args(argv)
+    from cvactive.assets import data_dir
+    from cvactive.cli import build_parser
+    from cvactive.cli.loop import build_config
+    from cvactive.loop.report import write_report
+    from cvactive.loop.run import Study
+
+    name = args.name or args.preset
+    data = data_for(args.preset)
     work = data_dir() / "studies" / name
-    cmd = [str(ROOT / ".venv" / "bin" / "cvactive"), "loop", "--data", str(data), "--out", str(work)]
-    cmd += PRESETS[name] + extra
-    print("$", shlex.join(cmd), flush=True)
-    code = subprocess.call(cmd)
-    if code != 0:
-        return code
     dest = ROOT / "benchmarks" / "results" / name
     dest.mkdir(parents=True, exist_ok=True)
-    for file in KEEP:
-        shutil.copy2(work / file, dest / file)
-    rel = ["tools/learning_curve_study.py", name, *extra]
-    (dest / "COMMAND.md").write_text(
-        "Made by\n\n```bash\n.venv/bin/python "
-        + shlex.join(rel)
-        + "\n```\n\nwhich ran\n\n```bash\n"
-        + shlex.join(["cvactive", *cmd[1:]]).replace(str(ROOT) + "/", "")
-        + "\n```\n"
-    )
+    loop_args = ["loop", "--data", str(data), "--out", str(work), *PRESETS[args.preset], *extra]
+    cfg = build_config(build_parser().parse_args(loop_args))
+    shown = shlex.join(["cvactive", *loop_args]).replace(str(ROOT) + "/", "")
+    rel = ["tools/learning_curve_study.py", args.preset, *(["--name", name] if args.name else []), *extra]
+    command = f"Made by\n\n```bash\n.venv/bin/python {shlex.join(rel)}\n```\n\nwhich runs\n\n```bash\n{shown}\n```\n"
+    print("$", shown, flush=True)
+    restored = restore(dest, work)
+    if restored:
+        print(f"restored {restored} committed round checkpoint(s) into {work}")
+    study = Study(data, work, cfg)
+
+    def on_round(rows: list[dict]) -> None:
+        write_report(rows, study.out, cfg)
+        publish(study.out, dest, command)
+        last = rows[-1]
+        message = (
+            f"study {name}: seed {last['seed']} {last['strategy']} round {last['round']} "
+            f"({last['labels_used']} labels, mAP50-95 {last['mAP50_95']:.4f})"
+        )
+        print(message, flush=True)
+        if args.commit:
+            commit(dest, message)
+
+    rows = study.run(progress=not args.no_progress, on_round=on_round)
+    write_report(rows, study.out, cfg)
+    publish(study.out, dest, command)
+    if args.commit:
+        commit(dest, f"study {name}: report")
+    print((study.out / "summary.md").read_text())
     print(f"results copied to {dest}")
     return 0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-FLAGS = ("initial", "budget", "rounds", "model", "epochs", "imgsz", "batch", "device", "measure")
+FLAGS = ("initial", "budget", "rounds", "model", "init", "freeze", "epochs", "imgsz", "batch", "device", "measure")
 
 
 def register(sub: Any) -> None:
@@ -23,7 +23,26 @@ def register(sub: Any) -> None:
     p.add_argument("--initial", type=int, default=None, help="initial labeled images")
     p.add_argument("--budget", type=int, default=None, help="images labeled per round")
     p.add_argument("--rounds", type=int, default=None, help="selection rounds")
-    p.add_argument("--model", default=None, help="model YAML, .pt or scale (pico, n, s)")
+    p.add_argument(
+        "--model",
+        default=None,
+        help="auto (default: the COCO-pretrained YOLOv8n rebuilt from the shared OpenVINO model when present, "
+        "else pico), pretrained, a .pt, a model YAML or a scale (pico, n, s: random init)",
+    )
+    p.add_argument(
+        "--init",
+        choices=("pretrained", "previous"),
+        default=None,
+        help="each round trains from the model (pretrained, default) or warm-starts from the previous round",
+    )
+    p.add_argument("--freeze", type=int, default=None, help="freeze the first N layers while training")
+    p.add_argument(
+        "--eval-data",
+        action="append",
+        default=None,
+        metavar="DATA[:SPLIT]",
+        help="a further evaluation set (same class names) whose per-class AP is recorded each round; repeatable",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--imgsz", type=int, default=None)
     p.add_argument("--batch", type=int, default=None)
@@ -42,13 +61,19 @@ def build_config(args: argparse.Namespace) -> Any:
         value = getattr(args, key)
         if value is not None:
             options[key] = value
+    if args.eval_data:
+        specs = []
+        for spec in args.eval_data:
+            data, _, split = spec.rpartition(":") if spec.rpartition(":")[0] else (spec, "", "val")
+            specs.append({"data": data, "split": split or "val"})
+        options["eval_data"] = specs
     if args.strategies:
         options["strategies"] = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if args.seeds:
         seeds = [int(s) for s in str(args.seeds).split(",")]
         options["seeds"] = seeds[0] if len(seeds) == 1 else seeds
     check_kwargs(LoopConfig, options, args.config or "loop options")
-    for key in ("strategies",):
+    for key in ("strategies", "eval_data"):
         if key in options:
             options[key] = tuple(options[key])
     if isinstance(options.get("seeds"), list):

@@ -1,15 +1,26 @@
-"""Results of a learning-curve study: tables, curves, area under the curve and label savings.
+"""Results of a learning-curve study: tables, curves, paired comparisons with random, a verdict.
 
 * ``rounds.json`` / ``rounds.csv``: one row per (seed, strategy, round) with labels used,
   mAP50, mAP50-95, per-class AP and the seconds spent training and selecting.
-* ``learning_curves.png``: mean and spread (min to max over seeds) of mAP50-95 and mAP50
-  against labels used, one line per strategy.
-* ``summary.json`` / ``summary.md``: per strategy the normalised area under the mean curve,
-  the final mean mAP, and how many labels it needs to reach random's final mean mAP50-95
-  (linear interpolation on its mean curve; "not reached" if it never does), with a plain
-  sentence saying whether it beat random. A strategy whose final mean mAP50-95 lies within
-  the pooled standard deviation over seeds of random's is "not distinguishable from random";
-  when random's final mAP50-95 is below 0.02 the models are too weak to compare anything.
+* ``learning_curves.png``: mAP50-95 against labels, each seed a thin line and the mean over
+  seeds a thick one per strategy; beside it the paired difference to random (mean and 95%
+  interval over seeds) at every label count.
+* ``summary.json`` / ``summary.md``: per strategy, compared **paired by seed** with random (every
+  strategy of a seed starts from random's initial set, so seed-to-seed luck cancels):
+
+  - ``paired_final_diff``: final mAP50-95 minus random's final, same seed; mean and a 95%
+    Student-t interval over seeds (``mean +- t(0.975, n-1) * sd / sqrt(n)``).
+  - ``paired_auc_diff``: the same for the area under the mAP50-95 curve (normalised by its
+    label range, so it is a mean mAP over the study).
+  - ``labels_to_reach_random_final``: per seed, the labels at which the strategy's curve first
+    reaches random's final mAP50-95 of that seed (linear interpolation), averaged over seeds;
+    ``None`` unless it is reached in every seed. ``labels_saved_fraction`` is
+    ``1 - labels / the labels random itself needed to first reach that value``, with its own
+    interval over seeds.
+  - ``verdict``: "beats random" only when an interval lies above 0 and none below it; "worse
+    than random" likewise below; "mixed" when one lies above and the other below; otherwise "no
+    detectable difference (CI ...)". One seed gives "one seed: no verdict"; when random's final
+    mAP50-95 is below 0.02 the models are too weak to compare anything.
 """
 
 from __future__ import annotations
@@ -23,6 +34,8 @@ from typing import Any
 import numpy as np
 
 METRICS = ("mAP50_95", "mAP50")
+WEAK_MAP = 0.02
+CONFIDENCE = 0.95
 
 
 def mean_curves(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, np.ndarray]]:
@@ -42,6 +55,17 @@ def mean_curves(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, 
             "n": np.array([len(v) for v in values]),
         }
     return out
+
+
+def seed_curves(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """strategy -> seed -> (labels, values) of one seed's curve, sorted by labels."""
+    by: dict[str, dict[int, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        by[row["strategy"]][int(row["seed"])][int(row["labels_used"])] = float(row[metric])
+    return {
+        s: {seed: (np.array(sorted(p)), np.array([p[x] for x in sorted(p)])) for seed, p in seeds.items()}
+        for s, seeds in by.items()
+    }
 
 
 def area_under_curve(labels: np.ndarray, values: np.ndarray) -> float:
@@ -64,7 +88,80 @@ def labels_to_reach(labels: np.ndarray, values: np.ndarray, target: float) -> fl
     return None
 
 
-WEAK_MAP = 0.02
+def t_interval(values: list[float] | np.ndarray, confidence: float = CONFIDENCE) -> dict[str, float | int]:
+    """Mean and two-sided Student-t confidence interval of the mean (``nan`` bounds with one value)."""
+    from scipy import stats
+
+    x = np.asarray(values, float)
+    n = int(x.size)
+    if n == 0:
+        return {"mean": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0}
+    mean = float(x.mean())
+    if n < 2:
+        return {"mean": mean, "ci_low": float("nan"), "ci_high": float("nan"), "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * x.std(ddof=1) / np.sqrt(n))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n}
+
+
+def _common_labels(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    return np.intersect1d(a[0], b[0])
+
+
+def _at(curve: tuple[np.ndarray, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    idx = np.searchsorted(curve[0], labels)
+    return curve[1][idx]
+
+
+def paired(rows: list[dict[str, Any]], strategy: str, metric: str = "mAP50_95") -> dict[str, Any]:
+    """Per-seed paired comparisons of ``strategy`` with random over the label counts both reached."""
+    curves = seed_curves(rows, metric)
+    mine, base = curves.get(strategy, {}), curves.get("random", {})
+    final, auc, reach, saved, seeds = [], [], [], [], []
+    by_labels: dict[int, list[float]] = defaultdict(list)
+    for seed in sorted(set(mine) & set(base)):
+        labels = _common_labels(mine[seed], base[seed])
+        if labels.size == 0:
+            continue
+        a, b = _at(mine[seed], labels), _at(base[seed], labels)
+        seeds.append(seed)
+        final.append(float(a[-1] - b[-1]))
+        auc.append(area_under_curve(labels, a) - area_under_curve(labels, b))
+        for x, d in zip(labels, a - b):
+            by_labels[int(x)].append(float(d))
+        r = labels_to_reach(labels, a, float(b[-1]))
+        # Random's own labels to its final (its curve need not rise monotonically).
+        own = labels_to_reach(labels, b, float(b[-1])) or float(labels[-1])
+        reach.append(r)
+        saved.append(None if r is None else 1.0 - r / own)
+    return {"seeds": seeds, "final": final, "auc": auc, "reach": reach, "saved": saved, "by_labels": by_labels}
+
+
+def _side(ci: dict[str, Any]) -> int:
+    """+1 when an interval lies above 0, -1 below, 0 otherwise (or undefined)."""
+    low, high = ci["ci_low"], ci["ci_high"]
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 0
+    return 1 if low > 0 else -1 if high < 0 else 0
+
+
+def _fmt_ci(ci: dict[str, Any]) -> str:
+    return f"{ci['mean']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]"
+
+
+def verdict(final_ci: dict[str, Any], auc_ci: dict[str, Any], random_final: float) -> str:
+    """A plain verdict from the paired intervals (see the module docstring for the rule)."""
+    if final_ci["n"] < 2:
+        return "one seed: no verdict"
+    if random_final < WEAK_MAP:
+        return f"inconclusive: models too weak at this scale (random's final mAP50-95 < {WEAK_MAP})"
+    sides = {_side(final_ci), _side(auc_ci)}
+    if sides == {1} or sides == {0, 1}:
+        return "beats random"
+    if sides == {-1} or sides == {0, -1}:
+        return "worse than random"
+    if sides == {-1, 1}:
+        return "mixed: one interval above 0, the other below"
+    return f"no detectable difference (final {_fmt_ci(final_ci)}, AUC {_fmt_ci(auc_ci)})"
 
 
 def _final_values(rows: list[dict[str, Any]], metric: str) -> dict[str, list[float]]:
@@ -80,78 +177,166 @@ def _final_values(rows: list[dict[str, Any]], metric: str) -> dict[str, list[flo
     return out
 
 
-def _pooled_sd(a: list[float], b: list[float]) -> float:
-    """Pooled standard deviation of two samples (0 with fewer than two values in each)."""
-    if len(a) < 2 or len(b) < 2:
-        return 0.0
-    va, vb = np.var(a, ddof=1), np.var(b, ddof=1)
-    return float(np.sqrt(((len(a) - 1) * va + (len(b) - 1) * vb) / (len(a) + len(b) - 2)))
-
-
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """AUC, final mAP and label savings of every strategy against random."""
+    """Paired comparisons of every strategy with random, and a verdict each (see the module docstring)."""
     curves = mean_curves(rows, "mAP50_95")
     curves50 = mean_curves(rows, "mAP50")
     if "random" not in curves:
         return {"strategies": {}, "note": "no random baseline in the results"}
     rand = curves["random"]
-    target = float(rand["mean"][-1])
+    random_final = float(rand["mean"][-1])
     finals = _final_values(rows, "mAP50_95")
-    rand_labels = float(rand["labels"][-1])
-    result: dict[str, Any] = {"random_final_mAP50_95": target, "random_final_labels": rand_labels, "strategies": {}}
+    result: dict[str, Any] = {
+        "random_final_mAP50_95": random_final,
+        "random_final_labels": float(rand["labels"][-1]),
+        "confidence": CONFIDENCE,
+        "interval": "Student t over seeds, paired by seed",
+        "strategies": {},
+    }
     for strategy, c in curves.items():
-        reach = labels_to_reach(c["labels"], c["mean"], target)
-        auc = area_under_curve(c["labels"], c["mean"])
-        rauc = area_under_curve(rand["labels"], rand["mean"])
-        final = float(c["mean"][-1])
-        spread = _pooled_sd(finals.get(strategy, []), finals.get("random", []))
-        if strategy == "random":
-            verdict = "baseline"
-        elif target < WEAK_MAP:
-            verdict = f"inconclusive: models too weak at this scale (random's final mAP50-95 < {WEAK_MAP})"
-        elif abs(final - target) <= spread:
-            verdict = "not distinguishable from random (final mAP within the spread over seeds)"
-        elif auc > rauc and final >= target:
-            verdict = "beats random (higher area under the curve and final mAP)"
-        elif auc > rauc or final > target:
-            verdict = "mixed: better than random on one of area under the curve and final mAP, not both"
-        else:
-            verdict = "does not beat random on this data"
-        result["strategies"][strategy] = {
+        values = finals.get(strategy, [])
+        entry: dict[str, Any] = {
             "seeds": int(c["n"].min()),
-            "auc_mAP50_95": auc,
-            "auc_mAP50": area_under_curve(curves50[strategy]["labels"], curves50[strategy]["mean"]),
-            "final_mAP50_95": final,
-            "final_mAP50": float(curves50[strategy]["mean"][-1]),
-            "labels_to_reach_random_final": reach,
-            "labels_saved_vs_random": None if reach is None else rand_labels - reach,
-            "final_spread_sd": spread,
-            "verdict": verdict,
+            "final_map50_95": {
+                "mean": float(np.mean(values)) if values else float("nan"),
+                "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            },
+            "final_map50": float(curves50[strategy]["mean"][-1]),
+            "auc_map50_95": area_under_curve(c["labels"], c["mean"]),
         }
+        if strategy != "random":
+            p = paired(rows, strategy)
+            final_ci, auc_ci = t_interval(p["final"]), t_interval(p["auc"])
+            reached = [r for r in p["reach"] if r is not None]
+            everywhere = bool(p["reach"]) and len(reached) == len(p["reach"])
+            saved = t_interval([s for s in p["saved"] if s is not None]) if everywhere else None
+            entry.update(
+                {
+                    "paired_seeds": p["seeds"],
+                    "paired_final_diff": final_ci,
+                    "paired_auc_diff": auc_ci,
+                    "per_seed_final_diff": p["final"],
+                    "labels_to_reach_random_final": float(np.mean(reached)) if everywhere else None,
+                    "labels_to_reach_per_seed": p["reach"],
+                    "labels_saved_fraction": saved["mean"] if saved else None,
+                    "labels_saved_fraction_ci": saved,
+                    "verdict": verdict(final_ci, auc_ci, random_final),
+                }
+            )
+        else:
+            entry["verdict"] = "baseline"
+        result["strategies"][strategy] = entry
     return result
 
 
+def _rare_classes(rows: list[dict[str, Any]], how_many: int = 2) -> list[str]:
+    """The classes with the lowest mean AP50-95 over random's rounds (the hard, usually rare ones)."""
+    per: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        if row["strategy"] == "random":
+            for c, v in row.get("ap50_95", {}).items():
+                per[c].append(float(v))
+    return sorted(per, key=lambda c: np.mean(per[c]))[:how_many]
+
+
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    import matplotlib
+    """Per-seed thin lines and the mean per strategy; paired difference to random with its interval."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, metric in zip(axes, METRICS):
-        for strategy, c in sorted(mean_curves(rows, metric).items()):
-            style = {"color": "black", "linestyle": "--"} if strategy == "random" else {}
-            (line,) = ax.plot(c["labels"], c["mean"], marker="o", label=f"{strategy} (n={c['n'].min()})", **style)
-            ax.fill_between(c["labels"], c["low"], c["high"], alpha=0.15, color=line.get_color())
-        ax.set_xlabel("labeled images")
-        ax.set_ylabel(metric.replace("_", "-"))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(title or "Learning curves: mean over seeds, band = min to max")
+    fig = Figure(figsize=(12, 4.6))
+    ax, axd = fig.subplots(1, 2)
+    colors = {}
+    per_seed = seed_curves(rows, "mAP50_95")
+    for i, (strategy, c) in enumerate(sorted(mean_curves(rows, "mAP50_95").items())):
+        color = "black" if strategy == "random" else f"C{i}"
+        colors[strategy] = color
+        style = "--" if strategy == "random" else "-"
+        for labels, values in per_seed[strategy].values():
+            ax.plot(labels, values, color=color, alpha=0.25, linewidth=0.8, linestyle=style)
+        ax.plot(
+            c["labels"], c["mean"], color=color, marker="o", linewidth=2, linestyle=style,
+            label=f"{strategy} (n={c['n'].min()})",
+        )  # fmt: skip
+    ax.set_xlabel("labeled images")
+    ax.set_ylabel("mAP50-95")
+    ax.set_title("mean over seeds (thick), each seed (thin)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    for strategy in sorted(per_seed):
+        if strategy == "random":
+            continue
+        by = paired(rows, strategy)["by_labels"]
+        xs = np.array(sorted(by))
+        cis = [t_interval(by[x]) for x in xs]
+        mean = np.array([ci["mean"] for ci in cis])
+        axd.plot(xs, mean, marker="o", color=colors[strategy], label=strategy)
+        low, high = np.array([ci["ci_low"] for ci in cis]), np.array([ci["ci_high"] for ci in cis])
+        if np.isfinite(low).all():
+            axd.fill_between(xs, low, high, color=colors[strategy], alpha=0.12)
+    axd.axhline(0.0, color="black", linestyle="--", linewidth=1)
+    axd.set_xlabel("labeled images")
+    axd.set_ylabel("mAP50-95 minus random's (same seed)")
+    axd.set_title(f"paired difference to random, {int(CONFIDENCE * 100)}% t interval over seeds", fontsize=9)
+    axd.grid(alpha=0.3)
+    if axd.get_legend_handles_labels()[0]:
+        axd.legend(fontsize=7)
+    fig.suptitle(title or "Learning curves")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
+
+
+def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    rare = _rare_classes(rows)
+    finals: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    last: dict[tuple[str, int], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["strategy"], int(row["seed"]))
+        if key not in last or int(row["labels_used"]) > int(last[key]["labels_used"]):
+            last[key] = row
+    for (strategy, _seed), row in last.items():
+        for c in rare:
+            finals[strategy][c].append(float(row.get("ap50_95", {}).get(c, 0.0)))
+    head = "| strategy | seeds | final mAP50-95 (sd) | paired final diff [95% CI] | paired AUC diff [95% CI] |"
+    head += " labels to reach random's final | labels saved |"
+    head += "".join(f" AP50-95 {c} |" for c in rare) + " verdict |"
+    lines = [head, "|" + "---|" * (7 + len(rare) + 1)]
+    for strategy, s in summary.get("strategies", {}).items():
+        f = s["final_map50_95"]
+        rare_cells = "".join(f" {np.mean(finals[strategy][c]):.4f} |" for c in rare)
+        if strategy == "random":
+            lines.append(
+                f"| random | {s['seeds']} | {f['mean']:.4f} ({f['sd']:.4f}) | | | "
+                f"{summary['random_final_labels']:.0f} | |{rare_cells} baseline |"
+            )
+            continue
+        reach = s["labels_to_reach_random_final"]
+        saved = s["labels_saved_fraction_ci"]
+        saved_txt = "" if saved is None else f"{saved['mean']:.0%} [{saved['ci_low']:.0%}, {saved['ci_high']:.0%}]"
+        if saved is not None and not np.isfinite(saved["ci_low"]):
+            saved_txt = f"{saved['mean']:.0%}"
+        lines.append(
+            f"| {strategy} | {s['seeds']} | {f['mean']:.4f} ({f['sd']:.4f}) | {_fmt_ci(s['paired_final_diff'])} | "
+            f"{_fmt_ci(s['paired_auc_diff'])} | {'not reached in every seed' if reach is None else f'{reach:.0f}'} | "
+            f"{saved_txt} |{rare_cells} {s['verdict']} |"
+        )
+    if "random_final_mAP50_95" in summary:
+        lines.append(
+            f"\nRandom reaches mAP50-95 {summary['random_final_mAP50_95']:.4f} with "
+            f"{summary['random_final_labels']:.0f} labels. Intervals: {summary['interval']}, "
+            f"{int(summary['confidence'] * 100)}%."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def write_report(rows: list[dict[str, Any]], out_dir: Path, cfg: Any = None) -> Path:
@@ -176,21 +361,6 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, cfg: Any = None) -> 
             )
     plot_curves(rows, out_dir / "learning_curves.png")
     summary = summarise(rows)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    lines = [
-        "| strategy | seeds | AUC mAP50-95 | final mAP50-95 | final mAP50 | labels to reach random's final | verdict |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for strategy, s in summary.get("strategies", {}).items():
-        reach = s["labels_to_reach_random_final"]
-        lines.append(
-            f"| {strategy} | {s['seeds']} | {s['auc_mAP50_95']:.4f} | {s['final_mAP50_95']:.4f} | "
-            f"{s['final_mAP50']:.4f} | {'not reached' if reach is None else f'{reach:.0f}'} | {s['verdict']} |"
-        )
-    if "random_final_mAP50_95" in summary:
-        lines.append(
-            f"\nRandom reaches mAP50-95 {summary['random_final_mAP50_95']:.4f} with "
-            f"{summary['random_final_labels']:.0f} labels."
-        )
-    (out_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
+    (out_dir / "summary.md").write_text(_markdown(summary, rows))
     return rounds_json

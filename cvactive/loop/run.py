@@ -3,9 +3,14 @@
 For each seed: draw the initial labeled set (random, the same for every strategy of that seed),
 train, evaluate per-class AP on the fixed evaluation split; that round 0 is shared by all
 strategies of the seed. Then, per strategy and round: score the unlabeled pool with the last
-round's model, select ``budget`` images with the strategy, reveal their labels, train again
-from scratch on the grown set, evaluate. Every finished round is a JSON checkpoint, written
-atomically; a re-run of the same command skips finished rounds and resumes after the last one.
+round's model, select ``budget`` images with the strategy, reveal their labels, train again on
+the grown set (from the starting weights, or warm from the last round's), evaluate. Every
+finished round is a JSON checkpoint, written atomically; a re-run of the same command skips
+finished rounds and resumes after the last one.
+
+The loop never names a strategy: it asks the registry what each one needs (detections and
+embeddings from a scored pool, or nothing, as for ``random``) and which options it takes (the
+study's ``measure`` goes to every strategy with a ``score`` option).
 
 The labeled subset is given to Ultralytics as a text file of image paths (labels are found
 beside them by the usual images -> labels rule), so no image is copied.
@@ -17,7 +22,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +30,12 @@ from typing import Any
 import numpy as np
 
 from cvactive.errors import ConfigError, DatasetError
+from cvactive.record import ImageRecord
 from cvactive.yolodata import YoloDataset, load_yolo_dataset
 
 log = logging.getLogger(__name__)
+
+INITS = ("pretrained", "previous")
 
 
 @dataclass(frozen=True)
@@ -40,13 +48,21 @@ class LoopConfig:
         budget: images labeled per round.
         rounds: selection rounds after round 0.
         seeds: number of seeds (0, 1, ...), or an explicit list.
-        model: architecture YAML, ``.pt`` or scale name (``pico``, ``n``, ``s``); trained from it each round.
+        model: what every round starts from: ``auto`` (the COCO-pretrained YOLOv8n rebuilt from
+            the shared OpenVINO model when it is there, else ``pico``), ``pretrained`` (that
+            checkpoint, or an error), a ``.pt``, an architecture YAML or a scale name
+            (``pico``, ``n``, ``s``: random init).
+        init: ``pretrained``: each round trains from ``model``; ``previous``: each round after
+            round 0 warm-starts from the previous round's weights.
+        freeze: freeze the first ``freeze`` layers while training (``None``: train all).
         epochs, imgsz, batch, device: training settings.
         pool_split: the split whose images form the pool (their labels are the oracle).
         eval_split: the fixed evaluation split.
+        eval_data: further evaluation sets, each ``{data: data.yaml, split: val, name: ...}``
+            with the same class names; their per-class AP is recorded per round too.
         score_conf: NMS confidence for scoring the pool (low, so uncertain boxes are seen).
         eval_conf: confidence threshold of evaluation (recorded with the results).
-        measure: the image score ``uncertainty``-style strategies rank by.
+        measure: the image score given to every strategy that takes a ``score`` option.
         strategy_options: per-strategy keyword options for the selection registry.
     """
 
@@ -55,13 +71,16 @@ class LoopConfig:
     budget: int = 40
     rounds: int = 3
     seeds: int | tuple[int, ...] = 3
-    model: str = "pico"
+    model: str = "auto"
+    init: str = "pretrained"
+    freeze: int | None = None
     epochs: int = 20
     imgsz: int = 256
     batch: int = 16
     device: str | None = None
     pool_split: str = "train"
     eval_split: str = "val"
+    eval_data: tuple[dict[str, Any], ...] = ()
     score_conf: float = 0.05
     eval_conf: float = 0.001
     measure: str = "entropy_max"
@@ -77,14 +96,33 @@ class LoopConfig:
         return names if "random" in names else ["random", *names]
 
     def check(self, pool_size: int) -> None:
+        """Refuse settings that cannot run, before any training starts."""
+        from cvactive.selection import get_strategy
+
         if self.initial < 1 or self.budget < 1 or self.rounds < 0:
             raise ConfigError("initial and budget must be at least 1, rounds at least 0")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; valid values: {', '.join(INITS)}")
+        if self.freeze is not None and self.freeze < 0:
+            raise ConfigError(f"freeze must be >= 0 layers, got {self.freeze}")
         needed = self.initial + self.budget * self.rounds
         if needed > pool_size:
             raise ConfigError(
                 f"initial + budget x rounds = {needed} labels, but the pool has only {pool_size} images; "
                 "lower --initial, --budget or --rounds"
             )
+        for name in self.strategy_list:
+            strategy = get_strategy(name)  # an unknown name lists the valid ones
+            strategy.check_options(self.options_for(name))
+
+    def options_for(self, strategy: str) -> dict[str, Any]:
+        """The keyword options the study passes to ``strategy``."""
+        from cvactive.selection import get_strategy
+
+        options = dict(self.strategy_options.get(strategy, {}))
+        if "score" in get_strategy(strategy).options:
+            options.setdefault("score", self.measure)
+        return options
 
 
 def _atomic_write(path: Path, data: Any) -> None:
@@ -93,122 +131,277 @@ def _atomic_write(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def _subset_yaml(work: Path, ds: YoloDataset, images: Sequence[Path], eval_split: str) -> Path:
-    """A data.yaml whose train split is exactly ``images`` and whose val split is the evaluation split."""
+@dataclass(frozen=True)
+class EvalSet:
+    """A labeled evaluation split (name, its images, its data set's class names)."""
+
+    name: str
+    images: tuple[Path, ...]
+    names: dict[int, str]
+
+
+def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
+    """The main evaluation split first, then each of ``cfg.eval_data`` (checked: same classes)."""
+    sets = [EvalSet("main", tuple(item.image for item in ds.items(cfg.eval_split)), dict(ds.names))]
+    for i, spec in enumerate(cfg.eval_data):
+        if not isinstance(spec, dict) or "data" not in spec:
+            raise ConfigError(f"eval_data[{i}]: expected a mapping with 'data' (and 'split', 'name'), got {spec!r}")
+        unknown = sorted(set(spec) - {"data", "split", "name"})
+        if unknown:
+            raise ConfigError(f"eval_data[{i}]: unknown key(s) {unknown}; valid keys: data, split, name")
+        other = load_yolo_dataset(spec["data"])
+        split = str(spec.get("split", "val"))
+        if split not in other.splits:
+            raise DatasetError(f"eval_data[{i}] {spec['data']}: no {split!r} split; it has {', '.join(other.splits)}")
+        if dict(other.names) != dict(ds.names):
+            raise ConfigError(
+                f"eval_data[{i}] {spec['data']}: its classes {list(other.names.values())} differ from the "
+                f"study's {list(ds.names.values())}; an evaluation set must use the same class names"
+            )
+        name = str(spec.get("name") or f"{Path(spec['data']).parent.name}-{split}")
+        if name in {s.name for s in sets}:
+            raise ConfigError(f"eval_data[{i}]: the name {name!r} is used twice")
+        sets.append(EvalSet(name, tuple(item.image for item in other.items(split)), dict(other.names)))
+    return sets
+
+
+def _subset_yaml(work: Path, names: dict[int, str], train: Sequence[Path], val: Sequence[Path], tag: str) -> Path:
+    """A data.yaml whose train split is exactly ``train`` and whose val split is exactly ``val``."""
     import yaml
 
     work.mkdir(parents=True, exist_ok=True)
     listing = work / "labeled.txt"
-    listing.write_text("".join(f"{p}\n" for p in images))
-    eval_listing = work / "eval.txt"
-    eval_listing.write_text("".join(f"{item.image}\n" for item in ds.items(eval_split)))
-    data = {"path": str(work), "train": str(listing), "val": str(eval_listing), "names": ds.names}
-    out = work / "data.yaml"
+    listing.write_text("".join(f"{p}\n" for p in train))
+    eval_listing = work / f"eval-{tag}.txt"
+    eval_listing.write_text("".join(f"{p}\n" for p in val))
+    data = {"path": str(work), "train": str(listing), "val": str(eval_listing), "names": names}
+    out = work / f"data-{tag}.yaml"
     out.write_text(yaml.safe_dump(data, sort_keys=False))
     return out
 
 
 def evaluate_weights(weights: Path, data_yaml: Path, cfg: LoopConfig, names: dict[int, str], work: Path) -> dict:
-    """Per-class AP50 and AP50-95 on the evaluation split, with the settings recorded."""
-    from ultralytics import YOLO
+    """Per-class AP50 and AP50-95 on the data set's val split, with the settings recorded."""
+    from cvactive.train import validate_detector
 
-    from cvactive.train import quiet_ultralytics
+    return validate_detector(
+        weights, data_yaml, names, imgsz=cfg.imgsz, batch=cfg.batch, conf=cfg.eval_conf, device=cfg.device, work=work
+    )
 
-    with quiet_ultralytics():
-        metrics = YOLO(str(weights), task="detect").val(
-            data=str(data_yaml),
-            split="val",
+
+class Study:
+    """One learning-curve study: its data, settings and folder; :meth:`run` trains what is missing."""
+
+    def __init__(self, data: str | Path, out: str | Path, cfg: LoopConfig) -> None:
+        from cvactive.weights import resolve_model_name
+
+        self.cfg = cfg
+        self.data = Path(data)
+        self.ds = load_yolo_dataset(data)
+        for split in (cfg.pool_split, cfg.eval_split):
+            if split not in self.ds.splits:
+                raise DatasetError(f"{data}: no {split!r} split; it has {', '.join(self.ds.splits)}")
+        self.pool = [item.image for item in self.ds.items(cfg.pool_split)]
+        cfg.check(len(self.pool))
+        self.evals = _eval_sets(self.ds, cfg)
+        self.out = Path(out).resolve()
+        self.model = resolve_model_name(cfg.model)
+        self._scored: dict[str, list[ImageRecord]] = {}
+
+    # -- settings ---------------------------------------------------------------------------
+    def write_settings(self) -> None:
+        """Record the settings; refuse a folder that holds a study with other settings."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        settings = json.loads(
+            json.dumps({"data": str(self.data.resolve()), **asdict(self.cfg), "resolved_model": self.model})
+        )
+        path = self.out / "settings.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            free = ("strategies", "seeds", "rounds")  # a study may grow: more strategies, seeds or rounds
+            if {k: v for k, v in old.items() if k not in free} != {k: v for k, v in settings.items() if k not in free}:
+                raise ConfigError(
+                    f"{self.out} holds a study with other settings ({path}); use a new --out to start another"
+                )
+        _atomic_write(path, settings)
+
+    # -- one round --------------------------------------------------------------------------
+    def train(self, labeled: list[int], seed: int, work: Path, start_from: str) -> tuple[Path, Path]:
+        """Train on the labeled pool images from ``start_from``; return the weights and the data.yaml."""
+        from cvactive.train import train_detector
+
+        main = self.evals[0]
+        data_yaml = _subset_yaml(work, main.names, [self.pool[i] for i in labeled], main.images, "main")
+        cfg = self.cfg
+        result = train_detector(
+            data_yaml,
+            work,
+            model=start_from,
+            epochs=cfg.epochs,
             imgsz=cfg.imgsz,
             batch=cfg.batch,
-            conf=cfg.eval_conf,
-            iou=0.7,
-            device=cfg.device or None,
-            plots=False,
-            verbose=False,
-            project=str(work),
-            name="val",
-            exist_ok=True,
+            device=cfg.device,
+            seed=seed,
+            name="train",
+            freeze=cfg.freeze,
+            val=False,
+            progress=False,
         )
-    box = metrics.box
-    per_class_50 = {names[i]: 0.0 for i in names}
-    per_class = {names[i]: 0.0 for i in names}
-    for j, c in enumerate(box.ap_class_index):
-        per_class_50[names[int(c)]] = float(box.ap50[j])
-        per_class[names[int(c)]] = float(box.ap[j])
-    return {
-        "mAP50": float(box.map50),
-        "mAP50_95": float(box.map),
-        "ap50": per_class_50,
-        "ap50_95": per_class,
-        "iou_thresholds": "0.50:0.05:0.95",
-        "eval_conf": cfg.eval_conf,
-    }
+        return result.weights, data_yaml
 
+    def train_and_eval(self, labeled: list[int], seed: int, work: Path, start_from: str) -> dict:
+        """Train on the labeled pool images from ``start_from``; evaluate on every evaluation set."""
+        start = time.perf_counter()
+        weights, data_yaml = self.train(labeled, seed, work, start_from)
+        train_seconds = time.perf_counter() - start
+        main = self.evals[0]
+        metrics = evaluate_weights(weights, data_yaml, self.cfg, main.names, work)
+        others = {}
+        for ev in self.evals[1:]:
+            yaml_path = _subset_yaml(work, ev.names, [self.pool[i] for i in labeled], ev.images, ev.name)
+            others[ev.name] = evaluate_weights(weights, yaml_path, self.cfg, ev.names, work)
+        row = {"weights": str(weights), "start_from": start_from, "train_seconds": train_seconds, **metrics}
+        if others:
+            row["eval_sets"] = others
+        return row
 
-def _train_and_eval(
-    ds: YoloDataset, labeled: list[int], pool: list[Path], cfg: LoopConfig, seed: int, work: Path
-) -> dict:
-    from cvactive.train import train_detector
+    def scored_pool(self, weights: str) -> list[ImageRecord]:
+        """Every pool image scored (boxes, class scores, measures, embedding) by ``weights``; cached."""
+        if weights in self._scored:
+            return self._scored[weights]
+        from cvactive.detector import Detector, FrameMeta
+        from cvactive.scoring import Scorer
+        from cvactive.sources import read_image
 
-    data_yaml = _subset_yaml(work, ds, [pool[i] for i in labeled], cfg.eval_split)
-    start = time.perf_counter()
-    result = train_detector(
-        data_yaml,
-        work,
-        model=cfg.model,
-        epochs=cfg.epochs,
-        imgsz=cfg.imgsz,
-        batch=cfg.batch,
-        device=cfg.device,
-        seed=seed,
-        name="train",
-        val=False,
-        progress=False,
-    )
-    train_seconds = time.perf_counter() - start
-    metrics = evaluate_weights(result.weights, data_yaml, cfg, ds.names, work)
-    return {"weights": str(result.weights), "train_seconds": train_seconds, **metrics}
+        cfg = self.cfg
+        detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
+        scorer = Scorer()
+        records: list[ImageRecord] = []
+        for chunk in range(0, len(self.pool), 16):
+            part = self.pool[chunk : chunk + 16]
+            images = [read_image(p) for p in part]
+            records.extend(scorer(r) for r in detector.predict(images, [FrameMeta(str(p)) for p in part]))
+        self._scored[weights] = records
+        return records
 
+    def select(
+        self, strategy: str, weights: str, labeled: list[int], rng: np.random.Generator
+    ) -> tuple[list[int], float]:
+        """The pool indices ``strategy`` picks next, and the seconds selection took (scoring included)."""
+        from cvactive.selection import get_strategy, select
 
-def _select(
-    strategy: str,
-    weights: str,
-    pool: list[Path],
-    labeled: list[int],
-    cfg: LoopConfig,
-    rng: np.random.Generator,
-) -> tuple[list[int], float]:
-    start = time.perf_counter()
-    taken = set(labeled)
-    unlabeled = [i for i in range(len(pool)) if i not in taken]
-    if strategy == "random":  # no model needed: the baseline costs nothing to select
-        chosen = rng.choice(len(unlabeled), size=min(cfg.budget, len(unlabeled)), replace=False)
-        return [unlabeled[int(i)] for i in chosen], time.perf_counter() - start
-    from cvactive.detector import Detector, FrameMeta
-    from cvactive.scoring import Scorer
-    from cvactive.selection import select
-    from cvactive.sources import read_image
+        start = time.perf_counter()
+        if get_strategy(strategy).needs_detections:
+            records = self.scored_pool(weights)
+        else:  # the registry says it needs no model: do not pay for scoring
+            records = [ImageRecord.empty(str(p), 1, 1) for p in self.pool]
+        indices, _utilities = select(
+            records,
+            self.cfg.budget,
+            strategy=strategy,
+            labeled=np.asarray(labeled, np.int64),
+            rng=rng,
+            **self.cfg.options_for(strategy),
+        )
+        return [int(i) for i in indices], time.perf_counter() - start
 
-    detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
-    scorer = Scorer()
+    # -- the whole study --------------------------------------------------------------------
+    def round0(self, seed: int) -> dict:
+        """Round 0 of a seed: the random initial set, trained and evaluated (from its checkpoint when finished)."""
+        rng0 = np.random.default_rng(seed)
+        initial = sorted(int(i) for i in rng0.choice(len(self.pool), size=self.cfg.initial, replace=False))
+        ckpt = self.out / f"seed{seed}" / "round0" / "round.json"
+        if ckpt.exists():
+            return dict(json.loads(ckpt.read_text()))
+        metrics = self.train_and_eval(initial, seed, ckpt.parent, self.model)
+        row = {"seed": seed, "round": 0, "labeled": initial, "labels_used": len(initial), **metrics}
+        _atomic_write(ckpt, row)
+        return row
 
-    def records_of(indices: list[int]) -> list[Any]:
-        out: list[Any] = []
-        for chunk in range(0, len(indices), 16):
-            part = indices[chunk : chunk + 16]
-            images = [read_image(pool[i]) for i in part]
-            out.extend(scorer(r) for r in detector.predict(images, [FrameMeta(str(pool[i])) for i in part]))
-        return out
+    def work_dir(self, seed: int, strategy: str, r: int) -> Path:
+        """The folder of one round (round 0 is shared by the strategies of a seed)."""
+        return self.out / f"seed{seed}" / ("round0" if r == 0 else f"{strategy}/round{r}")
 
-    pool_records = records_of(unlabeled)
-    labeled_records = records_of(labeled)
-    options = dict(cfg.strategy_options.get(strategy, {}))
-    if strategy in ("uncertainty", "hybrid", "badge", "class_balanced") and "score" not in options:
-        options["score"] = cfg.measure
-    indices, _utilities = select(
-        pool_records, cfg.budget, strategy=strategy, labeled=labeled_records, rng=rng, **options
-    )
-    return [unlabeled[int(i)] for i in indices], time.perf_counter() - start
+    def ensure_weights(self, chain: list[dict], seed: int, strategy: str) -> str:
+        """The weights of the last round in ``chain``, retrained when only its checkpoint is here.
+
+        A study resumed from committed checkpoints (``round.json`` files without the weights, which
+        stay out of git) retrains that round's model from its labeled set: training is seeded and
+        deterministic, so it is the same model up to floating-point noise.
+        """
+        row = chain[-1]
+        weights = Path(row["weights"])
+        if not weights.is_absolute():  # checkpoints published by tools/learning_curve_study.py
+            weights = self.out / weights
+        if weights.is_file():
+            return str(weights)
+        r = int(row["round"])
+        start_from = self.model
+        if self.cfg.init == "previous" and r > 0:
+            start_from = self.ensure_weights(chain[:-1], seed, strategy)
+        log.warning("weights of seed %d %s round %d are missing: retraining them", seed, strategy, r)
+        row["weights"] = str(self.train(row["labeled"], seed, self.work_dir(seed, strategy, r), start_from)[0])
+        return row["weights"]
+
+    def next_round(self, seed: int, strategy: str, r: int, chain: list[dict]) -> dict:
+        """Round ``r`` of ``strategy`` after the rounds in ``chain`` (from its checkpoint when finished)."""
+        work = self.work_dir(seed, strategy, r)
+        ckpt = work / "round.json"
+        if ckpt.exists():
+            return dict(json.loads(ckpt.read_text()))
+        previous = chain[-1]
+        previous_weights = self.ensure_weights(chain, seed, strategy)
+        # The rng of a round depends only on (seed, strategy, round): a resumed study makes the
+        # same choices as an uninterrupted one.
+        rng = np.random.default_rng([seed, r, sum(map(ord, strategy))])
+        chosen, select_seconds = self.select(strategy, previous_weights, previous["labeled"], rng)
+        labeled = sorted(set(previous["labeled"]) | set(chosen))
+        start_from = previous_weights if self.cfg.init == "previous" else self.model
+        metrics = self.train_and_eval(labeled, seed, work, start_from)
+        row = {
+            "seed": seed,
+            "round": r,
+            "strategy": strategy,
+            "labeled": labeled,
+            "chosen": sorted(chosen),
+            "labels_used": len(labeled),
+            "select_seconds": select_seconds,
+            **metrics,
+        }
+        _atomic_write(ckpt, row)
+        return row
+
+    def run(self, progress: bool = True, on_round: Callable[[list[dict]], None] | None = None) -> list[dict]:
+        """Train and evaluate every round not yet checkpointed; return every row.
+
+        ``on_round(rows)`` is called after each round this call trained, with every row so far.
+        """
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.write_settings()
+        total = len(cfg.seed_list) * (1 + len(cfg.strategy_list) * cfg.rounds)
+        bar = tqdm(total=total, disable=not progress, unit="round", desc="active-learning study")
+        rows: list[dict] = []
+        for seed in cfg.seed_list:
+            self._scored.clear()  # the round-0 model of a seed is shared by its strategies, then dropped
+            fresh = not (self.work_dir(seed, "", 0) / "round.json").exists()
+            round0 = self.round0(seed)
+            bar.update(1)
+            if fresh and on_round:
+                on_round([*rows, {**round0, "strategy": "random", "select_seconds": 0.0}])
+            for strategy in cfg.strategy_list:
+                chain = [round0]
+                rows.append({**round0, "strategy": strategy, "select_seconds": 0.0})
+                for r in range(1, cfg.rounds + 1):
+                    fresh = not (self.work_dir(seed, strategy, r) / "round.json").exists()
+                    chain.append(self.next_round(seed, strategy, r, chain))
+                    rows.append({**chain[-1], "strategy": strategy})
+                    bar.update(1)
+                    if fresh and on_round:
+                        on_round(rows)
+        bar.close()
+        return rows
 
 
 def run_loop(data: str | Path, out: str | Path, cfg: LoopConfig | None = None, *, progress: bool = True) -> Path:
@@ -216,74 +409,11 @@ def run_loop(data: str | Path, out: str | Path, cfg: LoopConfig | None = None, *
 
     Raises:
         DatasetError: the data set or one of its splits is missing.
-        ConfigError: the labels asked for exceed the pool.
+        ConfigError: the labels asked for exceed the pool, or an option is invalid.
     """
-    from tqdm import tqdm
-
-    cfg = cfg or LoopConfig()
-    ds = load_yolo_dataset(data)
-    for split in (cfg.pool_split, cfg.eval_split):
-        if split not in ds.splits:
-            raise DatasetError(f"{data}: no {split!r} split; it has {', '.join(ds.splits)}")
-    pool = [item.image for item in ds.items(cfg.pool_split)]
-    cfg.check(len(pool))
-    out_dir = Path(out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"data": str(Path(data).resolve()), **asdict(cfg)}
-    settings_path = out_dir / "settings.json"
-    if settings_path.exists():
-        old = json.loads(settings_path.read_text())
-        if {k: v for k, v in old.items() if k != "strategies"} != {
-            k: v for k, v in json.loads(json.dumps(settings)).items() if k != "strategies"
-        }:
-            raise ConfigError(
-                f"{out_dir} holds a study with other settings ({settings_path}); use a new --out to start another"
-            )
-    _atomic_write(settings_path, settings)
-    total = len(cfg.seed_list) * (1 + len(cfg.strategy_list) * cfg.rounds)
-    bar = tqdm(total=total, disable=not progress, unit="round", desc="active-learning study")
-    rows: list[dict] = []
-    for seed in cfg.seed_list:
-        rng0 = np.random.default_rng(seed)
-        initial = sorted(int(i) for i in rng0.choice(len(pool), size=cfg.initial, replace=False))
-        base_dir = out_dir / f"seed{seed}" / "round0"
-        ckpt0 = base_dir / "round.json"
-        if ckpt0.exists():
-            round0 = json.loads(ckpt0.read_text())
-        else:
-            metrics = _train_and_eval(ds, initial, pool, cfg, seed, base_dir)
-            round0 = {"seed": seed, "round": 0, "labeled": initial, "labels_used": len(initial), **metrics}
-            _atomic_write(ckpt0, round0)
-        bar.update(1)
-        for strategy in cfg.strategy_list:
-            previous = round0
-            rows.append({**round0, "strategy": strategy, "select_seconds": 0.0})
-            for r in range(1, cfg.rounds + 1):
-                work = out_dir / f"seed{seed}" / strategy / f"round{r}"
-                ckpt = work / "round.json"
-                if ckpt.exists():
-                    previous = json.loads(ckpt.read_text())
-                else:
-                    # The rng of a round depends only on (seed, strategy, round): a resumed study makes
-                    # the same choices as an uninterrupted one.
-                    rng = np.random.default_rng([seed, r, sum(map(ord, strategy))])
-                    chosen, select_seconds = _select(strategy, previous["weights"], pool, previous["labeled"], cfg, rng)
-                    labeled = sorted(set(previous["labeled"]) | set(chosen))
-                    metrics = _train_and_eval(ds, labeled, pool, cfg, seed, work)
-                    previous = {
-                        "seed": seed,
-                        "round": r,
-                        "strategy": strategy,
-                        "labeled": labeled,
-                        "chosen": sorted(chosen),
-                        "labels_used": len(labeled),
-                        "select_seconds": select_seconds,
-                        **metrics,
-                    }
-                    _atomic_write(ckpt, previous)
-                rows.append({**previous, "strategy": strategy})
-                bar.update(1)
-    bar.close()
     from cvactive.loop.report import write_report
 
-    return write_report(rows, out_dir, cfg)
+    cfg = cfg or LoopConfig()
+    study = Study(data, out, cfg)
+    rows = study.run(progress)
+    return write_report(rows, study.out, cfg)

@@ -79,6 +79,9 @@ class Strategy:
     description: str
     func: StrategyFunc
     needs_embeddings: bool = False
+    #: ``False`` for strategies that look at nothing the detector says (``random``): a caller
+    #: such as the loop can then skip scoring the pool.
+    needs_detections: bool = True
 
     @property
     def options(self) -> dict[str, Any]:
@@ -150,13 +153,20 @@ class Strategy:
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register(name: str, description: str, *, needs_embeddings: bool = False) -> Callable[[StrategyFunc], StrategyFunc]:
-    """Register ``func(ctx, k, **options) -> (candidate positions, utilities)`` under ``name``."""
+def register(
+    name: str, description: str, *, needs_embeddings: bool = False, needs_detections: bool = True
+) -> Callable[[StrategyFunc], StrategyFunc]:
+    """Register ``func(ctx, k, **options) -> (candidate positions, utilities)`` under ``name``.
+
+    ``needs_embeddings``: the strategy reads image embeddings (``cvactive score --embed``);
+    ``needs_detections``: it reads what the detector said (scores, classes); ``False`` only for
+    strategies like ``random`` that a caller may run on unscored records.
+    """
 
     def wrap(func: StrategyFunc) -> StrategyFunc:
         if name in STRATEGIES:
             raise ConfigError(f"a selection strategy named {name!r} is already registered")
-        STRATEGIES[name] = Strategy(name, description, func, needs_embeddings)
+        STRATEGIES[name] = Strategy(name, description, func, needs_embeddings, needs_detections)
         return func
 
     return wrap

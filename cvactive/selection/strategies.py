@@ -31,7 +31,11 @@ DEFAULT_SCORE = "entropy_max"
 PICKS = ("centroid", "uncertain", "random")
 
 
-@register("random", "seeded uniform sample of the unlabeled pool (the baseline every strategy must beat)")
+@register(
+    "random",
+    "seeded uniform sample of the unlabeled pool (the baseline every strategy must beat)",
+    needs_detections=False,
+)
 def random_sample(ctx: Context, k: int) -> Result:
     keys = ctx.rng.random(ctx.n)
     order = np.argsort(-keys, kind="stable")[:k]
