@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from cvactive.errormodel.features import FeatureSpec
 from cvactive.errormodel.labels import check_ious, cover_misses, label_predictions
@@ -330,6 +331,39 @@ class ErrorModel:
             raise ConfigError(f"{p}: not an error model of format {FORMAT}; refit it with `cvactive errors fit`")
         model: ErrorModel = payload["model"]
         return model
+
+
+_LOADED: dict[tuple[str, int], ErrorModel] = {}
+
+
+def load_cached(path: str | Path) -> ErrorModel:
+    """:meth:`ErrorModel.load`, once per file (and again when the file changes)."""
+    p = Path(path).resolve()
+    key = (str(p), p.stat().st_mtime_ns if p.is_file() else -1)
+    if key not in _LOADED:
+        _LOADED[key] = ErrorModel.load(p)
+    return _LOADED[key]
+
+
+def learned_utility(
+    box_errors: npt.ArrayLike,
+    misses: npt.ArrayLike,
+    objects: npt.ArrayLike,
+    miss_weight: float = 1.0,
+    per_object: bool = False,
+) -> np.ndarray:
+    """The image utility of ``learned_error``: expected wrong kept boxes + ``miss_weight`` x expected
+    misses; with ``per_object``, divided by the expected objects (at least 1)."""
+    if not (np.isfinite(miss_weight) and miss_weight >= 0):
+        raise ConfigError(f"miss_weight must be a number >= 0, got {miss_weight!r}")
+    u = np.asarray(box_errors, np.float64) + float(miss_weight) * np.asarray(misses, np.float64)
+    return u / np.maximum(np.asarray(objects, np.float64), 1.0) if per_object else u
+
+
+def record_utility(model: ErrorModel, record: ImageRecord, miss_weight: float = 1.0, per_object: bool = False) -> float:
+    """:func:`learned_utility` of one record (what the ``learned_error`` harvest rule compares)."""
+    scores = model.attach([record])[0].image_scores
+    return float(learned_utility(scores[BOX_ERRORS], scores[MISSES], scores[OBJECTS], miss_weight, per_object))
 
 
 def default_path(model: str | Path) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvactive.errormodel.model import BOX_ERRORS, MISSES, OBJECTS
+from cvactive.errormodel.model import BOX_ERRORS, MISSES, OBJECTS, learned_utility
 from cvactive.errors import ConfigError
 from cvactive.selection.base import Context, check_choice, register
 from cvactive.selection.kernels import (
@@ -321,8 +321,6 @@ def learned_error(ctx: Context, k: int, *, miss_weight: float = 1.0, per_object:
     The pool must carry the fields an :class:`~cvactive.errormodel.ErrorModel` attaches
     (``cvactive select --error-model FILE``, ``cvactive errors predict``; the loop fits one per round).
     """
-    if not (np.isfinite(miss_weight) and miss_weight >= 0):
-        raise ConfigError(f"miss_weight must be a number >= 0, got {miss_weight!r}")
     missing = [f for f in (BOX_ERRORS, MISSES, OBJECTS) if f not in ctx.pool.fields]
     if missing:
         raise ConfigError(
@@ -330,8 +328,6 @@ def learned_error(ctx: Context, k: int, *, miss_weight: float = 1.0, per_object:
             f"{missing[0]!r} field; fit a predictor on labeled images with `cvactive errors fit` and pass it "
             "(`cvactive select --error-model FILE`, or `cvactive errors predict`)"
         )
-    u = ctx.field(BOX_ERRORS) + float(miss_weight) * ctx.field(MISSES)
-    if per_object:
-        u = u / np.maximum(ctx.field(OBJECTS), 1.0)
+    u = learned_utility(ctx.field(BOX_ERRORS), ctx.field(MISSES), ctx.field(OBJECTS), miss_weight, per_object)
     order = topk_desc(u, k, ctx.rng)
     return order, u[order]
