@@ -84,6 +84,7 @@ def print_list() -> None:
     for name in available_strategies():
         s = STRATEGIES[name]
         mark = " [embeddings]" if s.needs_embeddings else ""
+        mark += " [error model]" if s.needs_error_model else ""
         print(f"{name:<{width}}  {s.description}{mark}")
 
 

@@ -20,10 +20,10 @@ from cvactive.errormodel.model import (
     ErrorModel,
     LabeledRecord,
     TrainingSet,
-    _count,
-    _proba,
     build_training_set,
     check_settings,
+    expected_counts,
+    probabilities,
 )
 from cvactive.errormodel.quality import auroc, box_quality, rank_table
 from cvactive.errors import DatasetError
@@ -94,9 +94,9 @@ def cross_validate(
         sub = _subset(ts, train_img)
         model = ErrorModel.fit_training_set(sub, spec, settings)
         hb, hs = fold[ts.box_image] == f, fold[ts.sub_image] == f
-        p_box[hb] = _proba(model.box, ts.box_x[hb])
-        p_sub[hs] = _proba(model.sub, ts.sub_x[hs])
-        res[~train_img] = _count(model.residual, ts.image_x[~train_img])
+        p_box[hb] = probabilities(model.box, ts.box_x[hb])
+        p_sub[hs] = probabilities(model.sub, ts.sub_x[hs])
+        res[~train_img] = expected_counts(model.residual, ts.image_x[~train_img])
     return p_box, p_sub, res
 
 

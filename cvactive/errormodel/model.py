@@ -227,14 +227,16 @@ def _regressor(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Any,
     return est, f"{kind} poisson ({int(y.sum())} in {y.size} images)"
 
 
-def _proba(est: Any, x: np.ndarray) -> np.ndarray:
+def probabilities(est: Any, x: np.ndarray) -> np.ndarray:
+    """``(n,)`` P(positive) of a fitted classifier for ``(n, F)`` rows (one thread)."""
     if not len(x):
         return np.zeros(0)
     with one_thread():
         return np.asarray(est.predict_proba(x)[:, 1], np.float64)
 
 
-def _count(est: Any, x: np.ndarray) -> np.ndarray:
+def expected_counts(est: Any, x: np.ndarray) -> np.ndarray:
+    """``(n,)`` non-negative predictions of a fitted count regressor for ``(n, F)`` rows (one thread)."""
     if not len(x):
         return np.zeros(0)
     with one_thread():
@@ -270,10 +272,10 @@ class ErrorModel:
         x = np.concatenate(feats) if feats else np.zeros((0, len(self.spec.box_names)))
         kept = x[:, self.spec.box_names.index("kept")] > 0.5 if len(x) else np.zeros(0, bool)
         p = np.zeros(len(x))
-        p[kept] = _proba(self.box, x[kept])
-        p[~kept] = _proba(self.sub, x[~kept])
+        p[kept] = probabilities(self.box, x[kept])
+        p[~kept] = probabilities(self.sub, x[~kept])
         image_x = np.stack([self.spec.image_features(r) for r in records]) if records else np.zeros((0, 1))
-        residual = _count(self.residual, image_x)
+        residual = expected_counts(self.residual, image_x)
         owner = np.repeat(np.arange(len(records)), sizes)
         box_err = np.bincount(owner[kept], p[kept], len(records))
         misses = np.bincount(owner[~kept], p[~kept], len(records)) + residual
