@@ -95,7 +95,10 @@ def _strategy_options(value: Mapping[str, Any] | None) -> Mapping[str, Any] | No
     return value
 
 
+#: ``strategies:`` of select.yaml (null options: the defaults).
 StrategyOptions = Annotated[dict[StrategyName, dict[str, Any] | None], AfterValidator(_strategy_options)]
+#: ``strategy_options:`` of loop.yaml.
+LoopStrategyOptions = Annotated[dict[StrategyName, dict[str, Any]], AfterValidator(_strategy_options)]
 
 
 # -- cvactive health (cvactive.health.check.analyse) -------------------------------------------
@@ -219,7 +222,7 @@ ClassList = list[str | int]
 
 class _Rule(Section):
     name: str = ""
-    limits: Limits | None = None
+    limits: Limits | None = Limits()
 
 
 class RandomRule(_Rule):
@@ -358,7 +361,7 @@ class Loop(Section):
     score_conf: Prob = 0.05
     eval_conf: Prob = 0.001
     measure: ImageScore = "entropy_max"
-    strategy_options: StrategyOptions = {}
+    strategy_options: LoopStrategyOptions = {}
 
 
 # -- cvactive synthesize (cvactive.synthesis.synthesize) and its recipes -------------------------
