@@ -35,7 +35,7 @@ def make_yolo(root: Path, rng: np.random.Generator, n_train: int = 8, n_val: int
             lines = [f"{(i + j) % 3} {0.2 + 0.2 * j:.3f} 0.5 0.2 0.3" for j in range(k)]
             (root / "labels" / split / f"{split}{i}.txt").write_text("\n".join(lines) + "\n")
     data = root / "data.yaml"
-    data.write_text(f"path: .\ntrain: images/train\nval: images/val\nnames: {NAMES}\n")
+    data.write_text(f"train: images/train\nval: images/val\nnames: {NAMES}\n")  # no path: the YAML's folder
     return data
 
 

@@ -22,6 +22,7 @@ from cvactive.health import gates as G
 from cvactive.health import stats as S
 from cvactive.health.images import ImageInfo, cross_split_pairs, exact_groups, group_pairs, hamming_pairs, read_images
 from cvactive.health.table import ISSUE_KINDS, LabelTable, load_table
+from cvactive.yolodata import WARNING_KINDS
 
 #: Kinds of problem a health check reports: the label issues plus images that cannot be decoded.
 ERROR_KINDS = (*ISSUE_KINDS, "unreadable_image")
@@ -195,7 +196,8 @@ def analyse(
     for fig in per_split.values():
         fig.pop("_empty_files")
     # -- label errors --------------------------------------------------------------------------
-    problems = [_issue_dict(i) for i in table.issues]
+    problems = [_issue_dict(i) for i in table.issues if i.kind not in WARNING_KINDS]
+    warned = [_issue_dict(i) for i in table.issues if i.kind in WARNING_KINDS]  # Ultralytics copes: never gated
     problems += [
         {"kind": "unreadable_image", "path": table.image_paths[i], "line": None, "message": reason}
         for i, reason in info.unreadable
@@ -303,6 +305,11 @@ def analyse(
             "counted_kinds": list(error_kinds),
             "by_kind": {k: by_kind.get(k, 0) for k in ERROR_KINDS},
             "listed": problems[:MAX_LISTED],
+        },
+        "label_warnings": {
+            "total": len(warned),
+            "by_kind": {k: v for k, v in Counter(w["kind"] for w in warned).items()},
+            "listed": warned[:MAX_LISTED],
         },
         "images": images_fig,
         "gates": [g.to_dict() for g in gate_results],

@@ -49,6 +49,12 @@ def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
         lines.append(f"    {p['kind']}: {where}: {p['message']}")
     if le["total"] > max_errors:
         lines.append(f"    ... {le['total'] - max_errors} more in report.json")
+    lw = f.get("label_warnings", {"total": 0})
+    if lw["total"]:
+        lines.append(f"  label warnings (Ultralytics copes; not gated): {lw['total']} {lw['by_kind']}")
+        for p in lw["listed"][:max_errors]:
+            where = p["path"] + (f":{p['line']}" if p["line"] else "")
+            lines.append(f"    {p['kind']}: {where}: {p['message']}")
     im = f["images"]
     b = im["brightness"]["overall"]
     lines.append(
@@ -259,6 +265,18 @@ def markdown(report: HealthReport, plots: list[str]) -> str:
         )
         if le["total"] > 200:
             md += [f"... and {le['total'] - 200} more in report.json", ""]
+    lw = f.get("label_warnings", {"total": 0})
+    if lw["total"]:
+        md += [
+            f"## Label warnings ({lw['total']})",
+            "",
+            "Ultralytics tolerates or repairs these; no gate counts them.",
+            "",
+        ]
+        md += _table(
+            ["kind", "file", "line", "message"],
+            [[p["kind"], p["path"], p["line"], p["message"].replace("|", "\\|")] for p in lw["listed"][:200]],
+        )
     if f["empty_label_files"]:
         md += ["Empty label files (images with no object):", ""]
         md += [f"- {p}" for p in f["empty_label_files"][:50]] + [""]
