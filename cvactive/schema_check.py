@@ -20,7 +20,6 @@ from functools import cache
 from pathlib import PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import annotated_types as at
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
@@ -213,8 +212,8 @@ def _range(meta: list[Any]) -> str:
     bounds: dict[str, Any] = {}
     for m in meta:
         for item in m.metadata if isinstance(m, FieldInfo) else [m]:
-            for name in ("ge", "gt", "le", "lt", "min_length", "max_length"):
-                if isinstance(item, (at.Ge, at.Gt, at.Le, at.Lt, at.MinLen, at.MaxLen)) and hasattr(item, name):
+            for name in ("ge", "gt", "le", "lt", "min_length", "max_length"):  # annotated_types' Ge, Gt ...
+                if type(item).__module__.startswith("annotated_types") and getattr(item, name, None) is not None:
                     bounds[name] = getattr(item, name)
     low = ("[", bounds["ge"]) if "ge" in bounds else ("(", bounds["gt"]) if "gt" in bounds else None
     high = ("]", bounds["le"]) if "le" in bounds else (")", bounds["lt"]) if "lt" in bounds else None

@@ -163,7 +163,7 @@ def _clip(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x2, y2 = vals[:, 0] + vals[:, 2] / 2, vals[:, 1] + vals[:, 3] / 2
     edges = np.stack([x1, y1, x2, y2], 1)
     eps = np.float32(1e-6)
-    reached = ((edges < -eps) | (edges > 1 + eps)).any(1)
+    reached: np.ndarray = np.asarray(((edges < -eps) | (edges > 1 + eps)).any(1))
     c = np.clip(edges, 0, 1)
     out = np.stack([(c[:, 0] + c[:, 2]) / 2, (c[:, 1] + c[:, 3]) / 2, c[:, 2] - c[:, 0], c[:, 3] - c[:, 1]], 1)
     return np.where(reached[:, None], out, vals).astype(np.float32), reached

@@ -157,7 +157,7 @@ def _names(data: dict[str, Any], where: str) -> dict[int, str]:
         if nc is None:
             raise DatasetError(f"{where}: 'nc: {data.get('nc')}' must be an integer")
     if names is None:
-        return {i: f"class_{i}" for i in range(int(nc))}
+        return {i: f"class_{i}" for i in range(int(nc or 0))}
     if isinstance(names, list):
         names = dict(enumerate(names))
     if not isinstance(names, dict) or not names:

@@ -165,7 +165,9 @@ def recipe_from_dict(data: Mapping[str, Any], where: str = "recipe") -> Recipe:
         fills = [fills]
     bbox = from_mapping(BboxOptions, data.get("bbox"), f"{where}: bbox") or BboxOptions()
     copy_paste = None
-    kind = data.get("kind") or ("copy_paste" if "copy_paste" in data else "transform")
+    kind: Literal["transform", "copy_paste"] = data.get("kind") or (
+        "copy_paste" if "copy_paste" in data else "transform"
+    )
     if kind == "copy_paste":
         opts = dict(data.get("copy_paste") or {})
         if "scale" in opts:
