@@ -251,6 +251,9 @@ def describe(ann: Any, meta: list[Any] | None = None) -> str:
         return "a mapping"
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return f"a mapping with keys {', '.join(ann.model_fields)}"
+    named = [getattr(getattr(m, "func", None), "what", None) for m in meta]
+    if any(named):
+        return next(n for n in named if n)
     if ann is str and _range(meta) == " of at least 1 item":
         return "a non-empty string"
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string", type(None): "null"}
