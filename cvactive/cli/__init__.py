@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "cvactive.cli.fo_evaluate",
     "synthesize": "cvactive.cli.synthesize",
     "harvest": "cvactive.cli.harvest",
+    "weights": "cvactive.cli.weights",
 }
 
 

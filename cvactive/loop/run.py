@@ -149,7 +149,10 @@ def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
         unknown = sorted(set(spec) - {"data", "split", "name"})
         if unknown:
             raise ConfigError(f"eval_data[{i}]: unknown key(s) {unknown}; valid keys: data, split, name")
-        other = load_yolo_dataset(spec["data"])
+        try:
+            other = load_yolo_dataset(spec["data"])
+        except DatasetError as err:
+            raise DatasetError(f"eval_data[{i}] {spec['data']}: {err}") from err
         split = str(spec.get("split", "val"))
         if split not in other.splits:
             raise DatasetError(f"eval_data[{i}] {spec['data']}: no {split!r} split; it has {', '.join(other.splits)}")
