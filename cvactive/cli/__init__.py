@@ -23,6 +23,7 @@ from cvactive.errors import CvactiveError
 COMMANDS: dict[str, str] = {
     "score": "cvactive.cli.score",
     "calibrate": "cvactive.cli.calibrate",
+    "errors": "cvactive.cli.errors",
     "porch": "cvactive.cli.porch",
     "demo": "cvactive.cli.demo",
     "select": "cvactive.cli.select",

@@ -39,6 +39,13 @@ def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
     lines.append(f"  imbalance ratio {ratio} ({imb['largest']} / {imb['rarest']}); rarest: {imb['rarest']}")
     if imb["missing"]:
         lines.append(f"  classes with no instance: {', '.join(imb['missing'])}")
+    ct = f.get("class_target")
+    if ct:
+        per_split = ", ".join(f"{s} {v['total_variation_instances']}" for s, v in ct["per_split"].items())
+        lines.append(
+            f"  class mix vs {_target_name(ct)} target: total variation {ct['overall']['total_variation_instances']}"
+            f" ({per_split}); {ct['overall']['instances_to_add']} instances to add to reach it"
+        )
     empty = f["empty_label_files"]
     if empty:
         more = f" (+{len(empty) - 3} more)" if len(empty) > 3 else ""
@@ -183,6 +190,41 @@ def _plots(report: HealthReport, out: Path) -> list[str]:
 
 
 # -- markdown / html -------------------------------------------------------------------------------
+def _target_name(ct: dict[str, Any]) -> str:
+    t = ct["target"]
+    return t if isinstance(t, str) else "given (" + ", ".join(f"{k} {v:g}" for k, v in t.items()) + ")"
+
+
+def _target_section(f: dict[str, Any]) -> list[str]:
+    """Markdown: how far each split's class mix is from the target distribution."""
+    ct = f.get("class_target")
+    if not ct:
+        return []
+    splits = list(ct["per_split"])
+    md = ["", f"### Class mix against the {_target_name(ct)} target", ""]
+    md += [
+        "Total variation distance (the share of instances that would have to change class): "
+        + ", ".join(f"{s} {ct['per_split'][s]['total_variation_instances']}" for s in splits)
+        + f", all {ct['overall']['total_variation_instances']} (by images: "
+        + ", ".join(f"{s} {ct['per_split'][s]['total_variation_images']}" for s in splits)
+        + f", all {ct['overall']['total_variation_images']}).",
+        "",
+    ]
+    rows = []
+    for name, c in ct["overall"]["per_class"].items():
+        rows.append(
+            [
+                name,
+                f"{c['target_share']:.1%}",
+                *[f"{ct['per_split'][s]['per_class'][name]['instance_share']:.1%}" for s in splits],
+                f"{c['instance_share']:.1%}",
+                c["instances_to_add"],
+            ]
+        )
+    md += _table(["class", "target", *[f"{s} share" for s in splits], "share", "instances to add"], rows)
+    return md
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
@@ -270,6 +312,7 @@ def markdown(report: HealthReport, plots: list[str]) -> str:
         rows,
     )
     md += [f"![class counts]({p})" for p in plots if p == "class_counts.png"]
+    md += _target_section(f)
     md += ["", "## Box positions and sizes", ""]
     md += [f"![{p[:-4]}]({p})" for p in plots if p in ("centre_heatmaps.png", "box_sizes.png")] + [""]
     le = f["label_errors"]

@@ -54,6 +54,7 @@ class Health(Section):
     cache: str | None = None
     workers: PosInt | None = None
     progress: bool = True
+    class_target: Literal["uniform", "inverse"] | dict[str | int, NonNegFloat] | None = "uniform"
 
     @model_validator(mode="after")
     def _bands(self) -> Health:
