@@ -24,6 +24,7 @@ from cvactive.health.images import ImageInfo, cross_split_pairs, exact_groups, g
 from cvactive.health.table import ISSUE_KINDS, LabelTable, load_table
 from cvactive.health.target import target_figures
 from cvactive.selection.targets import TargetLike
+from cvactive.yolodata import WARNING_KINDS
 
 #: Kinds of problem a health check reports: the label issues plus images that cannot be decoded.
 ERROR_KINDS = (*ISSUE_KINDS, "unreadable_image")
@@ -198,7 +199,8 @@ def analyse(
     for fig in per_split.values():
         fig.pop("_empty_files")
     # -- label errors --------------------------------------------------------------------------
-    problems = [_issue_dict(i) for i in table.issues]
+    problems = [_issue_dict(i) for i in table.issues if i.kind not in WARNING_KINDS]
+    warned = [_issue_dict(i) for i in table.issues if i.kind in WARNING_KINDS]  # Ultralytics copes: never gated
     problems += [
         {"kind": "unreadable_image", "path": table.image_paths[i], "line": None, "message": reason}
         for i, reason in info.unreadable
@@ -307,6 +309,11 @@ def analyse(
             "counted_kinds": list(error_kinds),
             "by_kind": {k: by_kind.get(k, 0) for k in ERROR_KINDS},
             "listed": problems[:MAX_LISTED],
+        },
+        "label_warnings": {
+            "total": len(warned),
+            "by_kind": {k: v for k, v in Counter(w["kind"] for w in warned).items()},
+            "listed": warned[:MAX_LISTED],
         },
         "images": images_fig,
         "class_target": None if class_target is None else target_figures(class_target, overall, per_split, class_names),
