@@ -145,6 +145,8 @@ def _side(ci: dict[str, Any]) -> int:
 
 
 def _fmt_ci(ci: dict[str, Any]) -> str:
+    if not (np.isfinite(ci["ci_low"]) and np.isfinite(ci["ci_high"])):
+        return f"{ci['mean']:+.4f} (one seed: no interval)"
     return f"{ci['mean']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]"
 
 
