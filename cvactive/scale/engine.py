@@ -100,6 +100,8 @@ class ShardedSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     engine: str = "ray"
+    #: process id -> seconds from that worker's start to its detector being ready (this run's workers)
+    worker_startup: dict[int, float] = field(default_factory=dict)
 
 
 def _check(formats: Sequence[str], embedding_dtype: str, engine: str, ray: RayOptions, batch: int) -> None:
@@ -234,6 +236,8 @@ def score_sharded(
             def record(result: ShardResult) -> None:
                 done[result.index] = result
                 summary.scored_now += 1
+                if result.worker:
+                    summary.worker_startup[int(result.worker["pid"])] = float(result.worker["startup_seconds"])
                 bar.update(result.records)
                 if summary.scored_now % 20 == 0:
                     write_manifest(out, full, shards, done)

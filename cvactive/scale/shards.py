@@ -67,6 +67,8 @@ class ShardResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     embedding_dim: int | None = None
     seconds: float = 0.0
+    #: the worker that scored it: process id, and seconds from its start to its detector being ready
+    worker: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +78,7 @@ class ShardResult:
             "failures": [list(f) for f in self.failures],
             "embedding_dim": self.embedding_dim,
             "seconds": round(self.seconds, 3),
+            "worker": self.worker,
         }
 
     @classmethod
@@ -87,6 +90,7 @@ class ShardResult:
             [(str(a), str(b)) for a, b in data.get("failures", [])],
             data.get("embedding_dim"),
             float(data.get("seconds", 0.0)),
+            dict(data.get("worker", {})),
         )
 
 

@@ -83,8 +83,14 @@ class ShardScorer:
         class_scores: bool = False,
         embedding_dtype: str = "float32",
     ) -> None:
+        import os
+
+        import psutil
+
         self.out = Path(out)
         self.detector = factory()
+        started = psutil.Process().create_time()
+        self.worker = {"pid": os.getpid(), "startup_seconds": round(time.time() - started, 3)}
         self.scorer = scorer
         self.batch = int(batch)
         self.formats = tuple(formats)
@@ -101,6 +107,7 @@ class ShardScorer:
             records=len(records),
             boxes=sum(len(r) for r in records),
             failures=list(report.failures),
+            worker=dict(self.worker),
         )
         result.seconds = time.perf_counter() - start
         write_shard(
