@@ -160,3 +160,23 @@ def test_pool_checks_embeddings_in_blocks_and_keeps_float16():
     x[7, 2] = np.inf
     with pytest.raises(RecordError, match="finite"), warnings.catch_warnings():
         Pool.from_arrays(embeddings=x)
+
+
+def test_large_pool_seeding_by_markov_chains_matches_kmeanspp_quality():
+    """Above ``exact_limit`` rows k-means++ is drawn by AFK-MC² chains: distinct seeds, a potential
+    (sum of squared distances to the nearest seed) close to exact k-means++'s, far below random's."""
+    from cvactive.selection.synthetic import clustered_embeddings
+
+    x, _ = clustered_embeddings(20_000, 16, 40, 3)
+    w = np.random.default_rng(4).random(x.shape[0])
+    g = x * w[:, None].astype(np.float32)
+    exact, mcmc, rand = [], [], []
+    for seed in range(3):
+        e, _ = K.kmeanspp(x, 40, np.random.default_rng(seed), weights=w)
+        m, util = K.kmeanspp(x, 40, np.random.default_rng(seed), weights=w, exact_limit=1000)
+        assert len(set(m.tolist())) == 40 and np.all(util[1:] >= 0)
+        exact.append(K.kmeans_objective(g, g[e]))
+        mcmc.append(K.kmeans_objective(g, g[m]))
+        rand.append(K.kmeans_objective(g, g[np.random.default_rng(seed).choice(x.shape[0], 40, replace=False)]))
+    assert np.mean(mcmc) <= 1.15 * np.mean(exact)
+    assert np.mean(mcmc) < 0.8 * np.mean(rand)

@@ -171,22 +171,23 @@ def kcenter_greedy(x: np.ndarray, k: int, rng: np.random.Generator, *, init_d2: 
         pick to the nearest labeled or earlier pick at the time it was chosen (non-increasing).
         The very first pick of an unlabeled run gets the distance to the farthest row from it.
     """
+    from cvactive.selection.cover import NearestChosen
+
     n = x.shape[0]
-    x_sq = row_sq_norms(x)
-    min_d2 = np.full(n, np.inf, np.float32) if init_d2 is None else np.array(init_d2, np.float32)
+    cover = NearestChosen(x, init_d2=init_d2)
     picks = np.empty(k, np.int64)
     utils = np.empty(k, np.float64)
     for t in range(k):
         if t == 0 and init_d2 is None:
             i = int(rng.integers(n))
         else:
-            i = int(np.argmax(min_d2))
-            utils[t] = float(np.sqrt(max(float(min_d2[i]), 0.0)))
+            i = int(np.argmax(cover.d2))
+            utils[t] = float(np.sqrt(max(float(cover.d2[i]), 0.0)))
         picks[t] = i
-        np.minimum(min_d2, sq_dists_to(x, x_sq, np.asarray(x[i], np.float32)), out=min_d2)
-        min_d2[i] = -1.0
+        cover.add(i)
+        cover.d2[i] = -1.0
         if t == 0 and init_d2 is None:
-            utils[0] = float(np.sqrt(max(float(min_d2.max()), 0.0)))
+            utils[0] = float(np.sqrt(max(float(cover.d2.max()), 0.0)))
     return picks, utils
 
 
@@ -197,8 +198,13 @@ def kmeanspp(
     *,
     first: int | None = None,
     weights: F64 | None = None,
+    exact_limit: int = 200_000,
 ) -> tuple[I64, F64]:
     """k-means++ seeding: after the first, each pick is drawn with probability proportional to D².
+
+    Exact up to ``exact_limit`` rows (one pruned pass per pick, :mod:`cvactive.selection.cover`).
+    Above it, each pick is drawn by a Markov chain whose stationary law is the same D² sampling
+    (:func:`cvactive.selection.cover.afkmc2`): an approximation that needs one pass in all.
 
     Args:
         x: ``(N, D)`` float32 points (or float16 / a memmap, streamed).
@@ -213,17 +219,20 @@ def kmeanspp(
         nearest earlier one when drawn (the first: its own norm). When every remaining row sits
         on a chosen seed, the rest are drawn uniformly from the rows not yet chosen.
     """
+    from cvactive.selection.cover import NearestChosen, afkmc2
+
     n = x.shape[0]
-    w = None if weights is None else np.asarray(weights, np.float32)
-    x_sq = row_sq_norms(x) if w is None else row_sq_norms(x) * w * w
-    min_d2 = np.full(n, np.inf, np.float32)
+    if n > exact_limit:
+        return afkmc2(x, k, rng, first=first, weights=weights)
+    cover = NearestChosen(x, weights=weights)
+    min_d2 = cover.d2
     chosen = np.zeros(n, bool)
     picks = np.empty(k, np.int64)
     utils = np.empty(k, np.float64)
     for t in range(k):
         if t == 0:
             i = int(rng.integers(n)) if first is None else int(first)
-            utils[0] = float(np.sqrt(x_sq[i]))
+            utils[0] = float(np.sqrt(cover.sq[i]))
         else:
             cum = np.cumsum(min_d2, dtype=np.float64)
             total = float(cum[-1])
@@ -237,22 +246,9 @@ def kmeanspp(
             utils[t] = float(np.sqrt(max(float(min_d2[i]), 0.0)))
         picks[t] = i
         chosen[i] = True
-        np.minimum(min_d2, _weighted_sq_dists(x, x_sq, i, w), out=min_d2)
-        min_d2[chosen] = 0.0
+        cover.add(i)
+        min_d2[i] = 0.0
     return picks, utils
-
-
-def _weighted_sq_dists(x: np.ndarray, g_sq: F32, i: int, w: np.ndarray | None) -> F32:
-    """Squared distances of every (weighted) row to (weighted) row ``i``; ``g_sq`` the weighted squared norms."""
-    c = np.asarray(x[i], np.float32)
-    if w is None:
-        return sq_dists_to(x, g_sq, c)
-    d = dots_with(x, c * np.float32(-2.0 * w[i]))
-    d *= w
-    d += g_sq
-    d += g_sq[i]
-    np.maximum(d, 0.0, out=d)
-    return d
 
 
 def _cluster_means(x: np.ndarray, labels: I64, centers: F64) -> tuple[F64, I64]:
