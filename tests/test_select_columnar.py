@@ -180,3 +180,24 @@ def test_large_pool_seeding_by_markov_chains_matches_kmeanspp_quality():
         rand.append(K.kmeans_objective(g, g[np.random.default_rng(seed).choice(x.shape[0], 40, replace=False)]))
     assert np.mean(mcmc) <= 1.15 * np.mean(exact)
     assert np.mean(mcmc) < 0.8 * np.mean(rand)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pruned_updates_pick_what_full_passes_pick(monkeypatch, seed):
+    """The triangle-inequality pruning of :mod:`cvactive.selection.cover` changes no pick."""
+    from cvactive.selection import cover
+
+    pool = synthetic_pool(5000, 64, seed, clusters=50)
+    x, s = pool.embeddings, pool.fields["entropy_max"]
+    assert x is not None
+    runs = []
+    for share in (cover.FULL_PASS_SHARE, -1.0):  # -1: every pick is a plain pass over all rows
+        monkeypatch.setattr(cover, "FULL_PASS_SHARE", share)
+        runs.append(
+            (
+                K.kcenter_greedy(x, 150, np.random.default_rng(seed))[0],
+                K.kmeanspp(x, 150, np.random.default_rng(seed), weights=s)[0],
+            )
+        )
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])

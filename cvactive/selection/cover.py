@@ -85,25 +85,27 @@ class NearestChosen:
         np.maximum(d, 0.0, out=d)
         return d
 
-    def _rows_to_check(self, c: F32) -> np.ndarray | None:
+    def _rows_to_check(self, c: F32) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The rows of the owners that may lose rows to ``c`` (``None``: all), and those of them whose
+        distance must be recomputed (the norm test drops more; ``None``: a plain pass over all)."""
         t = self.centres.shape[0]
         if t == 0:
-            return None
+            return None, None
         gap = np.sqrt(np.maximum(row_sq_norms(self.centres - c[None, :]).astype(np.float64), 0.0))
         check = np.append(gap <= 2.0 * self.radius * (1.0 + MARGIN) + 1e-6, True)  # [-1]: rows with no owner
-        mask = check[self.owner]
+        owned = np.flatnonzero(check[self.owner])
         # | |x| - |c| | < d(x) (squared, both sides non-negative), with the same margin
-        diff = self.norm - np.float32(np.sqrt(c @ c))
+        diff = self.norm[owned] - np.float32(np.sqrt(c @ c))
         diff *= diff
-        mask &= diff <= self.d2 * np.float32((1.0 + MARGIN) ** 2) + np.float32(1e-6)
-        rows = np.flatnonzero(mask)
-        return None if rows.size > FULL_PASS_SHARE * self.owner.size else rows
+        rows = owned[diff <= self.d2[owned] * np.float32((1.0 + MARGIN) ** 2) + np.float32(1e-6)]
+        full = owned.size == self.owner.size
+        return (None if full else owned), (None if rows.size > FULL_PASS_SHARE * self.owner.size else rows)
 
     def add(self, i: int) -> None:
         """Choose row ``i``: lower every row's distance (only where it can change) and update owners."""
         c = self.point(i)
-        t = self.centres.shape[0]
-        rows = self._rows_to_check(c)
+        t = self.radius.size
+        owned, rows = self._rows_to_check(c)
         d = self._dists(rows, i)
         self.rows_touched += self.owner.size if rows is None else rows.size
         if rows is None:
@@ -118,15 +120,14 @@ class NearestChosen:
             self._centres = np.concatenate([self._centres, np.zeros_like(self._centres)])
         self._centres[t] = c
         self.radius = np.append(self.radius, 0.0)
-        # Radii of the owners whose rows were looked at (every row of theirs was), and the new one.
-        looked = np.arange(self.owner.size) if rows is None else rows
+        # Radii of the owners that were checked (every row of theirs is in ``owned``) and of the new one.
+        looked = np.arange(self.owner.size) if owned is None else owned
         own = self.owner[looked]
         keep = own >= 0
         sq_radius = np.zeros(t + 1, np.float64)
         np.maximum.at(sq_radius, own[keep], np.maximum(self.d2[looked][keep], 0.0).astype(np.float64))
         changed = np.unique(own[keep])
         self.radius[changed] = np.sqrt(sq_radius[changed])
-
 
 def afkmc2(
     x: np.ndarray,
