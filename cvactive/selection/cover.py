@@ -129,6 +129,7 @@ class NearestChosen:
         changed = np.unique(own[keep])
         self.radius[changed] = np.sqrt(sq_radius[changed])
 
+
 def afkmc2(
     x: np.ndarray,
     k: int,
