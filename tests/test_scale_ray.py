@@ -104,6 +104,16 @@ def test_ray_equals_local_on_coco128_with_an_actor_killed_mid_run(tmp_path, asse
     manifest = load_manifest(out)
     assert manifest["complete"] and (manifest["records"], manifest["boxes"]) == (128, 737)
 
+    # cvactive select reads the shards (Parquet table, streamed top-k) and picks what it picks
+    # from the local path's JSON-lines file.
+    picks = {}
+    for name, scores in (("file", local_file), ("shards", out)):
+        target = tmp_path / f"{name}.jsonl"
+        args = ["select", str(scores), "--k", "7", "--strategy", "uncertainty", "--seed", "1"]
+        assert main([*args, "--set", "score=margin_max", "--out", str(target)]) == 0
+        picks[name] = [json.loads(line)["source"] for line in target.read_text().splitlines()]
+    assert picks["shards"] == picks["file"] and len(set(picks["file"])) == 7
+
 
 def test_cli_ray_engine_on_video_frame_ranges_then_resumes_one_shard(tmp_path, assets, openvino_model, capsys):
     video = assets / "videos" / "slow_traffic_small.mp4"

@@ -190,6 +190,7 @@ def test_pruned_updates_pick_what_full_passes_pick(monkeypatch, seed):
     pool = synthetic_pool(5000, 64, seed, clusters=50)
     x, s = pool.embeddings, pool.fields["entropy_max"]
     assert x is not None
+    monkeypatch.setattr(cover, "PRUNE_MIN_ROWS", 0)
     runs = []
     for share in (cover.FULL_PASS_SHARE, -1.0):  # -1: every pick is a plain pass over all rows
         monkeypatch.setattr(cover, "FULL_PASS_SHARE", share)

@@ -26,6 +26,8 @@ from cvactive.selection.kernels import F32, STREAM_ROWS, dots_with, row_sq_norms
 
 #: Above this share of rows to recompute, one plain pass over the matrix is cheaper than gathering.
 FULL_PASS_SHARE = 0.5
+#: Below this many rows a plain pass per pick is as fast as the bookkeeping pruning needs.
+PRUNE_MIN_ROWS = 50_000
 #: Relative margin on the pruning bound, so rounding can never skip a row that would change.
 MARGIN = 1e-3
 
@@ -89,7 +91,7 @@ class NearestChosen:
         """The rows of the owners that may lose rows to ``c`` (``None``: all), and those of them whose
         distance must be recomputed (the norm test drops more; ``None``: a plain pass over all)."""
         t = self.centres.shape[0]
-        if t == 0:
+        if t == 0 or self.owner.size < PRUNE_MIN_ROWS:
             return None, None
         gap = np.sqrt(np.maximum(row_sq_norms(self.centres - c[None, :]).astype(np.float64), 0.0))
         check = np.append(gap <= 2.0 * self.radius * (1.0 + MARGIN) + 1e-6, True)  # [-1]: rows with no owner
