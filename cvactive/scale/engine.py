@@ -100,7 +100,7 @@ class ShardedSummary:
     failures: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     engine: str = "ray"
-    #: process id -> seconds from that worker's start to its detector being ready (this run's workers)
+    #: process id -> seconds that worker took to build its detector (this run's workers)
     worker_startup: dict[int, float] = field(default_factory=dict)
 
 

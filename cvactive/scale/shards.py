@@ -67,7 +67,7 @@ class ShardResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     embedding_dim: int | None = None
     seconds: float = 0.0
-    #: the worker that scored it: process id, and seconds from its start to its detector being ready
+    #: the worker that scored it: process id, and the seconds it took to build its detector
     worker: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
