@@ -206,8 +206,19 @@ def load_manifest(out: str | Path) -> dict[str, Any]:
     return data
 
 
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def check_settings(old: dict[str, Any], new: dict[str, Any], out: Path) -> None:
     """Refuse to resume a folder scored with other settings (names the first difference and the fix)."""
+    old, new = _flat(old), _flat(new)
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
             raise ConfigError(
