@@ -6,7 +6,10 @@
 * :mod:`~cvactive.harvest.dedup`: perceptual-hash or embedding near-duplicate suppression;
 * :mod:`~cvactive.harvest.state`: the on-disk state that makes a harvest resumable;
 * :mod:`~cvactive.harvest.feed`: frames decoded on demand, live streams reconnected;
-* :mod:`~cvactive.harvest.runner`: :func:`harvest`, the loop.
+* :mod:`~cvactive.harvest.options`: the options, checked once, and the resume fingerprint;
+* :mod:`~cvactive.harvest.harvester`: the decisions on one frame (rules, caps, dedup, pacing, keep);
+* :mod:`~cvactive.harvest.runner`: :func:`harvest`, the loop over the sources;
+* :mod:`~cvactive.harvest.control`: the stop flag and the summary a run returns.
 """
 
 from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing

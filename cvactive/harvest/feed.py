@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cvactive.errors import ConfigError, VideoError
-from cvactive.sources import SourceReport, is_stream, open_video
+from cvactive.sources import Capture, SourceReport, is_stream
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +70,14 @@ class FeedFrame:
     source: str
     index: int
     timestamp: float
-    _cap: Any = field(repr=False, default=None)
+    _cap: Capture | None = field(repr=False, default=None)
     _image: np.ndarray | None = field(repr=False, default=None)
 
     def image(self) -> np.ndarray:
         """The decoded BGR frame (call before asking the feed for the next frame)."""
         if self._image is None:
-            ok, image = self._cap.retrieve()
-            if not ok or image is None:
+            image = None if self._cap is None else self._cap.retrieve()
+            if image is None:
                 raise VideoError(f"{self.source}: frame {self.index} was grabbed but cannot be decoded")
             self._image = image
         return self._image
@@ -102,23 +102,9 @@ def probe(source: str) -> FeedInfo:
     Raises:
         VideoError: it cannot be opened.
     """
-    cap, info = open_video(source)
-    cap.release()  # type: ignore[attr-defined]
-    return FeedInfo(fps=info.fps, frame_count=info.frame_count, live=is_stream(source))
-
-
-def _seek(cap: Any, start: int) -> int:
-    """Position ``cap`` at frame ``start``; return the index it is at."""
-    import cv2
-
-    if start <= 0:
-        return 0
-    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
-        return start
-    index = int(cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-    while index < start and cap.grab():
-        index += 1
-    return index
+    cap = Capture(source)
+    cap.release()
+    return FeedInfo(fps=cap.info.fps, frame_count=cap.info.frame_count, live=is_stream(source))
 
 
 def iter_feed(
@@ -147,19 +133,21 @@ def iter_feed(
     report = report if report is not None else SourceReport()
     retry = retry or Retry()
     live = is_stream(source)
+    cap: Capture | None
     try:
-        cap, info = open_video(source)
+        cap = Capture(source)
     except VideoError as err:
         report.fail(source, str(err).split(": ", 1)[-1], False, VideoError)
         return
+    info = cap.info
     try:
-        index = start if live else _seek(cap, start)
+        index = start if live else cap.seek(start)
         used, since = 0, time.monotonic()
         while True:
-            if not cap.grab():  # type: ignore[attr-defined]
+            if not cap.grab():
                 if not live:
                     break
-                cap.release()  # type: ignore[attr-defined]
+                cap.release()
                 if time.monotonic() - since >= retry.reset_after:
                     used = 0
                 cap, used = _reconnect(source, index, retry, used, stopped, events)
@@ -182,12 +170,12 @@ def iter_feed(
             report.fail(source, "no frame could be decoded", False)
     finally:
         if cap is not None:
-            cap.release()  # type: ignore[attr-defined]
+            cap.release()
 
 
 def _reconnect(
     source: str, index: int, retry: Retry, used: int, stopped: Callable[[], bool], events: list[str] | None
-) -> tuple[Any | None, int]:
+) -> tuple[Capture | None, int]:
     """Reopen a dropped live source with backoff: ``(capture, tries used)``, capture ``None`` when out of tries."""
     for attempt in range(used, retry.attempts):
         wait = retry.delay(attempt)
@@ -201,7 +189,7 @@ def _reconnect(
                 return None, attempt + 1
             time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
         try:
-            cap, _ = open_video(source)
+            cap = Capture(source)
         except VideoError:
             continue
         if events is not None:

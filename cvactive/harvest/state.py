@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ STATE_VERSION = 1
 STATE_NAME = "state.json"
 MANIFEST_NAME = "manifest.jsonl"
 FRAMES_DIR = "frames"
+
+
+def frame_path(out: Path, source: str, index: int) -> Path:
+    """Where a kept frame's JPEG goes: ``frames/<stem>-<crc32 of source>/<index>.jpg``."""
+    return out / FRAMES_DIR / source_slug(source) / f"{index:08d}.jpg"
+
+
+def source_slug(source: str) -> str:
+    """A folder name for a source: its file stem (or ``camera<N>``, ``stream``) and the crc32 of its text."""
+    stem = "camera" + source if source.isdigit() else Path(source.split("?")[0].rstrip("/")).stem or "stream"
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:40]
+    return f"{stem}-{zlib.crc32(source.encode()):08x}"
 
 
 def fingerprint(config: dict[str, Any]) -> str:
