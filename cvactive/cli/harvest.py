@@ -30,6 +30,7 @@ CONFIG_KEYS = (
     "checkpoint_seconds",
     "log_every",
     "fsync",
+    "keep_up",
 )
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -116,6 +117,12 @@ def run(args: argparse.Namespace) -> int:
     rules = {k[5:]: v for k, v in c.items() if k.startswith("rule:")}
     if rules:
         print("  kept by rule: " + ", ".join(f"{k} {v}" for k, v in rules.items()))
+    if summary.delay_max is not None:
+        print(
+            f"  live: {summary.stale} frames dropped as stale this run ({c.get('stale', 0)} in all runs); "
+            f"grab to decision {1000 * (summary.delay_mean or 0.0):.0f} ms on average, "
+            f"{1000 * summary.delay_max:.0f} ms at most"
+        )
     for event in summary.events:
         print(f"  {event}")
     for path, reason in summary.report.failures:

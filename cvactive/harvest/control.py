@@ -28,6 +28,12 @@ class HarvestSummary:
         stopped: the signal name when SIGTERM/SIGINT stopped the run, else ``None``.
         complete: every source was read to its end, or the budget is spent.
         budget_spent: the total budget (or pacing budget) is used up.
+        stale: (live sources read with ``keep_up``) frames dropped in this run because newer
+            ones arrived before the harvest was ready for them; the running total over all
+            runs is ``counts["stale"]``.
+        delay_mean: mean seconds from a live frame's grab to the harvest taking it (this run),
+            ``None`` without live frames.
+        delay_max: the largest such delay.
     """
 
     out: Path
@@ -41,6 +47,9 @@ class HarvestSummary:
     stopped: str | None = None
     complete: bool = False
     budget_spent: bool = False
+    stale: int = 0
+    delay_mean: float | None = None
+    delay_max: float | None = None
 
 
 class StopFlag:

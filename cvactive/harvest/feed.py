@@ -6,13 +6,18 @@ ones on the ``stride`` grid as :class:`FeedFrame` objects whose pixels are decod
 converted to an array. A file that ends before its header's frame count is reported as
 truncated, naming the frame reached; a live stream that drops is reopened with exponential
 backoff, and each drop is reported.
+
+A live source read with ``keep_up`` (the harvest default) goes through
+:class:`~cvactive.harvest.live.LiveReader` instead: a thread grabs every frame as it arrives and
+keeps only the newest one, so a model slower than the camera looks at the live edge rather than
+at an ever older backlog; the frames it had no time for are counted as ``stale``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -64,7 +69,11 @@ class FeedFrame:
     Attributes:
         source: the video path or stream URL.
         index: frame index (live sources count on across reconnects and restarts).
-        timestamp: seconds from the start of a file, or wall-clock epoch seconds for a live source.
+        timestamp: seconds from the start of a file, or, for a live source, the wall-clock epoch
+            seconds at which the frame was grabbed.
+        stale: (live sources read with ``keep_up``) frames on the stride grid that arrived since
+            the previous frame handed out and were dropped because a newer one replaced them.
+        taken: (live, ``keep_up``) epoch seconds at which the harvest took this frame, else ``None``.
     """
 
     source: str
@@ -72,6 +81,8 @@ class FeedFrame:
     timestamp: float
     _cap: Capture | None = field(repr=False, default=None)
     _image: np.ndarray | None = field(repr=False, default=None)
+    stale: int = 0
+    taken: float | None = None
 
     def image(self) -> np.ndarray:
         """The decoded BGR frame (call before asking the feed for the next frame)."""
@@ -116,7 +127,8 @@ def iter_feed(
     retry: Retry | None = None,
     stopped: Callable[[], bool] = lambda: False,
     events: list[str] | None = None,
-) -> Iterator[FeedFrame]:
+    keep_up: bool = False,
+) -> Generator[FeedFrame, None, None]:
     """Yield the frames of ``source`` whose index is a multiple of ``stride``, from ``start`` on.
 
     Args:
@@ -127,12 +139,22 @@ def iter_feed(
         retry: reconnection policy for live sources.
         stopped: polled while waiting to reconnect; ``True`` ends the feed.
         events: receives a line for each stream drop and reconnect.
+        keep_up: read a live source in a thread that keeps only its newest frame
+            (:class:`~cvactive.harvest.live.LiveReader`); files are always read in full, in order.
     """
     if stride < 1:
         raise ConfigError(f"frame_stride must be at least 1, got {stride}")
     report = report if report is not None else SourceReport()
     retry = retry or Retry()
     live = is_stream(source)
+    if live and keep_up:
+        from cvactive.harvest.live import LiveReader
+
+        reader = LiveReader(
+            source, start=start, stride=stride, report=report, retry=retry, stopped=stopped, events=events
+        )
+        yield from reader.frames()
+        return
     cap: Capture | None
     try:
         cap = Capture(source)
@@ -150,7 +172,7 @@ def iter_feed(
                 cap.release()
                 if time.monotonic() - since >= retry.reset_after:
                     used = 0
-                cap, used = _reconnect(source, index, retry, used, stopped, events)
+                cap, used = reconnect(source, index, retry, used, stopped, events)
                 since = time.monotonic()
                 if cap is None:
                     if not stopped():
@@ -173,7 +195,7 @@ def iter_feed(
             cap.release()
 
 
-def _reconnect(
+def reconnect(
     source: str, index: int, retry: Retry, used: int, stopped: Callable[[], bool], events: list[str] | None
 ) -> tuple[Capture | None, int]:
     """Reopen a dropped live source with backoff: ``(capture, tries used)``, capture ``None`` when out of tries."""

@@ -78,6 +78,7 @@ class Harvester:
         self.writer: JsonlWriter | None = None
         self.fsync = fsync
         self.run_frames = self.run_inferred = self.run_kept = 0
+        self.run_stale, self.delay_sum, self.delay_max, self.delays = 0, 0.0, 0.0, 0
 
     # -- state ----------------------------------------------------------------------------
     def load(self, state: HarvestState) -> None:
@@ -120,6 +121,15 @@ class Harvester:
         self.run_frames += 1
         if self.pacer is not None:
             self.pacer.observe_frame()
+
+    def count_live(self, frame: FeedFrame) -> None:
+        """Count the stale frames a live frame replaced, and its grab-to-take delay."""
+        self.counts["stale"] = self.counts.get("stale", 0) + frame.stale
+        self.run_stale += frame.stale
+        if frame.taken is not None:
+            delay = max(frame.taken - frame.timestamp, 0.0)
+            self.delay_sum, self.delays = self.delay_sum + delay, self.delays + 1
+            self.delay_max = max(self.delay_max, delay)
 
     # -- inference ------------------------------------------------------------------------
     def infer(self, frames: Sequence[FeedFrame]) -> list[ImageRecord]:
@@ -216,6 +226,8 @@ class Harvester:
         line = record_to_dict(record, embedding=False)
         line["rules"] = names
         line["path"] = str(path)
+        if frame.taken is not None:
+            line["delay"] = round(frame.taken - frame.timestamp, 4)
         assert self.writer is not None
         self.writer.write(line)
         self.ledger.charge(info.clock)

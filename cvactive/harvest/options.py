@@ -59,6 +59,7 @@ class HarvestOptions:
     checkpoint_seconds: float = 5.0
     log_every: float = 60.0
     fsync: bool = False
+    keep_up: bool = True
 
     @classmethod
     def build(

@@ -193,6 +193,8 @@ class HarvestRun:
         if live and st.clock_base == 0.0:
             st.clock_base = time.time()
         cur = _Cursor(src, st, live, opts.frame_stride / self.infos[src].fps)
+        if live and opts.keep_up:
+            h.counts.setdefault("stale", 0)
         pending: list[FeedFrame] = []
         feed = iter_feed(
             src,
@@ -202,10 +204,13 @@ class HarvestRun:
             retry=opts.retry,
             stopped=self.flag,
             events=self.summary.events,
+            keep_up=opts.keep_up,
         )
         for frame in feed:
             if self.flag() or h.spent():
                 break
+            if frame.taken is not None:
+                h.count_live(frame)
             if h.infer_every_frame:
                 frame.image()
                 pending.append(frame)
@@ -221,6 +226,7 @@ class HarvestRun:
                 self.flush(pending, cur)
             if not self.flag():
                 st.done = not live
+        feed.close()
         h.save()
         self.last_save = time.monotonic()
 
@@ -276,7 +282,7 @@ class HarvestRun:
             s.inferred,
             s.kept,
             s.kept_total,
-            {k: s.counts[k] for k in REASONS},
+            {k: s.counts[k] for k in (*REASONS, "stale") if k in s.counts},
         )
         if self.on_log is not None:
             self.on_log(s)
@@ -293,6 +299,9 @@ class HarvestRun:
         s, h = self.summary, self.h
         s.frames, s.inferred, s.kept = h.run_frames, h.run_inferred, h.run_kept
         s.kept_total, s.counts = h.ledger.total, dict(h.counts)
+        s.stale = h.run_stale
+        if h.delays:
+            s.delay_mean, s.delay_max = h.delay_sum / h.delays, h.delay_max
         return s
 
 
@@ -315,6 +324,7 @@ def harvest(
     checkpoint_seconds: float = 5.0,
     log_every: float = 60.0,
     fsync: bool = False,
+    keep_up: bool = True,
     fresh: bool = False,
     progress: bool = True,
     stop: threading.Event | None = None,
@@ -324,7 +334,7 @@ def harvest(
     """Harvest the frames worth labeling from a video, a folder of videos, a stream or a camera.
 
     YAML config keys (``configs/harvest.yaml``) are the keyword arguments from ``rules`` to
-    ``fsync``.
+    ``keep_up``.
 
     Args:
         source: video file, folder of videos, stream URL (rtsp/http/...) or camera index.
@@ -346,6 +356,10 @@ def harvest(
         checkpoint_seconds: save the state at least this often (wall time) besides after kept frames.
         log_every: log running counts every this many seconds (wall time).
         fsync: fsync every manifest line (survives power loss, slower).
+        keep_up: read live sources in a thread that keeps only the newest frame, so a model
+            slower than the camera stays at the live edge (frames it had no time for are counted
+            as ``stale``); ``False`` reads every frame in order (a recording served over HTTP).
+            Files are always read in full, in order.
         fresh: discard a previous harvest in ``out`` and start over.
         progress: show a progress bar.
         stop: an event that stops the harvest (as SIGTERM does).
@@ -372,6 +386,7 @@ def harvest(
         checkpoint_seconds=checkpoint_seconds,
         log_every=log_every,
         fsync=fsync,
+        keep_up=keep_up,
     )
     run = HarvestRun(Path(out), str(source), sources, detector, options)
     return run.execute(fresh=fresh, progress=progress, stop=stop, handle_signals=handle_signals, on_log=on_log)
