@@ -71,10 +71,18 @@ def consistency_measures(options: dict[str, Any]) -> list[str]:
     return sorted({m for m in CONSISTENCY_MEASURES for text in named if text == m or text.startswith(m + "_")})
 
 
-def run(args: argparse.Namespace) -> int:
+def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str, Any], Any]:
+    """The harvest keyword arguments of ``args.config`` (with ``--seed``/``--batch`` applied) and
+    the detector they need (``None`` when no rule, pacing score or annotation needs a model).
+
+    Every source is checked to exist before the model loads.
+
+    Raises:
+        ConfigError: an unknown config key (the message lists the valid ones).
+        SourceError: a source does not exist or holds no video.
+    """
     from cvactive.config import load_yaml
     from cvactive.errors import ConfigError
-    from cvactive.harvest import harvest
     from cvactive.harvest.runner import list_sources
 
     options = load_yaml(args.config)
@@ -85,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     if args.batch is not None:
         options["batch"] = args.batch
-    list_sources(args.source)  # a missing source fails before the model loads
+    for source in sources:
+        list_sources(source)  # a missing source fails before the model loads
     needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
     needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
     extra = consistency_measures(options)
@@ -97,6 +106,13 @@ def run(args: argparse.Namespace) -> int:
         options["scorer"] = scorer
     args.measures = ",".join(extra)
     detector = make_detector(args) if needs_model or args.model else None
+    return options, detector
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvactive.harvest import harvest
+
+    options, detector = load_options(args, [args.source])
     summary = harvest(
         args.source,
         args.out,
@@ -105,6 +121,16 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         **options,
     )
+    print_summary(summary)
+    if summary.stopped:
+        return SIGNAL_EXIT.get(summary.stopped, 130)
+    if summary.report.failures or summary.counts.get("frames", 0) == 0:
+        return 1
+    return 0
+
+
+def print_summary(summary: Any) -> None:
+    """Print what a :class:`~cvactive.harvest.control.HarvestSummary` says, a few lines."""
     c = summary.counts
     print(
         f"harvest: looked at {summary.frames} frames, inferred {summary.inferred}, kept {summary.kept} "
@@ -129,9 +155,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"  failed {path}: {reason}")
     if summary.stopped:
         print(f"  stopped by {summary.stopped}; state saved, run the same command again to continue")
-        return SIGNAL_EXIT.get(summary.stopped, 130)
-    if summary.budget_spent:
+    elif summary.budget_spent:
         print("  budget spent")
-    if summary.report.failures or c.get("frames", 0) == 0:
-        return 1
-    return 0

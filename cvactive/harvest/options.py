@@ -9,7 +9,7 @@ scorer objects, raising :class:`~cvactive.errors.ConfigError` on the first bad o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,12 @@ class HarvestOptions:
     def build(
         cls,
         *,
-        rules: Sequence[Mapping[str, Any] | Rule],
-        budget: Mapping[str, Any] | Limits | None,
-        pacing: Mapping[str, Any] | Pacing | None,
-        dedup: Mapping[str, Any] | Dedup | None,
-        retry: Mapping[str, Any] | Retry | None,
-        scorer: Mapping[str, Any] | Scorer | None,
+        rules: Sequence[Mapping[str, Any] | Rule] = (),
+        budget: Mapping[str, Any] | Limits | None = None,
+        pacing: Mapping[str, Any] | Pacing | None = None,
+        dedup: Mapping[str, Any] | Dedup | None = None,
+        retry: Mapping[str, Any] | Retry | None = None,
+        scorer: Mapping[str, Any] | Scorer | None = None,
         **plain: Any,
     ) -> HarvestOptions:
         """Check and convert the options; ``plain`` holds the scalar ones (``frame_stride`` ...).
@@ -78,6 +78,10 @@ class HarvestOptions:
         Raises:
             ConfigError: the first invalid option, naming the valid values.
         """
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(plain) - set(valid))
+        if unknown:
+            raise ConfigError(f"harvest: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
         options = cls(
             rules=make_rules(rules),
             budget=Limits.from_mapping(budget, where="budget"),

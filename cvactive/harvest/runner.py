@@ -111,6 +111,20 @@ class HarvestRun:
         self.flag = StopFlag(None)
         self.on_log: Callable[[HarvestSummary], None] | None = None
         self.last_save = self.last_log = time.monotonic()
+        self.prepared = False
+
+    @classmethod
+    def create(
+        cls, source: str | Path, out: str | Path, *, detector: Detector | None = None, **options: Any
+    ) -> HarvestRun:
+        """The run :func:`harvest` would make of ``source`` (config keys as keywords), not started.
+
+        Raises:
+            SourceError: the source does not exist or holds no video.
+            ConfigError: an invalid option.
+        """
+        sources = list_sources(source)
+        return cls(Path(out), str(source), sources, detector, HarvestOptions.build(**options))
 
     # -- before the loop ------------------------------------------------------------------
     def resume(self, fresh: bool) -> None:
@@ -152,6 +166,12 @@ class HarvestRun:
         )
 
     # -- the loop -------------------------------------------------------------------------
+    def prepare(self, fresh: bool = False) -> None:
+        """Resume from ``out`` and plan the sources (once; a restarted loop carries on in memory)."""
+        self.resume(fresh)
+        self.plan_sources()
+        self.prepared = True
+
     def execute(
         self,
         *,
@@ -161,11 +181,15 @@ class HarvestRun:
         handle_signals: bool = True,
         on_log: Callable[[HarvestSummary], None] | None = None,
     ) -> HarvestSummary:
-        """Resume, read every source not yet done, save, and say what happened."""
+        """Resume (unless already prepared), read every source not yet done, save, say what happened.
+
+        Called again on the same object (a feed restarted after its stream was given up on), it
+        carries on from the state in memory, which equals the state saved on disk.
+        """
         from tqdm import tqdm
 
-        self.resume(fresh)
-        self.plan_sources()
+        if not self.prepared:
+            self.prepare(fresh)
         self.flag, self.on_log = StopFlag(stop), on_log
         if handle_signals:
             self.flag.install()
