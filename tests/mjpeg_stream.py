@@ -57,7 +57,7 @@ class MjpegCamera:
     ) -> None:
         self.fps, self.frames, self.size = fps, frames, size
         self.drop_after, self.stall_after = drop_after, stall_after
-        self.jpegs = [cv2.imencode(".jpg", numbered_frame(k, size))[1].tobytes() for k in range(frames)]
+        self._jpegs: dict[int, bytes] = {}
         self.sent: list[list[float]] = []  # per connection: the time each frame was written
         self.closed = threading.Event()
         camera = self
@@ -89,7 +89,7 @@ class MjpegCamera:
             if self.stall_after is not None and k >= self.stall_after:
                 self.closed.wait(60)
                 return
-            data = self.jpegs[k]
+            data = self.jpeg(k)
             part = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
             sent.append(time.time())  # before the write: a frame counts as sent once it may be on the wire
             try:
@@ -101,9 +101,17 @@ class MjpegCamera:
             if wait > 0:
                 time.sleep(wait)
 
-    def newest_sent(self, at: float, connection: int = 0) -> int:
-        """The number of the newest frame written on ``connection`` by epoch time ``at`` (-1: none)."""
-        return sum(1 for t in self.sent[connection] if t <= at) - 1
+    def jpeg(self, k: int) -> bytes:
+        """Frame ``k`` as JPEG bytes (encoded once, when first sent)."""
+        if k not in self._jpegs:
+            self._jpegs[k] = cv2.imencode(".jpg", numbered_frame(k, self.size))[1].tobytes()
+        return self._jpegs[k]
+
+    def behind(self, k: int, at: float, connection: int = 0) -> float:
+        """Seconds by which frame ``k`` was out of date at epoch time ``at``: how long before ``at``
+        the camera had sent frame ``k + 1`` (0 when it had not sent it yet)."""
+        sent = self.sent[connection]
+        return max(0.0, at - sent[k + 1]) if k + 1 < len(sent) else 0.0
 
     def __enter__(self) -> MjpegCamera:
         self.thread.start()

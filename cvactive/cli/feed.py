@@ -36,7 +36,12 @@ def register(sub: Any) -> None:
         "SIGTERM/Ctrl-C (state saved first). Exit codes: 0 finished, 1 gave up after --max-restarts, 2 bad input, "
         "130/143 stopped by SIGINT/SIGTERM.",
     )
-    p.add_argument("source", help="stream URL (rtsp/http), camera index, video file or folder of videos")
+    p.add_argument(
+        "source",
+        nargs="+",
+        help="stream URL (rtsp/http), camera index, video file or folder of videos; several are harvested at "
+        "once, one folder each under --out, each restarted on its own",
+    )
     p.add_argument("--config", required=True, help="harvest YAML (see configs/harvest.yaml)")
     p.add_argument("--out", required=True, help="harvest folder (resumed when it holds this config's harvest)")
     add_detector_options(p)
@@ -91,15 +96,30 @@ class _Signals:
 
 def run(args: argparse.Namespace) -> int:
     from cvactive.errors import ConfigError
+    from cvactive.harvest import harvest_feeds
     from cvactive.harvest.feeds import Restart, run_feed
     from cvactive.harvest.runner import HarvestRun
 
     if args.max_restarts < -1:
         raise ConfigError(f"--max-restarts must be -1 (never give up) or more, got {args.max_restarts}")
     restart = Restart(args.restart_wait, None if args.max_restarts < 0 else args.max_restarts)
-    options, detector = load_options(args, [args.source])
+    options, detector = load_options(args, args.source)
     options["log_every"] = args.log_every
-    harvest_run = HarvestRun.create(args.source, args.out, detector=detector, **options)
+    if len(args.source) > 1 or "site_budget" in options:
+        _logging(args)
+        with _Signals() as signals:
+            site = harvest_feeds(
+                args.source,
+                args.out,
+                detector=detector,
+                restart=restart,
+                fresh=args.fresh,
+                stop=signals.stop,
+                handle_signals=False,
+                **options,
+            )
+        return _site_exit(site, signals)
+    harvest_run = HarvestRun.create(args.source[0], args.out, detector=detector, **options)
     _logging(args)  # after the checks: bad input stays one line on stderr
     with _Signals() as signals:
         result = run_feed(harvest_run, restart=restart, stop=signals.stop, fresh=args.fresh)
@@ -107,3 +127,20 @@ def run(args: argparse.Namespace) -> int:
         log.info("stopped by %s; state saved in %s", signals.caught[0], args.out)
         return signals.exit_code()
     return 1 if result.gave_up else 0
+
+
+def _site_exit(site: Any, signals: _Signals) -> int:
+    """Log how each source of a several-source feed ended; the exit code."""
+    from cvactive.errors import CvactiveError
+
+    errors = list(site.errors.values())
+    if errors and len(errors) == len(site.folders) and all(isinstance(e, CvactiveError) for e in errors):
+        raise errors[0]  # the same bad input for every source: one line, exit 2
+    for source, err in site.errors.items():
+        log.error("%s: failed: %s", source, err)
+    if site.site_kept_total is not None:
+        log.info("site: %d kept under the site budget (all runs)", site.site_kept_total)
+    if signals.caught:
+        log.info("stopped by %s; states saved under %s", signals.caught[0], site.out)
+        return signals.exit_code()
+    return 1 if errors or any(r.gave_up for r in site.feeds.values()) else 0

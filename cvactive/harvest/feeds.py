@@ -1,4 +1,4 @@
-"""Unattended feeds: a harvest that restarts a source that died, for as long as it is left running.
+"""Unattended feeds: restarting a source that died, and several sources harvested at once.
 
 :func:`run_feed` runs :class:`~cvactive.harvest.runner.HarvestRun` on one source and, when the
 run ends without finishing (a stream that stayed down past the config's ``retry`` attempts),
@@ -6,6 +6,12 @@ waits ``restart.wait`` seconds and carries on with the same state in memory, so 
 ledger, pacing and dedup memory carry over. It ends when a file source is finished, the budget
 is spent, ``stop`` is set (the state is saved first), or after ``restart.max_restarts``
 restarts. ``cvactive feed`` is the command around it.
+
+:func:`run_concurrently` runs one such feed per source, each in its own thread with its own
+folder, state, rules' timers, pacing, dedup memory and ledgers; they share the detector (one
+inference at a time, :class:`SharedDetector`) and, optionally, a
+:class:`~cvactive.harvest.budget.SiteBudget`. A source that drops or hangs holds only its own
+thread (its live reader waits or reconnects), so the others carry on.
 """
 
 from __future__ import annotations
@@ -13,12 +19,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-from cvactive.errors import ConfigError
-from cvactive.harvest.control import HarvestSummary
+import numpy as np
+
+from cvactive.errors import ConfigError, CvactiveError
+from cvactive.harvest.budget import SiteBudget
+from cvactive.harvest.control import HarvestSummary, StopFlag
 from cvactive.harvest.harvester import REASONS
 from cvactive.harvest.runner import HarvestRun
+from cvactive.record import ImageRecord
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +71,12 @@ class FeedResult:
         return self.summary.stopped is not None
 
 
-def run_feed(run: HarvestRun, *, restart: Restart, stop: threading.Event, fresh: bool = False) -> FeedResult:
+def run_feed(run: HarvestRun, *, restart: Restart | None, stop: threading.Event, fresh: bool = False) -> FeedResult:
     """Run one :class:`HarvestRun` until it finishes, is stopped or gives up.
 
     Args:
         run: the harvest of one source (its own folder, state and ledgers).
-        restart: when and how often to restart it after it ended unfinished.
+        restart: when and how often to restart it after it ended unfinished (``None``: run once).
         stop: set it to stop the feed (the state is saved first).
         fresh: discard a previous harvest in the run's folder (first run only).
     """
@@ -78,6 +91,8 @@ def run_feed(run: HarvestRun, *, restart: Restart, stop: threading.Event, fresh:
             return result
         if summary.complete:
             log.info("%s: finished: %s", run.source, "budget spent" if summary.budget_spent else "all sources read")
+            return result
+        if restart is None:
             return result
         if restart.max_restarts is not None and result.runs > restart.max_restarts:
             log.error("%s: feed keeps failing; gave up after %d restarts", run.source, restart.max_restarts)
@@ -107,3 +122,92 @@ def _log_run(run: HarvestRun, result: FeedResult, seconds: float) -> None:
     for path, reason in s.report.failures[result.logged :]:
         log.warning("source %s: %s", path, reason)
     result.logged = len(s.report.failures)
+
+
+class SharedDetector:
+    """One detector used by several source threads: one ``predict`` at a time; other attributes pass through."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector = detector
+        self._lock = threading.Lock()
+
+    def predict(self, images: Sequence[np.ndarray], metas: Sequence[Any] | None = None) -> list[ImageRecord]:
+        with self._lock:
+            return list(self.detector.predict(images, metas))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.detector, name)
+
+
+@dataclass
+class SiteSummary:
+    """What a harvest of several sources at once did.
+
+    Attributes:
+        out: the site folder (one harvest folder per source, listed in ``site.json``).
+        feeds: source -> its :class:`FeedResult` (whose ``summary`` is that source's
+            :class:`~cvactive.harvest.control.HarvestSummary`).
+        folders: source -> its harvest folder.
+        site_kept_total: frames kept under the site budget over all runs (``None`` without one).
+        errors: source -> the error that ended its thread (the other sources carried on).
+        stopped: the signal name (or ``"stop"``) when the harvest was stopped, else ``None``.
+    """
+
+    out: Path
+    feeds: dict[str, FeedResult] = field(default_factory=dict)
+    folders: dict[str, Path] = field(default_factory=dict)
+    site_kept_total: int | None = None
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    stopped: str | None = None
+
+
+def run_concurrently(
+    out: Path,
+    runs: dict[str, HarvestRun],
+    *,
+    site: SiteBudget | None,
+    restart: Restart | None,
+    fresh: bool,
+    stop: threading.Event | None,
+    handle_signals: bool,
+) -> SiteSummary:
+    """Prepare every run here (so the site ledger holds every source's share before any thread
+    decides), then run each as a feed in its own thread until all have ended.
+
+    SIGTERM/SIGINT (when ``handle_signals``, main thread) or ``stop`` stop them all, each saving
+    its state. An exception in one source's thread is logged at once and recorded in
+    ``errors``; the other sources carry on.
+    """
+    summary = SiteSummary(out=out, folders={src: run.out for src, run in runs.items()})
+    for run in runs.values():
+        run.prepare(fresh)
+    stop_all, flag = threading.Event(), StopFlag(stop)
+    if handle_signals:
+        flag.install()
+
+    def work(source: str, run: HarvestRun) -> None:
+        try:
+            summary.feeds[source] = run_feed(run, restart=restart, stop=stop_all)
+        except BaseException as err:  # recorded and re-raised by the caller's report; the others go on
+            summary.errors[source] = err
+            if isinstance(err, CvactiveError):
+                log.error("%s: harvest failed: %s", source, err)
+            else:
+                log.exception("%s: harvest failed", source)
+
+    threads = [threading.Thread(target=work, args=item, name=f"harvest {item[0]}") for item in runs.items()]
+    try:
+        for thread in threads:
+            thread.start()
+        while any(t.is_alive() for t in threads):
+            if flag():
+                stop_all.set()
+            next(t for t in threads if t.is_alive()).join(0.1)
+    finally:
+        stop_all.set()
+        for thread in threads:
+            thread.join()
+        flag.restore()
+    summary.stopped = flag.signal or ("stop" if flag() else None)
+    summary.site_kept_total = None if site is None else site.total
+    return summary

@@ -22,7 +22,7 @@ from typing import Any
 
 from cvactive.detector import Detector, FrameMeta
 from cvactive.errors import ConfigError
-from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing
+from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing, SiteBudget
 from cvactive.harvest.dedup import Dedup, Deduper
 from cvactive.harvest.feed import FeedFrame
 from cvactive.harvest.rules import FrameInfo, ModelRule, RandomRule, Rule
@@ -54,6 +54,7 @@ class Harvester:
         annotate: bool,
         batch: int,
         fsync: bool,
+        site: SiteBudget | None = None,
     ) -> None:
         self.out, self.detector, self.rules, self.scorer = out, detector, rules, scorer
         self.seed, self.jpeg_quality, self.annotate, self.batch = seed, jpeg_quality, annotate, batch
@@ -79,6 +80,10 @@ class Harvester:
         self.fsync = fsync
         self.run_frames = self.run_inferred = self.run_kept = 0
         self.run_stale, self.delay_sum, self.delay_max, self.delays = 0, 0.0, 0.0, 0
+        self.site = site
+        self.site_share = Ledger(site.limits) if site is not None else None
+        if site is not None:
+            self.counts["site_budget"] = 0
 
     # -- state ----------------------------------------------------------------------------
     def load(self, state: HarvestState) -> None:
@@ -93,6 +98,8 @@ class Harvester:
             self.pacer.load(state.pacer)
         if self.deduper is not None and state.dedup is not None:
             self.deduper.load(state.dedup)
+        if self.site_share is not None and state.site_ledger is not None:
+            self.site_share.load(state.site_ledger)
         self.counts.update(state.counts)
 
     def save(self) -> None:
@@ -105,12 +112,13 @@ class Harvester:
         st.rule_last = dict(self.rule_last)
         st.pacer = self.pacer.to_dict() if self.pacer is not None else None
         st.dedup = self.deduper.to_dict() if self.deduper is not None else None
+        st.site_ledger = self.site_share.to_dict() if self.site_share is not None else None
         st.counts = dict(self.counts)
         st.save(self.out, self.fsync)
 
     def spent(self) -> bool:
         """Nothing more can ever be kept: the total or the (non-periodic) pacing budget is used up."""
-        if self.ledger.exhausted():
+        if self.ledger.exhausted() or (self.site is not None and self.site.exhausted()):
             return True
         p = self.pacer
         return p is not None and p.pacing.period is None and p.kept >= p.budget
@@ -177,6 +185,9 @@ class Harvester:
         if not self.ledger.allows(info.clock):
             self.counts["budget"] += 1
             return False
+        if self.site is not None and not self.site.allows(info.clock):
+            self.counts["site_budget"] += 1
+            return False
         fp = None
         if self.deduper is not None:
             if self.deduper.dedup.method == "embedding" and record is None:
@@ -192,6 +203,9 @@ class Harvester:
                 return False
         if record is None and self.annotate:
             record = self.infer([frame])[0]
+        if self.site is not None and not self.site.reserve(info.clock):  # another source took the last one
+            self.counts["site_budget"] += 1
+            return False
         self.keep(frame, info, names, record, fp)
         return True
 
@@ -231,6 +245,8 @@ class Harvester:
         assert self.writer is not None
         self.writer.write(line)
         self.ledger.charge(info.clock)
+        if self.site_share is not None:
+            self.site_share.charge(info.clock)
         for name in names:
             self.rule_ledgers[name].charge(info.clock)
             self.counts[f"rule:{name}"] = self.counts.get(f"rule:{name}", 0) + 1

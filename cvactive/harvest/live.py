@@ -71,14 +71,15 @@ class LiveReader:
 
         Each frame's ``stale`` is the number of grid frames dropped since the previous one and
         ``taken`` the epoch seconds at which it was handed out. Ends when the reader ends and
-        its last frame has been taken.
+        its last frame has been taken, or at once when ``stopped()`` turns true while no frame
+        waits (a reader stuck in a grab on a hung stream does not hold the caller).
         """
         self._thread.start()
         try:
             while True:
                 with self._cond:
-                    while self._slot is None and not self._done:
-                        self._cond.wait(0.1)
+                    while self._slot is None and not self._done and not self.stopped():
+                        self._cond.wait(0.1)  # a hung camera blocks the reader, not a stop
                     frame, self._slot = self._slot, None
                     if frame is None:
                         return
@@ -88,7 +89,7 @@ class LiveReader:
         finally:
             self.close()
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 0.5) -> None:
         """Ask the reader to stop and wait up to ``timeout`` s for it (a grab may block longer;
         the thread then ends, releasing the source, as soon as that grab returns)."""
         self._closing.set()

@@ -16,7 +16,7 @@ from typing import Any
 from cvactive.config import check_kwargs
 from cvactive.detector import Detector
 from cvactive.errors import ConfigError
-from cvactive.harvest.budget import Limits, Pacing
+from cvactive.harvest.budget import Limits, Pacing, SiteBudget
 from cvactive.harvest.dedup import Dedup
 from cvactive.harvest.feed import Retry
 from cvactive.harvest.harvester import Harvester
@@ -97,7 +97,7 @@ class HarvestOptions:
             raise ConfigError(f"jpeg_quality must lie in [1, 100], got {options.jpeg_quality}")
         return options
 
-    def harvester(self, out: Path, detector: Detector | None) -> Harvester:
+    def harvester(self, out: Path, detector: Detector | None, site: SiteBudget | None = None) -> Harvester:
         """A fresh :class:`Harvester` for these options (checks that a needed model is given)."""
         return Harvester(
             out,
@@ -112,9 +112,10 @@ class HarvestOptions:
             annotate=self.annotate,
             batch=self.batch,
             fsync=self.fsync,
+            site=site,
         )
 
-    def fingerprint(self, source: str, detector: Detector | None) -> str:
+    def fingerprint(self, source: str, detector: Detector | None, site: SiteBudget | None = None) -> str:
         """The hash of everything that decides which frames are kept (a resume must match it)."""
         config = {
             "source": source,
@@ -128,4 +129,6 @@ class HarvestOptions:
             "seed": self.seed,
             "annotate": self.annotate,
         }
+        if site is not None:
+            config["site_budget"] = vars(site.limits)
         return fingerprint(config)

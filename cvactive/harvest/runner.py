@@ -25,20 +25,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cvactive.detector import Detector
 from cvactive.errors import SourceError
-from cvactive.harvest.budget import Limits, Pacing
+from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
-from cvactive.harvest.dedup import Dedup
-from cvactive.harvest.feed import FeedFrame, FeedInfo, Retry, iter_feed, probe
+from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, probe
 from cvactive.harvest.harvester import REASONS, Harvester
 from cvactive.harvest.options import HarvestOptions
-from cvactive.harvest.rules import FrameInfo, Rule
+from cvactive.harvest.rules import FrameInfo
 from cvactive.harvest.state import (
     MANIFEST_NAME,
     HarvestState,
@@ -49,7 +48,6 @@ from cvactive.harvest.state import (
 )
 from cvactive.io import JsonlWriter
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
 from cvactive.sources import VIDEO_SUFFIXES, expand, is_stream
 
 log = logging.getLogger(__name__)
@@ -57,7 +55,7 @@ log = logging.getLogger(__name__)
 #: The decision-maker's former name, kept for callers (and tests) that patch it.
 _Harvester = Harvester
 
-__all__ = ["REASONS", "HarvestRun", "HarvestSummary", "frame_path", "harvest", "list_sources"]
+__all__ = ["REASONS", "HarvestRun", "HarvestSummary", "frame_path", "list_sources"]
 
 
 def list_sources(source: str | Path) -> list[str]:
@@ -99,11 +97,17 @@ class HarvestRun:
     """
 
     def __init__(
-        self, out: Path, source: str, sources: list[str], detector: Detector | None, options: HarvestOptions
+        self,
+        out: Path,
+        source: str,
+        sources: list[str],
+        detector: Detector | None,
+        options: HarvestOptions,
+        site: SiteBudget | None = None,
     ) -> None:
         self.out, self.source, self.sources, self.options = out, source, sources, options
-        self.detector = detector
-        self.h = options.harvester(out, detector)
+        self.detector, self.site = detector, site
+        self.h = options.harvester(out, detector, site)
         self.state = HarvestState(fingerprint="")
         self.infos: dict[str, FeedInfo] = {}
         self.total_seconds = 0.0
@@ -115,7 +119,13 @@ class HarvestRun:
 
     @classmethod
     def create(
-        cls, source: str | Path, out: str | Path, *, detector: Detector | None = None, **options: Any
+        cls,
+        source: str | Path,
+        out: str | Path,
+        *,
+        detector: Detector | None = None,
+        site: SiteBudget | None = None,
+        **options: Any,
     ) -> HarvestRun:
         """The run :func:`harvest` would make of ``source`` (config keys as keywords), not started.
 
@@ -124,12 +134,12 @@ class HarvestRun:
             ConfigError: an invalid option.
         """
         sources = list_sources(source)
-        return cls(Path(out), str(source), sources, detector, HarvestOptions.build(**options))
+        return cls(Path(out), str(source), sources, detector, HarvestOptions.build(**options), site)
 
     # -- before the loop ------------------------------------------------------------------
     def resume(self, fresh: bool) -> None:
         """Load the state saved in ``out`` (none when ``fresh``) and cut the manifest back to it."""
-        fp = self.options.fingerprint(self.source, self.detector)
+        fp = self.options.fingerprint(self.source, self.detector, self.site)
         self.out.mkdir(parents=True, exist_ok=True)
         if fresh:
             for name in ("state.json", MANIFEST_NAME):
@@ -140,6 +150,8 @@ class HarvestRun:
             log.info("removed %d frame file(s) written after the last saved state", removed)
         self.state = state if state is not None else HarvestState(fingerprint=fp)
         self.h.load(self.state)
+        if self.site is not None and self.state.site_ledger is not None:
+            self.site.merge(self.state.site_ledger)
 
     def plan_sources(self) -> None:
         """Probe each source's fps and length; files get their place on one summed clock."""
@@ -327,90 +339,3 @@ class HarvestRun:
         if h.delays:
             s.delay_mean, s.delay_max = h.delay_sum / h.delays, h.delay_max
         return s
-
-
-def harvest(
-    source: str | Path,
-    out: str | Path,
-    *,
-    detector: Detector | None = None,
-    rules: Sequence[Mapping[str, Any] | Rule] = (),
-    budget: Mapping[str, Any] | Limits | None = None,
-    pacing: Mapping[str, Any] | Pacing | None = None,
-    dedup: Mapping[str, Any] | Dedup | None = None,
-    scorer: Mapping[str, Any] | Scorer | None = None,
-    frame_stride: int = 1,
-    jpeg_quality: int = 90,
-    seed: int = 0,
-    batch: int = 1,
-    annotate: bool = True,
-    retry: Mapping[str, Any] | Retry | None = None,
-    checkpoint_seconds: float = 5.0,
-    log_every: float = 60.0,
-    fsync: bool = False,
-    keep_up: bool = True,
-    fresh: bool = False,
-    progress: bool = True,
-    stop: threading.Event | None = None,
-    handle_signals: bool = True,
-    on_log: Callable[[HarvestSummary], None] | None = None,
-) -> HarvestSummary:
-    """Harvest the frames worth labeling from a video, a folder of videos, a stream or a camera.
-
-    YAML config keys (``configs/harvest.yaml``) are the keyword arguments from ``rules`` to
-    ``keep_up``.
-
-    Args:
-        source: video file, folder of videos, stream URL (rtsp/http/...) or camera index.
-        out: harvest folder (``frames/``, ``manifest.jsonl``, ``state.json``); a folder holding a
-            harvest made by the same config is resumed.
-        detector: the model (needed by model rules, a pacing score, embedding dedup or ``annotate``).
-        rules: ordered rule specs (``kind``, ``name``, parameters, ``limits``), see
-            :mod:`cvactive.harvest.rules`.
-        budget: caps ``per_minute``, ``per_hour``, ``per_day``, ``total`` on kept frames.
-        pacing: spread a budget over the stream (see :mod:`cvactive.harvest.budget`), or ``None``.
-        dedup: near-duplicate suppression (see :mod:`cvactive.harvest.dedup`), or ``None``.
-        scorer: :class:`~cvactive.scoring.Scorer` keyword arguments (measures, aggregations, ...).
-        frame_stride: look only at frames whose index is a multiple of this.
-        jpeg_quality: JPEG quality of saved frames (1-100).
-        seed: seeds every random decision (with the source and frame index).
-        batch: frames per detector call.
-        annotate: run the model on frames only cheap rules chose, so their manifest lines have boxes.
-        retry: reconnection policy for live sources (``attempts``, ``backoff``, ``max_backoff``).
-        checkpoint_seconds: save the state at least this often (wall time) besides after kept frames.
-        log_every: log running counts every this many seconds (wall time).
-        fsync: fsync every manifest line (survives power loss, slower).
-        keep_up: read live sources in a thread that keeps only the newest frame, so a model
-            slower than the camera stays at the live edge (frames it had no time for are counted
-            as ``stale``); ``False`` reads every frame in order (a recording served over HTTP).
-            Files are always read in full, in order.
-        fresh: discard a previous harvest in ``out`` and start over.
-        progress: show a progress bar.
-        stop: an event that stops the harvest (as SIGTERM does).
-        handle_signals: turn SIGTERM/SIGINT into a clean stop (main thread only).
-        on_log: called with the running summary every ``log_every`` seconds.
-
-    Raises:
-        SourceError: the source does not exist or holds no video.
-        ConfigError: an invalid option, or ``out`` holds a harvest made by another config.
-    """
-    sources = list_sources(source)
-    options = HarvestOptions.build(
-        rules=rules,
-        budget=budget,
-        pacing=pacing,
-        dedup=dedup,
-        retry=retry,
-        scorer=scorer,
-        frame_stride=frame_stride,
-        jpeg_quality=jpeg_quality,
-        seed=seed,
-        batch=batch,
-        annotate=annotate,
-        checkpoint_seconds=checkpoint_seconds,
-        log_every=log_every,
-        fsync=fsync,
-        keep_up=keep_up,
-    )
-    run = HarvestRun(Path(out), str(source), sources, detector, options)
-    return run.execute(fresh=fresh, progress=progress, stop=stop, handle_signals=handle_signals, on_log=on_log)

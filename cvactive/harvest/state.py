@@ -91,7 +91,10 @@ class HarvestState:
         rule_last: rule name -> ``[source, frame, clock]`` of its last firing (cheap rules' timers).
         pacer: the :class:`~cvactive.harvest.budget.Pacer` dict, or ``None``.
         dedup: the :class:`~cvactive.harvest.dedup.Deduper` dict, or ``None``.
-        counts: running totals (frames, inferred, candidates, rejections by reason, per rule).
+        counts: running totals (frames, inferred, candidates, rejections by reason, per rule,
+            ``stale`` live frames dropped).
+        site_ledger: this source's share of a site budget shared with other sources (a ledger
+            dict), or ``None`` outside a several-source harvest with ``site_budget``.
     """
 
     fingerprint: str
@@ -104,9 +107,10 @@ class HarvestState:
     pacer: dict[str, Any] | None = None
     dedup: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    site_ledger: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "version": STATE_VERSION,
             "fingerprint": self.fingerprint,
             "sources": {k: v.to_dict() for k, v in self.sources.items()},
@@ -119,6 +123,9 @@ class HarvestState:
             "dedup": self.dedup,
             "counts": self.counts,
         }
+        if self.site_ledger is not None:
+            data["site_ledger"] = self.site_ledger
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HarvestState:
@@ -135,6 +142,7 @@ class HarvestState:
             pacer=data.get("pacer"),
             dedup=data.get("dedup"),
             counts={k: int(v) for k, v in (data.get("counts") or {}).items()},
+            site_ledger=data.get("site_ledger"),
         )
 
     def save(self, out: Path, fsync: bool = False) -> None:
