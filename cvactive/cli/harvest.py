@@ -102,6 +102,8 @@ def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str
         options["seed"] = args.seed
     if args.batch is not None:
         options["batch"] = args.batch
+    if options.get("site_budget") is None:
+        options.pop("site_budget", None)  # null: no site budget
     if "site_budget" in options and len(sources) < 2:
         raise ConfigError(f"{args.config}: site_budget caps several sources together; with one source use budget")
     for source in sources:
@@ -183,7 +185,7 @@ def print_summary(summary: Any, indent: str = "") -> None:
     if summary.delay_max is not None:
         print(
             f"{indent}  live: {summary.stale} frames dropped as stale this run ({c.get('stale', 0)} in all runs); "
-            f"grab to decision {1000 * (summary.delay_mean or 0.0):.0f} ms on average, "
+            f"frames were {1000 * (summary.delay_mean or 0.0):.0f} ms old on average when taken, "
             f"{1000 * summary.delay_max:.0f} ms at most"
         )
     for event in summary.events:

@@ -31,8 +31,8 @@ class HarvestSummary:
         stale: (live sources read with ``keep_up``) frames dropped in this run because newer
             ones arrived before the harvest was ready for them; the running total over all
             runs is ``counts["stale"]``.
-        delay_mean: mean seconds from a live frame's grab to the harvest taking it (this run),
-            ``None`` without live frames.
+        delay_mean: mean age in seconds of a live frame when the harvest took it (from its grab;
+            this run), ``None`` without live frames.
         delay_max: the largest such delay.
     """
 

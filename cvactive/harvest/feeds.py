@@ -65,6 +65,7 @@ class FeedResult:
     runs: int = 0
     gave_up: bool = False
     logged: int = field(default=0, repr=False)
+    done: tuple[int, int, int] = field(default=(0, 0, 0), repr=False)  # frames, inferred, kept before this run
 
     @property
     def stopped(self) -> bool:
@@ -105,16 +106,18 @@ def run_feed(run: HarvestRun, *, restart: Restart | None, stop: threading.Event,
 
 
 def _log_run(run: HarvestRun, result: FeedResult, seconds: float) -> None:
-    """Log one run's counts and the source failures it added."""
+    """Log one run's counts (refusals and stale frames: over all runs) and the source failures it added."""
     s, c = result.summary, result.summary.counts
+    frames, inferred, kept = s.frames - result.done[0], s.inferred - result.done[1], s.kept - result.done[2]
+    result.done = (s.frames, s.inferred, s.kept)
     stale = f"; {c['stale']} stale" if "stale" in c else ""
     log.info(
-        "%s: run ended after %.0f s: %d frames, %d inferred, %d kept (total %d); refused %s%s",
+        "%s: run ended after %.0f s: %d frames, %d inferred, %d kept (total %d); all runs: refused %s%s",
         run.source,
         seconds,
-        s.frames,
-        s.inferred,
-        s.kept,
+        frames,
+        inferred,
+        kept,
         s.kept_total,
         {k: c.get(k, 0) for k in REASONS},
         stale,
@@ -209,5 +212,8 @@ def run_concurrently(
             thread.join()
         flag.restore()
     summary.stopped = flag.signal or ("stop" if flag() else None)
+    for result in summary.feeds.values():
+        if result.summary.stopped and summary.stopped:
+            result.summary.stopped = summary.stopped  # the signal that stopped them all
     summary.site_kept_total = None if site is None else site.total
     return summary
