@@ -68,7 +68,7 @@ def test_class_balanced_serves_the_class_missing_from_the_labeled_set():
     lab_mask = (pool.class_conf[:, 1] < 0.25) & (np.arange(200) < 100)  # labeled set without class 1
     idx, util = select(pool, 5, "class_balanced", labeled=lab_mask, rng=0)
     assert pool.class_conf[idx[0], 1] >= 0.25
-    assert util[0] == 1.0  # 1 / (1 + 0 labeled images of that class)
+    assert util[0] > 0 and np.all(np.diff(util) <= 1e-12)  # each pick removes distance, less and less
 
 
 def repeated_frames(seed: int, scenes: int = 30, copies: int = 8) -> tuple[Pool, np.ndarray]:

@@ -22,6 +22,7 @@ def register(sub: Any) -> None:
     p.add_argument("--strategy", help="strategy name (config: strategy); see --list")
     p.add_argument("--labeled", help="JSON-lines records already labeled (matched by source/frame, never selected)")
     p.add_argument("--out", help="JSON-lines file for the chosen records (default: print a table only)")
+    p.add_argument("--error-model", help="add the expected errors of this predictor (cvactive errors fit) first")
     p.add_argument("--config", help="YAML config (default: configs/select.yaml when present)")
     p.add_argument("--seed", type=int, help="random seed (config: rng)")
     p.add_argument(
@@ -83,6 +84,7 @@ def print_list() -> None:
     for name in available_strategies():
         s = STRATEGIES[name]
         mark = " [embeddings]" if s.needs_embeddings else ""
+        mark += " [error model]" if s.needs_error_model else ""
         print(f"{name:<{width}}  {s.description}{mark}")
 
 
@@ -100,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("give a scores file (SCORES.jsonl), or --list to see the strategies")
     name, k, seed, options = resolve_options(_config(args.config), args)
     records = load_jsonl(args.scores)
+    if args.error_model:  # the fields learned_error ranks by
+        from cvactive.errormodel import ErrorModel
+
+        records = ErrorModel.load(args.error_model).attach(records)
     labeled = load_jsonl(args.labeled) if args.labeled else None
     pool = Pool.from_records(records)
     with warnings.catch_warnings(record=True) as caught:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cvactive.config import check_kwargs
+from cvactive.config import check_keys, check_kwargs
 from cvactive.detector import Detector
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits, Pacing, SiteBudget
@@ -78,10 +78,7 @@ class HarvestOptions:
         Raises:
             ConfigError: the first invalid option, naming the valid values.
         """
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(plain) - set(valid))
-        if unknown:
-            raise ConfigError(f"harvest: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
+        check_keys(plain, [f.name for f in fields(cls)], "harvest")
         options = cls(
             rules=make_rules(rules),
             budget=Limits.from_mapping(budget, where="budget"),
