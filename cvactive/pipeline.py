@@ -9,7 +9,8 @@ works at the same time::
         class-score rows, measures) --> caller, in input order
 
 * The **reader** thread pulls the pairs (so a video decodes while the model runs) and cuts them
-  into chunks of the engine's batch size.
+  into chunks of the engine's batch size. :func:`read_frames` is a source that also decodes
+  still images on several threads (same pairs, same order as :func:`cvactive.sources.iter_frames`).
 * **Workers** (a thread pool of ``workers`` threads) letterbox each chunk into the engine's
   input and, once the engine is done with it, run NMS, gather each kept box's class-score row
   and apply the optional :class:`~cvactive.scoring.Scorer`. OpenCV, NumPy, PyTorch and OpenVINO
@@ -47,19 +48,22 @@ import functools
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from cvactive.errors import ModelError
+from cvactive.errors import ModelError, SourceError
 
 if TYPE_CHECKING:
     from cvactive.detector import Detector, FrameMeta
     from cvactive.record import ImageRecord
     from cvactive.scoring import Scorer
+    from cvactive.sources import SourceReport
 
 #: Called by an engine when a submitted chunk's inference ends: ``(output, None)`` or ``(None, error)``.
 Done = Callable[[Any, "BaseException | None"], None]
@@ -87,6 +91,74 @@ class Engine(Protocol):
 
     def finish(self, output: Any, shapes: Sequence[tuple[int, int]], metas: Sequence[FrameMeta]) -> list[ImageRecord]:
         """Records of one chunk from its inference output (NMS, class-score rows). Thread-safe."""
+
+
+def read_frames(
+    source: str | Path,
+    *,
+    stride: int = 1,
+    report: SourceReport | None = None,
+    strict: bool = False,
+    workers: int = 2,
+) -> Iterator[tuple[np.ndarray, FrameMeta]]:
+    """:func:`cvactive.sources.iter_frames` with still images decoded on ``workers`` threads.
+
+    The same ``(image, meta)`` pairs in the same order, and the same report (counts, and
+    failures in file order; ``strict`` raises at the first). Videos and streams decode on the
+    calling thread as before (a video's frames are sequential); images are read a few ahead.
+    """
+    from cvactive.sources import (
+        IMAGE_SUFFIXES,
+        VIDEO_SUFFIXES,
+        SourceReport,
+        expand,
+        is_stream,
+        iter_frames,
+        iter_video,
+    )
+
+    report = report if report is not None else SourceReport()
+    if workers < 2 or is_stream(str(source)):
+        yield from iter_frames(source, stride=stride, report=report, strict=strict)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="cvactive-decode") as pool:
+        pending: deque[tuple[Path, Future[np.ndarray]]] = deque()
+        for path in expand(source):
+            suffix = path.suffix.lower()
+            if suffix in IMAGE_SUFFIXES:
+                pending.append((path, pool.submit(_read_image, path)))
+                if len(pending) > 2 * workers:
+                    yield from _decoded(pending.popleft(), report, strict)
+                continue
+            while pending:
+                yield from _decoded(pending.popleft(), report, strict)
+            if suffix in VIDEO_SUFFIXES:
+                yield from iter_video(str(path), stride=stride, report=report, strict=strict)
+            else:
+                report.fail(str(path), f"unsupported file type {suffix!r}", strict)
+        while pending:
+            yield from _decoded(pending.popleft(), report, strict)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    from cvactive.sources import read_image
+
+    return read_image(path)
+
+
+def _decoded(
+    item: tuple[Path, Future[np.ndarray]], report: SourceReport, strict: bool
+) -> Iterator[tuple[np.ndarray, FrameMeta]]:
+    from cvactive.detector import FrameMeta
+
+    path, future = item
+    try:
+        image = future.result()
+    except SourceError as err:
+        report.fail(str(path), str(err).split(": ", 1)[-1], strict)
+        return
+    report.images += 1
+    yield image, FrameMeta(source=str(path))
 
 
 def default_workers() -> int:

@@ -1,9 +1,9 @@
 """The score stage: run the detector over a source and write one scored JSON line per image.
 
 With ``workers > 0`` (the default) a plain :class:`~cvactive.detector.Detector` runs through the
-:class:`~cvactive.pipeline.Pipeline`: the source decodes on a reader thread, worker threads
-letterbox, run NMS and score, and the inference engine stays busy; records come out in input
-order. ``workers=0`` scores batch after batch on the calling thread (and a
+:class:`~cvactive.pipeline.Pipeline`: still images decode on ``workers`` threads and videos on a
+reader thread, worker threads letterbox, run NMS and score, and the inference engine stays
+busy; records come out in input order. ``workers=0`` scores batch after batch on the calling thread (and a
 :class:`~cvactive.consistency.measured.MeasuredDetector`, whose extra passes are not pipelined,
 always does).
 """
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from cvactive.detector import Detector
 from cvactive.errors import ConfigError
 from cvactive.io import JsonlWriter
-from cvactive.pipeline import default_workers
+from cvactive.pipeline import default_workers, read_frames
 from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
 from cvactive.sources import VIDEO_SUFFIXES, SourceReport, expand, is_stream, iter_frames, open_video
@@ -76,9 +76,13 @@ def iter_scored(
     workers = default_workers() if workers is None else int(workers)
     if workers < 0:
         raise ConfigError(f"workers must be 0 (no pipeline) or a positive number of threads, got {workers}")
+    if isinstance(detector, Detector) and workers > 0:
+        frames = read_frames(source, stride=stride, report=report, strict=strict, workers=workers)
+        yield from detector.predict_stream(frames, batch, workers=workers, scorer=scorer)
+        return
     frames = iter_frames(source, stride=stride, report=report, strict=strict)
     if isinstance(detector, Detector):
-        yield from detector.predict_stream(frames, batch, workers=workers, scorer=scorer)
+        yield from detector.predict_stream(frames, batch, scorer=scorer)
         return
     for record in detector.predict_stream(frames, batch=batch):  # consistency measures: not pipelined
         yield scorer(record)

@@ -168,3 +168,46 @@ def test_bad_images_and_options_are_clear_errors():
 
 def test_an_empty_stream_gives_no_records():
     assert list(Pipeline(ToyEngine(), workers=2)(iter([]))) == []
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """Images of several sizes, a corrupt one, and a short video between them (sorted names)."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        image = rng.integers(0, 255, (20 + i, 30, 3), dtype=np.uint8)
+        cv2.imwrite(str(tmp_path / f"a{i}.png"), image)
+    (tmp_path / "a4.png").write_bytes(b"not a png")
+    writer = cv2.VideoWriter(str(tmp_path / "b.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for i in range(7):
+        writer.write(np.full((24, 32, 3), i * 30, np.uint8))
+    writer.release()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"c{i}.png"), np.full((10, 12, 3), i, np.uint8))
+    return tmp_path
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_read_frames_gives_iter_frames_pairs_and_report(mixed_folder, workers):
+    from cvactive.pipeline import read_frames
+    from cvactive.sources import SourceReport, iter_frames
+
+    want_report, got_report = SourceReport(), SourceReport()
+    want = list(iter_frames(mixed_folder, stride=2, report=want_report))
+    got = list(read_frames(mixed_folder, stride=2, report=got_report, workers=workers))
+    assert [m for _, m in got] == [m for _, m in want]
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(got, want))
+    assert len(got) == 8 + 4 + 3  # 8 readable images, frames 0, 2, 4, 6 of the video, 3 more images
+    assert got_report == want_report and [p for p, _ in got_report.failures] == [str(mixed_folder / "a4.png")]
+
+
+def test_read_frames_strict_stops_at_the_broken_image(mixed_folder):
+    from cvactive.pipeline import read_frames
+
+    seen = []
+    with pytest.raises(SourceError, match="a4.png"):
+        for _, meta in read_frames(mixed_folder, strict=True, workers=3):
+            seen.append(meta.source)
+    assert [s.rsplit("/", 1)[-1] for s in seen] == ["a0.png", "a1.png", "a2.png", "a3.png"]
