@@ -5,8 +5,8 @@
   BGR -> RGB, the NHWC -> NCHW layout change and the ``/ 255`` scaling into the compiled graph,
   so a worker only letterboxes (in ``uint8``) and the network takes the letterboxed bytes as
   they are. Requests run on an ``AsyncInferQueue`` under the ``THROUGHPUT`` performance hint
-  (several CPU streams at once); each finished request's output is copied out in its callback
-  and handed back to the pipeline.
+  (several CPU streams at once), twice as many requests as the hint's optimal number; each
+  finished request's output is copied out in its callback and handed back to the pipeline.
 * :class:`BatchedEngine`: every other model (PyTorch on CPU or CUDA, ONNX, OpenVINO with a
   dynamic input, ...). Chunks of ``batch`` images go through the detector's own Ultralytics
   preprocessing and forward pass, one batch at a time; the pipeline overlaps decoding,
@@ -82,7 +82,10 @@ class OpenVINOEngine:
         xml: the IR's ``.xml`` file; its input must be static ``(1, 3, H, W)``.
         device: OpenVINO device name (``CPU``, ``GPU``, ``AUTO``).
         hint: OpenVINO ``PERFORMANCE_HINT`` (``THROUGHPUT``: several streams at once).
-        requests: infer requests in flight (default: the compiled model's optimal number).
+        requests: infer requests in flight. Default: twice the compiled model's optimal number,
+            so each CPU stream has a request queued while Python (which needs the GIL) takes the
+            output of the one that just ended; with the optimal number alone a stream idles
+            meanwhile (on 2 cores: 0.84x of the engine limit against 0.97x on video frames).
     """
 
     batch = 1
@@ -106,7 +109,7 @@ class OpenVINOEngine:
             raise ModelError(f"{xml}: the OpenVINO engine needs a static (1, 3, H, W) input; use BatchedEngine")
         self.input_hw = dims
         self.compiled = core.compile_model(with_input_conversions(model), device, {"PERFORMANCE_HINT": hint})
-        self.depth = int(requests or self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+        self.depth = int(requests or 2 * self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
         self.queue = ov.AsyncInferQueue(self.compiled, self.depth)
         self.queue.set_callback(self._on_done)
 

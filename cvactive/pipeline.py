@@ -182,7 +182,8 @@ class Pipeline:
 
     A pipeline can be called many times, one stream after another (not at the same time).
     The records are those :meth:`Detector.predict <cvactive.detector.Detector.predict>` gives on the
-    same images in the same batches (see docs/scoring.md for the OpenVINO engine's tolerance).
+    same images in the same batches (bit for bit in the tests, OpenVINO engine included; see
+    docs/scoring.md).
     """
 
     def __init__(

@@ -207,7 +207,7 @@ def test_read_frames_strict_stops_at_the_broken_image(mixed_folder):
     from cvactive.pipeline import read_frames
 
     seen = []
-    with pytest.raises(SourceError, match="a4.png"):
+    with pytest.raises(SourceError, match=r"a4\.png"):
         for _, meta in read_frames(mixed_folder, strict=True, workers=3):
             seen.append(meta.source)
     assert [s.rsplit("/", 1)[-1] for s in seen] == ["a0.png", "a1.png", "a2.png", "a3.png"]
