@@ -112,3 +112,26 @@ def porch_model(session_tmp: Path, porch_model_data: Path) -> Path:
 
     result = train_detector(porch_model_data, session_tmp / "porch-runs", model="pico", epochs=30, imgsz=256)
     return result.weights
+
+
+@pytest.fixture(scope="session")
+def pretrained_pt(assets: Path) -> Path:
+    """The COCO-pretrained YOLOv8n rebuilt from the shared OpenVINO export (once per session, ~20 s)."""
+    from cvactive.weights import pretrained_available, pretrained_checkpoint
+
+    if not pretrained_available():
+        pytest.skip("the shared OpenVINO YOLOv8n or the coco128 calibration images are missing")
+    return pretrained_checkpoint()
+
+
+@pytest.fixture(scope="session")
+def coco128_val_yaml(session_tmp: Path, assets: Path) -> Path:
+    """A data.yaml for the 128 coco128 val2017 images with an absolute path (the shipped one says ``path: .``)."""
+    import yaml
+
+    root = assets / "coco128"
+    data = yaml.safe_load((root / "config.yaml").read_text())
+    data.update(path=str(root), train="images/train2017", val="images/val2017")
+    out = session_tmp / "coco128-val.yaml"
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out

@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ARGS = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "10", "--budget", "10", "--rounds", "2"]
-ARGS += ["--epochs", "2", "--imgsz", "128", "--no-progress"]
+ARGS += ["--epochs", "2", "--imgsz", "128", "--model", "pico", "--no-progress"]
 
 
 def loop_cmd(data, out):
@@ -67,3 +67,49 @@ def test_loop_rejects_a_budget_larger_than_the_pool(porch_data, tmp_path, capsys
     code = main(["loop", "--data", str(porch_data), "--out", str(tmp_path), "--initial", "50", "--budget", "50"])
     assert code == 2
     assert "pool has only 60 images" in capsys.readouterr().err
+
+
+def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path):
+    """init=previous trains round 1 from round 0's weights; eval_data adds a per-round evaluation set;
+    random is selected without scoring the pool (the registry says it needs no detections)."""
+    import yaml
+
+    from cvactive.loop import LoopConfig, run_loop
+
+    extra = tmp_path / "extra.yaml"  # the porch val split again, under another name
+    extra.write_text(yaml.safe_dump({**yaml.safe_load(porch_data.read_text()), "path": str(porch_data.parent)}))
+    cfg = LoopConfig(
+        strategies=("random", "coreset"), initial=10, budget=10, rounds=1, seeds=1, model="pico", init="previous",
+        freeze=2, epochs=1, imgsz=128, eval_data=({"data": str(extra), "split": "val", "name": "again"},),
+    )  # fmt: skip
+    rows = json.loads(run_loop(porch_data, tmp_path / "study", cfg, progress=False).read_text())
+    round0 = json.loads((tmp_path / "study" / "seed0" / "round0" / "round.json").read_text())
+    for strategy in ("random", "coreset"):
+        r1 = json.loads((tmp_path / "study" / "seed0" / strategy / "round1" / "round.json").read_text())
+        assert r1["start_from"] == round0["weights"]
+        assert set(r1["eval_sets"]) == {"again"}
+        # The same images and labels under another name give the same AP.
+        assert r1["eval_sets"]["again"]["mAP50_95"] == pytest.approx(r1["mAP50_95"], abs=1e-6)
+    assert {r["strategy"] for r in rows} == {"random", "coreset"}
+    settings = json.loads((tmp_path / "study" / "settings.json").read_text())
+    assert settings["init"] == "previous" and settings["freeze"] == 2
+
+
+def test_bad_loop_settings_are_refused_before_training(porch_data, tmp_path):
+    from functools import partial
+
+    from cvactive.errors import ConfigError
+    from cvactive.loop import LoopConfig as Full
+    from cvactive.loop import run_loop
+
+    LoopConfig = partial(Full, initial=10, budget=10, rounds=1)
+    with pytest.raises(ConfigError, match="unknown init 'warm'"):
+        run_loop(porch_data, tmp_path, LoopConfig(init="warm", model="pico"))
+    with pytest.raises(ConfigError, match="unknown selection strategy 'magic'"):
+        run_loop(porch_data, tmp_path, LoopConfig(strategies=("magic",), model="pico"))
+    with pytest.raises(ConfigError, match=r"strategy 'uncertainty': unknown option\(s\) \['k_means'\]"):
+        run_loop(porch_data, tmp_path, LoopConfig(strategy_options={"uncertainty": {"k_means": 3}}, model="pico"))
+    other = tmp_path / "other.yaml"
+    other.write_text("path: /nowhere\ntrain: images/train\nval: images/val\nnames: {0: cat}\n")
+    with pytest.raises(Exception, match="eval_data"):
+        run_loop(porch_data, tmp_path, LoopConfig(eval_data=({"data": str(other)},), model="pico"))

@@ -3,17 +3,19 @@ import json
 import numpy as np
 import pytest
 
-from cvactive.loop.report import area_under_curve, labels_to_reach, summarise, write_report
+from cvactive.loop.report import area_under_curve, labels_to_reach, summarise, t_interval, write_report
 
 
-def rows_for(strategy, values, seeds=(0, 1, 2), labels=(10, 20, 30)):
+def rows_for(strategy, values, seeds=(0, 1, 2), labels=(10, 20, 30), jitter=None):
+    """Rows of one strategy: ``values`` per round, shifted by 0.01 per seed (+ an optional per-seed jitter)."""
+    jitter = jitter or {}
     return [
         {
             "seed": s,
             "strategy": strategy,
             "round": r,
             "labels_used": n,
-            "mAP50_95": v + 0.01 * s,
+            "mAP50_95": v + 0.01 * s + (jitter.get(s, 0.0) if r else 0.0),
             "mAP50": 2 * v,
             "train_seconds": 1.0,
             "select_seconds": 0.5,
@@ -33,28 +35,50 @@ def test_curve_helpers():
     assert labels_to_reach(x, y, 0.05) == 10
 
 
-def test_summary_says_who_beats_random(tmp_path):
-    rows = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("good", [0.1, 0.3, 0.4]) + rows_for("bad", [0.1, 0.15, 0.2])
+def test_t_interval_matches_the_textbook():
+    ci = t_interval([1.0, 2.0, 3.0])  # sd 1, n 3, t(0.975, 2) = 4.302653
+    assert ci["mean"] == pytest.approx(2.0)
+    assert ci["ci_high"] - ci["mean"] == pytest.approx(4.302653 / np.sqrt(3), rel=1e-5)
+    one = t_interval([0.5])
+    assert one["n"] == 1 and np.isnan(one["ci_low"])
+
+
+def test_paired_verdicts(tmp_path):
+    rows = rows_for("random", [0.1, 0.2, 0.3])
+    rows += rows_for("good", [0.1, 0.3, 0.4], jitter={0: 0.004, 1: -0.003, 2: 0.0})
+    rows += rows_for("bad", [0.1, 0.15, 0.2], jitter={0: 0.002, 1: -0.004, 2: 0.001})
+    rows += rows_for("close", [0.1, 0.2, 0.3], jitter={0: 0.02, 1: -0.03, 2: 0.015})
     summary = summarise(rows)
-    good, bad = summary["strategies"]["good"], summary["strategies"]["bad"]
-    assert good["verdict"].startswith("beats random")
-    assert good["labels_to_reach_random_final"] == pytest.approx(20.0)  # 0.31 reached at 20
-    assert good["labels_saved_vs_random"] == pytest.approx(10.0)
-    assert bad["verdict"] == "does not beat random on this data"
-    assert bad["labels_to_reach_random_final"] is None
+    good, bad, close = (summary["strategies"][s] for s in ("good", "bad", "close"))
+    assert good["verdict"] == "beats random"
+    assert good["paired_final_diff"]["ci_low"] > 0 and good["paired_final_diff"]["mean"] == pytest.approx(0.1, abs=0.01)
+    # Random of seed s ends at 0.3 + 0.01 s; "good" of seed s passes 0.2 + 0.01 s at 10 labels and reaches
+    # its random's final at 20 + 10 * (0.3 - 0.3) / 0.1 = 20 labels (jitter aside): 1/3 fewer labels.
+    assert good["labels_to_reach_random_final"] == pytest.approx(20.0, abs=0.5)
+    assert good["labels_saved_fraction"] == pytest.approx(1 / 3, abs=0.02)
+    assert bad["verdict"] == "worse than random"
+    assert bad["labels_to_reach_random_final"] is None and bad["labels_saved_fraction"] is None
+    assert close["verdict"].startswith("no detectable difference (final")
+    assert close["paired_final_diff"]["ci_low"] < 0 < close["paired_final_diff"]["ci_high"]
+    assert summary["strategies"]["random"]["final_map50_95"]["sd"] == pytest.approx(0.01)
+
     write_report(rows, tmp_path)
     assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
     md = (tmp_path / "summary.md").read_text()
-    assert "not reached" in md and "does not beat random" in md
+    assert "not reached in every seed" in md and "worse than random" in md and "beats random" in md
+    saved = json.loads((tmp_path / "summary.json").read_text())["strategies"]["good"]
+    for key in ("seeds", "final_map50_95", "paired_final_diff", "paired_auc_diff", "labels_to_reach_random_final"):
+        assert key in saved
+    assert set(saved["paired_final_diff"]) >= {"mean", "ci_low", "ci_high"}
     header = (tmp_path / "rounds.csv").read_text().splitlines()[0]
     assert "AP50_a" in header and "AP50_95_b" in header
-    assert len(json.loads((tmp_path / "rounds.json").read_text())) == 27
+    assert len(json.loads((tmp_path / "rounds.json").read_text())) == 36
 
 
-def test_noise_and_weak_models_are_called_what_they_are():
-    noisy = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("close", [0.1, 0.2, 0.305])
-    for row in noisy:  # a seed spread of about 0.05
-        row["mAP50_95"] += 0.05 * (row["seed"] - 1)
-    assert summarise(noisy)["strategies"]["close"]["verdict"].startswith("not distinguishable")
+def test_one_seed_and_weak_models_get_no_verdict():
+    one = rows_for("random", [0.1, 0.2, 0.3], seeds=(0,)) + rows_for("lucky", [0.1, 0.4, 0.6], seeds=(0,))
+    assert summarise(one)["strategies"]["lucky"]["verdict"] == "one seed: no verdict"
     weak = rows_for("random", [0.0, 0.001, 0.002]) + rows_for("lucky", [0.0, 0.004, 0.009])
+    for row in weak:
+        row["mAP50_95"] -= 0.01 * row["seed"]
     assert summarise(weak)["strategies"]["lucky"]["verdict"].startswith("inconclusive")

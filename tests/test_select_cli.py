@@ -10,7 +10,7 @@ import pytest
 
 from cvactive.cli import main
 from cvactive.io import write_jsonl
-from cvactive.selection import available_strategies
+from cvactive.selection import available_strategies, get_strategy
 from cvactive.selection.synthetic import synthetic_records
 
 
@@ -82,7 +82,7 @@ def test_bad_config_key_and_missing_file(scores_file, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("strategy: coreset\nbatch: 4\n")
     assert main(["select", str(scores), "--config", str(config)]) == 2
-    assert "unknown key(s) ['batch']" in capsys.readouterr().err
+    assert "unknown option(s) ['batch']" in capsys.readouterr().err
     assert main(["select", str(tmp_path / "missing.jsonl"), "--k", "3"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["select"]) == 2
@@ -112,6 +112,9 @@ def test_every_strategy_on_a_real_scores_file(porch_data, tmp_path, capsys):
     for name in available_strategies():
         out = tmp_path / f"{name}.jsonl"
         args = ["select", str(scores), "--k", "10", "--strategy", name, "--labeled", str(labeled)]
+        if get_strategy(name).needs_error_model:  # with a fitted predictor: tests/test_errors_cli.py
+            assert main(args) == 2 and "cvactive errors fit" in capsys.readouterr().err
+            continue
         code = main([*args, "--out", str(out)])
         assert code == 0, capsys.readouterr().err
         chosen = read_lines(out)

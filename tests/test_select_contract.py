@@ -22,7 +22,12 @@ EMBEDDING_STRATEGIES = ["coreset", "cluster", "hybrid", "badge", "representative
 
 @pytest.fixture(scope="module")
 def records():
-    return synthetic_records(120, rng=3)
+    """Synthetic scored records with the predicted errors of a real error model (for ``learned_error``)."""
+    from cvactive.errormodel import fit_error_model
+    from cvactive.errormodel.synthetic import synthetic_truth
+
+    model = fit_error_model(synthetic_truth(synthetic_records(80, rng=11), rng=1), folds=0)
+    return model.attach(synthetic_records(120, rng=3))
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +47,7 @@ def test_registry_lists_every_strategy_of_the_issue():
         "representative",
         "stratified",
         "outlier",
+        "learned_error",
     }
     assert set(STRATEGIES) == expected
     assert all(len(text) > 20 and "\n" not in text for text in describe_strategies().values())
@@ -105,6 +111,15 @@ def test_missing_embeddings_names_score_embed(name):
     records = synthetic_records(20, rng=0, embeddings=False)
     with pytest.raises(ConfigError, match="cvactive score --embed"):
         select(records, 5, name)
+
+
+def test_learned_error_without_predicted_errors_names_the_fix():
+    with pytest.raises(ConfigError, match=r"no 'learned_box_errors' field; fit a predictor.*cvactive errors fit"):
+        select(synthetic_records(20, rng=0), 5, "learned_error")
+
+
+def test_the_registry_says_which_strategy_needs_an_error_model():
+    assert [n for n in STRATEGIES if get_strategy(n).needs_error_model] == ["learned_error"]
 
 
 def test_unknown_score_lists_the_fields(pool):

@@ -2,8 +2,9 @@
 
 Each subcommand module has ``register(subparsers)``, which adds its parser and sets
 ``func`` to a ``run(args) -> int``; ``run`` loads the YAML config, calls one public
-function and prints a summary. Errors cvactive raises become one line on stderr and a
-non-zero exit code (2 for bad input), not a traceback.
+function and prints a summary. The config file a command names is checked (every key's type,
+range and default, :mod:`cvactive.schemas`) before ``run`` starts. Errors cvactive raises
+become one line on stderr and a non-zero exit code (2 for bad input), not a traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import sys
 from collections.abc import Sequence
 
 from cvactive import __version__
+from cvactive.config import check_command
 from cvactive.errors import CvactiveError
 
 #: subcommand -> module; modules import their heavy dependencies inside ``run``.
 COMMANDS: dict[str, str] = {
     "score": "cvactive.cli.score",
     "calibrate": "cvactive.cli.calibrate",
+    "errors": "cvactive.cli.errors",
     "porch": "cvactive.cli.porch",
     "demo": "cvactive.cli.demo",
     "select": "cvactive.cli.select",
@@ -34,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "cvactive.cli.fo_evaluate",
     "synthesize": "cvactive.cli.synthesize",
     "harvest": "cvactive.cli.harvest",
+    "weights": "cvactive.cli.weights",
 }
 
 
@@ -58,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        check_command(args.command, args)  # the config files it names, before any work
         return int(args.func(args) or 0)
     except CvactiveError as err:
         print(f"cvactive {args.command}: error: {err}", file=sys.stderr)

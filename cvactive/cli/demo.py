@@ -27,7 +27,18 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument("--model", default=None, help="your own .pt weights for the porch classes (skips training)")
     p.add_argument("--dataset", default="cvactive-demo", help="FiftyOne data set name (default: cvactive-demo)")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs of the demo detector (default 30)")
+    p.add_argument(
+        "--base",
+        default="auto",
+        help="what the demo detector and the loop train from: auto (default: the COCO-pretrained YOLOv8n rebuilt "
+        "from the shared OpenVINO model when present, else pico), pretrained, pico/n/s (random init) or a .pt",
+    )
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="training epochs of the demo detector (default: 10 fine-tuning a .pt, 30 from scratch)",
+    )
     p.add_argument("--quick", action="store_true", help="a smaller, faster run (for tests)")
     p.set_defaults(func=run)
 
@@ -56,6 +67,7 @@ class _Tour:
 
 def run(args: argparse.Namespace) -> int:
     from cvactive.porch import PorchRecipe, video_path, write_dataset
+    from cvactive.weights import resolve_model_name
 
     start = time.perf_counter()
     out = Path(args.out).resolve()
@@ -74,16 +86,19 @@ def run(args: argparse.Namespace) -> int:
     # 2. Model.
     tour.step += 1
     model = args.model
+    base = resolve_model_name(args.base)
+    fine_tune = base.endswith(".pt")
+    epochs = 3 if quick else args.epochs or (10 if fine_tune else 30)
     if model is None:
         from cvactive.train import train_detector
 
         weights = out / "detector" / "train" / "weights" / "best.pt"
-        epochs = 3 if quick else args.epochs
-        print(f"\n[2/{tour.total}] train a small detector (pico-scale YOLOv8, {epochs} epochs, imgsz 256)")
+        what = f"fine-tune {Path(base).name}" if fine_tune else f"train a {base} YOLOv8 from scratch"
+        print(f"\n[2/{tour.total}] {what} on the porch data ({epochs} epochs, imgsz 256)")
         if weights.exists():
             print(f"reusing {weights}")
         else:
-            result = train_detector(data, out / "detector", model="pico", epochs=epochs, imgsz=256)
+            result = train_detector(data, out / "detector", model=base, epochs=epochs, imgsz=256)
             weights = result.weights
             print(f"trained in {result.seconds:.0f} s -> {weights}")
         model = str(weights)
@@ -192,9 +207,10 @@ def run(args: argparse.Namespace) -> int:
     # 10. A short active-learning loop against random.
     study = out / "loop"
     loop_args = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "20" if quick else "60"]
-    loop_args += ["--budget", "20" if quick else "60", "--rounds", "1", "--epochs", "2" if quick else "30"]
+    loop_args += ["--budget", "20" if quick else "60", "--rounds", "1", "--epochs", str(2 if quick else epochs)]
+    loop_args += ["--model", base, "--measure", "binary_entropy_max"]
     tour.run(
-        "a short active-learning loop: uncertainty against random (one seed, one round)",
+        "a short active-learning loop: uncertainty against random (one seed, one round: mechanics, no verdict)",
         ["loop", "--data", str(data), "--out", str(study), *loop_args, "--no-progress"],
     )
     tour.note("learning curves", study / "learning_curves.png")

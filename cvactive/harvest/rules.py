@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from cvactive.config import check_kwargs
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits
 from cvactive.record import ImageRecord
@@ -260,10 +261,7 @@ def make_rule(spec: Mapping[str, Any] | Rule) -> Rule:
     if kind not in RULES:
         raise ConfigError(f"unknown rule kind {kind!r}; valid kinds: {', '.join(RULES)}")
     cls = RULES[kind]
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"rule kind {kind!r}: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
+    check_kwargs(cls, options, f"rule kind {kind!r}")
     try:
         return cls(**options)
     except TypeError as err:
@@ -280,3 +278,37 @@ def make_rules(specs: Sequence[Mapping[str, Any] | Rule]) -> list[Rule]:
     if dupes:
         raise ConfigError(f"rule names must be unique; repeated: {dupes} (give each rule a 'name')")
     return rules
+
+
+@dataclass
+class LearnedErrorRule(ModelRule):
+    """The errors a fitted error model expects in the frame reach ``min_value``.
+
+    The score is the ``learned_error`` selection strategy's: expected wrong boxes plus
+    ``miss_weight`` x expected missed objects (divided by the expected objects with
+    ``per_object``). ``predictor``: the file ``cvactive errors fit`` wrote for this detector.
+    """
+
+    predictor: str = ""
+    min_value: float = 1.0
+    miss_weight: float = 1.0
+    per_object: bool = False
+
+    kind: ClassVar[str] = "learned_error"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.predictor:
+            raise ConfigError(f"rule {self.name!r}: give predictor: PATH (an error model from `cvactive errors fit`)")
+        from cvactive.errormodel.model import load_cached
+
+        load_cached(self.predictor)  # a bad path fails when the config is read, not mid-stream
+
+    def matches(self, record: ImageRecord) -> bool:
+        from cvactive.errormodel.model import load_cached, record_utility
+
+        model = load_cached(self.predictor)
+        return record_utility(model, record, self.miss_weight, self.per_object) >= self.min_value
+
+
+RULES[LearnedErrorRule.kind] = LearnedErrorRule

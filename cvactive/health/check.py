@@ -22,6 +22,9 @@ from cvactive.health import gates as G
 from cvactive.health import stats as S
 from cvactive.health.images import ImageInfo, cross_split_pairs, exact_groups, group_pairs, hamming_pairs, read_images
 from cvactive.health.table import ISSUE_KINDS, LabelTable, load_table
+from cvactive.health.target import target_figures
+from cvactive.selection.targets import TargetLike
+from cvactive.yolodata import WARNING_KINDS
 
 #: Kinds of problem a health check reports: the label issues plus images that cannot be decoded.
 ERROR_KINDS = (*ISSUE_KINDS, "unreadable_image")
@@ -146,6 +149,7 @@ def analyse(
     dark_below: float = 50.0,
     bright_above: float = 200.0,
     heatmap_grid: int = 16,
+    class_target: TargetLike | None = "uniform",
     rng: int | np.random.Generator | None = 0,
     cache: str | Path | None = None,
     workers: int | None = None,
@@ -195,7 +199,8 @@ def analyse(
     for fig in per_split.values():
         fig.pop("_empty_files")
     # -- label errors --------------------------------------------------------------------------
-    problems = [_issue_dict(i) for i in table.issues]
+    problems = [_issue_dict(i) for i in table.issues if i.kind not in WARNING_KINDS]
+    warned = [_issue_dict(i) for i in table.issues if i.kind in WARNING_KINDS]  # Ultralytics copes: never gated
     problems += [
         {"kind": "unreadable_image", "path": table.image_paths[i], "line": None, "message": reason}
         for i, reason in info.unreadable
@@ -282,6 +287,7 @@ def analyse(
     if min_dark_images is not None:
         bands = images_fig["brightness"]["overall"]
         gate_results.append(G.min_dark_images_gate(bands["dark"], int(checked.size), min_dark_images))
+    class_names = [table.names[k] for k in range(table.num_classes)]
     figures: dict[str, Any] = {
         "source": table.source,
         "kind": table.kind,
@@ -304,7 +310,13 @@ def analyse(
             "by_kind": {k: by_kind.get(k, 0) for k in ERROR_KINDS},
             "listed": problems[:MAX_LISTED],
         },
+        "label_warnings": {
+            "total": len(warned),
+            "by_kind": {k: v for k, v in Counter(w["kind"] for w in warned).items()},
+            "listed": warned[:MAX_LISTED],
+        },
         "images": images_fig,
+        "class_target": None if class_target is None else target_figures(class_target, overall, per_split, class_names),
         "gates": [g.to_dict() for g in gate_results],
         "passed": all(g.passed for g in gate_results),
         "settings": {
@@ -315,6 +327,7 @@ def analyse(
             "min_dark_images": min_dark_images,
             "near_duplicate_distance": near_duplicate_distance,
             "max_images": max_images,
+            "class_target": class_target,
             "image_checks": image_checks,
             "image_sizes": image_sizes,
         },
@@ -356,6 +369,8 @@ def check_health(
             hashes), ``max_images`` (a seeded sample of ``rng``), ``near_duplicate_distance``
             (bits of a 64-bit dHash), ``dark_below`` / ``bright_above`` (mean grey level),
             ``heatmap_grid``, ``cache`` (default ``<out>/image-cache.json``), ``workers``, ``progress``.
+            ``class_target``: the class distribution the labels are measured against (``uniform``,
+            ``inverse`` frequency, or ``{class: weight}``; ``None``: not measured).
 
     Raises:
         DatasetError / StoreError: the input cannot be read (the CLI exits 2).

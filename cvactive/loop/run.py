@@ -9,8 +9,9 @@ finished round is a JSON checkpoint, written atomically; a re-run of the same co
 finished rounds and resumes after the last one.
 
 The loop never names a strategy: it asks the registry what each one needs (detections and
-embeddings from a scored pool, or nothing, as for ``random``) and which options it takes (the
-study's ``measure`` goes to every strategy with a ``score`` option).
+embeddings from a scored pool, or nothing, as for ``random``; an error predictor fitted on the
+evaluation split with the round's model, for ``needs_error_model``) and which options it takes
+(the study's ``measure`` goes to every strategy with a ``score`` option).
 
 The labeled subset is given to Ultralytics as a text file of image paths (labels are found
 beside them by the usual images -> labels rule), so no image is copied.
@@ -149,7 +150,10 @@ def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
         unknown = sorted(set(spec) - {"data", "split", "name"})
         if unknown:
             raise ConfigError(f"eval_data[{i}]: unknown key(s) {unknown}; valid keys: data, split, name")
-        other = load_yolo_dataset(spec["data"])
+        try:
+            other = load_yolo_dataset(spec["data"])
+        except DatasetError as err:
+            raise DatasetError(f"eval_data[{i}] {spec['data']}: {err}") from err
         split = str(spec.get("split", "val"))
         if split not in other.splits:
             raise DatasetError(f"eval_data[{i}] {spec['data']}: no {split!r} split; it has {', '.join(other.splits)}")
@@ -207,6 +211,7 @@ class Study:
         self.out = Path(out).resolve()
         self.model = resolve_model_name(cfg.model)
         self._scored: dict[str, list[ImageRecord]] = {}
+        self._error_models: dict[str, Any] = {}
 
     # -- settings ---------------------------------------------------------------------------
     def write_settings(self) -> None:
@@ -284,6 +289,28 @@ class Study:
         self._scored[weights] = records
         return records
 
+    def error_model(self, weights: str) -> Any:
+        """The error predictor of ``weights``, fitted on the main evaluation split; cached.
+
+        The evaluation images are scored by ``weights`` as the pool is (same NMS confidence),
+        matched to their ground truth, and the predictor is fitted on them (the evaluation split
+        is never selected from). It is saved beside the weights as ``error_model.pkl``, with its
+        cross-validated quality in ``error_model.json``.
+        """
+        if weights in self._error_models:
+            return self._error_models[weights]
+        from cvactive.detector import Detector
+        from cvactive.errormodel import fit_error_model
+        from cvactive.errormodel.collect import collect_labeled
+
+        cfg = self.cfg
+        detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
+        samples = collect_labeled(detector, list(self.ds.items(cfg.eval_split)), self.ds.names, progress=False)
+        model = fit_error_model(samples, seed=0, num_classes=len(detector.names))
+        model.save(Path(weights).parent / "error_model.pkl")
+        self._error_models[weights] = model
+        return model
+
     def select(
         self, strategy: str, weights: str, labeled: list[int], rng: np.random.Generator
     ) -> tuple[list[int], float]:
@@ -291,10 +318,13 @@ class Study:
         from cvactive.selection import get_strategy, select
 
         start = time.perf_counter()
-        if get_strategy(strategy).needs_detections:
+        spec = get_strategy(strategy)
+        if spec.needs_detections:
             records = self.scored_pool(weights)
         else:  # the registry says it needs no model: do not pay for scoring
             records = [ImageRecord.empty(str(p), 1, 1) for p in self.pool]
+        if spec.needs_error_model:  # predicted errors, from a predictor fitted with this round's model
+            records = self.error_model(weights).attach(records)
         indices, _utilities = select(
             records,
             self.cfg.budget,
@@ -385,6 +415,7 @@ class Study:
         rows: list[dict] = []
         for seed in cfg.seed_list:
             self._scored.clear()  # the round-0 model of a seed is shared by its strategies, then dropped
+            self._error_models.clear()
             fresh = not (self.work_dir(seed, "", 0) / "round.json").exists()
             round0 = self.round0(seed)
             bar.update(1)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.config import check_keys
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord
@@ -82,6 +83,10 @@ class Strategy:
     #: ``False`` for strategies that look at nothing the detector says (``random``): a caller
     #: such as the loop can then skip scoring the pool.
     needs_detections: bool = True
+    #: ``True`` for strategies that rank by the errors an error predictor expects
+    #: (:mod:`cvactive.errormodel`): a caller such as the loop fits one on a labeled split with
+    #: the pool's model and attaches its predictions (:meth:`ErrorModel.attach`) before selecting.
+    needs_error_model: bool = False
 
     @property
     def options(self) -> dict[str, Any]:
@@ -91,10 +96,7 @@ class Strategy:
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise :class:`ConfigError` naming the valid options if any key is unknown."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            valid = ", ".join(self.options) or "none"
-            raise ConfigError(f"strategy {self.name!r}: unknown option(s) {unknown}; valid options: {valid}")
+        check_keys(options, self.options, f"strategy {self.name!r}")
 
     def __call__(
         self,
@@ -154,19 +156,25 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register(
-    name: str, description: str, *, needs_embeddings: bool = False, needs_detections: bool = True
+    name: str,
+    description: str,
+    *,
+    needs_embeddings: bool = False,
+    needs_detections: bool = True,
+    needs_error_model: bool = False,
 ) -> Callable[[StrategyFunc], StrategyFunc]:
     """Register ``func(ctx, k, **options) -> (candidate positions, utilities)`` under ``name``.
 
     ``needs_embeddings``: the strategy reads image embeddings (``cvactive score --embed``);
     ``needs_detections``: it reads what the detector said (scores, classes); ``False`` only for
-    strategies like ``random`` that a caller may run on unscored records.
+    strategies like ``random`` that a caller may run on unscored records; ``needs_error_model``:
+    it reads the per-image errors an error predictor attached (``learned_error``).
     """
 
     def wrap(func: StrategyFunc) -> StrategyFunc:
         if name in STRATEGIES:
             raise ConfigError(f"a selection strategy named {name!r} is already registered")
-        STRATEGIES[name] = Strategy(name, description, func, needs_embeddings, needs_detections)
+        STRATEGIES[name] = Strategy(name, description, func, needs_embeddings, needs_detections, needs_error_model)
         return func
 
     return wrap

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cvactive.errormodel.model import BOX_ERRORS, MISSES, OBJECTS, learned_utility
 from cvactive.errors import ConfigError
 from cvactive.selection.base import Context, check_choice, register
 from cvactive.selection.kernels import (
@@ -25,6 +26,7 @@ from cvactive.selection.kernels import (
     row_sq_norms,
     topk_desc,
 )
+from cvactive.selection.targets import TargetLike, squared_distance, target_shares
 
 Result = tuple[np.ndarray, np.ndarray]
 DEFAULT_SCORE = "entropy_max"
@@ -162,51 +164,64 @@ def badge(ctx: Context, k: int, *, score: str = DEFAULT_SCORE, normalize: bool =
     s = ctx.field(score)
     if np.any(s < 0):
         raise ConfigError(f"badge weights embeddings by {score!r}, which must be >= 0")
-    g = as_f32(ctx.embeddings(normalize) * s[:, None].astype(np.float32))
-    first = int(np.argmax(row_sq_norms(g)))
-    return kmeanspp(g, k, ctx.rng, first=first)
+    # Seeds the weighted points s_i x_i without forming them (no pool-sized copy; see kmeanspp).
+    x = ctx.embeddings(normalize)
+    first = int(np.argmax(row_sq_norms(x) * np.square(s.astype(np.float32))))
+    return kmeanspp(x, k, ctx.rng, first=first, weights=s)
 
 
 @register(
     "class_balanced",
-    "round-robin over predicted classes, rarest in the labeled set (plus this batch) first; most uncertain first",
+    "picks toward a target class mix (uniform, inverse frequency or given per class) from the predicted classes; "
+    "most uncertain first among equals",
 )
-def class_balanced(ctx: Context, k: int, *, score: str = DEFAULT_SCORE, min_confidence: float = 0.25) -> Result:
+def class_balanced(
+    ctx: Context,
+    k: int,
+    *,
+    target: TargetLike = "uniform",
+    score: str = DEFAULT_SCORE,
+    min_confidence: float = 0.25,
+) -> Result:
+    """Greedy: each pick is the candidate whose predicted classes bring the labeled set's class mix
+    closest to ``target`` (squared distance of image shares); equal gains go to the most uncertain.
+
+    An image shows class ``c`` when a box of that class reaches ``min_confidence``; the mix counts
+    images per class (labeled set plus earlier picks). Candidates with the same set of predicted
+    classes have the same gain, so they are grouped once and each group is served in score order.
+    The utility of a pick is its gain (the distance it removed; 0 or below once nothing helps).
+    """
     s = ctx.field(score)
     present = ctx.pool.class_conf[ctx.candidates] >= min_confidence
     n, c = present.shape
     counts = ctx.labeled.class_images(min_confidence).astype(np.float64) if c else np.zeros(0)
-    # Per class, its candidates by score (ties at random): one flat array, sliced per class.
+    frequency = counts + present.sum(axis=0)
+    if isinstance(target, str) and not frequency.any():
+        t = np.zeros(c)  # no class predicted anywhere: every gain is 0, uncertainty decides
+    else:
+        t = target_shares(target, frequency, ctx.pool.names)
+    patterns, which = np.unique(present, axis=0, return_inverse=True)
+    which = which.reshape(-1)
+    gain_rows = patterns.astype(np.float64)
     tie = ctx.rng.random(n)
-    item, cls = np.nonzero(present)
-    by_class = np.lexsort((tie[item], -s[item], cls))
-    item, cls = item[by_class], cls[by_class]
-    start = np.searchsorted(cls, np.arange(c), side="left")
-    stop = np.searchsorted(cls, np.arange(c), side="right")
+    order = np.lexsort((tie, -s, which))  # by class pattern, then most uncertain, then the draw
+    start = np.searchsorted(which[order], np.arange(patterns.shape[0]), side="left")
+    stop = np.searchsorted(which[order], np.arange(patterns.shape[0]), side="right")
     cursor = start.copy()
-    taken = np.zeros(n, bool)
-    picks: list[int] = []
-    utils: list[float] = []
-    while len(picks) < k:
+    picks = np.empty(k, np.int64)
+    utils = np.empty(k, np.float64)
+    for step in range(k):
         open_ = cursor < stop
-        if not open_.any():
-            break
-        j = int(np.flatnonzero(open_)[np.argmin(counts[open_])])
-        i = int(item[cursor[j]])
-        picks.append(i)
-        utils.append(1.0 / (1.0 + counts[j]))
-        taken[i] = True
-        counts += present[i]
-        # Skip, in every class list, the items already taken (each list is visited once overall).
-        for jj in np.flatnonzero(present[i]):
-            while cursor[jj] < stop[jj] and taken[item[cursor[jj]]]:
-                cursor[jj] += 1
-    if len(picks) < k:  # no class left to serve: fill with the most uncertain of the rest
-        rest = np.flatnonzero(~taken)
-        fill = rest[topk_desc(s[rest], k - len(picks), ctx.rng)]
-        picks.extend(int(i) for i in fill)
-        utils.extend([0.0] * fill.size)
-    return np.asarray(picks, np.int64), np.asarray(utils, np.float64)
+        gain = squared_distance(counts, t) - squared_distance(counts + gain_rows, t)
+        gain[~open_] = -np.inf
+        best = np.flatnonzero(open_ & (gain >= gain.max() - 1e-12))
+        heads = order[cursor[best]]
+        j = int(best[np.lexsort((tie[heads], -s[heads]))[0]])
+        picks[step] = order[cursor[j]]
+        utils[step] = gain[j]
+        cursor[j] += 1
+        counts += gain_rows[j]
+    return picks, utils
 
 
 @register(
@@ -291,5 +306,29 @@ def outlier(ctx: Context, k: int, *, by: str = "auto", reference_size: int = 10_
             for d in range(cols.shape[0]):  # a loop over dimensions, vectorised over the block
                 rank[s : s + step] += np.searchsorted(ref_cols[d], cols[d], side="right")
         u = 1.0 - rank / (x.shape[1] * ref_cols.shape[1])
+    order = topk_desc(u, k, ctx.rng)
+    return order, u[order]
+
+
+@register(
+    "learned_error",
+    "top-k on the errors a fitted error model expects in each image: wrong boxes plus missed objects",
+    needs_error_model=True,
+)
+def learned_error(ctx: Context, k: int, *, miss_weight: float = 1.0, per_object: bool = False) -> Result:
+    """Utility: expected wrong kept boxes + ``miss_weight`` x expected missed objects (ties at random);
+    with ``per_object``, that divided by the expected objects (at least 1): the error rate.
+
+    The pool must carry the fields an :class:`~cvactive.errormodel.ErrorModel` attaches
+    (``cvactive select --error-model FILE``, ``cvactive errors predict``; the loop fits one per round).
+    """
+    missing = [f for f in (BOX_ERRORS, MISSES, OBJECTS) if f not in ctx.pool.fields]
+    if missing:
+        raise ConfigError(
+            f"strategy 'learned_error' ranks images by the errors an error model predicts, but the pool has no "
+            f"{missing[0]!r} field; fit a predictor on labeled images with `cvactive errors fit` and pass it "
+            "(`cvactive select --error-model FILE`, or `cvactive errors predict`)"
+        )
+    u = learned_utility(ctx.field(BOX_ERRORS), ctx.field(MISSES), ctx.field(OBJECTS), miss_weight, per_object)
     order = topk_desc(u, k, ctx.rng)
     return order, u[order]

@@ -1,0 +1,98 @@
+"""``cvactive errors`` and ``select --error-model`` end to end with the real COCO model on coco128."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def fitted(openvino_model, assets, tmp_path_factory):
+    from cvactive.cli import main
+
+    tmp = tmp_path_factory.mktemp("errors")
+    data = assets / "coco128" / "config.yaml"
+    out = tmp / "coco.errors.pkl"
+    code = main(["errors", "fit", "--model", openvino_model, "--data", str(data), "--split", "val", "--limit", "48",
+                 "--folds", "3", "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 0
+    pool = tmp / "pool"
+    pool.mkdir()
+    for image in sorted((assets / "coco128" / "images" / "train2017").glob("*.jpg"))[:16]:
+        (pool / image.name).symlink_to(image)
+    scores = tmp / "scores.jsonl"
+    code = main(["score", str(pool), "--model", openvino_model, "--out", str(scores), "--conf", "0.05",
+                 "--with-class-scores", "--no-progress"])  # fmt: skip
+    assert code == 0
+    return tmp, out, scores, data
+
+
+def test_fit_saves_the_predictor_and_its_report(fitted):
+    _, out, _, _ = fitted
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["fit"]["images"] == 48 and report["fit"]["kept_boxes"] > 50
+    assert report["settings"]["kind"] == "boosting" and report["settings"]["split"] == "val"
+    cv = report["cross_validation"]
+    assert cv["folds"] == 3 and cv["box"]["auroc"] is not None and "entropy_max" in cv["per_image"]["spearman"]
+
+
+def test_predict_then_select_equals_select_with_the_error_model(fitted, capsys):
+    from cvactive.cli import main
+    from cvactive.io import load_jsonl
+
+    tmp, model, scores, _ = fitted
+    with_errors = tmp / "with-errors.jsonl"
+    assert main(["errors", "predict", str(scores), "--predictor", str(model), "--out", str(with_errors)]) == 0
+    records = load_jsonl(with_errors)
+    assert len(records) == 16 and all(r.image_scores["learned_errors"] > 0 for r in records)
+    a, b = tmp / "a.jsonl", tmp / "b.jsonl"
+    assert main(["select", str(with_errors), "--k", "5", "--strategy", "learned_error", "--out", str(a)]) == 0
+    assert main(["select", str(scores), "--k", "5", "--strategy", "learned_error", "--error-model", str(model),
+                 "--out", str(b)]) == 0  # fmt: skip
+    picks_a, picks_b = [r.key for r in load_jsonl(a)], [r.key for r in load_jsonl(b)]
+    assert picks_a == picks_b
+    expected = sorted(records, key=lambda r: -r.image_scores["learned_errors"])[:5]
+    assert sorted(picks_a) == sorted(r.key for r in expected)
+    capsys.readouterr()
+    assert main(["select", str(scores), "--k", "5", "--strategy", "learned_error"]) == 2
+    assert "cvactive errors fit" in capsys.readouterr().err
+
+
+def test_evaluate_on_other_images_and_a_missing_predictor(fitted, openvino_model, capsys):
+    from cvactive.cli import main
+
+    tmp, model, scores, data = fitted
+    report = tmp / "eval.json"
+    code = main(["errors", "evaluate", "--predictor", str(model), "--model", openvino_model, "--data", str(data),
+                 "--split", "train", "--limit", "16", "--out", str(report), "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert json.loads(report.read_text())["per_image"]["images"] == 16
+    assert "per image (16 images)" in capsys.readouterr().out
+    assert main(["errors", "predict", str(scores), "--predictor", str(tmp / "none.pkl"), "--out", "x.jsonl"]) == 2
+    assert "fit one with `cvactive errors fit`" in capsys.readouterr().err
+
+
+def test_harvest_rule_scores_frames_like_the_strategy(fitted):
+    from cvactive.errormodel import ErrorModel
+    from cvactive.errormodel.model import learned_utility
+    from cvactive.errors import ConfigError
+    from cvactive.harvest.rules import make_rule
+    from cvactive.io import load_jsonl
+
+    _, model, scores, _ = fitted
+    records = load_jsonl(scores)
+    attached = ErrorModel.load(model).attach(records)
+    utility = np.array(
+        [learned_utility(r.image_scores["learned_box_errors"], r.image_scores["learned_misses"], 0.0) for r in attached]
+    )
+    cut = float(np.median(utility))
+    rule = make_rule({"kind": "learned_error", "predictor": str(model), "min_value": cut})
+    assert [rule.matches(r) for r in records] == (utility >= cut).tolist()
+    with pytest.raises(ConfigError, match="give predictor: PATH"):
+        make_rule({"kind": "learned_error"})
+    with pytest.raises(ConfigError, match="does not exist"):
+        make_rule({"kind": "learned_error", "predictor": "nowhere.pkl"})
