@@ -35,20 +35,21 @@ PACED = {
 SPENT_IN_A_BATCH = {
     "rules": [{"kind": "uncertainty", "name": "uncertain", "score": "entropy_max", "min_value": 0.0}],
     "budget": {"total": 4},
-    "dedup": {"method": "phash", "max_distance": 10},
     "batch": 3,
 }
 
 
-def cut(video: Path, out: Path, frames: int, start: int = 0) -> Path:
-    """The frames ``start .. start + frames - 1`` of ``video`` as an MJPG clip (real scenes, quick to decode)."""
+def cut(video: Path, out: Path, frames: int, step: int, start: int = 0) -> Path:
+    """Every ``step``-th frame of ``video`` from ``start``, ``frames`` of them, as an MJPG clip (real scenes
+    that change from frame to frame, quick to decode)."""
     cap = cv2.VideoCapture(str(video))
     cap.set(cv2.CAP_PROP_POS_FRAMES, start)
     fps = cap.get(cv2.CAP_PROP_FPS)
     writer = None
     for _ in range(frames):
-        ok, image = cap.read()
-        assert ok
+        for _ in range(step):
+            ok, image = cap.read()
+            assert ok
         if writer is None:
             size = (image.shape[1], image.shape[0])
             writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
@@ -64,8 +65,8 @@ def clips(assets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("clips")
     videos = assets / "videos"
     return (
-        cut(videos / "slow_traffic_small.mp4", folder / "traffic.avi", 48),
-        cut(videos / "one-by-one-person-detection.mp4", folder / "people.avi", 40, start=300),
+        cut(videos / "slow_traffic_small.mp4", folder / "traffic.avi", 48, step=8),
+        cut(videos / "one-by-one-person-detection.mp4", folder / "people.avi", 40, step=10, start=300),
     )
 
 
@@ -101,7 +102,7 @@ def test_pipelined_harvest_writes_what_the_sequential_one_writes(tmp_path, clips
     )
     assert harvested(tmp_path / "w2") == harvested(tmp_path / "w0")
     if config is SPENT_IN_A_BATCH:  # stopped at the end of the batch the budget ran out in
-        assert alone.budget_spent and alone.frames % 3 == 0 and alone.frames < 48
+        assert alone.budget_spent and alone.frames == 6 and alone.counts["budget"] == 2
 
 
 def test_a_crash_in_the_pipelined_loop_resumes_to_the_uninterrupted_harvest(tmp_path, clips, detector, monkeypatch):
@@ -150,6 +151,7 @@ def test_the_batched_engine_shared_by_several_sources_keeps_each_ones_batches(tm
     assert not site.errors
     for i, clip in enumerate(clips):
         assert harvested(site.folders[str(clip)]) == harvested(tmp_path / f"alone{i}")
+        assert site.feeds[str(clip)].summary.kept > 0
 
 
 def test_a_live_camera_through_the_pipeline_is_read_at_its_live_edge(tmp_path, detector):
