@@ -276,6 +276,17 @@ def section_c(video: str, detector: Any, tmp: Path, loops: int) -> dict[str, Any
     return c
 
 
+def scheduling() -> str:
+    """How this process is scheduled against other jobs (Linux autogroup and nice), for the record."""
+    import os
+
+    try:
+        group = Path("/proc/self/autogroup").read_text().strip()
+    except OSError:
+        group = "no autogroup"
+    return f"{group}; nice {os.nice(0)}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="model on every 4th frame in (a), 3 loops in (c)")
@@ -298,6 +309,7 @@ def main() -> int:
         "model": Path(model).name,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "quick": args.quick,
+        "scheduling": scheduling(),
     }
     try:
         a = section_a(video, model, detector, tmp, 4 if args.quick else 1, rounds)
