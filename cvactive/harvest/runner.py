@@ -37,7 +37,7 @@ from cvactive.detector import Detector
 from cvactive.errors import SourceError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
-from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, probe
+from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, list_sources, probe
 from cvactive.harvest.harvester import REASONS, Harvester
 from cvactive.harvest.infer import FrameTap, live_window, pipeline_engine
 from cvactive.harvest.options import HarvestOptions
@@ -52,7 +52,7 @@ from cvactive.harvest.state import (
 )
 from cvactive.io import JsonlWriter
 from cvactive.record import ImageRecord
-from cvactive.sources import VIDEO_SUFFIXES, SourceReport, expand, is_stream
+from cvactive.sources import SourceReport, is_stream
 
 if TYPE_CHECKING:
     from cvactive.pipeline import Engine
@@ -63,22 +63,6 @@ log = logging.getLogger(__name__)
 _Harvester = Harvester
 
 __all__ = ["REASONS", "HarvestRun", "HarvestSummary", "frame_path", "list_sources"]
-
-
-def list_sources(source: str | Path) -> list[str]:
-    """The videos a harvest source names: one file, the videos of a folder, or one stream/camera.
-
-    Raises:
-        SourceError: it does not exist or holds no video.
-    """
-    text = str(source)
-    if is_stream(text):
-        return [text]
-    files = expand(text)
-    videos = [str(p) for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    if not videos:
-        raise SourceError(f"source {text!r} holds no video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    return videos
 
 
 @dataclass
@@ -424,10 +408,5 @@ class HarvestRun:
         h.save()
 
     def summarize(self) -> HarvestSummary:
-        s, h = self.summary, self.h
-        s.frames, s.inferred, s.kept = h.run_frames, h.run_inferred, h.run_kept
-        s.kept_total, s.counts = h.ledger.total, dict(h.counts)
-        s.stale = h.run_stale
-        if h.delays:
-            s.delay_mean, s.delay_max = h.delay_sum / h.delays, h.delay_max
-        return s
+        """The summary, brought up to date with the harvester's counts."""
+        return self.summary.take(self.h)
