@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -176,3 +177,27 @@ def test_a_live_camera_through_the_pipeline_is_read_at_its_live_edge(tmp_path, d
     assert [k for k, _ in taken] == [ln["frame"] for ln in lines]
     assert max(camera.behind(k, at) for k, at in taken) < 1 / fps  # never a frame interval behind
     assert s.report.failures == [(camera.url, f"stream dropped at frame {served}; gave up after 0 tries")]
+
+
+def test_a_stop_does_not_wait_for_a_hung_camera_in_the_pipeline(tmp_path, detector):
+    """The pipeline's reader waits on the hung camera's slot; a stop ends it at once, state saved."""
+    stop = threading.Event()
+    with MjpegCamera(25.0, 1000, size=(640, 360), stall_after=10) as camera:
+        threading.Timer(2.0, stop.set).start()
+        started = time.monotonic()
+        s = harvest(
+            camera.url,
+            tmp_path / "h",
+            detector=detector,
+            rules=[{"kind": "count", "name": "all", "min_count": 0}],
+            workers=2,
+            stop=stop,
+            progress=False,
+            handle_signals=False,
+        )
+        took = time.monotonic() - started
+    assert s.stopped == "stop" and took < 2.0 + 1.5
+    assert 0 < s.frames <= 10 and s.inferred == s.frames and not s.report.failures
+    state = json.loads((tmp_path / "h" / "state.json").read_text())
+    assert state["counts"]["frames"] == s.frames
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("cvactive-")]
