@@ -3,7 +3,9 @@
 * :mod:`~cvactive.consistency.tta`: ``tta_localization``, ``tta_consistency`` (test-time augmentation);
 * :mod:`~cvactive.consistency.committee`: ``committee_disagreement`` (query by committee);
 * :mod:`~cvactive.consistency.mc_dropout`: ``mc_variance``, ``mc_bald`` (MC dropout, PyTorch models);
-* :mod:`~cvactive.consistency.calibration`: temperature scaling, detection ECE, reliability diagrams;
+* :mod:`~cvactive.consistency.calibration`: ``calibrate`` (fit a temperature, D-ECE before/after, reliability
+  diagram), on the maths of :mod:`~cvactive.consistency.temperature` and the detector run of
+  :mod:`~cvactive.consistency.calibration_run`;
 * :mod:`~cvactive.consistency.matching`: vectorised IoU, Hungarian matching, JS divergence, BALD;
 * :class:`~cvactive.consistency.measured.MeasuredDetector`: a detector that adds them to its records.
 

@@ -132,7 +132,7 @@ class MCDropout:
         import torch
         from ultralytics.utils.nms import non_max_suppression
 
-        from cvactive.consistency.calibration import apply_temperature
+        from cvactive.consistency.temperature import apply_temperature
 
         if not records:
             return []
