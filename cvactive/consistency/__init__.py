@@ -14,11 +14,6 @@ Importing this package needs only numpy; models load in the classes that use the
 
 from __future__ import annotations
 
-from cvactive.consistency.committee import COMMITTEE_MEASURES
-from cvactive.consistency.mc_dropout import MC_MEASURES
-from cvactive.consistency.tta import TTA_MEASURES
-
-#: Every measure that needs more model passes than the one that made the record.
-CONSISTENCY_MEASURES: tuple[str, ...] = TTA_MEASURES + COMMITTEE_MEASURES + MC_MEASURES
+from cvactive.measures import COMMITTEE_MEASURES, CONSISTENCY_MEASURES, MC_MEASURES, TTA_MEASURES
 
 __all__ = ["COMMITTEE_MEASURES", "CONSISTENCY_MEASURES", "MC_MEASURES", "TTA_MEASURES"]

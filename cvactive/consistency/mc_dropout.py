@@ -28,12 +28,11 @@ import numpy as np
 
 from cvactive.consistency.matching import floor_rounding, mutual_information
 from cvactive.errors import ConfigError, ModelError
+from cvactive.measures import MC_MEASURES as MC_MEASURES  # the name lives in measures
 from cvactive.record import ImageRecord
 
 if TYPE_CHECKING:
     from cvactive.detector import Detector
-
-MC_MEASURES: tuple[str, ...] = ("mc_variance", "mc_bald")
 
 
 def seed_from(rng: int | np.random.Generator | None) -> int:

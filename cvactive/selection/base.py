@@ -153,7 +153,9 @@ class Strategy:
         return (indices, utilities) if return_utilities else indices
 
 
-#: name -> strategy, filled by :func:`register` (see :mod:`cvactive.selection.strategies`).
+#: name -> strategy, filled by :func:`register`. The built-ins (:mod:`cvactive.selection.strategies`)
+#: register when the :mod:`cvactive.selection` package is imported, which Python does before any
+#: of its modules (this one included) is used, so this module never imports them itself.
 STRATEGIES: dict[str, Strategy] = {}
 
 
@@ -182,25 +184,18 @@ def register(
     return wrap
 
 
-def _load_builtin() -> None:
-    import cvactive.selection.strategies  # noqa: F401  (registers the built-in strategies)
-
-
 def available_strategies() -> list[str]:
     """The names of every registered strategy."""
-    _load_builtin()
     return list(STRATEGIES)
 
 
 def describe_strategies() -> dict[str, str]:
     """Strategy name -> its one-line description."""
-    _load_builtin()
     return {name: s.description for name, s in STRATEGIES.items()}
 
 
 def get_strategy(name: str) -> Strategy:
     """The strategy registered as ``name``; an unknown name is a :class:`ConfigError` listing the valid ones."""
-    _load_builtin()
     if not isinstance(name, str) or name not in STRATEGIES:
         raise ConfigError(f"unknown selection strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
     return STRATEGIES[name]

@@ -1,0 +1,154 @@
+"""No import circles in cvactive: a static check of the import graph (stdlib ``ast``, nothing imported).
+
+Every ``import`` a module can run counts, at module level or inside a function (a lazy import
+still closes a circle when it runs); imports under ``if TYPE_CHECKING:`` do not run and do not
+count. Two graphs must be acyclic:
+
+* modules: ``cvactive.health.check`` -> ``cvactive.health.report`` and back is a circle;
+* top-level parts (``cvactive.scoring``, ``cvactive.consistency``, ``cvactive.selection`` ...):
+  a package is one node, so ``scoring`` -> ``consistency.measured`` -> ``scoring`` is a circle
+  even though no single module imports its own importer.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+import cvactive
+
+ROOT = Path(cvactive.__file__).resolve().parent
+
+
+def module_files() -> dict[str, Path]:
+    """Dotted module name -> file, for every module of the cvactive package."""
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = ["cvactive", *path.relative_to(ROOT).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The cvactive modules ``name`` imports when it runs (TYPE_CHECKING blocks left out)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+
+    def target(node: ast.ImportFrom) -> list[str]:
+        if node.level:
+            base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+            mod = ".".join(base + ([node.module] if node.module else []))
+        else:
+            mod = node.module or ""
+        # ``from pkg import sub`` imports the module pkg.sub; ``from mod import func`` imports mod.
+        return [f"{mod}.{a.name}" if f"{mod}.{a.name}" in modules else mod for a in node.names]
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for other in child.orelse:
+                    visit(other)
+                continue
+            if isinstance(child, ast.Import):
+                found.update(a.name for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                found.update(target(child))
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return {m for m in found if m in modules and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = module_files()
+    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+
+
+def part(module: str) -> str:
+    """The top-level part a module belongs to: ``cvactive.health.check`` -> ``cvactive.health``."""
+    return ".".join(module.split(".")[:2])
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return found
+
+
+def test_the_graph_sees_every_module_and_real_edges():
+    graph = import_graph()
+    assert {"cvactive", "cvactive.record", "cvactive.selection.base", "cvactive.health.check"} <= set(graph)
+    assert "cvactive.record" in graph["cvactive.scoring"]  # module level
+    assert "cvactive.health.report" in graph["cvactive.health.check"]
+    assert "cvactive.detector" not in graph["cvactive.consistency.calibration"]  # TYPE_CHECKING only
+    assert "cvactive.sources" in graph["cvactive.consistency.calibration_run"]  # inside a function
+
+
+def test_the_check_finds_a_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_its_own_importer():
+    circles = cycles(import_graph())
+    assert circles == [], f"import circles between modules: {circles}"
+
+
+def test_no_circles_between_top_level_parts():
+    parts: dict[str, set[str]] = defaultdict(set)
+    for module, targets in import_graph().items():
+        parts[part(module)].update(part(t) for t in targets if part(t) != part(module))
+    circles = cycles(dict(parts))
+    assert circles == [], f"import circles between parts of cvactive: {circles}"
+
+
+@pytest.mark.parametrize("module", ["cvactive.selection.base", "cvactive.health.report", "cvactive.scoring"])
+def test_the_circles_of_issue_16_stay_broken(module):
+    graph = import_graph()
+    back = {
+        "cvactive.selection.base": "cvactive.selection.strategies",
+        "cvactive.health.report": "cvactive.health.check",
+        "cvactive.scoring": "cvactive.consistency",
+    }[module]
+    assert not any(t == back or t.startswith(back + ".") for t in graph[module])
