@@ -1,16 +1,47 @@
-"""YAML configs: their keys are the keyword arguments of the function a command calls."""
+"""YAML configs: where the shipped ones live, how a file is read, and how every key is checked.
+
+* **Shipped files.** The default configs, the synthesis recipes and the porch recipe are package
+  data under ``cvactive/resources`` (found with :mod:`importlib.resources`, so they are there
+  after ``pip install``); the repository's ``configs/`` and ``datasets/`` folders hold the same
+  files as documented copies (a test keeps them identical).
+* **One check for every config.** :mod:`cvactive.schemas` declares, for every key of every
+  config file, its type, its range and its default. :func:`check_config` validates a mapping
+  against one of those schemas and turns the first problem into one line that names the file,
+  the key, the value and what is expected (a :class:`~cvactive.errors.ConfigError`, exit 2).
+  :func:`check_kwargs` does the same for a function's or dataclass's keyword options (the
+  schema registered for it, else its signature), :func:`from_mapping` builds a parameter
+  dataclass from a config section, and :func:`check_command` is the command line's door check:
+  the config files a command names are checked before the command starts any work.
+
+Keys of a config are the keyword arguments of the function its command calls.
+"""
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cvactive.errors import ConfigError
 
-#: The repository's ``configs/`` folder (present in a source checkout).
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+T = TypeVar("T")
+
+
+def resource(*parts: str) -> Path:
+    """A file or folder of the package data under ``cvactive/resources`` (a real path on disk).
+
+    cvactive is installed as files (a wheel unpacked into site-packages, or a source checkout),
+    so the traversable :func:`importlib.resources.files` returns is a filesystem path.
+    """
+    return Path(str(files("cvactive").joinpath("resources", *parts)))
+
+
+#: The shipped default configs (``configs/`` of the repository is a documented copy).
+CONFIG_DIR = resource("configs")
+#: The shipped data set recipes (``datasets/`` of the repository is a documented copy).
+DATASET_DIR = resource("datasets")
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -22,8 +53,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{p}: not valid YAML ({err})") from err
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(err).split())})") from err
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -31,13 +62,116 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def check_kwargs(func: Callable[..., Any], options: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
-    """Check that every key is a keyword argument of ``func``; name the valid ones if not."""
-    params = inspect.signature(func).parameters
+def unknown_options(where: str, unknown: Any, valid: Any) -> ConfigError:
+    """The one message for keys a config section does not know (it lists the valid ones)."""
+    listed = ", ".join(str(v) for v in valid) or "none"
+    return ConfigError(f"{where}: unknown option(s) {sorted(str(u) for u in unknown)}; valid options: {listed}")
+
+
+def check_keys(options: Mapping[Any, Any], valid: Any, where: str) -> None:
+    """Raise :func:`unknown_options` when ``options`` has a key outside ``valid``."""
+    unknown = set(options) - set(valid)
+    if unknown:
+        raise unknown_options(where, unknown, valid)
+
+
+def _target_name(target: Callable[..., Any]) -> str:
+    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
+
+
+def check_kwargs(target: Callable[..., Any], options: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
+    """Check keyword options for ``target`` (a function or a parameter dataclass).
+
+    When :mod:`cvactive.schemas` registers a schema for ``target``, every key is checked for
+    its type and range too (see :func:`check_config`); otherwise the keys are checked against
+    the keyword arguments of ``target``'s signature. Returns the options as a new dict.
+    """
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of option names to values, got {options!r}")
+    from cvactive import schemas
+
+    kind = schemas.TARGETS.get(_target_name(target))
+    if kind is not None:
+        return check_config(kind, options, where, partial=True)
+    params = inspect.signature(target).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return dict(options)
-    valid = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"{where}: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
+    check_keys(options, [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)], where)
     return dict(options)
+
+
+def check_config(kind: str, data: Mapping[str, Any], where: str, *, partial: bool = False) -> dict[str, Any]:
+    """Validate ``data`` against the schema ``kind`` (a name in :data:`cvactive.schemas.SCHEMAS`).
+
+    Args:
+        kind: the schema, e.g. ``"health"``, ``"harvest"``, ``"recipe"``.
+        data: the config mapping (as YAML gives it; Python objects a function accepts besides,
+            such as a ``numpy`` Generator or a parameter dataclass, are passed over).
+        where: the file (or section) named in the message.
+        partial: keys the schema requires may be missing (options merged later).
+
+    Returns:
+        ``data`` as a new dict, unchanged.
+
+    Raises:
+        ConfigError: one line naming ``where``, the key, the value and what is expected.
+    """
+    from cvactive import schemas
+
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of option names to values, got {type(data).__name__}")
+    schemas.validate(kind, data, where, partial=partial)
+    return dict(data)
+
+
+def load_config(kind: str, path: str | Path) -> dict[str, Any]:
+    """:func:`load_yaml` then :func:`check_config` with the file's name in any message."""
+    return check_config(kind, load_yaml(path), str(path))
+
+
+def from_mapping(cls: type[T], data: Mapping[str, Any] | T | None, where: str, *, optional: bool = False) -> T | None:
+    """A parameter dataclass from a config section (an instance is returned as it is).
+
+    ``None`` gives ``cls()`` (or ``None`` when ``optional``: the feature is off). Keys are checked
+    with :func:`check_kwargs`; the dataclass's own ``__post_init__`` checks the values again.
+    """
+    if isinstance(data, cls):
+        return data
+    if data is None:
+        return None if optional else cls()
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of option names to values, got {data!r}")
+    options = check_kwargs(cls, data, where)
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise ConfigError(f"{where}: {err}") from err
+
+
+#: command -> (argument holding a config file, schema of that file): checked by :func:`check_command`.
+COMMAND_CONFIGS: dict[str, tuple[str, str]] = {
+    "health": ("config", "health"),
+    "evaluate": ("config", "evaluate"),
+    "harvest": ("config", "harvest"),
+    "feed": ("config", "harvest"),
+    "loop": ("config", "loop"),
+    "select": ("config", "select"),
+    "synthesize": ("config", "synthesize"),
+    "porch": ("recipe", "porch"),
+}
+
+
+def check_command(command: str, args: Any) -> None:
+    """The door check of the command line: validate the config file a command was given.
+
+    Runs before the command does anything (loads a model, reads a data set), so a bad key,
+    type or value costs one line and exit code 2, never a traceback or a half-done run.
+    A command's shipped default config is checked by the test suite instead.
+    """
+    spec = COMMAND_CONFIGS.get(command)
+    if spec is None:
+        return
+    attr, kind = spec
+    path = getattr(args, attr, None)
+    if path:
+        load_config(kind, path)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from cvactive._env import offline_defaults
+from cvactive._pins import require as require_pinned
 from cvactive.errors import ModelError
 from cvactive.record import ImageRecord
 
@@ -77,6 +78,7 @@ class Detector:
         embed: bool = False,
     ) -> None:
         offline_defaults()
+        require_pinned("ultralytics")  # the predictor's steps and raw outputs are Ultralytics' internals
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise ModelError(f"conf and iou must lie in [0, 1], got conf={conf}, iou={iou}")
         self.model_path = _check_model_path(model)

@@ -6,7 +6,8 @@ imbalances a real doorstep camera shows. It is written as an Ultralytics YOLO da
 (``images/{train,val}``, ``labels/{train,val}``, ``data.yaml``) plus a short video in which
 packages arrive and leave while day turns to night. Everything is deterministic for a seed.
 
-The recipe is ``datasets/porch.yaml``; :class:`PorchRecipe` holds its values.
+The recipe is package data (``cvactive/resources/datasets/porch.yaml``, documented in the
+repository's ``datasets/porch.yaml``); :class:`PorchRecipe` holds its values.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.config import check_kwargs, load_yaml
+from cvactive.config import DATASET_DIR, check_kwargs, load_yaml
 from cvactive.errors import ConfigError
 
-RECIPE_PATH = Path(__file__).resolve().parent.parent / "datasets" / "porch.yaml"
+#: The shipped recipe (package data; ``datasets/porch.yaml`` of the repository is a documented copy).
+RECIPE_PATH = DATASET_DIR / "porch.yaml"
 CLASS_COLORS = {  # BGR base colours
     "brown_box": (60, 105, 150),
     "white_envelope": (235, 238, 240),
@@ -58,8 +60,8 @@ class PorchRecipe:
 
     @classmethod
     def load(cls, path: str | Path = RECIPE_PATH, **overrides: Any) -> PorchRecipe:
-        """The recipe from a YAML file, with keyword overrides."""
-        data = load_yaml(path) if Path(path).exists() else {}
+        """The recipe from a YAML file, with keyword overrides (every key checked, see :mod:`cvactive.schemas`)."""
+        data = load_yaml(path)
         data.update(overrides)
         check_kwargs(cls, data, str(path))
         for key in ("classes", "class_weights", "objects_per_image"):

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from cvactive._env import offline_defaults
+from cvactive._pins import require as require_pinned
 from cvactive.errors import ConfigError, MissingDependencyError, ModelError, SourceError
 
 log = logging.getLogger(__name__)
@@ -363,6 +364,7 @@ def rebuild_from_openvino(
         SourceError: no calibration image could be found or read.
     """
     offline_defaults()
+    require_pinned("ultralytics")  # the checkpoint layout is Ultralytics' own
     start = time.perf_counter()
     xml, binf, meta = find_ir(ir)
     if scale is not None and scale not in YOLOV8_SCALES:

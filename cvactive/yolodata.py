@@ -1,17 +1,25 @@
 """Reading Ultralytics YOLO data sets: ``data.yaml`` (or a folder), splits, images and labels.
 
-Label files hold one box per line, ``class cx cy w h`` normalised to [0, 1] with a centre
-origin. Reading never stops at a bad line: every problem becomes a :class:`LabelIssue` with
-the file and line, and the good lines are kept. Paths resolve the way Ultralytics resolves
-them: ``path`` relative to the YAML's folder (``path: .`` means that folder here, not
-Ultralytics' datasets folder), split entries relative to ``path``, a leading ``../`` that
-leads nowhere retried without it, and labels found by swapping the last ``images`` folder of
-an image path for ``labels``.
+Read the way Ultralytics reads them (``ultralytics.data.utils.check_det_dataset`` and its
+label verification; the tests compare the two on the same files):
+
+* ``path`` is the data set root: relative to the current folder when it exists there, else
+  under Ultralytics' datasets folder; no ``path`` means the YAML's folder. When that finds no
+  split but the folder relative to the YAML does, the YAML's folder is used and a ``data_yaml``
+  warning says that Ultralytics, run from here, would not find the images.
+* A split is a folder (every image below it), a ``.txt`` list of images (``./`` lines relative
+  to the list) or a **list** of those; a single entry starting with ``../`` that leads nowhere is
+  retried without it. ``validation`` counts as ``val``.
+* Images are the files Ultralytics takes (:data:`IMAGE_FORMATS`); labels are found by swapping
+  the last ``images`` folder of an image path for ``labels``.
+* Label lines are parsed by :func:`cvactive.yolo_labels.parse_label_text`: polygon lines become
+  boxes, coordinates within Ultralytics' 1% tolerance are kept, and reading never stops at a bad
+  line; every problem becomes a :class:`LabelIssue` with its file and line, an error when
+  Ultralytics would drop the image, a warning when it tolerates or repairs the problem itself.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,21 +30,29 @@ import numpy as np
 
 from cvactive.config import load_yaml
 from cvactive.errors import ConfigError, DatasetError
-from cvactive.sources import IMAGE_SUFFIXES
+from cvactive.yolo_labels import ERROR_KINDS, WARNING_KINDS, LabelIssue, parse_label_text
+
+__all__ = [
+    "ERROR_KINDS",
+    "IMAGE_FORMATS",
+    "SPLITS",
+    "WARNING_KINDS",
+    "LabelIssue",
+    "YoloDataset",
+    "YoloItem",
+    "format_label_lines",
+    "label_path_for",
+    "load_yolo_dataset",
+    "parse_label_text",
+    "xyxy_to_yolo",
+    "yolo_to_xyxy",
+]
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class LabelIssue:
-    """One problem in a label file (or a missing file), with where it is."""
-
-    kind: (
-        str  # out_of_range | non_positive_size | unknown_class | malformed | label_without_image | image_without_label
-    )
-    path: str
-    line: int | None
-    message: str
+#: image file extensions Ultralytics reads (``ultralytics.data.utils.IMG_FORMATS``).
+IMAGE_FORMATS = frozenset(
+    {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"}
+)
 
 
 @dataclass
@@ -118,58 +134,6 @@ def format_label_lines(boxes: np.ndarray, classes: np.ndarray) -> str:
     return "\n".join(rows) + ("\n" if rows else "")
 
 
-def parse_label_text(
-    text: str, path: str, num_classes: int | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[LabelIssue]]:
-    """Parse a label file's text; return boxes, classes, line numbers and issues."""
-    boxes: list[list[float]] = []
-    classes: list[int] = []
-    lines: list[int] = []
-    issues: list[LabelIssue] = []
-    for lineno, raw in enumerate(text.splitlines(), 1):
-        parts = raw.split()
-        if not parts:
-            continue
-        if len(parts) != 5:
-            issues.append(LabelIssue("malformed", path, lineno, f"expected 5 fields, got {len(parts)}: {raw!r}"))
-            continue
-        try:
-            cls_f = float(parts[0])
-            vals = [float(v) for v in parts[1:]]
-        except ValueError:
-            issues.append(LabelIssue("malformed", path, lineno, f"not numbers: {raw!r}"))
-            continue
-        if not cls_f.is_integer() or cls_f < 0 or (num_classes is not None and cls_f >= num_classes):
-            issues.append(LabelIssue("unknown_class", path, lineno, f"class id {parts[0]} not in [0, {num_classes})"))
-            continue
-        if not all(map(math.isfinite, vals)):
-            issues.append(LabelIssue("malformed", path, lineno, f"non-finite value: {raw!r}"))
-            continue
-        cx, cy, w, h = vals
-        if w <= 0 or h <= 0:
-            issues.append(LabelIssue("non_positive_size", path, lineno, f"width {w} / height {h} not positive"))
-            continue
-        if (
-            min(vals) < 0
-            or max(vals) > 1
-            or cx - w / 2 < -1e-6
-            or cy - h / 2 < -1e-6
-            or cx + w / 2 > 1 + 1e-6
-            or (cy + h / 2 > 1 + 1e-6)
-        ):
-            issues.append(LabelIssue("out_of_range", path, lineno, f"coordinates outside [0, 1]: {raw!r}"))
-            continue
-        boxes.append(vals)
-        classes.append(int(cls_f))
-        lines.append(lineno)
-    return (
-        np.asarray(boxes, np.float32).reshape(-1, 4),
-        np.asarray(classes, np.int64),
-        np.asarray(lines, np.int64),
-        issues,
-    )
-
-
 def label_path_for(image: Path) -> Path:
     """Ultralytics' convention: the last ``images`` folder of the path becomes ``labels``."""
     parts = list(image.parts)
@@ -181,32 +145,141 @@ def label_path_for(image: Path) -> Path:
 
 
 def _names(data: dict[str, Any], where: str) -> dict[int, str]:
-    names = data.get("names")
-    if isinstance(names, dict):
-        return {int(k): str(v) for k, v in names.items()}
+    """Class id -> name from ``names`` (a list or a mapping) or ``nc`` (``class_<i>``, as Ultralytics names them)."""
+    names, nc = data.get("names"), data.get("nc")
+    if names is None and nc is None:
+        raise DatasetError(f"{where}: no 'names' (or 'nc') for the classes")
+    if nc is not None:
+        try:
+            nc = int(nc) if not isinstance(nc, bool) and float(nc) == int(float(nc)) else None
+        except (TypeError, ValueError):
+            nc = None
+        if nc is None:
+            raise DatasetError(f"{where}: 'nc: {data.get('nc')}' must be an integer")
+    if names is None:
+        return {i: f"class_{i}" for i in range(int(nc or 0))}
     if isinstance(names, list):
-        return dict(enumerate(str(n) for n in names))
-    if "nc" in data:
-        return {i: str(i) for i in range(int(data["nc"]))}
-    raise DatasetError(f"{where}: no 'names' (or 'nc') for the classes")
+        names = dict(enumerate(names))
+    if not isinstance(names, dict) or not names:
+        raise DatasetError(f"{where}: 'names' must be a non-empty list or mapping of class names, got {names!r}")
+    try:
+        out = {int(k): str(v) for k, v in names.items()}
+    except (TypeError, ValueError) as err:
+        raise DatasetError(f"{where}: class ids in 'names' must be integers, got {list(names)}") from err
+    if max(out) >= len(out) or min(out) < 0:
+        raise DatasetError(f"{where}: {len(out)} class names need ids 0-{len(out) - 1}, got {sorted(out)}")
+    if nc is not None and int(nc) != len(out):
+        raise DatasetError(f"{where}: 'names' has {len(out)} classes but 'nc: {nc}'")
+    return out
 
 
-def _resolve(root: Path, entry: str) -> Path:
-    p = Path(entry)
-    p = p if p.is_absolute() else (root / p)
-    if not p.exists() and entry.startswith("../"):
-        p = root / entry[3:]  # Ultralytics' fallback for Roboflow exports
-    return p.resolve()
+def datasets_dir() -> Path:
+    """Ultralytics' datasets folder (its settings), where it looks for a relative ``path`` missing here."""
+    from ultralytics.utils import DATASETS_DIR
+
+    return Path(DATASETS_DIR)
 
 
-def _split_images(target: Path) -> list[Path]:
-    if target.is_dir():
-        # sorting on the parts tuple gives Path's own order, without Path.__lt__'s per-comparison cost
-        return sorted((p for p in target.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.parts)
-    if target.is_file() and target.suffix == ".txt":
-        base = target.parent
-        return [_resolve(base, line.strip()) for line in target.read_text().splitlines() if line.strip()]
-    raise DatasetError(f"split folder {target} does not exist")
+def _split_entries(data: dict[str, Any], where: str) -> dict[str, list[str]]:
+    """Each split's entries as strings (``validation`` is ``val``), Ultralytics' types checked."""
+    if "val" not in data and "validation" in data:
+        data = {**data, "val": data["validation"]}
+    out: dict[str, list[str]] = {}
+    for split in SPLITS:
+        value = data.get(split)
+        if not value:
+            continue
+        if not isinstance(value, (str, list)) or (
+            isinstance(value, list) and not all(isinstance(v, str) for v in value)
+        ):
+            raise DatasetError(f"{where}: '{split}' must be a path or a list of paths, got {value!r}")
+        out[split] = [value] if isinstance(value, str) else list(value)
+    return out
+
+
+def _targets(root: Path, entries: list[str]) -> list[Path]:
+    """Where Ultralytics looks for one split: each entry under ``root`` (a lone ``../`` entry retried without it)."""
+    if len(entries) == 1:
+        p = (root / entries[0]).resolve()
+        if not p.exists() and entries[0].startswith("../"):
+            p = (root / entries[0][3:]).resolve()
+        return [p]
+    return [(root / e).resolve() for e in entries]
+
+
+def resolve_splits(yaml_path: Path, data: dict[str, Any]) -> tuple[Path, dict[str, list[Path]], list[LabelIssue]]:
+    """The root and each split's folders or lists, resolved as Ultralytics resolves them.
+
+    Returns:
+        ``(root, {split: [paths]}, notes)``; ``notes`` holds a ``data_yaml`` warning when the
+        splits were only found relative to the YAML's folder (Ultralytics, run from the current
+        folder, would not find them).
+    """
+    where = str(yaml_path)
+    entries = _split_entries(data, where)
+    notes = []
+    if "train" not in entries or "val" not in entries:
+        missing = " and ".join(s for s in ("train", "val") if s not in entries)
+        notes.append(LabelIssue("data_yaml", where, None, f"no '{missing}' split: Ultralytics needs train and val"))
+    path = data.get("path")
+    if path is not None and not isinstance(path, str):
+        raise DatasetError(f"{where}: 'path' must be a string, got {path!r}")
+    if not path:
+        root = yaml_path.parent.resolve()
+        return root, {s: _targets(root, e) for s, e in entries.items()}, notes
+    root = Path(path)
+    if not root.exists() and not root.is_absolute():
+        root = datasets_dir() / root
+    targets = {s: _targets(root, e) for s, e in entries.items()}
+    if all(p.exists() for ps in targets.values() for p in ps) or Path(path).is_absolute():
+        return root.resolve(), targets, notes
+    local = (yaml_path.parent / path).resolve()
+    found = {s: _targets(local, e) for s, e in entries.items()}
+    if not all(p.exists() for ps in found.values() for p in ps):
+        return root.resolve(), targets, notes  # neither: the caller names the missing folder
+    notes.append(
+        LabelIssue(
+            "data_yaml",
+            where,
+            None,
+            f"path {path!r}: Ultralytics resolves it from the current folder ({Path.cwd()}) or its datasets "
+            f"folder, where the splits are not; read from {local} (relative to the YAML) instead: train from "
+            f"{yaml_path.parent} or give an absolute path",
+        )
+    )
+    return local, found, notes
+
+
+def _is_image(name: str) -> bool:
+    return name.rpartition(".")[-1].lower() in IMAGE_FORMATS
+
+
+def _list_file(target: Path) -> list[Path]:
+    """The images a ``.txt`` list names: ``./`` lines relative to the list, others as they are."""
+    lines = [x.strip() for x in target.read_text(encoding="utf-8-sig").strip().splitlines() if x.strip()]
+    out = []
+    for line in lines:
+        p = target.parent / line[2:] if line.startswith("./") else Path(line)
+        if not p.is_absolute() and not p.exists() and (target.parent / line).exists():
+            p = target.parent / line  # relative to the current folder for Ultralytics; the list's folder here
+        out.append(p)
+    return out
+
+
+def _split_images(targets: list[Path]) -> list[Path]:
+    """Every image of a split: files below each folder (hidden ones skipped, as glob does) and listed files."""
+    found: list[Path] = []
+    for target in targets:
+        if target.is_dir():
+            for dirpath, dirnames, filenames in os.walk(target):
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+                found += [Path(dirpath) / f for f in filenames if not f.startswith(".") and "." in f and _is_image(f)]
+        elif target.is_file():
+            found += [p for p in _list_file(target) if _is_image(str(p))]
+        else:
+            raise DatasetError(f"split folder {target} does not exist")
+    # sorting on the parts tuple gives Path's own order, without Path.__lt__'s per-comparison cost
+    return sorted(found, key=lambda p: p.parts)
 
 
 class _Resolver:
@@ -235,8 +308,35 @@ def _dataset_yaml(path: Path) -> Path | None:
     return None
 
 
+def _read_split(ds: YoloDataset, split: str, targets: list[Path], nc: int | None, resolve: _Resolver) -> int:
+    """Read one split's images and labels into ``ds``; returns the largest class id seen (-1: none)."""
+    items, image_labels, max_class = [], set(), -1
+    for image in _split_images(targets):
+        label = label_path_for(image)
+        if not label.is_file():
+            ds.issues.append(LabelIssue("image_without_label", str(image), None, "image has no label file"))
+            items.append(YoloItem(image=image, label=None, split=split))
+            continue
+        image_labels.add(resolve(label))
+        with open(label, encoding="utf-8-sig", errors="replace") as fh:  # Path.read_text without its overhead
+            text = fh.read()
+        boxes, classes, lines, issues = parse_label_text(text, str(label), nc)
+        ds.issues.extend(issues)
+        if len(classes):
+            max_class = max(max_class, int(classes.max()))
+        items.append(YoloItem(image, label, split, boxes, classes, lines))
+    ds.splits[split] = items
+    for target in targets:
+        label_dir = label_path_for(target / "x.jpg").parent if target.is_dir() else None
+        if label_dir is not None and label_dir.is_dir():
+            for label in sorted(label_dir.rglob("*.txt"), key=lambda p: p.parts):
+                if resolve(label) not in image_labels:
+                    ds.issues.append(LabelIssue("label_without_image", str(label), None, "label file has no image"))
+    return max_class
+
+
 def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None) -> YoloDataset:
-    """Read a YOLO data set from its ``data.yaml`` or its folder.
+    """Read a YOLO data set from its ``data.yaml`` or its folder (see the module docstring).
 
     A folder with no YAML must hold ``images/<split>`` and ``labels/<split>``; its class
     names are then the class ids.
@@ -248,59 +348,31 @@ def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None
     if not p.exists():
         raise DatasetError(f"data set {str(p)!r} does not exist")
     yaml_path = _dataset_yaml(p)
-    split_dirs: dict[str, Path] = {}
+    notes: list[LabelIssue] = []
     if yaml_path is not None:
         try:
             data = load_yaml(yaml_path)
         except ConfigError as err:
             raise DatasetError(str(err)) from err
         names = _names(data, str(yaml_path))
-        root = yaml_path.parent
-        if data.get("path") not in (None, "", "."):
-            root = _resolve(yaml_path.parent, str(data["path"]))
-        for split in SPLITS:
-            if data.get(split):
-                split_dirs[split] = _resolve(root, str(data[split]))
+        root, split_dirs, notes = resolve_splits(yaml_path, data)
     else:
         root = p
         if not (p / "images").is_dir():
             raise DatasetError(f"{p}: no data.yaml and no images/ folder; not a YOLO data set")
-        split_dirs = {d.name: d for d in sorted((p / "images").iterdir()) if d.is_dir()}
+        split_dirs = {d.name: [d] for d in sorted((p / "images").iterdir()) if d.is_dir()}
         if not split_dirs:
-            split_dirs = {"train": p / "images"}
+            split_dirs = {"train": [p / "images"]}
         names = {}
     if splits is not None:
         split_dirs = {k: v for k, v in split_dirs.items() if k in splits}
     if not split_dirs:
         raise DatasetError(f"{p}: names no train/val/test split")
-    nc = len(names) if names else None
-    ds = YoloDataset(root=root, names=names, splits={}, yaml_path=yaml_path)
-    max_class = -1
+    ds = YoloDataset(root=root, names=names, splits={}, issues=notes, yaml_path=yaml_path)
     resolve = _Resolver()
-    for split, target in split_dirs.items():
-        images = _split_images(target)
-        items = []
-        image_labels = set()
-        for image in images:
-            label = label_path_for(image)
-            if not label.is_file():
-                ds.issues.append(LabelIssue("image_without_label", str(image), None, "image has no label file"))
-                items.append(YoloItem(image=image, label=None, split=split))
-                continue
-            image_labels.add(resolve(label))
-            with open(label, errors="replace") as fh:  # what Path.read_text does, without its overhead
-                text = fh.read()
-            boxes, classes, lines, issues = parse_label_text(text, str(label), nc)
-            ds.issues.extend(issues)
-            if len(classes):
-                max_class = max(max_class, int(classes.max()))
-            items.append(YoloItem(image, label, split, boxes, classes, lines))
-        ds.splits[split] = items
-        label_dir = label_path_for(target / "x.jpg").parent if target.is_dir() else None
-        if label_dir is not None and label_dir.is_dir():
-            for label in sorted(label_dir.rglob("*.txt"), key=lambda p: p.parts):
-                if resolve(label) not in image_labels:
-                    ds.issues.append(LabelIssue("label_without_image", str(label), None, "label file has no image"))
+    max_class = max(
+        _read_split(ds, split, targets, len(names) or None, resolve) for split, targets in split_dirs.items()
+    )
     if not names:
         ds.names = {i: str(i) for i in range(max_class + 1)}
     return ds

@@ -75,7 +75,7 @@ def test_rule_config_errors_name_the_valid_choices():
         make_rules([{"kind": "empty"}, {"kind": "empty"}])
     with pytest.raises(ConfigError, match="at least one of"):
         make_rule({"kind": "random"})
-    with pytest.raises(ConfigError, match="valid caps"):
+    with pytest.raises(ConfigError, match=r"\['per_week'\]; valid options: per_minute, per_hour, per_day, total"):
         make_rule({"kind": "empty", "limits": {"per_week": 3}})
     with pytest.raises(ConfigError, match="at least one rule"):
         make_rules([])

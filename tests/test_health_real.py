@@ -50,7 +50,9 @@ def test_coco128_missing_label_files_and_orphan_labels(assets, tmp_path, capsys)
         ("image_without_label", "000000000508.jpg"),
         ("label_without_image", "000000000656.txt"),
         ("label_without_image", "000000000659.txt"),
+        ("data_yaml", "config.yaml"),  # path: . is the current folder for Ultralytics, not the YAML's
     }
+    assert "label warnings (Ultralytics copes; not gated): 1 {'data_yaml': 1}" in printed
     assert "train: 128 images, 929 boxes, 0 empty label file(s), 2 image(s) without label file" in printed
     assert "label problems: 4 {'label_without_image': 2, 'image_without_label': 2}" in printed
     assert "gate max_label_errors: FAIL - 4 label error(s)" in printed

@@ -82,7 +82,7 @@ def test_bad_config_key_and_missing_file(scores_file, tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text("strategy: coreset\nbatch: 4\n")
     assert main(["select", str(scores), "--config", str(config)]) == 2
-    assert "unknown key(s) ['batch']" in capsys.readouterr().err
+    assert "unknown option(s) ['batch']" in capsys.readouterr().err
     assert main(["select", str(tmp_path / "missing.jsonl"), "--k", "3"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["select"]) == 2

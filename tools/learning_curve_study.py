@@ -41,9 +41,9 @@ PRESETS: dict[str, list[str]] = {
         f"--strategies {STRATEGIES} --seeds 5 --initial 60 --budget 60 --rounds 3 "
         "--model pretrained --init pretrained --epochs 10 --imgsz 416 --measure binary_entropy_max"
     ),
-    # 240 pool images, 80 evaluation images, 3 classes (one rare); 20 -> 80 labels.
+    # 240 pool images, 80 evaluation images, 3 classes (one rare); 10 -> 40 labels.
     "porch-pretrained": shlex.split(
-        f"--strategies {STRATEGIES} --seeds 5 --initial 20 --budget 20 --rounds 3 "
+        f"--strategies {STRATEGIES} --seeds 5 --initial 10 --budget 10 --rounds 3 "
         "--model pretrained --init pretrained --epochs 10 --imgsz 256 --measure binary_entropy_max"
     ),
 }
@@ -62,8 +62,9 @@ PLANS: dict[str, str] = {
     ),
     "porch-pretrained": (
         "The built-in porch data at 256 px (its native size) from the COCO-pretrained YOLOv8n, 10 epochs a "
-        "round; 20 -> 80 labels, since the porch pool is only 240 images and the rare yellow box needs the "
-        "low-budget regime to matter. Same protocol and strategies as aquarium-pretrained."
+        "round; 10 -> 40 labels: fine-tuned on 60 porch images this model already reaches mAP50-95 0.92 (the "
+        "demo), so only the low-budget regime can tell strategies apart. Same protocol and strategies as "
+        "aquarium-pretrained."
     ),
 }
 KEEP = ("rounds.csv", "rounds.json", "summary.json", "summary.md", "learning_curves.png", "settings.json")

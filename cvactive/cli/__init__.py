@@ -2,8 +2,9 @@
 
 Each subcommand module has ``register(subparsers)``, which adds its parser and sets
 ``func`` to a ``run(args) -> int``; ``run`` loads the YAML config, calls one public
-function and prints a summary. Errors cvactive raises become one line on stderr and a
-non-zero exit code (2 for bad input), not a traceback.
+function and prints a summary. The config file a command names is checked (every key's type,
+range and default, :mod:`cvactive.schemas`) before ``run`` starts. Errors cvactive raises
+become one line on stderr and a non-zero exit code (2 for bad input), not a traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from cvactive import __version__
+from cvactive.config import check_command
 from cvactive.errors import CvactiveError
 
 #: subcommand -> module; modules import their heavy dependencies inside ``run``.
@@ -60,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        check_command(args.command, args)  # the config files it names, before any work
         return int(args.func(args) or 0)
     except CvactiveError as err:
         print(f"cvactive {args.command}: error: {err}", file=sys.stderr)

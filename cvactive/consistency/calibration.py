@@ -125,12 +125,10 @@ class CalibrationReport:
 
     def plot(self, path: str | Path) -> Path:
         """Draw the held-out reliability diagram, before and after, as a PNG."""
-        import matplotlib
+        from cvactive.plots import new_figure, save_figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
+        fig = new_figure((9, 4.2))
+        axes = fig.subplots(1, 2, sharey=True)
         for ax, rel, title, ece in (
             (axes[0], self.before, "before", self.ece_heldout_before),
             (axes[1], self.after, f"after (T = {self.temperature:.3g})", self.ece_heldout_after),
@@ -152,12 +150,7 @@ class CalibrationReport:
             ax.legend(loc="upper left", fontsize=8)
         axes[0].set_ylabel(f"precision (IoU >= {self.iou:.2g})")
         fig.suptitle(f"held-out reliability ({self.heldout_predictions} predictions, {self.heldout_images} images)")
-        fig.tight_layout()
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=100)
-        plt.close(fig)
-        return p
+        return save_figure(fig, path, dpi=100)
 
 
 def calibration_report(

@@ -47,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.config import from_mapping
 from cvactive.errors import ConfigError
 
 #: fraction of the pacing span by which the straight-line schedule reaches the whole budget.
@@ -73,15 +74,7 @@ class Limits:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Limits | None, where: str = "limits") -> Limits:
-        if data is None:
-            return cls()
-        if isinstance(data, Limits):
-            return data
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ConfigError(f"{where}: unknown cap(s) {unknown}; valid caps: {', '.join(valid)}")
-        return cls(**dict(data))
+        return from_mapping(cls, data, where) or cls()
 
     @property
     def unlimited(self) -> bool:
@@ -177,13 +170,7 @@ class Pacing:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Pacing | None) -> Pacing | None:
-        if data is None or isinstance(data, Pacing):
-            return data
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ConfigError(f"pacing: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
-        return cls(**dict(data))
+        return from_mapping(cls, data, "pacing", optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
 
+from cvactive.config import from_mapping
 from cvactive.errors import ConfigError
 
 DedupMethod = Literal["phash", "dhash", "embedding"]
@@ -105,13 +106,7 @@ class Dedup:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Dedup | None) -> Dedup | None:
-        if data is None or isinstance(data, Dedup):
-            return data
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ConfigError(f"dedup: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
-        return cls(**dict(data))
+        return from_mapping(cls, data, "dedup", optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

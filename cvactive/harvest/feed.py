@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from cvactive.config import from_mapping
 from cvactive.errors import ConfigError, VideoError
 from cvactive.sources import SourceReport, is_stream, open_video
 
@@ -43,15 +44,7 @@ class Retry:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Retry | None) -> Retry:
-        if data is None:
-            return cls()
-        if isinstance(data, Retry):
-            return data
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(valid))
-        if unknown:
-            raise ConfigError(f"retry: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
-        return cls(**dict(data))
+        return from_mapping(cls, data, "retry") or cls()
 
     def delay(self, attempt: int) -> float:
         return float(min(self.backoff * 2.0**attempt, self.max_backoff))

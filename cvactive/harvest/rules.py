@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
+from cvactive.config import check_kwargs
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits
 from cvactive.record import ImageRecord
@@ -260,10 +261,7 @@ def make_rule(spec: Mapping[str, Any] | Rule) -> Rule:
     if kind not in RULES:
         raise ConfigError(f"unknown rule kind {kind!r}; valid kinds: {', '.join(RULES)}")
     cls = RULES[kind]
-    valid = [f.name for f in fields(cls)]
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"rule kind {kind!r}: unknown option(s) {unknown}; valid options: {', '.join(valid)}")
+    check_kwargs(cls, options, f"rule kind {kind!r}")
     try:
         return cls(**options)
     except TypeError as err:

@@ -24,6 +24,7 @@ from cvactive.health.result import HealthReport
 from cvactive.health.table import ISSUE_KINDS, LabelTable
 from cvactive.health.target import target_figures
 from cvactive.selection.targets import TargetLike
+from cvactive.yolodata import WARNING_KINDS
 
 #: Kinds of problem a health check reports: the label issues plus images that cannot be decoded.
 ERROR_KINDS = (*ISSUE_KINDS, "unreadable_image")
@@ -141,22 +142,25 @@ def _class_figures(
 # -- label errors -----------------------------------------------------------------------------
 @dataclass
 class Problems:
-    """Every problem found (label issues, unreadable images), counted by kind and over the gated kinds."""
+    """Every problem found (label issues, unreadable images), counted by kind and over the gated kinds,
+    and the label warnings (problems Ultralytics copes with: listed, never gated)."""
 
     listed: list[dict[str, Any]]
     by_kind: Counter[str]
     counted: dict[str, int]
+    warned: list[dict[str, Any]]
 
 
 def label_problems(table: LabelTable, info: ImageInfo, error_kinds: Sequence[str]) -> Problems:
-    """The label issues of the table plus the images that could not be decoded."""
-    problems = [_issue_dict(i) for i in table.issues]
+    """The label issues of the table plus the images that could not be decoded, and the label warnings."""
+    problems = [_issue_dict(i) for i in table.issues if i.kind not in WARNING_KINDS]
+    warned = [_issue_dict(i) for i in table.issues if i.kind in WARNING_KINDS]  # Ultralytics copes: never gated
     problems += [
         {"kind": "unreadable_image", "path": table.image_paths[i], "line": None, "message": reason}
         for i, reason in info.unreadable
     ]
     by_kind = Counter(p["kind"] for p in problems)
-    return Problems(problems, by_kind, {k: by_kind.get(k, 0) for k in error_kinds})
+    return Problems(problems, by_kind, {k: by_kind.get(k, 0) for k in error_kinds}, warned)
 
 
 def _issue_dict(issue: Any) -> dict[str, Any]:
@@ -325,6 +329,11 @@ def assemble(
             "counted_kinds": list(error_kinds),
             "by_kind": {k: problems.by_kind.get(k, 0) for k in ERROR_KINDS},
             "listed": problems.listed[:MAX_LISTED],
+        },
+        "label_warnings": {
+            "total": len(problems.warned),
+            "by_kind": {k: v for k, v in Counter(w["kind"] for w in problems.warned).items()},
+            "listed": problems.warned[:MAX_LISTED],
         },
         "images": images.figures,
         "class_target": None if class_target is None else target_figures(class_target, overall, per_split, class_names),

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cvactive.health.result import HealthReport
+from cvactive.plots import new_figure, save_figure
 
 PLOTS = ("class_counts.png", "centre_heatmaps.png", "box_sizes.png", "brightness.png")
 
@@ -56,6 +57,12 @@ def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
         lines.append(f"    {p['kind']}: {where}: {p['message']}")
     if le["total"] > max_errors:
         lines.append(f"    ... {le['total'] - max_errors} more in report.json")
+    lw = f.get("label_warnings", {"total": 0})
+    if lw["total"]:
+        lines.append(f"  label warnings (Ultralytics copes; not gated): {lw['total']} {lw['by_kind']}")
+        for p in lw["listed"][:max_errors]:
+            where = p["path"] + (f":{p['line']}" if p["line"] else "")
+            lines.append(f"    {p['kind']}: {where}: {p['message']}")
     im = f["images"]
     b = im["brightness"]["overall"]
     lines.append(
@@ -72,38 +79,39 @@ def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
 
 
 # -- plots ---------------------------------------------------------------------------------------
-def _plots(report: HealthReport, out: Path) -> list[str]:
-    import matplotlib
+def _ticks(ax: Any, x: np.ndarray, classes: list[str]) -> None:
+    many = len(classes) > 8
+    ax.set_xticks(x, classes, rotation=60 if many else 0, ha="right" if many else "center")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    f = report.figures
-    classes = f["classes"]
-    written = []
+def _class_counts(report: HealthReport, path: Path) -> None:
+    """Instances per class, stacked by split (log scale when the spread is wide)."""
+    f, classes = report.figures, report.figures["classes"]
     x = np.arange(len(classes))
-    # class counts, stacked by split
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.35 * len(classes) + 2), 4))
+    fig = new_figure((max(6.0, 0.35 * len(classes) + 2), 4))
+    ax = fig.subplots()
     bottom = np.zeros(len(classes))
     for s, sf in f["per_split"].items():
         v = np.array([sf["classes"][c]["instances"] for c in classes], float)
         ax.bar(x, v, bottom=bottom, label=s)
         bottom += v
-    ax.set_xticks(x, classes, rotation=60 if len(classes) > 8 else 0, ha="right" if len(classes) > 8 else "center")
+    _ticks(ax, x, classes)
     ax.set_ylabel("instances")
     ax.set_title("Instances per class")
     if bottom.max(initial=0) > 0 and bottom.max() / max(bottom[bottom > 0].min(), 1) > 50:
         ax.set_yscale("log")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "class_counts.png", dpi=90)
-    plt.close(fig)
-    written.append("class_counts.png")
-    # centre heat maps, one panel per class
+    save_figure(fig, path, dpi=90)
+
+
+def _centre_heatmaps(report: HealthReport, path: Path) -> None:
+    """Where box centres fall: one panel per class."""
+    classes = report.figures["classes"]
     c = len(classes)
     cols = min(c, 6) or 1
     rows = max(1, -(-c // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.5 * rows + 0.5), squeeze=False)
+    fig = new_figure((2.2 * cols, 2.5 * rows + 0.5))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -113,19 +121,22 @@ def _plots(report: HealthReport, out: Path) -> list[str]:
         ax.imshow(report.heatmaps[k], cmap="magma", extent=(0, 1, 1, 0), interpolation="nearest")
         ax.set_title(f"{classes[k]} ({int(report.heatmaps[k].sum())})", fontsize=8)
     fig.suptitle("Where box centres fall (per class)")
-    fig.tight_layout()
-    fig.savefig(out / "centre_heatmaps.png", dpi=80)
-    plt.close(fig)
-    written.append("centre_heatmaps.png")
-    # box sizes: COCO buckets per class + sqrt-area histogram
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
-    ov = f["overall"]["classes"]
-    bottom = np.zeros(c)
+    save_figure(fig, path, dpi=80)
+
+
+def _box_sizes(report: HealthReport, path: Path) -> None:
+    """COCO size buckets per class, and the histogram of sqrt(box area) in pixels."""
+    classes = report.figures["classes"]
+    x = np.arange(len(classes))
+    fig = new_figure((11, 4))
+    ax1, ax2 = fig.subplots(1, 2)
+    ov = report.figures["overall"]["classes"]
+    bottom = np.zeros(len(classes))
     for bucket in ("small", "medium", "large"):
         v = np.array([ov[k][bucket] for k in classes], float)
         ax1.bar(x, v, bottom=bottom, label=bucket)
         bottom += v
-    ax1.set_xticks(x, classes, rotation=60 if c > 8 else 0, ha="right" if c > 8 else "center")
+    _ticks(ax1, x, classes)
     ax1.set_title("COCO size buckets (area < 32², < 96², larger)")
     ax1.legend()
     drawn = 0
@@ -142,16 +153,17 @@ def _plots(report: HealthReport, out: Path) -> list[str]:
     ax2.set_title("Box sizes")
     if 0 < drawn <= 10:
         ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "box_sizes.png", dpi=90)
-    plt.close(fig)
-    written.append("box_sizes.png")
-    # brightness per split
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    save_figure(fig, path, dpi=90)
+
+
+def _brightness(report: HealthReport, path: Path) -> None:
+    """Mean grey level per split, with the dark and bright limits."""
+    fig = new_figure((6, 3.5))
+    ax = fig.subplots()
     for s, v in report.brightness.items():
         if v.size:
             ax.hist(v, bins=np.linspace(0, 255, 52).tolist(), alpha=0.6, label=f"{s} ({v.size})")
-    bset = f["images"]["brightness"]
+    bset = report.figures["images"]["brightness"]
     ax.axvline(bset["dark_below"], color="k", ls="--", lw=1)
     ax.axvline(bset["bright_above"], color="k", ls="--", lw=1)
     ax.set_xlabel("mean grey level (0-255)")
@@ -159,11 +171,22 @@ def _plots(report: HealthReport, out: Path) -> list[str]:
     ax.set_title("Image brightness (dashed: dark / bright limits)")
     if report.brightness and any(v.size for v in report.brightness.values()):
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out / "brightness.png", dpi=90)
-    plt.close(fig)
-    written.append("brightness.png")
-    return written
+    save_figure(fig, path, dpi=90)
+
+
+_DRAW = {
+    "class_counts.png": _class_counts,
+    "centre_heatmaps.png": _centre_heatmaps,
+    "box_sizes.png": _box_sizes,
+    "brightness.png": _brightness,
+}
+
+
+def _plots(report: HealthReport, out: Path) -> list[str]:
+    """Draw :data:`PLOTS` into ``out``; returns their file names."""
+    for name in PLOTS:
+        _DRAW[name](report, out / name)
+    return list(PLOTS)
 
 
 # -- markdown / html -------------------------------------------------------------------------------
@@ -302,6 +325,18 @@ def markdown(report: HealthReport, plots: list[str]) -> str:
         )
         if le["total"] > 200:
             md += [f"... and {le['total'] - 200} more in report.json", ""]
+    lw = f.get("label_warnings", {"total": 0})
+    if lw["total"]:
+        md += [
+            f"## Label warnings ({lw['total']})",
+            "",
+            "Ultralytics tolerates or repairs these; no gate counts them.",
+            "",
+        ]
+        md += _table(
+            ["kind", "file", "line", "message"],
+            [[p["kind"], p["path"], p["line"], p["message"].replace("|", "\\|")] for p in lw["listed"][:200]],
+        )
     if f["empty_label_files"]:
         md += ["Empty label files (images with no object):", ""]
         md += [f"- {p}" for p in f["empty_label_files"][:50]] + [""]

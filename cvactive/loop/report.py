@@ -145,6 +145,8 @@ def _side(ci: dict[str, Any]) -> int:
 
 
 def _fmt_ci(ci: dict[str, Any]) -> str:
+    if not (np.isfinite(ci["ci_low"]) and np.isfinite(ci["ci_high"])):
+        return f"{ci['mean']:+.4f} (one seed: no interval)"
     return f"{ci['mean']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]"
 
 
@@ -241,9 +243,9 @@ def _rare_classes(rows: list[dict[str, Any]], how_many: int = 2) -> list[str]:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Per-seed thin lines and the mean per strategy; paired difference to random with its interval."""
-    from matplotlib.figure import Figure
+    from cvactive.plots import new_figure, save_figure
 
-    fig = Figure(figsize=(12, 4.6))
+    fig = new_figure((12, 4.6))
     ax, axd = fig.subplots(1, 2)
     colors = {}
     per_seed = seed_curves(rows, "mAP50_95")
@@ -281,8 +283,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
     if axd.get_legend_handles_labels()[0]:
         axd.legend(fontsize=7)
     fig.suptitle(title or "Learning curves")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return path
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.config import check_keys
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord
@@ -95,10 +96,7 @@ class Strategy:
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise :class:`ConfigError` naming the valid options if any key is unknown."""
-        unknown = sorted(set(options) - set(self.options))
-        if unknown:
-            valid = ", ".join(self.options) or "none"
-            raise ConfigError(f"strategy {self.name!r}: unknown option(s) {unknown}; valid options: {valid}")
+        check_keys(options, self.options, f"strategy {self.name!r}")
 
     def __call__(
         self,

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from cvactive._env import offline_defaults
+from cvactive._pins import require as require_pinned
 from cvactive.errors import MissingDependencyError, StoreError
 
 #: Seconds to wait for a database given by ``FIFTYONE_DATABASE_URI`` (the URI's own
@@ -83,6 +84,7 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
     """
     global _CONNECTED
     offline_defaults()
+    require_pinned("fiftyone")  # store/ writes FiftyOne's own documents
     uri = os.environ.get("FIFTYONE_DATABASE_URI")
     if uri and not _CONNECTED:
         probe_uri(uri, timeout_s)

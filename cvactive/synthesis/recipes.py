@@ -13,18 +13,19 @@ A recipe file is one YAML mapping::
 or ``recipes: [<recipe>, ...]`` for several. Compositions nest (``OneOf: {transforms: [...]}``).
 The object copy-paste recipe has ``kind: copy_paste`` and a ``copy_paste:`` mapping of
 :class:`CopyPasteOptions`; its ``transforms`` (image-only ones and flips) jitter each pasted patch.
-The built-in recipes are ``configs/synthesis/recipes/*.yaml``.
+The built-in recipes are package data, ``cvactive/resources/configs/synthesis/recipes/*.yaml``
+(documented copies in the repository's ``configs/synthesis/recipes``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from cvactive.config import CONFIG_DIR, check_kwargs, load_yaml
+from cvactive.config import CONFIG_DIR, check_config, from_mapping, load_yaml
 from cvactive.errors import ConfigError
 
 #: Where the built-in recipes live.
@@ -32,7 +33,6 @@ RECIPE_DIR = CONFIG_DIR / "synthesis" / "recipes"
 #: The kinds of gap a recipe can fill (see :mod:`cvactive.synthesis.gaps`).
 FILLS = ("class", "dark", "bright", "small_objects", "position")
 KINDS = ("transform", "copy_paste")
-RECIPE_KEYS = ("name", "description", "kind", "fills", "bbox", "transforms", "copy_paste")
 #: Transforms a copy-paste recipe may apply to a patch besides image-only ones (they keep the patch's box).
 PATCH_GEOMETRIC = ("HorizontalFlip", "VerticalFlip")
 
@@ -154,33 +154,28 @@ class Recipe:
 
 
 def recipe_from_dict(data: Mapping[str, Any], where: str = "recipe") -> Recipe:
-    """A :class:`Recipe` from its YAML mapping; unknown keys and bad values name the valid ones."""
+    """A :class:`Recipe` from its YAML mapping, checked with the ``recipe`` schema (:mod:`cvactive.schemas`)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a recipe must be a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(RECIPE_KEYS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown recipe key(s) {unknown}; valid keys: {', '.join(RECIPE_KEYS)}")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigError(f"{where}: a recipe needs a 'name' (a string)")
+    check_config("recipe", data, where)
+    name = data["name"]
     where = f"{where} ({name})"
-    transforms = data.get("transforms") or []
-    if not isinstance(transforms, Sequence) or isinstance(transforms, str):
-        raise ConfigError(f"{where}: 'transforms' must be a list of {{Name: {{option: value}}}}")
     fills = data.get("fills") or []
     if isinstance(fills, str):
         fills = [fills]
-    bbox = BboxOptions(**check_kwargs(BboxOptions, _mapping(data.get("bbox"), f"{where}: bbox"), f"{where}: bbox"))
+    bbox = from_mapping(BboxOptions, data.get("bbox"), f"{where}: bbox") or BboxOptions()
     copy_paste = None
-    kind = data.get("kind", "copy_paste" if "copy_paste" in data else "transform")
+    kind: Literal["transform", "copy_paste"] = data.get("kind") or (
+        "copy_paste" if "copy_paste" in data else "transform"
+    )
     if kind == "copy_paste":
-        opts = dict(check_kwargs(CopyPasteOptions, _mapping(data.get("copy_paste"), f"{where}: copy_paste")))
+        opts = dict(data.get("copy_paste") or {})
         if "scale" in opts:
             opts["scale"] = tuple(opts["scale"])
-        copy_paste = CopyPasteOptions(**opts)
+        copy_paste = from_mapping(CopyPasteOptions, opts, f"{where}: copy_paste")
     return Recipe(
         name=name,
-        transforms=tuple(transforms),
+        transforms=tuple(data.get("transforms") or ()),
         description=str(data.get("description", "")),
         kind=kind,
         fills=tuple(str(f) for f in fills),
@@ -188,14 +183,6 @@ def recipe_from_dict(data: Mapping[str, Any], where: str = "recipe") -> Recipe:
         copy_paste=copy_paste,
         source=where,
     )
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return dict(value)
 
 
 def read_recipe_file(path: str | Path) -> list[Recipe]:

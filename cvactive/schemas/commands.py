@@ -1,0 +1,227 @@
+"""The configs of health, evaluate, select, loop, synthesize (and its recipes) and porch."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, Field, model_validator
+
+from cvactive.schemas.check import Section
+from cvactive.schemas.common import (
+    Grey,
+    ImageScore,
+    LoopStrategyOptions,
+    NonNegFloat,
+    NonNegInt,
+    Pair,
+    PosInt,
+    Prob,
+    Quality,
+    Seed,
+    StrategyName,
+    StrategyOptions,
+)
+
+# -- cvactive health (cvactive.health.check.analyse) -------------------------------------------
+ErrorKind = Literal[
+    "out_of_range",
+    "non_positive_size",
+    "unknown_class",
+    "malformed",
+    "label_without_image",
+    "image_without_label",
+    "unreadable_image",
+]
+
+
+class Health(Section):
+    """``configs/health.yaml``: the gates and the image checks."""
+
+    min_instances: NonNegInt | None = 10
+    max_imbalance: Annotated[float, Field(ge=1)] | None = 50.0
+    max_label_errors: NonNegInt | None = 0
+    allow_leakage: bool = False
+    error_kinds: list[ErrorKind] = list(get_args(ErrorKind))
+    min_dark_images: NonNegInt | None = None
+    image_sizes: bool = True
+    image_checks: bool = True
+    max_images: NonNegInt | None = 20000
+    near_duplicate_distance: Annotated[int, Field(ge=0, le=64)] | None = 4
+    dark_below: Grey = 50.0
+    bright_above: Grey = 200.0
+    heatmap_grid: Annotated[int, Field(ge=1, le=1024)] = 16
+    rng: Seed | None = 0
+    cache: str | None = None
+    workers: PosInt | None = None
+    progress: bool = True
+    class_target: Literal["uniform", "inverse"] | dict[str | int, NonNegFloat] | None = "uniform"
+
+    @model_validator(mode="after")
+    def _bands(self) -> Health:
+        if self.dark_below >= self.bright_above:
+            raise ValueError(f"dark_below ({self.dark_below}) must be below bright_above ({self.bright_above})")
+        return self
+
+
+# -- cvactive evaluate (cvactive.store.evaluate.evaluate_round) --------------------------------
+Iou = Annotated[float, Field(gt=0, le=1)]
+
+
+class Evaluate(Section):
+    """``configs/evaluate.yaml``: the IoU sweep and thresholds pinned for a whole study."""
+
+    iou_threshs: Annotated[list[Iou], Field(min_length=1)] = [round(0.5 + 0.05 * i, 2) for i in range(10)]
+    iou: Iou = 0.5
+    conf_threshold: Prob = 0.0
+    classes: list[str] | None = None
+    tag: str | None = None
+    ap_drop_warning: Prob = 0.05
+    marks: bool = False
+    progress: bool = False
+
+
+# -- cvactive select / cvactive loop ----------------------------------------------------------
+class Select(Section):
+    """``configs/select.yaml``: the strategy, k, the seed and each strategy's options."""
+
+    strategy: StrategyName | None = None
+    k: PosInt | None = None
+    rng: Seed | None = None
+    strategies: StrategyOptions | None = None
+
+
+class EvalData(Section):
+    """One further evaluation set of a loop study."""
+
+    data: str
+    split: str = "val"
+    name: str | None = None
+
+
+class Loop(Section):
+    """``configs/loop.yaml``: the fields of :class:`cvactive.loop.LoopConfig`."""
+
+    strategies: list[StrategyName] = ["random", "uncertainty", "hybrid"]
+    initial: PosInt = 40
+    budget: PosInt = 40
+    rounds: NonNegInt = 3
+    seeds: PosInt | Annotated[list[Seed], Field(min_length=1)] = 3
+    model: str = "auto"
+    init: Literal["pretrained", "previous"] = "pretrained"
+    freeze: NonNegInt | None = None
+    epochs: PosInt = 20
+    imgsz: Annotated[int, Field(ge=32, le=8192)] = 256
+    batch: PosInt | Literal[-1] = 16
+    device: str | NonNegInt | None = None
+    pool_split: str = "train"
+    eval_split: str = "val"
+    eval_data: list[EvalData] = []
+    score_conf: Prob = 0.05
+    eval_conf: Prob = 0.001
+    measure: ImageScore = "entropy_max"
+    strategy_options: LoopStrategyOptions = {}
+
+
+# -- cvactive synthesize (cvactive.synthesis.synthesize) and its recipes -------------------------
+class Synthesize(Section):
+    """``configs/synthesis/synthesize.yaml``: the seed, split, JPEG quality and gap thresholds."""
+
+    seed: Seed = 0
+    split: str = "train"
+    quality: Quality = 95
+    rare_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
+    dark_threshold: Grey = 85.0
+    min_dark_share: Prob = 0.25
+    bright_threshold: Grey = 190.0
+    min_bright_share: Prob = 0.0
+    small_size: Annotated[float, Field(gt=0, le=1)] = 0.08
+    min_small_share: Prob = 0.1
+    min_side_share: Prob = 0.35
+
+
+Fill = Literal["class", "dark", "bright", "small_objects", "position"]
+
+
+def _transform_spec(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) != 1:
+        raise ValueError(f"got {value!r}, expected one transform: 'Name' or {{Name: {{option: value}}}}")
+    return value
+
+
+TransformSpec = Annotated[str | dict[str, dict[str, Any] | None], AfterValidator(_transform_spec)]
+
+
+class Bbox(Section):
+    """A recipe's ``bbox:``: how boxes follow the transform."""
+
+    min_visibility: Prob = 0.35
+    min_area: NonNegFloat = 16.0
+    clip: bool = True
+
+
+class CopyPaste(Section):
+    """A copy-paste recipe's ``copy_paste:`` options."""
+
+    max_instances: PosInt = 3
+    max_overlap: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    scale: Pair = [0.8, 1.2]
+    feather: NonNegInt = 2
+    min_size: PosInt = 8
+    attempts: PosInt = 30
+
+    @model_validator(mode="after")
+    def _scale(self) -> CopyPaste:
+        if self.scale[0] > self.scale[1]:
+            raise ValueError(f"scale must be [low, high] with low <= high, got {self.scale}")
+        return self
+
+
+class Recipe(Section):
+    """One synthesis recipe (``configs/synthesis/recipes/*.yaml``)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    description: str = ""
+    kind: Literal["transform", "copy_paste"] | None = None
+    fills: list[Fill] | Fill = []
+    bbox: Bbox | None = None
+    transforms: list[TransformSpec] = []
+    copy_paste: CopyPaste | None = None
+
+
+# -- cvactive porch (cvactive.porch.PorchRecipe) -------------------------------------------------
+Side = Annotated[int, Field(ge=64, le=4096)]
+
+
+class Porch(Section):
+    """``datasets/porch.yaml``: the built-in porch-camera data set."""
+
+    seed: Seed = 0
+    width: Side = 320
+    height: Side = 256
+    train: Annotated[int, Field(ge=0, le=100_000)] = 240
+    val: Annotated[int, Field(ge=0, le=100_000)] = 80
+    classes: Annotated[list[Literal["brown_box", "white_envelope", "yellow_box"]], Field(min_length=1)] = [
+        "brown_box",
+        "white_envelope",
+        "yellow_box",
+    ]
+    class_weights: Annotated[list[NonNegFloat], Field(min_length=1)] = [0.6, 0.3, 0.1]
+    night_fraction: Prob = 0.15
+    left_bias: Prob = 0.75
+    objects_per_image: Annotated[list[Annotated[int, Field(ge=0, le=20)]], Field(min_length=2, max_length=2)] = [0, 3]
+    empty_fraction: Prob = 0.05
+    video_seconds: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    video_fps: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Porch:
+        if len(self.classes) != len(self.class_weights):
+            raise ValueError(f"classes ({len(self.classes)}) and class_weights ({len(self.class_weights)}) differ")
+        if sum(self.class_weights) <= 0:
+            raise ValueError(f"class_weights must not all be 0, got {self.class_weights}")
+        if self.objects_per_image[0] > self.objects_per_image[1]:
+            raise ValueError(f"objects_per_image must be [low, high] with low <= high, got {self.objects_per_image}")
+        return self
+
+
+#: schema name -> model.
