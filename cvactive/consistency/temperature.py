@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvactive.consistency.matching import box_iou
+from cvactive.boxes import box_iou
 from cvactive.errors import ConfigError, DatasetError
 
 _CLIP = 1e-7

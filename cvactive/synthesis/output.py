@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.boxes import xyxy_to_yolo
 from cvactive.errors import ConfigError, DatasetError, SourceError
 from cvactive.synthesis.gaps import Profile
 from cvactive.synthesis.images import array_luma
 from cvactive.synthesis.plan import Job
-from cvactive.yolodata import YoloDataset, YoloItem, xyxy_to_yolo
+from cvactive.yolodata import YoloDataset, YoloItem
 
 PROVENANCE = "provenance.jsonl"
 
