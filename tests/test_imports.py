@@ -22,6 +22,16 @@ import cvactive
 
 ROOT = Path(cvactive.__file__).resolve().parent
 
+#: Edges left out of the check, each a known circle waiting for its fix (and why). Keep it short:
+#: an entry whose edge is gone fails :func:`test_every_deferred_edge_still_exists`, so remove it then.
+DEFERRED = {
+    # config.check_kwargs looks each option set's schema up in cvactive.schemas (lazily), and the
+    # schemas ask the selection registry and the measure names, which use config: the leaf utility
+    # calls up into the layer that knows every command. Fix: let schemas register their targets
+    # with config (or have the CLI's door pass the schema), so config imports nothing of cvactive.
+    ("cvactive.config", "cvactive.schemas"): "issue #16: config -> schemas inversion, for the lead",
+}
+
 
 def module_files() -> dict[str, Path]:
     """Dotted module name -> file, for every module of the cvactive package."""
@@ -71,9 +81,14 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str
     return {m for m in found if m in modules and m != name}
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(deferred: bool = False) -> dict[str, set[str]]:
+    """Module -> the modules it imports; without ``deferred``, the :data:`DEFERRED` edges are left out."""
     modules = module_files()
-    return {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    graph = {name: imported_modules(name, path, modules) for name, path in modules.items()}
+    if not deferred:
+        for source, target in DEFERRED:
+            graph.get(source, set()).discard(target)
+    return graph
 
 
 def part(module: str) -> str:
@@ -128,6 +143,12 @@ def test_the_graph_sees_every_module_and_real_edges():
 def test_the_check_finds_a_circle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_deferred_edge_still_exists():
+    graph = import_graph(deferred=True)
+    gone = [edge for edge in DEFERRED if edge[1] not in graph.get(edge[0], set())]
+    assert gone == [], f"these circles are fixed: remove them from DEFERRED: {gone}"
 
 
 def test_no_module_imports_its_own_importer():
