@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cvactive._random import as_rng
 from cvactive.consistency.calibration_run import class_map, collect_predictions
 from cvactive.consistency.temperature import (
     ImagePredictions,
@@ -174,7 +175,7 @@ def calibration_report(
         raise ConfigError(f"holdout must lie in (0, 1), got {holdout}")
     if len(predictions) < 2:
         raise DatasetError(f"calibration needs at least two labeled images, got {len(predictions)}")
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_rng(rng)
     order = gen.permutation(len(predictions))
     n_held = min(max(1, round(holdout * len(predictions))), len(predictions) - 1)
     held, fit = order[:n_held], order[n_held:]

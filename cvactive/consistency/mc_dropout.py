@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cvactive._random import as_rng
 from cvactive.consistency.matching import floor_rounding, mutual_information
 from cvactive.errors import ConfigError, ModelError
 from cvactive.measures import MC_MEASURES as MC_MEASURES  # the name lives in measures
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 
 def seed_from(rng: int | np.random.Generator | None) -> int:
     """A 63-bit seed from an int, a numpy Generator, or fresh entropy for ``None``."""
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_rng(rng)
     return int(gen.integers(0, 2**63 - 1))
 
 

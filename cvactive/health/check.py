@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._random import as_rng
 from cvactive.errors import ConfigError
 from cvactive.health import figures as F
 from cvactive.health.figures import ERROR_KINDS, MAX_LISTED
@@ -142,7 +143,7 @@ def read_image_info(
     if pixels:
         readable = np.flatnonzero([bool(p) for p in table.image_paths])
         if max_images is not None and readable.size > max_images:
-            gen = np.random.default_rng(rng)
+            gen = as_rng(rng)
             readable = np.sort(gen.choice(readable, size=max_images, replace=False))
         want[readable] = True
     if sizes or pixels:

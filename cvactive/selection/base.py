@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._random import RngLike, as_rng
 from cvactive.config import check_keys
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord
-from cvactive.selection.kernels import F32, RngLike, as_rng, l2_normalize
+from cvactive.selection.kernels import F32, l2_normalize
 from cvactive.selection.pool import LabeledLike, LabeledSet, Pool, resolve_labeled
 
 log = logging.getLogger(__name__)

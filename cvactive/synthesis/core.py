@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._random import as_rng
 from cvactive.errors import ConfigError
 from cvactive.synthesis.gaps import GapThresholds
 from cvactive.synthesis.images import array_luma, image_luma
@@ -122,7 +123,7 @@ def synthesize(
     out_dir = Path(out).resolve()
     prepare_out(out_dir, overwrite)
     parents.profile(progress)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = as_rng(seed)
     plans, jobs, notes = plan_jobs(tgt, book, parents, thresholds, n, rng)
     runner = JobRunner(parents.items, instances(parents.items, parents.readable), _albu)
     with SyntheticWriter(out_dir, quality) as writer:
