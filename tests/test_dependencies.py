@@ -43,7 +43,8 @@ def _imports(folder: Path) -> dict[str, set[str]]:
                 names = [node.module]
             for name in names:
                 top = name.split(".")[0]
-                if top not in stdlib and top not in ("cvactive", "__future__"):
+                local = (folder / f"{top}.py").is_file()  # a helper module beside the tests (builders)
+                if top not in stdlib and top not in ("cvactive", "__future__") and not local:
                     found.setdefault(DISTRIBUTION.get(top, top), set()).add(str(path.relative_to(REPO)))
     return found
 
