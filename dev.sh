@@ -2,7 +2,7 @@
 # The two set-up commands of cvactive (see README.md):
 #
 #   ./dev.sh demo [cvactive demo options]   install into .venv/ if needed, then run the demo
-#   ./dev.sh test [pytest options]          install into .venv/ (with dev tools) if needed, then
+#   ./dev.sh test [pytest options]          install into .venv/ (with dev tools and the ray extra) if needed, then
 #                                           lint (ruff), type check (mypy) and test (pytest)
 #
 # Both are idempotent: a second run skips the install unless pyproject.toml or this file changed.
@@ -53,7 +53,7 @@ case "$cmd" in
     exec "$VENV/bin/cvactive" demo "$@"
     ;;
   test)
-    install openvino,dev
+    install openvino,ray,dev
     browser
     echo "== ruff"
     "$VENV/bin/ruff" check cvactive tests tools

@@ -66,14 +66,22 @@ def resolve_model(model: str | Path, work_dir: str | Path) -> str:
 
 @contextmanager
 def quiet_ultralytics(enabled: bool = True) -> Iterator[None]:
-    """Silence Ultralytics' INFO logs and its progress bars (warnings still show)."""
+    """Silence Ultralytics' INFO logs and its progress bars (warnings still show).
+
+    Also hides the warning Ray prints once per training when it is installed (the ``ray`` extra):
+    Ultralytics' Ray Tune callback asks for a trial id outside any Tune session.
+    """
+    import warnings
+
     from ultralytics.utils import LOGGER
 
     old = LOGGER.level
     if enabled:
         LOGGER.setLevel(logging.WARNING)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*get_trial_id.*", category=UserWarning)
+            yield
     finally:
         LOGGER.setLevel(old)
 

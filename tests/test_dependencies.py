@@ -56,7 +56,7 @@ def _name(req: Requirement) -> str:
 def test_every_import_of_the_library_is_declared_and_every_declaration_is_used():
     imported = _imports(REPO / "cvactive")
     core = {_name(r) for r in CORE}
-    optional = {_name(r) for r in EXTRAS["openvino"]}
+    optional = {_name(r) for r in [*EXTRAS["openvino"], *EXTRAS["ray"]]}
     undeclared = {dist: files for dist, files in imported.items() if dist.lower() not in core | optional}
     assert undeclared == {}, "imported but not declared in pyproject.toml"
     unused = core - {d.lower() for d in imported} - set(NOT_IMPORTED)
@@ -70,7 +70,7 @@ def test_numpy_2_is_required():
 
 
 def test_the_environment_the_tests_run_in_satisfies_every_range():
-    for req in [*CORE, *EXTRAS["openvino"], *EXTRAS["dev"]]:
+    for req in [*CORE, *EXTRAS["openvino"], *EXTRAS["ray"], *EXTRAS["dev"]]:
         installed = metadata.version(req.name)
         assert req.specifier.contains(installed, prereleases=True), f"{req} but {installed} is installed"
 
@@ -123,10 +123,10 @@ def test_a_different_version_is_one_clear_error(monkeypatch):
 
 
 def test_dev_sh_installs_the_extras_the_tests_need():
-    """./dev.sh test installs cvactive[openvino,dev]: every module the tests import must come from those."""
+    """./dev.sh test installs cvactive[openvino,ray,dev]: every module the tests import must come from those."""
     text = (REPO / "dev.sh").read_text()
-    assert "install openvino,dev" in text and '-e ".[$extras]"' in text
-    declared = {_name(r) for r in [*CORE, *EXTRAS["openvino"], *EXTRAS["dev"]]}
+    assert "install openvino,ray,dev" in text and '-e ".[$extras]"' in text
+    declared = {_name(r) for r in [*CORE, *EXTRAS["openvino"], *EXTRAS["ray"], *EXTRAS["dev"]]}
     available = declared | {"packaging", "pydantic_core"}  # pytest's and pydantic's own dependencies
     needed = {d.lower().replace("_", "-") for d in _imports(REPO / "tests")}
     assert needed - available - {"pydantic-core"} == set()

@@ -22,7 +22,11 @@ def covering_radius(x: np.ndarray, centres: np.ndarray) -> float:
 
 @SETTINGS
 @given(seed=st.integers(0, 10_000), clusters=st.integers(5, 12), extra=st.integers(0, 4))
-def test_coreset_covers_clustered_data_no_worse_than_random(seed, clusters, extra):
+def test_coreset_covering_radius_is_within_the_greedy_bound(seed, clusters, extra):
+    """k-center greedy (started from the labeled set) is a 2-approximation of the best covering radius
+    of any completion of that set, and every random completion is one: so it is never worse than twice
+    the best of the random draws. (Against the median random draw it usually wins, but not always: when
+    both cover every cluster the difference is within-cluster noise, and hypothesis found such a seed.)"""
     x, _ = clustered_embeddings(240, 8, clusters, seed, spread=6.0)
     pool = Pool.from_arrays(embeddings=x)
     labeled = np.arange(5)
@@ -33,7 +37,7 @@ def test_coreset_covers_clustered_data_no_worse_than_random(seed, clusters, extr
         covering_radius(x, x[np.concatenate([labeled, select(pool, k, "random", labeled=labeled, rng=s)[0]])])
         for s in range(5)
     ]
-    assert core <= np.median(rand)
+    assert core <= 2 * min(rand) + 1e-6
 
 
 def test_coreset_utilities_are_the_shrinking_covering_radius():

@@ -18,8 +18,24 @@ strategies, same seed: seconds of each, the speed-up, and whether both picked th
 machine whose other cores are busy, waking BLAS worker threads for many small products costs
 more than it saves; the JSON records the setting and the load average).
 
-Goals (issue 4): each of the four within 60 s and under 4 GB on 2 CPU cores; at least 50x over
-the naive implementation, with the same picks.
+Part 3 (sklearn): on the same ``--n`` pool, the k-means that ``cluster`` runs (k = ``--k``
+clusters) against scikit-learn's ``KMeans`` (k-means++ init, one init, the same 10 iterations) and
+``MiniBatchKMeans`` (batch 4096), and faiss' ``Kmeans`` where faiss is installed: seconds and the
+k-means objective (inertia over the whole pool, computed by one function for every method).
+
+Part 4 (million): a ``--million-n`` x ``--dim`` float32 pool (1,000,000 x 256) written in the
+sharded layout of ``cvactive score --engine ray`` (Parquet table, ``.npy`` embedding shards),
+opened as memmaps (:func:`cvactive.selection.columnar.open_pool`); each strategy picks
+``--million-k`` in a fresh process, so its peak RSS (memmapped pages included) is its own.
+Part 5 (million_kmeans): the k-means comparison of part 3 on that pool (each method in its own
+process). Parts 4 and 5 take minutes each: run them as their own invocations
+(``--parts million``, ``--parts million_kmeans``); each run updates only its parts of the JSON.
+
+    .venv/bin/python tools/bench_select.py [--parts scale,naive,sklearn] [--quick] [--out ...]
+
+Goals (issues 4, 13, 17): each of coreset, cluster, hybrid, badge within 60 s and under 4 GB on
+2 CPU cores, at 100,000 and at 1,000,000 items; at least 50x over the naive implementation, with
+the same picks.
 """
 
 from __future__ import annotations
@@ -29,7 +45,9 @@ import json
 import os
 import platform
 import resource
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -145,48 +163,231 @@ def naive_part(n: int, dim: int, k: int, seed: int, repeats: int) -> dict[str, A
     return {"n": n, "dim": dim, "k": k, "vectorised_repeats": repeats, "strategies": rows}
 
 
+def kmeans_methods(n_clusters: int, seed: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """Method name -> ``fit(x) -> centres``: the k-means of ``cluster`` and the library baselines."""
+    from cvactive.selection.kernels import kmeans
+
+    def ours(x: np.ndarray) -> np.ndarray:
+        return kmeans(x, n_clusters, np.random.default_rng(seed), max_iter=10)[1]
+
+    def sk_kmeans(x: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import KMeans
+
+        return KMeans(n_clusters, n_init=1, max_iter=10, random_state=seed).fit(x).cluster_centers_
+
+    def sk_minibatch(x: np.ndarray) -> np.ndarray:
+        from sklearn.cluster import MiniBatchKMeans
+
+        return MiniBatchKMeans(n_clusters, batch_size=4096, n_init=1, random_state=seed).fit(x).cluster_centers_
+
+    methods = {"cvactive_kmeans": ours, "sklearn_KMeans": sk_kmeans, "sklearn_MiniBatchKMeans": sk_minibatch}
+    try:
+        import faiss
+    except ImportError:
+        return methods
+
+    def faiss_kmeans(x: np.ndarray) -> np.ndarray:
+        km = faiss.Kmeans(x.shape[1], n_clusters, niter=10, seed=seed, verbose=False)
+        km.train(np.ascontiguousarray(x, dtype=np.float32))
+        return np.asarray(km.centroids)
+
+    methods["faiss_Kmeans"] = faiss_kmeans
+    return methods
+
+
+def kmeans_row(name: str, fit: Callable[[np.ndarray], np.ndarray], x: np.ndarray, n_clusters: int) -> dict[str, Any]:
+    from cvactive.selection.kernels import kmeans_objective
+
+    start = time.perf_counter()
+    centres = np.asarray(fit(x), dtype=np.float32)
+    seconds = time.perf_counter() - start
+    if centres.shape != (n_clusters, x.shape[1]):
+        raise SystemExit(f"refusing to write: {name} returned centres of shape {centres.shape}")
+    return {"seconds": round(seconds, 2), "objective": kmeans_objective(x, centres), "clusters": n_clusters}
+
+
+def compare_kmeans(rows: dict[str, Any]) -> dict[str, Any]:
+    """Ratios to cvactive's k-means: time and objective (objective < 1: ours fits better)."""
+    ours = rows["cvactive_kmeans"]
+    for row in rows.values():
+        row["seconds_ratio_to_cvactive"] = round(row["seconds"] / ours["seconds"], 3)
+        row["objective_ratio_to_cvactive"] = round(row["objective"] / ours["objective"], 4)
+    return rows
+
+
+def sklearn_part(n: int, dim: int, n_clusters: int, seed: int, skip: set[str]) -> dict[str, Any]:
+    pool = synthetic_pool(n, dim, seed)
+    x = pool.embeddings
+    assert x is not None
+    print(f"k-means against the libraries: {n} x {dim}, {n_clusters} clusters")
+    rows = {}
+    for name, fit in kmeans_methods(n_clusters, seed).items():
+        if name in skip:
+            continue
+        rows[name] = kmeans_row(name, fit, x, n_clusters)
+        print(f"  {name:<24} {rows[name]['seconds']:8.2f} s  objective {rows[name]['objective']:.6g}")
+    return {"n": n, "dim": dim, "methods": compare_kmeans(rows)}
+
+
+# -- the 1,000,000 pool: written sharded, each measurement in its own process ------------------
+def write_million(folder: Path, n: int, dim: int, seed: int) -> Path:
+    """A clustered ``n x dim`` float32 pool in the sharded layout, generated block by block."""
+    from cvactive.selection.columnar import consolidate, write_pool
+
+    stamp = folder / "bench-stamp.json"
+    want = {"n": n, "dim": dim, "seed": seed}
+    if stamp.is_file() and {k: v for k, v in json.loads(stamp.read_text()).items() if k in want} == want:
+        return folder
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(100, dim))
+    raw = np.lib.format.open_memmap(folder / "raw.npy", "w+", np.float32, (n, dim))
+    for s in range(0, n, 1 << 16):
+        e = min(n, s + (1 << 16))
+        raw[s:e] = centres[rng.integers(100, size=e - s)] + rng.normal(size=(e - s, dim))
+    class_conf = (rng.random((n, 10)) ** 4).astype(np.float32)
+    fields = {"entropy_max": rng.random(n), "max_confidence": class_conf.max(axis=1).astype(np.float64)}
+    write_pool(folder / "pool", embeddings=raw, fields=fields, class_conf=class_conf, shard_size=1 << 16)
+    del raw
+    (folder / "raw.npy").unlink()
+    consolidate(folder / "pool")
+    stamp.write_text(json.dumps({**want, "build_seconds": round(time.perf_counter() - started, 1)}))
+    return folder
+
+
+def child(spec: dict[str, Any]) -> dict[str, Any]:
+    """One measurement in this (fresh) process: open the sharded pool, run one strategy or k-means."""
+    from cvactive.selection.columnar import open_pool, stream_topk
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    pool = open_pool(spec["pool"])
+    opened = time.perf_counter() - t0
+    out: dict[str, Any] = {"open_seconds": round(opened, 2)}
+    if spec["task"] == "select":
+        name, k = spec["name"], spec["k"]
+        start = time.perf_counter()
+        if name == "uncertainty_stream":
+            idx, _ = stream_topk(spec["pool"], k, rng=spec["seed"])
+        else:
+            idx, _ = select(pool, k, name, rng=spec["seed"])
+        out["seconds"] = round(time.perf_counter() - start, 2)
+        out["picks"] = len(set(idx.tolist()))
+        if out["picks"] != k:
+            raise SystemExit(f"{name} picked {out['picks']} distinct items, not {k}")
+    else:
+        x = pool.embeddings
+        assert x is not None
+        fit = kmeans_methods(spec["k"], spec["seed"])[spec["name"]]
+        out.update(kmeans_row(spec["name"], fit, x, spec["k"]))
+    _, peak = tracemalloc.get_traced_memory()
+    out["peak_alloc_mb"] = round(peak / 1e6, 1)
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return out
+
+
+def run_child(spec: dict[str, Any]) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", json.dumps(spec)]
+    if os.environ.get("OPENBLAS_NUM_THREADS"):
+        cmd[2:2] = ["--blas-threads", os.environ["OPENBLAS_NUM_THREADS"]]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {spec} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def million_part(folder: Path, n: int, dim: int, k: int, seed: int, kmeans_only: bool, skip: set[str]) -> dict:
+    write_million(folder, n, dim, seed)
+    build = float(json.loads((folder / "bench-stamp.json").read_text())["build_seconds"])
+    pool = str(folder / "pool")
+    print(f"sharded pool: {n} x {dim} float32 in {folder} ({build:.1f} s to write and consolidate)")
+    rows: dict[str, Any] = {}
+    if kmeans_only:
+        for name in kmeans_methods(k, seed):
+            if name not in skip:
+                rows[name] = run_child({"task": "kmeans", "pool": pool, "name": name, "k": k, "seed": seed})
+                print(f"  {name:<24} {rows[name]}")
+        return {"n": n, "dim": dim, "build_seconds": round(build, 1), "methods": compare_kmeans(rows)}
+    for name in ["random", "uncertainty", "uncertainty_stream", "coreset", "cluster", "hybrid", "badge"]:
+        row = run_child({"task": "select", "pool": pool, "name": name, "k": k, "seed": seed})
+        row["within_goal"] = row["seconds"] <= GOAL_SECONDS and row["peak_rss_mb"] * 1024**2 <= GOAL_BYTES
+        rows[name] = row
+        print(f"  {name:<20} {row}")
+    return {
+        "n": n,
+        "dim": dim,
+        "k": k,
+        "dtype": "float32",
+        "layout": "sharded (Parquet table + .npy embedding shards), consolidated and memmapped",
+        "build_seconds": round(build, 1),
+        "embeddings_mb": round(n * dim * 4 / 1e6, 1),
+        "strategies": rows,
+    }
+
+
+PARTS = ("scale", "naive", "sklearn", "million", "million_kmeans")
+
+
 def main() -> int:
+    if "--child" in sys.argv:
+        print(json.dumps(child(json.loads(sys.argv[sys.argv.index("--child") + 1]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, default=100_000, help="pool size of the scale part (100000)")
+    parser.add_argument("--parts", default="scale,naive,sklearn", help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--n", type=int, default=100_000, help="pool size of the scale and sklearn parts (100000)")
     parser.add_argument("--dim", type=int, default=256, help="embedding length (256)")
-    parser.add_argument("--k", type=int, default=1000, help="batch size of the scale part (1000)")
+    parser.add_argument("--k", type=int, default=1000, help="batch size / clusters (1000)")
     parser.add_argument("--labeled", type=int, default=2000, help="labeled items for the coreset+labeled row (2000)")
     parser.add_argument("--naive-n", type=int, default=5000, help="pool size of the naive comparison (5000)")
     parser.add_argument("--naive-k", type=int, default=100, help="batch size of the naive comparison (100)")
+    parser.add_argument("--million-n", type=int, default=1_000_000, help="pool size of the million parts")
+    parser.add_argument("--pool-dir", help="folder for the million pool (kept and reused; default: a temp folder)")
+    parser.add_argument("--skip", default="", help="k-means methods to leave out, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="vectorised runs per strategy, best kept (3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--blas-threads", type=int, help="BLAS threads (default: the library's choice)")
-    parser.add_argument("--quick", action="store_true", help="small sizes (20000 pool, k=200, naive 1000)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (20000 pool, k=200, naive 1000, 50000)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "select.json"))
     args = parser.parse_args()
+    parts = [p for p in args.parts.split(",") if p]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {unknown}; valid: {', '.join(PARTS)}")
     if args.quick:
         args.n, args.k, args.labeled, args.naive_n, args.naive_k = 20_000, 200, 500, 1000, 30
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    scale = scale_part(args.n, args.dim, args.k, args.labeled, args.seed)
-    versus = naive_part(args.naive_n, args.dim, args.naive_k, args.seed, args.repeats)
-    result = {
-        "benchmark": "select",
-        "quick": args.quick,
-        "machine": {
+        args.million_n = 50_000
+    skip = {s for s in args.skip.split(",") if s}
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    result.update(benchmark="select", goals={"seconds": GOAL_SECONDS, "bytes": GOAL_BYTES, "speedup": GOAL_SPEEDUP})
+    for part in parts:
+        started = time.perf_counter()
+        load_before = os.getloadavg()
+        if part == "scale":
+            data = scale_part(args.n, args.dim, args.k, args.labeled, args.seed)
+        elif part == "naive":
+            data = naive_part(args.naive_n, args.dim, args.naive_k, args.seed, args.repeats)
+        elif part == "sklearn":
+            data = sklearn_part(args.n, args.dim, args.k, args.seed, skip)
+        else:
+            folder = Path(args.pool_dir or tempfile.mkdtemp(prefix="bench-select-"))
+            folder.mkdir(parents=True, exist_ok=True)
+            data = million_part(folder, args.million_n, args.dim, args.k, args.seed, part == "million_kmeans", skip)
+        data["run"] = {
+            "quick": args.quick,
             "platform": platform.platform(),
-            "python": platform.python_version(),
             "numpy": np.__version__,
             "cpus": os.cpu_count(),
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
             "load_average_before": [round(v, 2) for v in load_before],
             "load_average_after": [round(v, 2) for v in os.getloadavg()],
-        },
-        "goals": {"seconds": GOAL_SECONDS, "bytes": GOAL_BYTES, "speedup": GOAL_SPEEDUP},
-        "scale": scale,
-        "naive": versus,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "total_seconds": round(time.perf_counter() - started, 1),
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"peak RSS {result['peak_rss_mb']} MB, total {result['total_seconds']} s -> {out}")
+            "seconds": round(time.perf_counter() - started, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        result[part] = data
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"-> {out}")
     return 0
 
 

@@ -12,6 +12,7 @@ from cvactive.cli._common import (
     make_detector,
     make_scorer,
 )
+from cvactive.scale.cli import add_engine_options
 
 
 def register(sub: Any) -> None:
@@ -22,7 +23,7 @@ def register(sub: Any) -> None:
         "measures and per-image aggregates as JSON lines.",
     )
     p.add_argument("source", help="image, folder, glob pattern, video, stream URL or camera index")
-    p.add_argument("--out", required=True, help="JSON-lines file to write")
+    p.add_argument("--out", required=True, help="JSON-lines file to write (a folder with --engine ray)")
     add_detector_options(p)
     add_scorer_options(p)
     add_consistency_options(p)
@@ -31,10 +32,15 @@ def register(sub: Any) -> None:
     p.add_argument("--with-class-scores", action="store_true", help="write each box's full class-score row")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_engine_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        from cvactive.scale.cli import run_sharded
+
+        return run_sharded(args)
     from cvactive.score import score_source
 
     scorer = make_scorer(args)

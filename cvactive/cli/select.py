@@ -1,4 +1,8 @@
-"""``cvactive select SCORES.jsonl --k K --strategy NAME [--labeled FILE] [--out FILE.jsonl]``."""
+"""``cvactive select SCORES.jsonl|SHARDS/ --k K --strategy NAME [--labeled FILE] [--out FILE.jsonl]``.
+
+A folder written by ``cvactive score --engine ray`` is read as columns and memmaps
+(:mod:`cvactive.selection.columnar`): no box is loaded, ``uncertainty`` streams the image table.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,11 @@ def register(sub: Any) -> None:
         "diversity, hybrid, class-aware ...). Options come from a YAML config (configs/select.yaml by "
         "default); flags override it. The output keeps each chosen record with its rank and utility.",
     )
-    p.add_argument("scores", nargs="?", help="JSON-lines scores file written by `cvactive score`")
+    p.add_argument(
+        "scores",
+        nargs="?",
+        help="JSON-lines scores file written by `cvactive score`, or the shards folder of `--engine ray`",
+    )
     p.add_argument("--k", type=int, help="how many records to select (config: k)")
     p.add_argument("--strategy", help="strategy name (config: strategy); see --list")
     p.add_argument("--labeled", help="JSON-lines records already labeled (matched by source/frame, never selected)")
@@ -101,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.scores:
         raise ConfigError("give a scores file (SCORES.jsonl), or --list to see the strategies")
     name, k, seed, options = resolve_options(_config(args.config), args)
+    from cvactive.scale.shards import is_sharded
+
+    if is_sharded(args.scores):
+        return run_sharded(args, name, k, seed, options)
     records = load_jsonl(args.scores)
     if args.error_model:  # the fields learned_error ranks by
         from cvactive.errormodel import ErrorModel
@@ -133,3 +145,49 @@ def run(args: argparse.Namespace) -> int:
     if len(chosen) > 10:
         print(f"  ... {len(chosen) - 10} more")
     return 0
+
+
+def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, options: dict[str, Any]) -> int:
+    """Select from a sharded scores folder (columns and memmaps; uncertainty streams the table)."""
+    import json
+    import warnings
+
+    from cvactive.io import load_jsonl
+    from cvactive.scale.shards import atomic_write_bytes
+    from cvactive.selection import SelectionWarning, resolve_labeled, select
+    from cvactive.selection.columnar import fetch_rows, open_pool, stream_topk
+
+    pool = open_pool(args.scores)
+    labeled = load_jsonl(args.labeled) if args.labeled else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SelectionWarning)
+        if name == "uncertainty":
+            mask = resolve_labeled(pool, labeled).in_pool if labeled else None
+            score = options.get("score", "entropy_max")
+            indices, utilities = stream_topk(args.scores, k, score=score, labeled=mask, rng=seed)
+        else:
+            indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
+    for w in caught:
+        print(f"warning: {w.message}")
+    rows = fetch_rows(args.scores, indices)
+    for rank, (row, u) in enumerate(zip(rows, utilities.tolist()), 1):
+        row.update(rank=rank, utility=round(float(u), 6), strategy=name)
+    where = ""
+    if args.out:
+        text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(Path(args.out), text.encode("utf-8"))
+        where = f" -> {Path(args.out)}"
+    lab_text = f", {len(labeled)} labeled records given" if labeled is not None else ""
+    print(f"selected {len(rows)} of {len(pool)} records with {name!r} from shards{lab_text}{where}")
+    if options:
+        print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
+    for row in rows[:10]:
+        print(f"  {row['rank']:>4}  utility {row['utility']:.4f}  {row.get('key') or _key(row)}")
+    if len(rows) > 10:
+        print(f"  ... {len(rows) - 10} more")
+    return 0
+
+
+def _key(row: dict[str, Any]) -> str:
+    return str(row["source"]) if row.get("frame") is None else f"{row['source']}#{row['frame']}"

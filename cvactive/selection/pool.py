@@ -10,7 +10,7 @@ such as ``entropy_max``, ``max_confidence``, ``num_boxes``, numeric extra fields
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,17 +30,20 @@ class Pool:
 
     Attributes:
         keys: ``(N,)`` object array of record keys (``source`` or ``source#frame``).
-        fields: name -> ``(N,)`` float64 values; NaN where an item lacks the field.
+        fields: name -> ``(N,)`` float64 values; NaN where an item lacks the field. A
+            :class:`LazyFields` mapping loads each column only when a strategy asks for it.
         class_conf: ``(N, C)`` float32, the highest confidence of a box of class ``c`` in item
             ``i`` (0 where the item has none): ``class_conf >= t`` says which classes an item
             is predicted to show at threshold ``t``.
-        embeddings: ``(N, D)`` float32 image embeddings, or ``None`` when any record lacks one.
+        embeddings: ``(N, D)`` float32 (or float16) image embeddings, or ``None`` when any record
+            lacks one. A read-only ``np.memmap`` stays one (the sharded pool of
+            :mod:`cvactive.selection.columnar`); the kernels stream it block by block.
         names: class id -> class name.
         missing_embeddings: how many items have no embedding.
     """
 
     keys: np.ndarray
-    fields: dict[str, np.ndarray] = field(default_factory=dict)
+    fields: Mapping[str, np.ndarray] = field(default_factory=dict)
     class_conf: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
     embeddings: np.ndarray | None = None
     names: dict[int, str] = field(default_factory=dict)
@@ -49,10 +52,14 @@ class Pool:
     def __post_init__(self) -> None:
         self.keys = np.asarray(self.keys, dtype=object).reshape(-1)
         n = self.keys.shape[0]
-        self.fields = {str(k): np.asarray(v, dtype=np.float64).reshape(-1) for k, v in self.fields.items()}
-        for name, values in self.fields.items():
-            if values.shape != (n,):
-                raise RecordError(f"pool field {name!r}: expected shape ({n},), got {values.shape}")
+        if isinstance(self.fields, LazyFields):
+            if self.fields.n != n:
+                raise RecordError(f"pool fields describe {self.fields.n} items, the keys {n}")
+        else:
+            self.fields = {str(k): np.asarray(v, dtype=np.float64).reshape(-1) for k, v in self.fields.items()}
+            for name, values in self.fields.items():
+                if values.shape != (n,):
+                    raise RecordError(f"pool field {name!r}: expected shape ({n},), got {values.shape}")
         cc = np.asarray(self.class_conf, dtype=np.float32)
         if cc.size == 0:
             cc = np.zeros((n, cc.shape[1] if cc.ndim == 2 else 0), np.float32)
@@ -60,10 +67,13 @@ class Pool:
             raise RecordError(f"pool class_conf: expected shape ({n}, C), got {cc.shape}")
         self.class_conf = cc
         if self.embeddings is not None:
-            emb = np.ascontiguousarray(self.embeddings, dtype=np.float32)
+            emb = self.embeddings
+            if not (isinstance(emb, np.ndarray) and emb.dtype in (np.float32, np.float16)):
+                emb = np.ascontiguousarray(emb, dtype=np.float32)
             if emb.ndim != 2 or emb.shape[0] != n:
                 raise RecordError(f"pool embeddings: expected shape ({n}, D), got {emb.shape}")
-            if not np.all(np.isfinite(emb)):
+            step = max(1, (1 << 24) // max(emb.shape[1], 1))  # checked in blocks: no pool-sized mask
+            if not all(np.isfinite(emb[s : s + step]).all() for s in range(0, n, step)):
                 raise RecordError("pool embeddings: values must be finite")
             self.embeddings = emb
 
@@ -184,6 +194,35 @@ class Pool:
                 "(a PyTorch .pt or .yaml model)"
             )
         return self.embeddings
+
+
+class LazyFields(Mapping[str, np.ndarray]):
+    """Per-item numeric fields loaded on first use: ``load(name)`` returns the ``(n,)`` column.
+
+    A pool of millions read from columnar files keeps only the columns a strategy reads.
+    """
+
+    def __init__(self, names: Sequence[str], load: Callable[[str], np.ndarray], n: int) -> None:
+        self.names = list(names)
+        self.load = load
+        self.n = int(n)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            if name not in self.names:
+                raise KeyError(name)
+            values = np.asarray(self.load(name), dtype=np.float64).reshape(-1)
+            if values.shape != (self.n,):
+                raise RecordError(f"pool field {name!r}: expected shape ({self.n},), got {values.shape}")
+            self._cache[name] = values
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
 
 
 def _is_number(value: Any) -> bool:

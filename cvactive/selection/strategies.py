@@ -164,9 +164,10 @@ def badge(ctx: Context, k: int, *, score: str = DEFAULT_SCORE, normalize: bool =
     s = ctx.field(score)
     if np.any(s < 0):
         raise ConfigError(f"badge weights embeddings by {score!r}, which must be >= 0")
-    g = as_f32(ctx.embeddings(normalize) * s[:, None].astype(np.float32))
-    first = int(np.argmax(row_sq_norms(g)))
-    return kmeanspp(g, k, ctx.rng, first=first)
+    # Seeds the weighted points s_i x_i without forming them (no pool-sized copy; see kmeanspp).
+    x = ctx.embeddings(normalize)
+    first = int(np.argmax(row_sq_norms(x) * np.square(s.astype(np.float32))))
+    return kmeanspp(x, k, ctx.rng, first=first, weights=s)
 
 
 @register(

@@ -1,0 +1,122 @@
+"""Score one shard: read its images or frames, detect, measure, write its files (no Ray here).
+
+:class:`ShardScorer` is what every Ray actor holds: one detector, one scorer, built once by a
+picklable factory, and called on one shard at a time. The same class runs in-process for
+tests and for ``engine="local"`` style use, so the Ray path and a plain loop share every line
+that touches images, the model and the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cvactive.detector import FrameMeta
+from cvactive.errors import SourceError
+from cvactive.scale.plan import Shard
+from cvactive.scale.shards import FORMATS, ShardResult, write_shard
+from cvactive.scoring import Scorer
+from cvactive.sources import IMAGE_SUFFIXES, SourceReport, iter_video, read_image
+
+log = logging.getLogger(__name__)
+
+#: builds the detector inside a worker: a Detector, or a MeasuredDetector for consistency measures
+DetectorFactory = Callable[[], Any]
+
+
+def shard_frames(shard: Shard, report: SourceReport) -> Iterator[tuple[np.ndarray, FrameMeta]]:
+    """``(image, meta)`` of every image, or every ``stride``-th frame in the range, of a shard.
+
+    Unreadable images and broken videos go into ``report``, as :func:`cvactive.sources.iter_frames`
+    reports them on the local path.
+    """
+    if shard.video is not None:
+        frames = iter_video(shard.video, stride=shard.stride, start=shard.start, report=report)
+        with contextlib.closing(frames):  # type: ignore[type-var]  # a generator
+            for image, meta in frames:
+                if shard.stop is not None and meta.frame is not None and meta.frame >= shard.stop:
+                    return
+                yield image, meta
+        return
+    for text in shard.paths:
+        path = Path(text)
+        suffix = path.suffix.lower()
+        if suffix not in IMAGE_SUFFIXES:
+            report.fail(text, f"unsupported file type {suffix!r}", strict=False)
+            continue
+        try:
+            image = read_image(path)
+        except SourceError as err:
+            report.fail(text, str(err).split(": ", 1)[-1], strict=False)
+            continue
+        report.images += 1
+        yield image, FrameMeta(source=text)
+
+
+class ShardScorer:
+    """One detector and one scorer; ``score(shard)`` writes the shard's files and returns its result.
+
+    Args:
+        out: the output folder (on a cluster: storage every node can write).
+        factory: builds the detector (called once, in the worker).
+        scorer: the measures and aggregations.
+        batch: images per forward pass.
+        formats: shard files to write (``jsonl``, ``parquet``).
+        class_scores: keep each box's class-score row in the JSON lines.
+        embedding_dtype: ``float32`` or ``float16`` for the ``.emb.npy`` files.
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        factory: DetectorFactory,
+        scorer: Scorer,
+        *,
+        batch: int = 8,
+        formats: Sequence[str] = FORMATS,
+        class_scores: bool = False,
+        embedding_dtype: str = "float32",
+    ) -> None:
+        import os
+
+        started = time.perf_counter()
+        self.out = Path(out)
+        self.detector = factory()
+        # What building the detector cost this worker (its first import of the model's libraries included).
+        self.worker = {"pid": os.getpid(), "startup_seconds": round(time.perf_counter() - started, 3)}
+        self.scorer = scorer
+        self.batch = int(batch)
+        self.formats = tuple(formats)
+        self.class_scores = class_scores
+        self.embedding_dtype = embedding_dtype
+
+    def score(self, shard: Shard) -> ShardResult:
+        """Score every image/frame of ``shard`` and write its files (replacing any earlier attempt)."""
+        start = time.perf_counter()
+        report = SourceReport()
+        records = [self.scorer(r) for r in self.detector.predict_stream(shard_frames(shard, report), batch=self.batch)]
+        result = ShardResult(
+            shard.index,
+            records=len(records),
+            boxes=sum(len(r) for r in records),
+            failures=list(report.failures),
+            worker=dict(self.worker),
+        )
+        result.seconds = time.perf_counter() - start
+        write_shard(
+            self.out,
+            shard,
+            records,
+            result,
+            formats=self.formats,
+            class_scores=self.class_scores,
+            embedding_dtype=self.embedding_dtype,
+        )
+        log.debug("shard %d: %d records, %d boxes", shard.index, result.records, result.boxes)
+        return result
