@@ -33,6 +33,16 @@ DEFERRED = {
     # calls up into the layer that knows every command. Fix: let schemas register their targets
     # with config (or have the CLI's door pass the schema), so config imports nothing of cvactive.
     ("cvactive.config", "cvactive.schemas"): "issue #16: config -> schemas inversion, for the lead",
+    # kernels.kcenter/kmeanspp import cover (lazily) and cover imports kernels' helpers. Fix: move
+    # the shared block helpers (dots_with, row_sq_norms, STREAM_ROWS) below both, or cover into kernels.
+    ("cvactive.selection.kernels", "cvactive.selection.cover"): "issue #16: kernels <-> cover, for the lead",
+    # The pure selection package reads the shard layout of the Ray engine that sits on top of it.
+    # Fix: the Shard type and shard reading (scale.plan / scale.shards) below selection, or columnar in scale.
+    ("cvactive.selection.columnar", "cvactive.scale.plan"): "issue #16: selection -> scale, for the lead",
+    ("cvactive.selection.columnar", "cvactive.scale.shards"): "issue #16: selection -> scale, for the lead",
+    # A library module reaching into the CLI for the detector and scorer it builds from arguments.
+    # Fix: the CLI passes a built detector / scorer factory to scale, or those builders move out of cli.
+    ("cvactive.scale.cli", "cvactive.cli._common"): "issue #16: scale -> cli, for the lead",
 }
 
 #: library -> the modules (or packages, with every module under them) that may import it.
