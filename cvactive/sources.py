@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -115,6 +116,61 @@ def open_video(source: str) -> tuple[object, VideoInfo]:
         height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
     )
     return cap, info
+
+
+class Capture:
+    """One opened video file, stream URL or camera: OpenCV's ``VideoCapture`` behind four calls.
+
+    ``grab`` advances one frame without converting it to an array, ``retrieve`` converts the
+    last grabbed frame (BGR ``uint8``), ``seek`` jumps to a frame index of a file. Callers
+    outside this module never touch OpenCV's video API.
+
+    Raises:
+        VideoError: the source cannot be opened.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self._cap, self.info = open_video(source)
+
+    def grab(self) -> bool:
+        """Advance to the next frame; ``False`` at the end of a file or when a stream stops."""
+        return bool(self._cap.grab())  # type: ignore[attr-defined]
+
+    def retrieve(self) -> np.ndarray | None:
+        """The last grabbed frame as a BGR ``uint8`` array, or ``None`` when it cannot be decoded."""
+        ok, image = self._cap.retrieve()  # type: ignore[attr-defined]
+        return image if ok else None
+
+    def seek(self, start: int) -> int:
+        """Position a file at frame ``start`` (by index when the container allows it, else by
+        grabbing); return the index it is at (smaller than ``start`` when the file is shorter)."""
+        import cv2
+
+        cap: Any = self._cap
+        if start <= 0:
+            return 0
+        if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+            return start
+        index = int(cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
+        while index < start and cap.grab():
+            index += 1
+        return index
+
+    def release(self) -> None:
+        self._cap.release()  # type: ignore[attr-defined]
+
+
+def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 90) -> None:
+    """Write a BGR ``uint8`` image (JPEG quality ``jpeg_quality`` for ``.jpg``).
+
+    Raises:
+        SourceError: the file cannot be written.
+    """
+    import cv2
+
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
+        raise SourceError(f"cannot write {path}")
 
 
 def iter_video(

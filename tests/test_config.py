@@ -126,11 +126,11 @@ def test_schema_keys_and_defaults_match_the_code(target_name):
 
 def test_harvest_schema_covers_every_config_key_of_harvest():
     from cvactive.cli.harvest import CONFIG_KEYS
-    from cvactive.harvest import harvest
+    from cvactive.harvest import harvest, harvest_feeds
 
     model = SCHEMAS["harvest"]
     assert sorted(model.model_fields) == sorted(CONFIG_KEYS)
-    code = _target_defaults(harvest)
+    code = {**_target_defaults(harvest), "site_budget": _target_defaults(harvest_feeds)["site_budget"]}
     for key, f in model.model_fields.items():
         if key != "rules":  # required in a config file (the code's default, no rule, is refused)
             assert _plain(f.default) == _plain(code[key]), key

@@ -34,6 +34,7 @@ def _imports(folder: Path) -> dict[str, set[str]]:
     """Top-level third-party module -> the files that import it."""
     found: dict[str, set[str]] = {}
     stdlib = sys.stdlib_module_names
+    local = {p.stem for p in folder.rglob("*.py")}  # helper modules beside the code (tests/mjpeg_stream.py)
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
@@ -43,8 +44,7 @@ def _imports(folder: Path) -> dict[str, set[str]]:
                 names = [node.module]
             for name in names:
                 top = name.split(".")[0]
-                local = (folder / f"{top}.py").is_file()  # a helper module beside the tests (builders)
-                if top not in stdlib and top not in ("cvactive", "__future__") and not local:
+                if top not in stdlib and top not in local and top not in ("cvactive", "__future__"):
                     found.setdefault(DISTRIBUTION.get(top, top), set()).add(str(path.relative_to(REPO)))
     return found
 

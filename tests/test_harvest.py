@@ -182,3 +182,17 @@ def test_reconcile_cuts_the_manifest_and_removes_orphan_frames(tmp_path):
     (tmp_path / "state.json").write_text("{")
     with pytest.raises(ConfigError, match="unreadable"):
         load_state(tmp_path, "f")
+
+
+def test_shipped_harvest_configs_are_valid():
+    from cvactive.cli.harvest import CONFIG_KEYS
+    from cvactive.config import CONFIG_DIR, load_yaml
+    from cvactive.harvest.options import HarvestOptions
+
+    configs = sorted(CONFIG_DIR.glob("harvest*.yaml"))
+    assert len(configs) >= 3
+    for path in configs:
+        options = load_yaml(path)
+        assert set(options) <= set(CONFIG_KEYS), path
+        built = HarvestOptions.build(**{k: v for k, v in options.items() if k != "site_budget"})
+        assert built.rules and built.frame_stride >= 1

@@ -139,11 +139,20 @@ def test_truncated_real_video_and_missing_path(people, tmp_path):
     assert b"source" in missing.stderr and b"does not exist" in missing.stderr
 
 
-def test_harvest_feed_script_logs_counts_and_finishes(people, openvino_model, tmp_path):
+def test_feed_command_logs_counts_and_finishes(people, openvino_model, tmp_path):
     config = tmp_path / "feed.yaml"
     config.write_text("annotate: false\nframe_stride: 5\nrules:\n  - {kind: random, every_t: 20}\n")
-    script = Path(__file__).resolve().parent.parent / "tools" / "harvest_feed.py"
-    args = [sys.executable, str(script), str(people), "--config", str(config), "--out", str(tmp_path / "h")]
+    args = [
+        sys.executable,
+        "-m",
+        "cvactive.cli",
+        "feed",
+        str(people),
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "h"),
+    ]
     done = subprocess.run([*args, "--model", openvino_model, "--log-every", "0"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "INFO cvactive.harvest.runner: harvest" in done.stderr  # the periodic count lines

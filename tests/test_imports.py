@@ -43,6 +43,9 @@ DEFERRED = {
     # A library module reaching into the CLI for the detector and scorer it builds from arguments.
     # Fix: the CLI passes a built detector / scorer factory to scale, or those builders move out of cli.
     ("cvactive.scale.cli", "cvactive.cli._common"): "issue #16: scale -> cli, for the lead",
+    # feed opens a LiveReader (lazily) and live builds on feed's FeedFrame, Retry and reconnect.
+    # Fix: those three in a module below both (or the runner picks the reader).
+    ("cvactive.harvest.feed", "cvactive.harvest.live"): "issue #16: feed <-> live, for the lead",
 }
 
 #: library -> the modules (or packages, with every module under them) that may import it.

@@ -1,14 +1,21 @@
 #!/usr/bin/env python
 """Harvest benchmark on slow_traffic_small.mp4 with the OpenVINO YOLOv8n, in one run.
 
-(a) harvest with a model rule on every frame against a plain loop of OpenCV decode +
-    ``YOLO.predict`` (goal: at least 0.9 of its throughput);
-(b) harvest with random rules only against bare OpenCV decoding (goal: at least 0.8);
+(a) harvest with a model rule on every (``stride``-th) frame against a plain loop of OpenCV +
+    ``YOLO.predict`` doing the same decode work: it grabs every frame and decodes (retrieves)
+    and predicts the ``stride``-th ones, as the harvester does (goal: at least 0.9 of its
+    throughput);
+(b) harvest with a random rule only against bare OpenCV doing the same decode work: it grabs
+    every frame and decodes (retrieves) exactly the frames the harvester decodes, the ones its
+    seeded random rule fires on (goal: at least 0.8);
 (c) resident memory while harvesting the video looped ten times (goal: growth under 100 MB).
 
 (a) and (b) alternate baseline and harvest for ``--rounds`` rounds so machine load hits both
 alike; each round gives a paired ratio (harvest fps / baseline fps of the run just before),
-and the reported ratio is the median of those (the fps figures are medians too).
+and the reported ratio is the median of those (the fps figures are medians too). Every section
+records the work both sides did (frames grabbed, frames decoded, frames inferred, boxes found,
+frames kept) and the benchmark refuses to write a result when a measured path did no work or
+the two sides did different decode work.
 
     .venv/bin/python tools/bench_harvest.py [--quick] [--out benchmarks/results/harvest.json]
 """
@@ -24,6 +31,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,89 +41,116 @@ from cvactive.assets import OPENVINO_MODEL, asset  # noqa: E402
 
 MODEL_RULES = [{"kind": "uncertainty", "name": "uncertain", "score": "binary_entropy_max", "min_value": 0.95}]
 RANDOM_RULES = [{"kind": "random", "name": "random", "probability": 0.05}]
+SEED = 0
 
 
-def plain_predict(video: str, model: str, stride: int) -> tuple[int, float]:
-    """Decode every frame with OpenCV and ``YOLO.predict`` every ``stride``-th one."""
+class NoWork(RuntimeError):
+    """A measured path did no work (or not the same work as its baseline): no result is written."""
+
+
+class CountingDetector:
+    """The real detector, counting the frames it inferred and the boxes it found (other attributes pass through)."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector, self.frames, self.boxes = detector, 0, 0
+
+    def predict(self, images: Any, metas: Any = None) -> list:
+        records = self.detector.predict(images, metas)
+        self.frames += len(records)
+        self.boxes += sum(len(r) for r in records)
+        return records
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.detector, name)
+
+
+def plain_predict(video: str, yolo: Any, stride: int) -> dict[str, Any]:
+    """Grab every frame; decode and ``YOLO.predict`` every ``stride``-th (the harvester's decode work)."""
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    start, index, work = time.perf_counter(), 0, {"grabbed": 0, "decoded": 0, "inferred": 0, "boxes": 0}
+    while cap.grab():
+        work["grabbed"] += 1
+        if index % stride == 0:
+            ok, frame = cap.retrieve()
+            work["decoded"] += int(ok)
+            result = yolo.predict(frame, imgsz=640, conf=0.25, iou=0.7, verbose=False)[0]
+            work["inferred"] += 1
+            work["boxes"] += len(result.boxes)
+        index += 1
+    cap.release()
+    return {**work, "seconds": time.perf_counter() - start}
+
+
+def chosen_frames(video: str, frames: int) -> set[int]:
+    """The frames the random rule fires on: the harvester decodes exactly these (its seeded draws)."""
+    from cvactive.harvest.rules import unit_draw
+
+    (rule,) = RANDOM_RULES
+    return {i for i in range(frames) if unit_draw(SEED, video, i, rule["name"]) < rule["probability"]}
+
+
+def bare_decode(video: str, decode: set[int]) -> dict[str, Any]:
+    """Grab every frame; decode (retrieve) the ones in ``decode``, as the random-only harvester does."""
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    start, index, grabbed, decoded = time.perf_counter(), 0, 0, 0
+    while cap.grab():
+        grabbed += 1
+        if index in decode:
+            ok, _frame = cap.retrieve()
+            decoded += int(ok)
+        index += 1
+    cap.release()
+    return {"grabbed": grabbed, "decoded": decoded, "seconds": time.perf_counter() - start}
+
+
+def run_harvest(video: str, out: Path, detector: Any, **kw: Any) -> dict[str, Any]:
+    from cvactive.harvest import harvest
+
+    counter = CountingDetector(detector) if detector is not None else None
+    start = time.perf_counter()
+    s = harvest(video, out, detector=counter, progress=False, handle_signals=False, fresh=True, seed=SEED, **kw)
+    seconds = time.perf_counter() - start
+    kept_boxes = sum(len(json.loads(x)["boxes"]) for x in (out / "manifest.jsonl").read_text().splitlines())
+    return {
+        "frames": s.frames,
+        "candidates": s.counts["candidates"],
+        "inferred": s.inferred,
+        "boxes": counter.boxes if counter is not None else 0,
+        "kept": s.kept,
+        "kept_boxes": kept_boxes,
+        "seconds": seconds,
+    }
+
+
+def paired(rounds: list[tuple[dict[str, Any], dict[str, Any]]], frames_key: str) -> dict[str, Any]:
+    """Median fps of each side and the median of the per-round ratios."""
+    base = [b[frames_key] / b["seconds"] for b, _ in rounds]
+    harv = [h["frames"] / h["seconds"] for _, h in rounds]
+    ratios = [h / b for h, b in zip(harv, base)]
+    return {
+        "baseline_fps": statistics.median(base),
+        "harvest_fps": statistics.median(harv),
+        "round_ratios": ratios,
+        "ratio": statistics.median(ratios),
+    }
+
+
+def section_a(video: str, model: str, detector: Any, tmp: Path, stride: int, rounds: int) -> dict[str, Any]:
     import cv2
     from ultralytics import YOLO
 
     yolo = YOLO(model, task="detect")
     cap = cv2.VideoCapture(video)
-    ok, frame = cap.read()
-    yolo.predict(frame, verbose=False)  # warm-up and predictor set-up, outside the timing
+    yolo.predict(cap.read()[1], verbose=False)  # warm-up and predictor set-up, outside the timing
     cap.release()
-    cap = cv2.VideoCapture(video)
-    start, n, index = time.perf_counter(), 0, 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if index % stride == 0:
-            yolo.predict(frame, imgsz=640, conf=0.25, iou=0.7, verbose=False)
-            n += 1
-        index += 1
-    cap.release()
-    return n, time.perf_counter() - start
-
-
-def bare_decode(video: str) -> tuple[int, float]:
-    import cv2
-
-    cap = cv2.VideoCapture(video)
-    start, n = time.perf_counter(), 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n, time.perf_counter() - start
-
-
-def run_harvest(video: str, out: Path, detector, **kw) -> tuple[int, float, object]:
-    from cvactive.harvest import harvest
-
-    start = time.perf_counter()
-    summary = harvest(video, out, detector=detector, progress=False, handle_signals=False, fresh=True, **kw)
-    return summary.frames, time.perf_counter() - start, summary
-
-
-def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="model on every 4th frame in (a), 3 loops in (c)")
-    parser.add_argument("--rounds", type=int, default=None)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "harvest.json"))
-    args = parser.parse_args()
-    offline_defaults()
-    model_path, video_path = asset(OPENVINO_MODEL), asset("videos/slow_traffic_small.mp4")
-    if model_path is None or video_path is None:
-        print("the OpenVINO model or slow_traffic_small.mp4 is missing from the assets folder")
-        return 2
-    model, video = str(model_path), str(video_path)
-    stride = 4 if args.quick else 1
-    rounds = args.rounds or 3
-    loops = 3 if args.quick else 10
-    from cvactive.detector import Detector
-
-    detector = Detector(model)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-harvest-"))
-    results: dict = {
-        "video": Path(video).name,
-        "model": Path(model).name,
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "quick": args.quick,
-    }
-
-    # (a) model rule on every (stride-th) frame vs decode + YOLO.predict
-    plain_fps, harvest_fps = [], []
+    pairs = []
     for r in range(rounds):
-        n, dt = plain_predict(video, model, stride)
-        plain_fps.append(n / dt)
-        n, dt, s = run_harvest(
+        base = plain_predict(video, yolo, stride)
+        harv = run_harvest(
             video,
             tmp / f"a{r}",
             detector,
@@ -124,35 +159,55 @@ def main() -> int:
             dedup={"method": "phash"},
             budget={"per_minute": 20},
         )
-        harvest_fps.append(n / dt)
-        print(f"(a) round {r}: plain {plain_fps[-1]:.1f} fps, harvest {harvest_fps[-1]:.1f} fps, kept {s.kept}")
-    a = {
-        "frames_inferred": n,
-        "plain_predict_fps": statistics.median(plain_fps),
-        "harvest_model_rule_fps": statistics.median(harvest_fps),
-    }
-    a["round_ratios"] = [h / p for h, p in zip(harvest_fps, plain_fps)]
-    a["ratio"] = statistics.median(a["round_ratios"])
-    a["goal"] = 0.9
-    results["model_rule_vs_predict"] = a
-
-    # (b) random rules only vs bare decoding
-    dec_fps, rnd_fps = [], []
-    for r in range(max(rounds, 5)):
-        n, dt = bare_decode(video)
-        dec_fps.append(n / dt)
-        n, dt, s = run_harvest(
-            video, tmp / f"b{r}", None, rules=RANDOM_RULES, annotate=False, dedup={"method": "phash"}
+        pairs.append((base, harv))
+        print(
+            f"(a) round {r}: plain {base['inferred'] / base['seconds']:.1f} fps, "
+            f"harvest {harv['frames'] / harv['seconds']:.1f} fps, kept {harv['kept']}"
         )
-        rnd_fps.append(n / dt)
-        print(f"(b) round {r}: decode {dec_fps[-1]:.0f} fps, random harvest {rnd_fps[-1]:.0f} fps, kept {s.kept}")
-    b = {"bare_decode_fps": statistics.median(dec_fps), "harvest_random_fps": statistics.median(rnd_fps)}
-    b["round_ratios"] = [h / p for h, p in zip(rnd_fps, dec_fps)]
-    b["ratio"] = statistics.median(b["round_ratios"])
-    b["goal"] = 0.8
-    results["random_vs_decode"] = b
+    base, harv = pairs[-1]
+    if harv["inferred"] == 0 or harv["boxes"] == 0 or harv["kept"] == 0:
+        raise NoWork(
+            f"(a) the harvest inferred {harv['inferred']} frames, found {harv['boxes']} boxes, kept {harv['kept']}"
+        )
+    if base["decoded"] != harv["inferred"] or base["grabbed"] < harv["frames"]:
+        raise NoWork(f"(a) different work: baseline decoded {base['decoded']}, harvest inferred {harv['inferred']}")
+    return {"work": {"baseline": base, "harvest": harv}, **paired(pairs, "inferred"), "goal": 0.9}
 
-    # (c) memory over the video looped `loops` times (a folder of links), model rule on every 10th frame
+
+def section_b(video: str, tmp: Path, rounds: int) -> dict[str, Any]:
+    import cv2
+
+    cap = cv2.VideoCapture(video)
+    frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    decode = chosen_frames(video, frames)
+    pairs = []
+    for r in range(rounds):
+        base = bare_decode(video, decode)
+        harv = run_harvest(video, tmp / f"b{r}", None, rules=RANDOM_RULES, annotate=False, dedup={"method": "phash"})
+        pairs.append((base, harv))
+        print(
+            f"(b) round {r}: decode {base['grabbed'] / base['seconds']:.0f} fps, "
+            f"random harvest {harv['frames'] / harv['seconds']:.0f} fps, kept {harv['kept']}"
+        )
+    base, harv = pairs[-1]
+    if harv["frames"] == 0 or harv["kept"] == 0 or base["decoded"] == 0:
+        raise NoWork(f"(b) the harvest looked at {harv['frames']} frames and kept {harv['kept']}")
+    if base["decoded"] != harv["candidates"] or base["grabbed"] != harv["frames"]:
+        raise NoWork(
+            f"(b) different work: baseline grabbed {base['grabbed']} and decoded {base['decoded']}; the harvest "
+            f"looked at {harv['frames']} and decoded {harv['candidates']} candidates"
+        )
+    return {"work": {"baseline": base, "harvest": harv}, **paired(pairs, "grabbed"), "goal": 0.8}
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return float(psutil.Process().memory_info().rss / 2**20)
+
+
+def section_c(video: str, detector: Any, tmp: Path, loops: int) -> dict[str, Any]:
     folder = tmp / "loop"
     folder.mkdir()
     for i in range(loops):
@@ -168,7 +223,7 @@ def main() -> int:
     before = rss_mb()
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    n, dt, s = run_harvest(
+    harv = run_harvest(
         str(folder),
         tmp / "c",
         detector,
@@ -179,36 +234,72 @@ def main() -> int:
     )
     done.set()
     thread.join()
+    if harv["frames"] == 0 or harv["inferred"] == 0 or harv["kept"] == 0:
+        raise NoWork(f"(c) the harvest looked at {harv['frames']} frames and kept {harv['kept']}")
     t0 = samples[0][0]
-    warm = [m for t, m in samples if t - t0 >= dt * 0.1] or [samples[-1][1]]
+    warm = [m for t, m in samples if t - t0 >= harv["seconds"] * 0.1] or [samples[-1][1]]
     c = {
         "loops": loops,
-        "frames": n,
-        "seconds": dt,
-        "kept": s.kept,
+        "work": harv,
         "rss_before_mb": before,
         "rss_after_first_tenth_mb": warm[0],
         "rss_peak_mb": max(m for _, m in samples),
         "rss_end_mb": samples[-1][1],
+        "goal_mb": 100,
     }
     c["growth_mb"] = c["rss_end_mb"] - c["rss_after_first_tenth_mb"]
-    c["goal_mb"] = 100
-    results["memory_long_run"] = c
+    return c
 
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="model on every 4th frame in (a), 3 loops in (c)")
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "harvest.json"))
+    args = parser.parse_args()
+    offline_defaults()
+    model_path, video_path = asset(OPENVINO_MODEL), asset("videos/slow_traffic_small.mp4")
+    if model_path is None or video_path is None:
+        print("the OpenVINO model or slow_traffic_small.mp4 is missing from the assets folder")
+        return 2
+    model, video = str(model_path), str(video_path)
+    rounds = args.rounds or 3
+    from cvactive.detector import Detector
+
+    detector = Detector(model)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-harvest-"))
+    results: dict[str, Any] = {
+        "video": Path(video).name,
+        "model": Path(model).name,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "quick": args.quick,
+    }
+    try:
+        a = section_a(video, model, detector, tmp, 4 if args.quick else 1, rounds)
+        b = section_b(video, tmp, max(rounds, 5))
+        c = section_c(video, detector, tmp, 3 if args.quick else 10)
+    except NoWork as err:
+        print(f"no result written: {err}")
+        return 1
+    results.update(model_rule_vs_predict=a, random_vs_decode=b, memory_long_run=c)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    wa, wb = a["work"]["harvest"], b["work"]["harvest"]
     print(
-        f"(a) harvest with a model rule / decode + YOLO.predict: {a['ratio']:.2f} "
-        f"({a['harvest_model_rule_fps']:.1f} vs {a['plain_predict_fps']:.1f} fps; goal >= 0.9)"
+        f"(a) harvest with a model rule / decode + YOLO.predict: {a['ratio']:.2f} ({a['harvest_fps']:.1f} vs "
+        f"{a['baseline_fps']:.1f} fps; goal >= 0.9); {wa['inferred']} frames inferred, {wa['boxes']} boxes "
+        f"(predict: {a['work']['baseline']['boxes']}), {wa['kept']} kept"
     )
     print(
-        f"(b) harvest with random rules / bare decoding: {b['ratio']:.2f} "
-        f"({b['harvest_random_fps']:.0f} vs {b['bare_decode_fps']:.0f} fps; goal >= 0.8)"
+        f"(b) harvest with a random rule / bare OpenCV, same decodes: {b['ratio']:.2f} ({b['harvest_fps']:.0f} vs "
+        f"{b['baseline_fps']:.0f} fps; goal >= 0.8); {wb['frames']} frames grabbed, {wb['candidates']} decoded "
+        f"by both, {wb['kept']} kept"
     )
     print(
-        f"(c) {loops} loops, {n} frames in {dt:.0f} s: RSS {c['rss_after_first_tenth_mb']:.0f} -> "
-        f"{c['rss_end_mb']:.0f} MB (growth {c['growth_mb']:+.1f} MB, peak {c['rss_peak_mb']:.0f}; goal < 100)"
+        f"(c) {c['loops']} loops, {c['work']['frames']} frames in {c['work']['seconds']:.0f} s: RSS "
+        f"{c['rss_after_first_tenth_mb']:.0f} -> {c['rss_end_mb']:.0f} MB (growth {c['growth_mb']:+.1f} MB, "
+        f"peak {c['rss_peak_mb']:.0f}; goal < 100); {c['work']['kept']} kept"
     )
     print(f"-> {out}")
     return 0

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "cvactive.cli.fo_evaluate",
     "synthesize": "cvactive.cli.synthesize",
     "harvest": "cvactive.cli.harvest",
+    "feed": "cvactive.cli.feed",
     "weights": "cvactive.cli.weights",
 }
 

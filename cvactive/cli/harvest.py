@@ -1,4 +1,7 @@
-"""``cvactive harvest SOURCE --model MODEL --config configs/harvest.yaml --out DIR``.
+"""``cvactive harvest SOURCE [SOURCE ...] --model MODEL --config configs/harvest.yaml --out DIR``.
+
+Several sources are harvested at once, one folder each under ``DIR`` (see
+:func:`cvactive.harvest.harvest_feeds`), under the config's optional ``site_budget``.
 
 Exit codes: 0 the harvest finished (every source read to its end, or the budget spent) with
 no failure; 1 it finished but a source failed part-way (truncated or corrupt video, stream
@@ -30,6 +33,8 @@ CONFIG_KEYS = (
     "checkpoint_seconds",
     "log_every",
     "fsync",
+    "keep_up",
+    "site_budget",
 )
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
@@ -43,7 +48,12 @@ def register(sub: Any) -> None:
         "kept frames as JPEGs plus one manifest line each. Rerunning the same command resumes. Exit codes: 0 "
         "done, 1 a source failed part-way, 2 bad input, 130/143 stopped by SIGINT/SIGTERM (state saved).",
     )
-    p.add_argument("source", help="video file, folder of videos, stream URL (rtsp/http) or camera index")
+    p.add_argument(
+        "source",
+        nargs="+",
+        help="video file, folder of videos, stream URL (rtsp/http) or camera index; several are harvested at "
+        "once, one folder each under --out",
+    )
     p.add_argument("--config", required=True, help="harvest YAML (see configs/harvest.yaml)")
     p.add_argument("--out", required=True, help="harvest folder: frames/, manifest.jsonl, state.json")
     add_detector_options(p)
@@ -70,10 +80,18 @@ def consistency_measures(options: dict[str, Any]) -> list[str]:
     return sorted({m for m in CONSISTENCY_MEASURES for text in named if text == m or text.startswith(m + "_")})
 
 
-def run(args: argparse.Namespace) -> int:
+def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str, Any], Any]:
+    """The harvest keyword arguments of ``args.config`` (with ``--seed``/``--batch`` applied) and
+    the detector they need (``None`` when no rule, pacing score or annotation needs a model).
+
+    Every source is checked to exist before the model loads.
+
+    Raises:
+        ConfigError: an unknown config key (the message lists the valid ones).
+        SourceError: a source does not exist or holds no video.
+    """
     from cvactive.config import load_yaml
     from cvactive.errors import ConfigError
-    from cvactive.harvest import harvest
     from cvactive.harvest.runner import list_sources
 
     options = load_yaml(args.config)
@@ -84,7 +102,12 @@ def run(args: argparse.Namespace) -> int:
         options["seed"] = args.seed
     if args.batch is not None:
         options["batch"] = args.batch
-    list_sources(args.source)  # a missing source fails before the model loads
+    if options.get("site_budget") is None:
+        options.pop("site_budget", None)  # null: no site budget
+    if "site_budget" in options and len(sources) < 2:
+        raise ConfigError(f"{args.config}: site_budget caps several sources together; with one source use budget")
+    for source in sources:
+        list_sources(source)  # a missing source fails before the model loads
     needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
     needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
     extra = consistency_measures(options)
@@ -96,35 +119,80 @@ def run(args: argparse.Namespace) -> int:
         options["scorer"] = scorer
     args.measures = ",".join(extra)
     detector = make_detector(args) if needs_model or args.model else None
+    return options, detector
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvactive.harvest import harvest, harvest_feeds
+
+    options, detector = load_options(args, args.source)
+    if len(args.source) > 1 or "site_budget" in options:
+        site = harvest_feeds(args.source, args.out, detector=detector, fresh=args.fresh, **options)
+        return print_site(site)
     summary = harvest(
-        args.source,
+        args.source[0],
         args.out,
         detector=detector,
         fresh=args.fresh,
         progress=not args.no_progress,
         **options,
     )
+    print_summary(summary)
+    if summary.stopped:
+        return SIGNAL_EXIT.get(summary.stopped, 130)
+    if summary.report.failures or summary.counts.get("frames", 0) == 0:
+        return 1
+    return 0
+
+
+def print_site(site: Any) -> int:
+    """Print each source's summary of a :class:`~cvactive.harvest.SiteSummary`; return the exit code."""
+    from cvactive.errors import CvactiveError
+
+    errors = list(site.errors.values())
+    if errors and len(errors) == len(site.folders) and all(isinstance(e, CvactiveError) for e in errors):
+        raise errors[0]  # the same bad input for every source: one line, exit 2
+    failed = bool(errors)
+    for source, folder in site.folders.items():
+        print(f"{source} -> {folder}")
+        if source in site.errors:
+            print(f"  failed: {site.errors[source]}")
+            continue
+        summary = site.feeds[source].summary
+        print_summary(summary, indent="  ")
+        failed |= bool(summary.report.failures) or summary.counts.get("frames", 0) == 0
+    if site.site_kept_total is not None:
+        print(f"site: {site.site_kept_total} kept under the site budget (all runs)")
+    if site.stopped:
+        return SIGNAL_EXIT.get(site.stopped, 130)
+    return 1 if failed else 0
+
+
+def print_summary(summary: Any, indent: str = "") -> None:
+    """Print what a :class:`~cvactive.harvest.control.HarvestSummary` says, a few lines."""
     c = summary.counts
     print(
-        f"harvest: looked at {summary.frames} frames, inferred {summary.inferred}, kept {summary.kept} "
+        f"{indent}harvest: looked at {summary.frames} frames, inferred {summary.inferred}, kept {summary.kept} "
         f"(total {summary.kept_total}) -> {summary.out}"
     )
     print(
-        f"  all runs: {c.get('frames', 0)} frames, {c.get('candidates', 0)} candidates; refused: "
-        + ", ".join(f"{k} {c.get(k, 0)}" for k in ("rule_limit", "budget", "pacing", "duplicate"))
+        f"{indent}  all runs: {c.get('frames', 0)} frames, {c.get('candidates', 0)} candidates; refused: "
+        + ", ".join(f"{k} {c[k]}" for k in ("rule_limit", "budget", "pacing", "duplicate", "site_budget") if k in c)
     )
     rules = {k[5:]: v for k, v in c.items() if k.startswith("rule:")}
     if rules:
-        print("  kept by rule: " + ", ".join(f"{k} {v}" for k, v in rules.items()))
+        print(f"{indent}  kept by rule: " + ", ".join(f"{k} {v}" for k, v in rules.items()))
+    if summary.delay_max is not None:
+        print(
+            f"{indent}  live: {summary.stale} frames dropped as stale this run ({c.get('stale', 0)} in all runs); "
+            f"frames were {1000 * (summary.delay_mean or 0.0):.0f} ms old on average when taken, "
+            f"{1000 * summary.delay_max:.0f} ms at most"
+        )
     for event in summary.events:
-        print(f"  {event}")
+        print(f"{indent}  {event}")
     for path, reason in summary.report.failures:
-        print(f"  failed {path}: {reason}")
+        print(f"{indent}  failed {path}: {reason}")
     if summary.stopped:
-        print(f"  stopped by {summary.stopped}; state saved, run the same command again to continue")
-        return SIGNAL_EXIT.get(summary.stopped, 130)
-    if summary.budget_spent:
-        print("  budget spent")
-    if summary.report.failures or c.get("frames", 0) == 0:
-        return 1
-    return 0
+        print(f"{indent}  stopped by {summary.stopped}; state saved, run the same command again to continue")
+    elif summary.budget_spent:
+        print(f"{indent}  budget spent")

@@ -6,14 +6,22 @@
 * :mod:`~cvactive.harvest.dedup`: perceptual-hash or embedding near-duplicate suppression;
 * :mod:`~cvactive.harvest.state`: the on-disk state that makes a harvest resumable;
 * :mod:`~cvactive.harvest.feed`: frames decoded on demand, live streams reconnected;
-* :mod:`~cvactive.harvest.runner`: :func:`harvest`, the loop.
+* :mod:`~cvactive.harvest.options`: the options, checked once, and the resume fingerprint;
+* :mod:`~cvactive.harvest.harvester`: the decisions on one frame (rules, caps, dedup, pacing, keep);
+* :mod:`~cvactive.harvest.runner`: the loop over the sources of one harvest;
+* :mod:`~cvactive.harvest.feeds`: restarts of dead feeds, several feeds at once, a shared site budget;
+* :mod:`~cvactive.harvest.api`: :func:`harvest` and :func:`harvest_feeds`, the entry points;
+* :mod:`~cvactive.harvest.control`: the stop flag and the summary a run returns.
 """
 
-from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing
+from cvactive.harvest.api import harvest, harvest_feeds
+from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing, SiteBudget
+from cvactive.harvest.control import HarvestSummary
 from cvactive.harvest.dedup import Dedup, Deduper, dhash, hamming, phash
 from cvactive.harvest.feed import Retry
+from cvactive.harvest.feeds import Restart, SiteSummary
 from cvactive.harvest.rules import RULES, make_rule, make_rules, unit_draw
-from cvactive.harvest.runner import HarvestSummary, harvest, list_sources
+from cvactive.harvest.runner import list_sources
 
 __all__ = [
     "RULES",
@@ -24,10 +32,14 @@ __all__ = [
     "Limits",
     "Pacer",
     "Pacing",
+    "Restart",
     "Retry",
+    "SiteBudget",
+    "SiteSummary",
     "dhash",
     "hamming",
     "harvest",
+    "harvest_feeds",
     "list_sources",
     "make_rule",
     "make_rules",

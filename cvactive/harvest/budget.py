@@ -40,6 +40,7 @@ streaming data*, 2014) with the threshold set by quantile instead of by fixed st
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -284,3 +285,48 @@ class Pacer:
         self.period_index = int(data.get("period_index", 0))
         span = data.get("span")
         self.span = None if span is None else float(span)
+
+
+class SiteBudget:
+    """Caps shared by several sources harvested at once (thread-safe).
+
+    Each source's harvest keeps its *share*, a :class:`Ledger` of the frames it kept under
+    these caps, in its own saved state; on start the site ledger is the sum of the shares, so
+    the site budget survives a restart exactly as each source's own state does. A frame is
+    checked with :meth:`allows` among the other caps, and :meth:`reserve` charges it at the
+    moment of keeping, under the lock, so sources racing for the last frames of a budget never
+    overspend it. Clocks are each source's harvest clock: wall time for live sources (the use
+    this is for), stream time for files.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.ledger = Ledger(limits)
+        self._lock = threading.Lock()
+
+    def merge(self, share: Mapping[str, Any]) -> None:
+        """Add one source's saved share (a :meth:`Ledger.to_dict`) to the site ledger."""
+        with self._lock:
+            times = sorted([*self.ledger.times, *(float(t) for t in share.get("times", []))])
+            self.ledger.times = deque(times)
+            self.ledger.total += int(share.get("total", 0))
+
+    def allows(self, clock: float) -> bool:
+        with self._lock:
+            return self.ledger.allows(clock)
+
+    def reserve(self, clock: float) -> bool:
+        """Charge one kept frame at ``clock`` if the caps allow it; ``False`` (nothing charged) if not."""
+        with self._lock:
+            if not self.ledger.allows(clock):
+                return False
+            self.ledger.charge(clock)
+            return True
+
+    def exhausted(self) -> bool:
+        with self._lock:
+            return self.ledger.exhausted()
+
+    @property
+    def total(self) -> int:
+        return self.ledger.total

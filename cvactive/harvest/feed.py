@@ -6,13 +6,18 @@ ones on the ``stride`` grid as :class:`FeedFrame` objects whose pixels are decod
 converted to an array. A file that ends before its header's frame count is reported as
 truncated, naming the frame reached; a live stream that drops is reopened with exponential
 backoff, and each drop is reported.
+
+A live source read with ``keep_up`` (the harvest default) goes through
+:class:`~cvactive.harvest.live.LiveReader` instead: a thread grabs every frame as it arrives and
+keeps only the newest one, so a model slower than the camera looks at the live edge rather than
+at an ever older backlog; the frames it had no time for are counted as ``stale``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +25,7 @@ import numpy as np
 
 from cvactive.config import from_mapping
 from cvactive.errors import ConfigError, VideoError
-from cvactive.sources import SourceReport, is_stream, open_video
+from cvactive.sources import Capture, SourceReport, is_stream
 
 log = logging.getLogger(__name__)
 
@@ -57,20 +62,26 @@ class FeedFrame:
     Attributes:
         source: the video path or stream URL.
         index: frame index (live sources count on across reconnects and restarts).
-        timestamp: seconds from the start of a file, or wall-clock epoch seconds for a live source.
+        timestamp: seconds from the start of a file, or, for a live source, the wall-clock epoch
+            seconds at which the frame was grabbed.
+        stale: (live sources read with ``keep_up``) frames on the stride grid that arrived since
+            the previous frame handed out and were dropped because a newer one replaced them.
+        taken: (live, ``keep_up``) epoch seconds at which the harvest took this frame, else ``None``.
     """
 
     source: str
     index: int
     timestamp: float
-    _cap: Any = field(repr=False, default=None)
+    _cap: Capture | None = field(repr=False, default=None)
     _image: np.ndarray | None = field(repr=False, default=None)
+    stale: int = 0
+    taken: float | None = None
 
     def image(self) -> np.ndarray:
         """The decoded BGR frame (call before asking the feed for the next frame)."""
         if self._image is None:
-            ok, image = self._cap.retrieve()
-            if not ok or image is None:
+            image = None if self._cap is None else self._cap.retrieve()
+            if image is None:
                 raise VideoError(f"{self.source}: frame {self.index} was grabbed but cannot be decoded")
             self._image = image
         return self._image
@@ -95,23 +106,9 @@ def probe(source: str) -> FeedInfo:
     Raises:
         VideoError: it cannot be opened.
     """
-    cap, info = open_video(source)
-    cap.release()  # type: ignore[attr-defined]
-    return FeedInfo(fps=info.fps, frame_count=info.frame_count, live=is_stream(source))
-
-
-def _seek(cap: Any, start: int) -> int:
-    """Position ``cap`` at frame ``start``; return the index it is at."""
-    import cv2
-
-    if start <= 0:
-        return 0
-    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
-        return start
-    index = int(cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-    while index < start and cap.grab():
-        index += 1
-    return index
+    cap = Capture(source)
+    cap.release()
+    return FeedInfo(fps=cap.info.fps, frame_count=cap.info.frame_count, live=is_stream(source))
 
 
 def iter_feed(
@@ -123,7 +120,8 @@ def iter_feed(
     retry: Retry | None = None,
     stopped: Callable[[], bool] = lambda: False,
     events: list[str] | None = None,
-) -> Iterator[FeedFrame]:
+    keep_up: bool = False,
+) -> Generator[FeedFrame, None, None]:
     """Yield the frames of ``source`` whose index is a multiple of ``stride``, from ``start`` on.
 
     Args:
@@ -134,28 +132,40 @@ def iter_feed(
         retry: reconnection policy for live sources.
         stopped: polled while waiting to reconnect; ``True`` ends the feed.
         events: receives a line for each stream drop and reconnect.
+        keep_up: read a live source in a thread that keeps only its newest frame
+            (:class:`~cvactive.harvest.live.LiveReader`); files are always read in full, in order.
     """
     if stride < 1:
         raise ConfigError(f"frame_stride must be at least 1, got {stride}")
     report = report if report is not None else SourceReport()
     retry = retry or Retry()
     live = is_stream(source)
+    if live and keep_up:
+        from cvactive.harvest.live import LiveReader
+
+        reader = LiveReader(
+            source, start=start, stride=stride, report=report, retry=retry, stopped=stopped, events=events
+        )
+        yield from reader.frames()
+        return
+    cap: Capture | None
     try:
-        cap, info = open_video(source)
+        cap = Capture(source)
     except VideoError as err:
         report.fail(source, str(err).split(": ", 1)[-1], False, VideoError)
         return
+    info = cap.info
     try:
-        index = start if live else _seek(cap, start)
+        index = start if live else cap.seek(start)
         used, since = 0, time.monotonic()
         while True:
-            if not cap.grab():  # type: ignore[attr-defined]
+            if not cap.grab():
                 if not live:
                     break
-                cap.release()  # type: ignore[attr-defined]
+                cap.release()
                 if time.monotonic() - since >= retry.reset_after:
                     used = 0
-                cap, used = _reconnect(source, index, retry, used, stopped, events)
+                cap, used = reconnect(source, index, retry, used, stopped, events)
                 since = time.monotonic()
                 if cap is None:
                     if not stopped():
@@ -175,12 +185,12 @@ def iter_feed(
             report.fail(source, "no frame could be decoded", False)
     finally:
         if cap is not None:
-            cap.release()  # type: ignore[attr-defined]
+            cap.release()
 
 
-def _reconnect(
+def reconnect(
     source: str, index: int, retry: Retry, used: int, stopped: Callable[[], bool], events: list[str] | None
-) -> tuple[Any | None, int]:
+) -> tuple[Capture | None, int]:
     """Reopen a dropped live source with backoff: ``(capture, tries used)``, capture ``None`` when out of tries."""
     for attempt in range(used, retry.attempts):
         wait = retry.delay(attempt)
@@ -194,7 +204,7 @@ def _reconnect(
                 return None, attempt + 1
             time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
         try:
-            cap, _ = open_video(source)
+            cap = Capture(source)
         except VideoError:
             continue
         if events is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,18 @@ STATE_VERSION = 1
 STATE_NAME = "state.json"
 MANIFEST_NAME = "manifest.jsonl"
 FRAMES_DIR = "frames"
+
+
+def frame_path(out: Path, source: str, index: int) -> Path:
+    """Where a kept frame's JPEG goes: ``frames/<stem>-<crc32 of source>/<index>.jpg``."""
+    return out / FRAMES_DIR / source_slug(source) / f"{index:08d}.jpg"
+
+
+def source_slug(source: str) -> str:
+    """A folder name for a source: its file stem (or ``camera<N>``, ``stream``) and the crc32 of its text."""
+    stem = "camera" + source if source.isdigit() else Path(source.split("?")[0].rstrip("/")).stem or "stream"
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)[:40]
+    return f"{stem}-{zlib.crc32(source.encode()):08x}"
 
 
 def fingerprint(config: dict[str, Any]) -> str:
@@ -78,7 +91,10 @@ class HarvestState:
         rule_last: rule name -> ``[source, frame, clock]`` of its last firing (cheap rules' timers).
         pacer: the :class:`~cvactive.harvest.budget.Pacer` dict, or ``None``.
         dedup: the :class:`~cvactive.harvest.dedup.Deduper` dict, or ``None``.
-        counts: running totals (frames, inferred, candidates, rejections by reason, per rule).
+        counts: running totals (frames, inferred, candidates, rejections by reason, per rule,
+            ``stale`` live frames dropped).
+        site_ledger: this source's share of a site budget shared with other sources (a ledger
+            dict), or ``None`` outside a several-source harvest with ``site_budget``.
     """
 
     fingerprint: str
@@ -91,9 +107,10 @@ class HarvestState:
     pacer: dict[str, Any] | None = None
     dedup: dict[str, Any] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    site_ledger: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "version": STATE_VERSION,
             "fingerprint": self.fingerprint,
             "sources": {k: v.to_dict() for k, v in self.sources.items()},
@@ -106,6 +123,9 @@ class HarvestState:
             "dedup": self.dedup,
             "counts": self.counts,
         }
+        if self.site_ledger is not None:
+            data["site_ledger"] = self.site_ledger
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> HarvestState:
@@ -122,6 +142,7 @@ class HarvestState:
             pacer=data.get("pacer"),
             dedup=data.get("dedup"),
             counts={k: int(v) for k, v in (data.get("counts") or {}).items()},
+            site_ledger=data.get("site_ledger"),
         )
 
     def save(self, out: Path, fsync: bool = False) -> None:

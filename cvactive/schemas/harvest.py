@@ -176,6 +176,8 @@ class Harvest(Section):
     checkpoint_seconds: NonNegFloat = 5.0
     log_every: PosFloat = 60.0
     fsync: bool = False
+    keep_up: bool = True
+    site_budget: Limits | None = None
 
     @model_validator(mode="after")
     def _unique_names(self) -> Harvest:
