@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,10 @@ from cvactive._env import offline_defaults
 from cvactive._pins import require as require_pinned
 from cvactive.errors import ModelError
 from cvactive.record import ImageRecord
+
+if TYPE_CHECKING:
+    from cvactive.pipeline import Engine
+    from cvactive.scoring import Scorer
 
 _MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript", ".mlpackage", ".tflite")
 
@@ -82,6 +86,8 @@ class Detector:
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise ModelError(f"conf and iou must lie in [0, 1], got conf={conf}, iou={iou}")
         self.model_path = _check_model_path(model)
+        self.requested_device = device
+        self._engines: dict[int, Any] = {}
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         try:
             from ultralytics import YOLO
@@ -139,7 +145,112 @@ class Detector:
 
         head.register_forward_pre_hook(capture)
 
-    # -- inference -----------------------------------------------------------------------
+    def engine(self, batch: int = 8) -> Engine:
+        """The pipeline engine for this model (built once per batch size, then reused).
+
+        An OpenVINO IR with a static input gets :class:`cvactive.engines.OpenVINOEngine`
+        (asynchronous requests, THROUGHPUT hint); every other model
+        :class:`cvactive.engines.BatchedEngine`. See :mod:`cvactive.pipeline`.
+        """
+        from cvactive.engines import OpenVINOEngine, engine_for
+
+        key = int(batch)
+        for engine in self._engines.values():
+            if isinstance(engine, OpenVINOEngine):  # one image per request, whatever the batch
+                return engine
+        if key not in self._engines:
+            self._engines[key] = engine_for(self, batch=key)
+        return self._engines[key]
+
+    # -- inference, in steps the pipeline can run on different threads ------------------
+    def preprocess(self, images: Sequence[np.ndarray]) -> Any:
+        """Letterbox a batch of BGR ``uint8`` images into the model's input tensor ``(B, 3, H, W)``.
+
+        This is the predictor's own preprocessing (letterbox, stack, BGR -> RGB, ``/ 255``), so
+        every cvactive path feeds the network exactly what ``predict`` would. Thread-safe.
+        """
+        return self.predictor.preprocess(list(images))
+
+    def letterbox(self, image: np.ndarray) -> np.ndarray:
+        """One BGR ``uint8`` image letterboxed alone, still ``uint8`` ``(H, W, 3)`` BGR. Thread-safe."""
+        (boxed,) = self.predictor.pre_transform([image])
+        return np.ascontiguousarray(boxed)
+
+    def forward(self, im: Any) -> tuple[Any, np.ndarray | None]:
+        """The raw network output ``(B, 4 + C, A)`` of a preprocessed batch, and its embeddings.
+
+        Embeddings ``(B, D)`` come back only with ``embed``. Call from one thread at a time.
+        """
+        import torch
+
+        self._feats = None
+        with torch.inference_mode():
+            raw = self.predictor.inference(im)
+            if isinstance(raw, (list, tuple)):
+                raw = raw[0]
+            feats = torch.cat(self._feats, dim=1).cpu().numpy() if self._feats is not None else None
+        self._feats = None
+        return raw, feats
+
+    def to_records(
+        self,
+        raw: Any,
+        input_hw: tuple[int, int],
+        shapes: Sequence[tuple[int, int]],
+        metas: Sequence[FrameMeta],
+        embeddings: np.ndarray | None = None,
+    ) -> list[ImageRecord]:
+        """NMS on a raw output ``(B, 4 + C, A)`` and one record per image, with full class-score rows.
+
+        Args:
+            raw: the network output (a torch tensor, or a numpy array), ``B`` images.
+            input_hw: the letterboxed input size ``(H, W)`` the boxes are in.
+            shapes: each original image's ``(height, width)`` in pixels.
+            metas: each image's provenance.
+            embeddings: ``(B, D)`` image embeddings, or ``None``.
+
+        Thread-safe: the pipeline calls it from worker threads.
+        """
+        import torch
+        from ultralytics.utils import ops
+        from ultralytics.utils.nms import non_max_suppression
+
+        if isinstance(raw, np.ndarray):
+            raw = torch.from_numpy(raw)
+        nc = len(self.names)
+        with torch.inference_mode():
+            kept, idxs = non_max_suppression(
+                raw, self.conf, self.iou, None, False, max_det=self.max_det, nc=nc, return_idxs=True
+            )
+            raw_cls = raw[:, 4 : 4 + nc, :]
+            records = []
+            for b, (det, idx, (h, w), meta) in enumerate(zip(kept, idxs, shapes, metas)):
+                if det.shape[0]:
+                    scaled: Any = ops.scale_boxes(input_hw, det[:, :4].clone(), (h, w))
+                    boxes = scaled.cpu().numpy()
+                    scores = raw_cls[b][:, idx.view(-1).long()].T.float().cpu().numpy()
+                    conf = det[:, 4].float().cpu().numpy()
+                    cls = det[:, 5].long().cpu().numpy()
+                else:
+                    boxes, scores = np.zeros((0, 4), np.float32), np.zeros((0, nc), np.float32)
+                    conf, cls = np.zeros((0,), np.float32), np.zeros((0,), np.int64)
+                records.append(
+                    ImageRecord(
+                        source=meta.source,
+                        frame=meta.frame,
+                        timestamp=meta.timestamp,
+                        width=w,
+                        height=h,
+                        xyxy=boxes,
+                        confidence=np.clip(conf, 0.0, 1.0),
+                        class_id=cls,
+                        class_scores=scores,
+                        names=self.names,
+                        embedding=None if embeddings is None else embeddings[b],
+                    )
+                )
+        return records
+
     def predict(self, images: Sequence[np.ndarray], metas: Sequence[FrameMeta] | None = None) -> list[ImageRecord]:
         """Detect on a batch of BGR ``uint8`` images ``(H, W, 3)``; one record per image.
 
@@ -147,8 +258,6 @@ class Detector:
         ``embedding``. They are not yet scored (see :class:`cvactive.scoring.Scorer`).
         """
         import torch
-        from ultralytics.utils import ops
-        from ultralytics.utils.nms import non_max_suppression
 
         if len(images) == 0:
             return []
@@ -156,69 +265,48 @@ class Detector:
             metas = [FrameMeta(source=f"image-{i}") for i in range(len(images))]
         if len(metas) != len(images):
             raise ValueError(f"got {len(images)} images but {len(metas)} metadata entries")
-        pred = self.predictor
-        self._feats = None
         with torch.inference_mode():
-            im = pred.preprocess(list(images))
-            raw = pred.inference(im)
-            if isinstance(raw, (list, tuple)):
-                raw = raw[0]
-            nc = len(self.names)
-            kept, idxs = non_max_suppression(
-                raw,
-                self.conf,
-                self.iou,
-                None,
-                False,
-                max_det=self.max_det,
-                nc=nc,
-                return_idxs=True,
-            )
-            raw_cls = raw[:, 4 : 4 + nc, :]
-            feats = torch.cat(self._feats, dim=1).cpu().numpy() if self._feats is not None else None
-        records = []
-        for b, (det, idx, image, meta) in enumerate(zip(kept, idxs, images, metas)):
-            h, w = image.shape[:2]
-            if det.shape[0]:
-                scaled: Any = ops.scale_boxes(im.shape[2:], det[:, :4].clone(), image.shape)
-                boxes = scaled.cpu().numpy()
-                idx = idx.view(-1).long()
-                scores = raw_cls[b][:, idx].T.float().cpu().numpy()
-                conf = det[:, 4].float().cpu().numpy()
-                cls = det[:, 5].long().cpu().numpy()
-            else:
-                boxes = np.zeros((0, 4), np.float32)
-                scores = np.zeros((0, nc), np.float32)
-                conf = np.zeros((0,), np.float32)
-                cls = np.zeros((0,), np.int64)
-            records.append(
-                ImageRecord(
-                    source=meta.source,
-                    frame=meta.frame,
-                    timestamp=meta.timestamp,
-                    width=w,
-                    height=h,
-                    xyxy=boxes,
-                    confidence=np.clip(conf, 0.0, 1.0),
-                    class_id=cls,
-                    class_scores=scores,
-                    names=self.names,
-                    embedding=None if feats is None else feats[b],
-                )
-            )
-        return records
+            im = self.preprocess(images)
+        raw, feats = self.forward(im)
+        shapes = [(int(image.shape[0]), int(image.shape[1])) for image in images]
+        return self.to_records(raw, (int(im.shape[2]), int(im.shape[3])), shapes, metas, feats)
 
-    def predict_stream(self, frames: Iterable[tuple[np.ndarray, FrameMeta]], batch: int = 8) -> Iterator[ImageRecord]:
-        """Batch an iterable of ``(image, meta)`` pairs through :meth:`predict`."""
+    def predict_stream(
+        self,
+        frames: Iterable[tuple[np.ndarray, FrameMeta]],
+        batch: int = 8,
+        *,
+        workers: int = 0,
+        scorer: Scorer | None = None,
+    ) -> Iterator[ImageRecord]:
+        """Records for an iterable of ``(image, meta)`` pairs, in input order.
+
+        Args:
+            frames: ``(BGR uint8 image, meta)`` pairs.
+            batch: images per forward pass (PyTorch and other batched backends).
+            workers: ``0`` runs batch after batch on the calling thread; ``n > 0`` runs the
+                :class:`cvactive.pipeline.Pipeline` (decode, letterbox, inference and NMS at once,
+                ``n`` worker threads). Both give the same records.
+            scorer: also score each record (on the pipeline's workers when pipelined).
+        """
         if batch < 1:
             raise ModelError(f"batch must be at least 1, got {batch}")
+        if workers < 0:
+            raise ModelError(f"workers must be 0 (no pipeline) or more, got {workers}")
+        if workers > 0:
+            from cvactive.pipeline import Pipeline
+
+            yield from Pipeline(self, workers=workers, batch=batch, scorer=scorer)(frames)
+            return
         images: list[np.ndarray] = []
         metas: list[FrameMeta] = []
         for image, meta in frames:
             images.append(image)
             metas.append(meta)
             if len(images) == batch:
-                yield from self.predict(images, metas)
+                records = self.predict(images, metas)
+                yield from records if scorer is None else map(scorer, records)
                 images, metas = [], []
         if images:
-            yield from self.predict(images, metas)
+            records = self.predict(images, metas)
+            yield from records if scorer is None else map(scorer, records)

@@ -55,3 +55,22 @@ def test_unknown_measure_is_a_clear_error(tmp_path, openvino_model, ultralytics_
     code = main(["score", ultralytics_images["bus"], "--out", str(tmp_path / "x"), "--measures", "bald"])
     assert code == 2
     assert "valid measures" in capsys.readouterr().err
+
+
+def test_pipelined_and_sequential_runs_write_the_same_file(tmp_path, openvino_model, assets):
+    video = assets / "videos" / "slow_traffic_small.mp4"
+    outs = {}
+    for workers in ("0", "3"):
+        outs[workers] = tmp_path / f"w{workers}.jsonl"
+        args = ["score", str(video), "--model", openvino_model, "--out", str(outs[workers])]
+        assert main([*args, "--stride", "45", "--workers", workers, "--with-class-scores", "--no-progress"]) == 0
+    text = outs["0"].read_text()
+    assert text == outs["3"].read_text()
+    assert sum(len(ln["boxes"]) for ln in read_lines(outs["0"])) > 100
+
+
+def test_negative_workers_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", "x.jpg", "--out", str(tmp_path / "x"), "--workers", "-1"])
+    assert exit_info.value.code == 2
+    assert "give 0 (no pipeline) or more" in capsys.readouterr().err

@@ -28,12 +28,25 @@ def register(sub: Any) -> None:
     add_scorer_options(p)
     add_consistency_options(p)
     p.add_argument("--stride", type=int, default=1, help="keep every n-th video frame (default 1)")
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="pipeline threads that letterbox, run NMS and score while the model runs (default: half the CPU "
+        "cores, 2 to 8; 0: no pipeline)",
+    )
     p.add_argument("--embed", action="store_true", help="add an image embedding (PyTorch models)")
     p.add_argument("--with-class-scores", action="store_true", help="write each box's full class-score row")
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
     p.set_defaults(func=run)
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of threads: give 0 (no pipeline) or more")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         scorer=scorer,
         stride=args.stride,
         batch=args.batch,
+        workers=args.workers,
         class_scores=args.with_class_scores,
         strict=args.strict,
         progress=not args.no_progress,
