@@ -46,6 +46,10 @@ DEFERRED = {
     # feed opens a LiveReader (lazily) and live builds on feed's FeedFrame, Retry and reconnect.
     # Fix: those three in a module below both (or the runner picks the reader).
     ("cvactive.harvest.feed", "cvactive.harvest.live"): "issue #16: feed <-> live, for the lead",
+    # Detector.predict_stream(workers=...) builds the Pipeline (lazily), which drives the Detector and
+    # reads frames from sources, which imports FrameMeta from detector. Fix: the caller (score) picks
+    # the pipeline, and FrameMeta moves below detector and sources (record.py or sources.py).
+    ("cvactive.detector", "cvactive.pipeline"): "issue #16: detector <-> pipeline, for the lead",
 }
 
 #: library -> the modules (or packages, with every module under them) that may import it.
