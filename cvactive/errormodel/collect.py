@@ -34,7 +34,7 @@ def collect_labeled(
     """Score ``items`` with ``detector`` (and ``scorer``, default :class:`~cvactive.scoring.Scorer`)."""
     from tqdm import tqdm
 
-    from cvactive.consistency.calibration import class_map
+    from cvactive.consistency.calibration_run import class_map
     from cvactive.detector import FrameMeta
     from cvactive.scoring import Scorer
     from cvactive.sources import read_image
