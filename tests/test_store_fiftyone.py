@@ -133,20 +133,25 @@ def test_push_is_idempotent_and_updates_imported_samples(porch_data: Path, name:
 def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, name: str, fo: Any, tmp_path: Path):
     """The push writes documents itself (for speed); FiftyOne must read them field for field as
     the samples its own add_samples writes from the same records."""
-    from cvactive.store.convert import KEY_FIELD, record_tags
-    from cvactive.store.push import push_records, sample_fields
+    from cvactive.store.convert import KEY_FIELD, chosen_for_review, record_tags
+    from cvactive.store.fields import sample_fields
+    from cvactive.store.push import push_records
 
-    records = yolo_records(porch_data, "val", np.random.default_rng(5), n=8)
+    rng = np.random.default_rng(5)
+    records = yolo_records(porch_data, "val", rng, n=8)
     records[0].extra.update(rank=1, utility=0.5, provenance={"parent": "p.jpg", "recipe": "dark", "params": {"g": 2}})
-    push_records(records, name, round_=3, progress=False)
+    records[1].extra.update(rules=["random", "near-threshold"])
+    for r in records:
+        r.embedding = rng.normal(size=16).astype(np.float32)
+    push_records(records, name, round_=3, brain=False, progress=False)
     ref = fo.Dataset(f"{name}-ref")
     try:
         ref.add_samples(
             [
                 fo.Sample(
                     filepath=str(Path(r.source).resolve()),
-                    tags=record_tags(r.extra, round_=3),
-                    metadata=fo.ImageMetadata(width=r.width, height=r.height),
+                    tags=record_tags(r.extra, round_=3, review=chosen_for_review(r.extra)),
+                    metadata=fo.ImageMetadata.build_for(str(Path(r.source).resolve())),  # FiftyOne's own reading
                     **{KEY_FIELD: str(Path(r.source).resolve())},
                     **sample_fields(fo, r, label_field="predictions", round_=3, provenance=r.extra.get("provenance")),
                 )
@@ -167,6 +172,12 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
         ours = {s[KEY_FIELD]: plain(s) for s in ds}
         theirs = {s[KEY_FIELD]: plain(s) for s in ref}
         assert ours == theirs
+        assert [s.tags for s in ds.sort_by(KEY_FIELD)] == [s.tags for s in ref.sort_by(KEY_FIELD)]
+        assert sum("to-review" in s.tags for s in ds) == 2  # chosen for review: a rank, harvest rules
+        meta = ds.first().metadata
+        assert meta.size_bytes > 0 and meta.mime_type == "image/jpeg" and meta.num_channels == 3
+        emb = {s[KEY_FIELD]: s.embedding for s in ds}
+        np.testing.assert_array_equal(emb[str(Path(records[2].source).resolve())], records[2].embedding)
         schema = {k: type(v).__name__ for k, v in ds.get_field_schema(flat=True).items()}
         ref_schema = {k: type(v).__name__ for k, v in ref.get_field_schema(flat=True).items()}
         assert schema == ref_schema
@@ -214,7 +225,7 @@ def test_push_killed_midway_then_rerun_leaves_every_record_once(porch_data: Path
     scores = tmp_path / "many.jsonl"
     write_jsonl(scores, records)
     cmd = [sys.executable, "-m", "cvactive.cli", "push", str(scores), "--dataset", name, "--batch-size", "10"]
-    cmd += ["--no-progress"]
+    cmd += ["--review", "--no-progress"]
     env = dict(os.environ)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -444,17 +455,20 @@ def test_a_shared_mongodb_given_by_uri_works_unchanged(porch_data: Path, tmp_pat
         mongod.wait(30)
 
 
-def test_evaluate_with_app_marks_on_exact_predictions(porch_data: Path, name: str, fo: Any, tmp_path: Path):
+def test_evaluate_stores_the_round_under_its_eval_key(porch_data: Path, name: str, fo: Any, tmp_path: Path):
     from cvactive.store.evaluate import evaluate_round
     from cvactive.store.labels import import_yolo_dataset
     from cvactive.store.push import push_records
 
     import_yolo_dataset(porch_data, name, progress=False)
     push_records(yolo_records(porch_data, "val", np.random.default_rng(7), n=6), name, progress=False)
-    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, marks=True, out_dir=tmp_path)
+    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, out_dir=tmp_path)
     assert result.samples == 6 and result.eval_key == "eval_round_1"
     found = {c: r for c, r in result.per_class.items() if r["gt"]}
     assert found and all(r["ap"] == pytest.approx(1.0) and r["ap50"] == pytest.approx(1.0) for r in found.values())
     ds = fo.load_dataset(name)
     assert ds.sum("eval_round_1_tp") == sum(r["gt"] for r in found.values())
     assert ds.sum("eval_round_1_fp") == 0
+    assert ds.list_evaluations() == ["eval_round_1"]
+    stored = ds.load_evaluation_results("eval_round_1")
+    assert stored.mAP() == pytest.approx(result.map)
