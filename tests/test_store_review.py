@@ -160,11 +160,12 @@ _PREPARE = """
 import sys
 from cvactive.cli import main
 from cvactive.store import connect
-assert main(["import", sys.argv[1], "--dataset", "conc", "--no-progress"]) == 0
-assert main(["push", sys.argv[2], "--dataset", "conc", "--review", "--no-progress"]) == 0
+assert main(["import", sys.argv[1], "--dataset", "conc", "--splits", "val", "--no-progress"]) == 0
+assert main(["push", sys.argv[2], "--dataset", "conc", "--no-progress"]) == 0  # evaluation predictions
+assert main(["push", sys.argv[3], "--dataset", "conc", "--review", "--no-progress"]) == 0  # 5 unlabeled images
 fo = connect()
 ds = fo.load_dataset("conc")
-ds.match_tags("to-review").limit(5).tag_samples("approved")
+ds.match_tags("to-review").tag_samples("approved")
 """
 
 _CHECK = """
@@ -189,8 +190,9 @@ def test_four_processes_started_together_on_a_cold_database(porch_data: Path, tm
     for part, (lo, hi) in {"a": (0, 40), "b": (20, 60)}.items():
         chunk = [ImageRecord(**{**r.__dict__, "extra": {"rank": i}}) for i, r in enumerate(train[lo:hi])]
         write_jsonl(tmp_path / f"{part}.jsonl", chunk)
+    write_jsonl(tmp_path / "first.jsonl", train[:5])
     prep = subprocess.run(
-        [sys.executable, "-c", _PREPARE, str(porch_data), str(tmp_path / "val.jsonl")],
+        [sys.executable, "-c", _PREPARE, str(porch_data), str(tmp_path / "val.jsonl"), str(tmp_path / "first.jsonl")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert prep.returncode == 0, prep.stderr[-3000:]
@@ -204,13 +206,21 @@ def test_four_processes_started_together_on_a_cold_database(porch_data: Path, tm
         "evaluate": [*cli, "evaluate", "--dataset", "conc", "--pred", "predictions", "--gt", "ground_truth",
                      "--round", "1", "--tag", "val", "--out", str(tmp_path / "eval")],
     }  # fmt: skip
-    procs = {
-        k: subprocess.Popen(c, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for k, c in commands.items()
-    }
-    results = {k: p.communicate(timeout=400) for k, p in procs.items()}
+    # output to files: the database service a process starts inherits its stdout, so pipes stay open
+    # until the last client leaves
+    logs = {k: (tmp_path / f"{k}.out", tmp_path / f"{k}.err") for k in commands}
+    procs = {}
+    for k, c in commands.items():
+        with logs[k][0].open("w") as out, logs[k][1].open("w") as err:
+            procs[k] = subprocess.Popen(c, cwd=REPO, env=env, stdout=out, stderr=err, text=True)
+    deadline = time.monotonic() + 600
+    while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
+        time.sleep(1)
+    results = {k: (logs[k][0].read_text(), logs[k][1].read_text()) for k in commands}
     for k, p in procs.items():
-        assert p.returncode == 0, (k, results[k][1][-3000:])
+        if p.poll() is None:
+            p.kill()
+        assert p.returncode == 0, (k, p.returncode, results[k][1][-3000:])
         assert "ServiceListenTimeout" not in results[k][1]
     # one mongod start for the four (each start renames the previous log file)
     assert len(list((db / "log").glob("mongo.log*"))) == logs_before + 1
