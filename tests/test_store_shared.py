@@ -29,7 +29,7 @@ import fiftyone as fo
 from cvactive.store import connect
 connect()
 ds = fo.load_dataset("shared")
-pushed = ds.match_tags("val")
+pushed = ds.exists("predictions")
 before = pushed.first().metadata
 ds.compute_metadata()  # FiftyOne's own metadata pass accepts what push wrote
 meta = pushed.first().metadata
@@ -76,10 +76,14 @@ def test_import_two_pushes_pull_and_evaluate_against_a_separate_server(porch_dat
         assert out.returncode == 0, out.stderr[-3000:]
         return out
 
-    assert "shared: 80 samples" in run("import", str(porch_data), "--dataset", "shared", "--no-progress").stdout
+    imported = run("import", str(porch_data), "--dataset", "shared", "--splits", "train", "--no-progress")
+    assert "shared: 60 samples" in imported.stdout
     val = yolo_records(porch_data, "val", np.random.default_rng(11))
+    train = yolo_records(porch_data, "train", np.random.default_rng(12))
+    # a: the unlabeled val images, selected for review; b: predictions for 30 labeled train images and,
+    # overlapping a, 10 of the val images
     write_jsonl(tmp_path / "a.jsonl", [ImageRecord(**{**r.__dict__, "extra": {"rank": i}}) for i, r in enumerate(val)])
-    write_jsonl(tmp_path / "b.jsonl", val[5:15])
+    write_jsonl(tmp_path / "b.jsonl", train[:30] + val[5:15])
     pushes = [
         subprocess.Popen([*cli, "push", str(tmp_path / f), "--dataset", "shared", "--no-progress"], cwd=REPO, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -96,7 +100,7 @@ def test_import_two_pushes_pull_and_evaluate_against_a_separate_server(porch_dat
     assert tag.returncode == 0, tag.stderr[-2000:]
     assert "4 approved" in run("pull", "--dataset", "shared", "--out", str(tmp_path / "pull")).stdout
     evaluated = run("evaluate", "--dataset", "shared", "--pred", "predictions", "--gt", "ground_truth", "--round", "1",
-                    "--tag", "val", "--out", str(tmp_path / "eval"))  # fmt: skip
+                    "--tag", "train", "--out", str(tmp_path / "eval"))  # fmt: skip
     assert "stored in FiftyOne as evaluation 'eval_round_1'" in evaluated.stdout
     check = subprocess.run([sys.executable, "-c", _CHECK], cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=120)  # fmt: skip

@@ -72,10 +72,16 @@ def run_brain(dataset: Any, *, progress: bool = False) -> BrainSummary:
         )
     method = map_method(n)
     kwargs: dict[str, Any] = {}
+    dim = dims.pop()
     if method == "tsne":
         kwargs["perplexity"] = float(min(30, max(2, (n - 1) // 3)))
+        kwargs["verbose"] = progress
+        kwargs["pca_dims"] = min(50, n, dim) if min(n, dim) > 50 else None  # its PCA step needs n, D > dims
     with dataset_lock(dataset, "brain", timeout_s=600, ttl_s=600):
         dataset.reload()
+        for key in (SIMILARITY_KEY, MAP_KEY, UNIQUENESS_FIELD):  # recomputed over the grown pool
+            if key in dataset.list_brain_runs():
+                dataset.delete_brain_run(key)
         fob.compute_similarity(
             view, embeddings=EMBEDDING_FIELD, backend="sklearn", brain_key=SIMILARITY_KEY, progress=progress
         )
@@ -84,5 +90,5 @@ def run_brain(dataset: Any, *, progress: bool = False) -> BrainSummary:
             progress=progress, **kwargs,
         )  # fmt: skip
         fob.compute_uniqueness(view, embeddings=EMBEDDING_FIELD, uniqueness_field=UNIQUENESS_FIELD, progress=progress)
-    log.info("brain: %d samples, %d-D embeddings, map by %s", n, dims.pop(), method)
-    return BrainSummary(samples=n, dims=len(view.first()[EMBEDDING_FIELD]), map_method=method)
+    log.info("brain: %d samples, %d-D embeddings, map by %s", n, dim, method)
+    return BrainSummary(samples=n, dims=dim, map_method=method)

@@ -258,12 +258,12 @@ def push_records(
     finally:
         bar.close()
     ds.reload()  # the documents were written behind FiftyOne's back
-    _refresh(ds, summary, label_field=label_field, review_score=review_score, display_conf=display_conf)
     if brain and summary.records and ds.has_sample_field(EMBEDDING_FIELD):
         from cvactive.store.brain import run_brain
 
         result = run_brain(ds, progress=progress)
         summary.embeddings, summary.map_method = result.samples, result.map_method
+    _refresh(ds, summary, label_field=label_field, review_score=review_score, display_conf=display_conf)
     summary.samples = len(ds)
     summary.review_queue = len(ds.match_tags(TO_REVIEW))
     return summary
