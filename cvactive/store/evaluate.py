@@ -170,10 +170,9 @@ def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: s
     ax.set_title(title or "per-class AP by round")
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.tight_layout()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 
 
