@@ -79,7 +79,7 @@ def test_evaluate_matches_pycocotools_per_class(coco_val: Path, openvino_model: 
     try:
         import_yolo_dataset(coco_val, name, splits=("val",), progress=False)
         push_file(scores, name, progress=False)
-        result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, store=False, out_dir=tmp_path)
+        result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, store="none", out_dir=tmp_path)
     finally:
         if fo.dataset_exists(name):
             fo.delete_dataset(name)

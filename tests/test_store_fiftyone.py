@@ -431,7 +431,7 @@ def test_evaluate_stores_the_round_under_its_eval_key(porch_data: Path, name: st
 
     import_yolo_dataset(porch_data, name, progress=False)
     push_records(yolo_records(porch_data, "val", np.random.default_rng(7), n=6), name, progress=False)
-    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, out_dir=tmp_path)
+    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, store="marks", out_dir=tmp_path)
     assert result.samples == 6 and result.eval_key == "eval_round_1"
     found = {c: r for c, r in result.per_class.items() if r["gt"]}
     assert found and all(r["ap"] == pytest.approx(1.0) and r["ap50"] == pytest.approx(1.0) for r in found.values())
@@ -441,3 +441,9 @@ def test_evaluate_stores_the_round_under_its_eval_key(porch_data: Path, name: st
     assert ds.list_evaluations() == ["eval_round_1"]
     stored = ds.load_evaluation_results("eval_round_1")
     assert stored.mAP() == pytest.approx(result.map)
+    # the default stores the run and its results, without the per-label marks
+    again, _, _ = evaluate_round(name, "predictions", "ground_truth", 2, out_dir=tmp_path)
+    ds.reload()
+    assert again.eval_key == "eval_round_2" and ds.list_evaluations() == ["eval_round_1", "eval_round_2"]
+    assert ds.load_evaluation_results("eval_round_2").mAP() == pytest.approx(again.map)
+    assert not ds.has_sample_field("eval_round_2_tp")

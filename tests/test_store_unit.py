@@ -254,4 +254,4 @@ def test_evaluate_config_keys_are_keyword_arguments():
     from cvactive.store.evaluate import evaluate_round
 
     options = check_kwargs(evaluate_round, load_yaml(CONFIG_DIR / "evaluate.yaml"))
-    assert options["iou_threshs"][0] == 0.5 and len(options["iou_threshs"]) == 10 and options["store"] is True
+    assert options["iou_threshs"][0] == 0.5 and len(options["iou_threshs"]) == 10 and options["store"] == "results"

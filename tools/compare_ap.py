@@ -106,7 +106,7 @@ def fiftyone_ap(data_yaml: Path, scores: Path, work: Path) -> dict[str, dict]:
     try:
         import_yolo_dataset(data_yaml, name, splits=("val",), progress=False)
         push_file(scores, name, progress=False, brain=False)
-        result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, store=False, out_dir=work)
+        result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, store="none", out_dir=work)
     finally:
         if fo.dataset_exists(name):
             fo.delete_dataset(name)

@@ -25,9 +25,11 @@ def register(sub: Any) -> None:
     p.add_argument("--tag", default=None, help="evaluate only samples with this tag (overrides the config)")
     p.add_argument("--conf", type=float, default=None, help="confidence threshold (overrides the config)")
     p.add_argument(
-        "--no-store",
-        action="store_true",
-        help="do not store the round under FiftyOne's eval key eval_round_<R> (faster; no App evaluation view)",
+        "--store",
+        choices=("results", "marks", "none"),
+        default=None,
+        help="store the round under FiftyOne's eval key eval_round_<R>: results (config default), marks (also "
+        "per-label TP/FP/FN marks; slow), none",
     )
     p.set_defaults(func=run)
 
@@ -43,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         options["tag"] = args.tag
     if args.conf is not None:
         options["conf_threshold"] = args.conf
-    if args.no_store:
-        options["store"] = False
+    if args.store is not None:
+        options["store"] = args.store
     result, history, plot = evaluate_round(args.dataset, args.pred, args.gt, args.round, out_dir=args.out, **options)
     print(
         f"{result.dataset} round {result.round}: {result.pred_field} vs {result.gt_field} on {result.samples} "

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 #: COCO's IoU sweep, 0.50:0.05:0.95.
 COCO_IOU_THRESHS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 HISTORY_KEY = "cvactive_eval_history"
+#: How a round is stored in FiftyOne (see :func:`evaluate_round`).
+STORE_MODES: tuple[str, ...] = ("results", "marks", "none")
 
 
 @dataclass
@@ -199,7 +201,7 @@ def evaluate_round(
     classes: Sequence[str] | None = None,
     tag: str | None = None,
     ap_drop_warning: float = 0.05,
-    store: bool = True,
+    store: str = "results",
     out_dir: str | Path | None = None,
     progress: bool = False,
 ) -> tuple[RoundResult, Path, Path]:
@@ -216,11 +218,13 @@ def evaluate_round(
             labels found in either field).
         tag: evaluate only samples with this tag (for example ``val``).
         ap_drop_warning: warn when a class's AP50:95 fell by more than this since the previous round.
-        store: store the round in FiftyOne under the evaluation key ``eval_round_<n>``, so
-            ``dataset.list_evaluations()``, ``load_evaluation_results()`` and the App's evaluation
-            views show it; FiftyOne then also marks every label TP/FP/FN (``eval_round_<n>`` label
-            attributes, ``eval_round_<n>_tp/fp/fn`` sample counts). Not done when a field is
-            evaluated against itself (both marks would land on one label).
+        store: how the round is stored in FiftyOne under the evaluation key ``eval_round_<n>``
+            (so ``dataset.list_evaluations()``, ``load_evaluation_results()`` and the App's
+            evaluation panel show it): ``"results"`` (default) the evaluation run and its results;
+            ``"marks"`` also FiftyOne's per-label TP/FP/FN marks (``eval_round_<n>`` label
+            attributes, ``eval_round_<n>_tp/fp/fn`` sample counts), which FiftyOne writes sample by
+            sample (slow with low-confidence predictions, see docs/fiftyone.md); ``"none"`` not
+            stored. Nothing is stored when a field is evaluated against itself.
         out_dir: where ``history.json`` and ``per_class_ap.png`` go (default
             ``<CVACTIVE_DATA>/eval/<dataset>``).
 
@@ -241,14 +245,19 @@ def evaluate_round(
     ds = load_dataset(dataset)
     view, certain = _eval_view(ds, pred_field, gt_field, tag, conf_threshold)
     classes = _classes(ds, view, pred_field, gt_field) if classes is None else list(classes)
-    eval_key = f"eval_round_{int(round_)}" if store and pred_field != gt_field and not certain else None
-    with dataset_lock(ds, "evaluate"):
+    if store not in STORE_MODES:
+        raise ConfigError(f"store must be one of {', '.join(STORE_MODES)}, got {store!r}")
+    stored = store != "none" and pred_field != gt_field and not certain
+    eval_key = f"eval_round_{int(round_)}" if stored else None
+    with dataset_lock(ds, "evaluate", timeout_s=3600, ttl_s=3600):
         if eval_key is not None and eval_key in ds.list_evaluations():
             ds.delete_evaluation(eval_key)
         results = view.evaluate_detections(
-            pred_field, gt_field=gt_field, eval_key=eval_key, method="coco", iou=iou, iou_threshs=ious,
-            compute_mAP=True, classes=classes, progress=progress,
+            pred_field, gt_field=gt_field, eval_key=eval_key if store == "marks" else None, method="coco",
+            iou=iou, iou_threshs=ious, compute_mAP=True, classes=classes, progress=progress,
         )  # fmt: skip
+        if eval_key is not None and store == "results":
+            _save_results(view, results, eval_key)
     result = RoundResult(
         round=int(round_), dataset=ds.name, pred_field=pred_field, gt_field=gt_field, samples=len(view),
         map=_valid(results.mAP()), map50=None, per_class=_per_class(view, results, ious, pred_field, gt_field),
@@ -266,6 +275,15 @@ def evaluate_round(
     tmp.replace(history_path)
     plot_path = plot_history(history, out / "per_class_ap.png", title=f"{ds.name}: per-class AP by round")
     return result, history_path, plot_path
+
+
+def _save_results(view: Any, results: Any, eval_key: str) -> None:
+    """Register an evaluation run and its results under ``eval_key`` without per-label marks
+    (FiftyOne's run API: what ``evaluate_detections(eval_key=...)`` does less the sample writes)."""
+    method = results.config.build()
+    method.register_run(view, eval_key)
+    results._key = eval_key  # the results computed without a key carry none
+    method.save_run_results(view, eval_key, results)
 
 
 def _eval_view(ds: Any, pred_field: str, gt_field: str, tag: str | None, conf_threshold: float) -> tuple[Any, int]:
