@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 times[route].append(time.perf_counter() - t0)
         ds.reload()
         stored_keys = ds.list_evaluations()
-        marked = int(ds.sum(f"{stored_keys[-1]}_tp") + ds.sum(f"{stored_keys[-1]}_fp")) if stored_keys else 0
+        with_marks = [k for k in stored_keys if ds.has_sample_field(f"{k}_tp")]
+        marked = int(ds.sum(f"{with_marks[0]}_tp") + ds.sum(f"{with_marks[0]}_fp")) if with_marks else 0
     finally:
         if fo.dataset_exists(name):
             fo.delete_dataset(name)

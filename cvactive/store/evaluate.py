@@ -251,7 +251,7 @@ def evaluate_round(
     eval_key = f"eval_round_{int(round_)}" if stored else None
     with dataset_lock(ds, "evaluate", timeout_s=3600, ttl_s=3600):
         if eval_key is not None and eval_key in ds.list_evaluations():
-            ds.delete_evaluation(eval_key)
+            _delete_round(ds, eval_key)
         results = view.evaluate_detections(
             pred_field, gt_field=gt_field, eval_key=eval_key if store == "marks" else None, method="coco",
             iou=iou, iou_threshs=ious, compute_mAP=True, classes=classes, progress=progress,
@@ -275,6 +275,13 @@ def evaluate_round(
     tmp.replace(history_path)
     plot_path = plot_history(history, out / "per_class_ap.png", title=f"{ds.name}: per-class AP by round")
     return result, history_path, plot_path
+
+
+def _delete_round(ds: Any, eval_key: str) -> None:
+    """Delete a stored round; its per-label marks too when it has them."""
+    from fiftyone.utils.eval.base import BaseEvaluationMethod
+
+    BaseEvaluationMethod.delete_run(ds, eval_key, cleanup=ds.has_sample_field(f"{eval_key}_tp"))
 
 
 def _save_results(view: Any, results: Any, eval_key: str) -> None:

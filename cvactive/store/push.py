@@ -35,6 +35,7 @@ from cvactive.store.fields import (  # noqa: F401  (re-exported: the names push 
     detections_of,
     field_values,
     sample_fields,
+    selection,
 )
 from cvactive.store.queue import DISPLAY_CONF, review_settings, update_review_queue
 from cvactive.store.resolve import extract_frames, image_metadata, locate, sample_key  # noqa: F401
@@ -60,6 +61,7 @@ class PushSummary:
         review_queue: samples tagged ``to-review`` after the push.
         queued: samples of this push that entered the review queue.
         retries: sample updates merged again because someone changed the sample meanwhile.
+        embedded: records of this push that carried an embedding (the Brain runs only then).
         embeddings: samples with an embedding after the push (Brain runs cover them).
         map_method: how the Brain's 2-D map was made (``umap``, ``tsne``, ``pca``; ``""`` when not run).
     """
@@ -76,6 +78,7 @@ class PushSummary:
     review_queue: int = 0
     queued: int = 0
     retries: int = 0
+    embedded: int = 0
     embeddings: int = 0
     map_method: str = ""
 
@@ -125,8 +128,9 @@ def existing_keys(dataset: Any) -> dict[str, tuple[str, list[str]]]:
 def _convert(ctx: _Push, key: str, record: ImageRecord, image: Path) -> tuple[list[str], dict[str, Any], list[dict]]:
     """The tags, plain field values (key included, predictions not) and boxes of one record."""
     prov = record.extra.get("provenance") or ctx.provenance.lookup(image)
-    review = ctx.review if ctx.review is not None else chosen_for_review(record.extra, ctx.strategy)
-    tag_list = record_tags(record.extra, round_=ctx.round_, strategy=ctx.strategy, tags=ctx.tags, review=review)
+    extra = {**record.extra, **{k: v for k in ("rank", "strategy") if (v := selection(record, k)) is not None}}
+    review = ctx.review if ctx.review is not None else chosen_for_review(extra, ctx.strategy)
+    tag_list = record_tags(extra, round_=ctx.round_, strategy=ctx.strategy, tags=ctx.tags, review=review)
     if prov:
         tag_list = merge_tags(tag_list, ["synthetic"])
     values = field_values(
@@ -151,6 +155,7 @@ def _push_chunk(ctx: _Push, chunk: list[ImageRecord], summary: PushSummary) -> N
         tag_list, values, dets = _convert(ctx, key, record, image)
         writer.declare(values, dets)
         summary.boxes += len(dets)
+        summary.embedded += EMBEDDING_FIELD in values
         summary.queued += TO_REVIEW in tag_list
         sid = ctx.known.get(key) or ctx.known.get(str(image))
         if sid is None:
@@ -258,7 +263,7 @@ def push_records(
     finally:
         bar.close()
     ds.reload()  # the documents were written behind FiftyOne's back
-    if brain and summary.records and ds.has_sample_field(EMBEDDING_FIELD):
+    if brain and summary.embedded:
         from cvactive.store.brain import run_brain
 
         result = run_brain(ds, progress=progress)

@@ -226,6 +226,9 @@ def pull_reviews(
         _approve(ds, summary, plan, writer, {**opts, "classes": classes})
     _reject(ds, summary, plan, pred_field)
     _write_pull(ds, plan, gt_field, classes)
+    for item in summary.reviewed:  # the tags as the pull left them
+        added = {tag for tag, ids in plan.add.items() if item["id"] in ids}
+        item["tags"] = sorted((set(item["tags"]) - {TO_REVIEW}) | added)
     summary.pending = len(ds.match_tags(TO_REVIEW))
     summary.out = str(out_dir)
     (out_dir / "annotate.txt").write_text("".join(f"{a['filepath']}\n" for a in summary.annotate))

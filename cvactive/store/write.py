@@ -56,6 +56,44 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
+def ensure_key_index(ds: Any) -> None:
+    """A unique index on ``cva_key`` of the data set's samples (samples without a key are exempt).
+
+    Raises:
+        StoreError: the data set already holds two samples with one key (from pushes before
+            the index existed); the message names one.
+    """
+    from pymongo.errors import DuplicateKeyError, OperationFailure
+
+    coll = ds._sample_collection
+    for name, info in coll.index_information().items():
+        if info.get("key") == [(KEY_FIELD, 1)]:
+            if info.get("unique"):
+                return
+            with dataset_lock(ds, "index"):
+                coll.drop_index(name)
+    try:
+        coll.create_index(
+            [(KEY_FIELD, 1)], name=f"{KEY_FIELD}_1", unique=True,
+            partialFilterExpression={KEY_FIELD: {"$type": "string"}},
+        )  # fmt: skip
+    except (DuplicateKeyError, OperationFailure) as err:
+        pipeline = [
+            {"$match": {KEY_FIELD: {"$type": "string"}}},
+            {"$group": {"_id": f"${KEY_FIELD}", "n": {"$sum": 1}}},
+            {"$match": {"n": {"$gt": 1}}},
+            {"$limit": 1},
+        ]
+        dup = next(iter(coll.aggregate(pipeline)), None)
+        if dup is None:
+            raise StoreError(f"cannot index {KEY_FIELD} of data set {ds.name!r}: {err}") from err
+        raise StoreError(
+            f"data set {ds.name!r} has {dup['n']} samples with {KEY_FIELD}={dup['_id']!r} (pushed at once "
+            f"before keys were unique); delete all but one of each, e.g. in Python: "
+            f"ds.delete_samples(ds.match(F('{KEY_FIELD}') == key).skip(1))"
+        ) from err
+
+
 class RawWriter:
     """Bulk writer of one data set's pushed samples (see the module docstring)."""
 
@@ -88,40 +126,8 @@ class RawWriter:
     # -- schema ---------------------------------------------------------------------------------
 
     def ensure_key_index(self) -> None:
-        """A unique index on ``cva_key`` (samples without a key are exempt).
-
-        Raises:
-            StoreError: the data set already holds two samples with one key (from pushes before
-                the index existed); the message names one.
-        """
-        from pymongo.errors import DuplicateKeyError, OperationFailure
-
-        for name, info in self.coll.index_information().items():
-            if info.get("key") == [(KEY_FIELD, 1)]:
-                if info.get("unique"):
-                    return
-                with dataset_lock(self.ds, "index"):
-                    self.coll.drop_index(name)
-        try:
-            self.coll.create_index(
-                [(KEY_FIELD, 1)], name=f"{KEY_FIELD}_1", unique=True,
-                partialFilterExpression={KEY_FIELD: {"$type": "string"}},
-            )  # fmt: skip
-        except (DuplicateKeyError, OperationFailure) as err:
-            pipeline = [
-                {"$match": {KEY_FIELD: {"$type": "string"}}},
-                {"$group": {"_id": f"${KEY_FIELD}", "n": {"$sum": 1}}},
-                {"$match": {"n": {"$gt": 1}}},
-                {"$limit": 1},
-            ]
-            dup = next(iter(self.coll.aggregate(pipeline)), None)
-            if dup is None:
-                raise StoreError(f"cannot index {KEY_FIELD} of data set {self.ds.name!r}: {err}") from err
-            raise StoreError(
-                f"data set {self.ds.name!r} has {dup['n']} samples with {KEY_FIELD}={dup['_id']!r} (pushed at once "
-                f"before keys were unique); delete all but one of each, e.g. in Python: "
-                f"ds.delete_samples(ds.match(F('{KEY_FIELD}') == key).skip(1))"
-            ) from err
+        """A unique index on ``cva_key`` (see :func:`ensure_key_index`)."""
+        ensure_key_index(self.ds)
 
     def _field_spec(self, name: str, value: Any) -> tuple[Any, dict[str, Any]] | None:
         fo = self.fo
