@@ -6,14 +6,13 @@ The rule (see docs/fiftyone.md, "What a re-push keeps"):
   the image scores. Fields push does not write (``ground_truth``, anything a reviewer or
   another tool added) are never touched, and sample tags are only ever added to, in the
   database (``$addToSet``), never rewritten from a copy.
-* A *reviewed* box is an old predicted box with at least one label tag (``fp``,
-  ``wrong-class``, ``missed``, or any other). Each new box is matched one-to-one to the
-  reviewed boxes of the same label by IoU (maximum total IoU, pairs below ``min_iou`` never
-  match); a matched new box takes the reviewed box's tags and its label id, so the review
-  follows the object when the model moves its box a little.
-* A reviewed box that no new box matches (the model dropped it, moved it or changed its
-  class) is kept, tags and all, in the ``<field>_reviewed`` field of the sample, so nothing a
-  reviewer did is lost and ``cvactive pull`` still sees its tags.
+* Each new box is matched one-to-one to the old boxes of the same label by IoU (maximum total
+  IoU, pairs below ``min_iou`` never match); a matched new box takes the old box's label id and
+  its tags (``fp``, ``wrong-class``, ``missed`` or any other), so a review follows the object when
+  the model moves its box a little, and a label id the App holds stays valid.
+* A *reviewed* old box (one with a label tag) that no new box matches (the model dropped it,
+  moved it or changed its class) is kept, tags and all, in the ``<field>_reviewed`` field of the
+  sample, so nothing a reviewer did is lost and ``cvactive pull`` still sees its tags.
 """
 
 from __future__ import annotations
@@ -38,18 +37,19 @@ def tlwh_to_xyxy(boxes: Any) -> np.ndarray:
 def carry_reviews(
     reviewed: Sequence[dict[str, Any]], new: list[dict[str, Any]], *, min_iou: float = MATCH_IOU
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Move the tags of reviewed boxes onto the new boxes that match them.
+    """Move the label ids and tags of old boxes onto the new boxes that match them.
 
     Args:
-        reviewed: the old boxes that carry tags, as documents (``_id``, ``label``,
-            ``bounding_box`` normalised ``[x, y, w, h]``, ``tags``, anything else).
+        reviewed: the old boxes (push passes all of them; those with tags are the reviewed
+            ones), as documents (``_id``, ``label``, ``bounding_box`` normalised ``[x, y, w, h]``,
+            ``tags``, anything else).
         new: the new boxes as documents (``label``, ``bounding_box``, ``tags`` ...); the ones
             that match get the old ``tags`` (merged with their own) and the old ``_id``.
         min_iou: the lowest IoU of a match.
 
     Returns:
-        ``(new, unmatched)``: the new boxes (changed in place where matched) and the reviewed
-        boxes no new box took over.
+        ``(new, unmatched)``: the new boxes (changed in place where matched) and the old boxes
+        no new box took over.
     """
     from cvactive.consistency.matching import box_iou, match_boxes
 
