@@ -63,7 +63,6 @@ ADAPTERS = {
 DEFERRED_LIBRARIES = {
     ("cvactive.consistency.mc_dropout", "ultralytics"): "NMS of the dropout passes: a detector.py call (score helper)",
     ("cvactive.yolodata", "ultralytics"): "DATASETS_DIR to resolve data.yaml paths as Ultralytics does",
-    ("cvactive.health.table", "fiftyone"): "the FiftyOne label table: moving behind cvactive.store (store helper)",
 }
 
 
