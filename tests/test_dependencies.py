@@ -22,7 +22,14 @@ CORE = [Requirement(r) for r in PROJECT["dependencies"]]
 EXTRAS = {name: [Requirement(r) for r in reqs] for name, reqs in PROJECT["optional-dependencies"].items()}
 
 #: import name -> distribution, where they differ.
-DISTRIBUTION = {"cv2": "opencv-python", "yaml": "pyyaml", "PIL": "pillow", "bson": "pymongo", "sklearn": "scikit-learn"}
+DISTRIBUTION = {
+    "cv2": "opencv-python",
+    "yaml": "pyyaml",
+    "PIL": "pillow",
+    "bson": "pymongo",
+    "sklearn": "scikit-learn",
+    "umap": "umap-learn",
+}
 #: declared without an import of their own, and why.
 NOT_IMPORTED = {
     "torchvision": "the pair of torch that Ultralytics imports; pinned together",
