@@ -14,13 +14,20 @@ _DEFAULTS = {
     "YOLO_AUTOINSTALL": "false",
     # albumentations checks PyPI for updates on import unless told not to.
     "NO_ALBUMENTATIONS_UPDATE": "1",
-    # FiftyOne: no usage tracking; the bundled mongod 6.0 is older than it prefers.
+    # FiftyOne: no usage tracking.
     "FIFTYONE_DO_NOT_TRACK": "true",
-    "FIFTYONE_DATABASE_VALIDATION": "false",
 }
 
 
 def offline_defaults() -> None:
-    """Set the offline defaults for any of these variables not already set."""
+    """Set the offline defaults for any of these variables not already set.
+
+    FiftyOne's database validation is turned off only for the ``mongod`` 6.0 that FiftyOne
+    bundles (no ``FIFTYONE_DATABASE_URI``): it is the oldest major version FiftyOne supports and
+    validation would warn on every start. A server named by ``FIFTYONE_DATABASE_URI`` (a team's
+    shared MongoDB) keeps FiftyOne's version and feature-compatibility checks.
+    """
     for key, value in _DEFAULTS.items():
         os.environ.setdefault(key, value)
+    if not os.environ.get("FIFTYONE_DATABASE_URI"):
+        os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")

@@ -35,13 +35,18 @@ PRIVATE: dict[str, Pin] = {
         "8.4.190",
         "the predictor's preprocess/inference steps and raw head outputs, non_max_suppression(return_idxs=True), "
         "and the checkpoint layout rebuilt from an OpenVINO export",
-        ("cvactive/detector.py", "cvactive/consistency/mc_dropout.py", "cvactive/weights.py"),
+        (
+            "cvactive/detector.py",
+            "cvactive/consistency/mc_dropout.py",
+            "cvactive/weights/architecture.py",
+            "cvactive/weights/rebuild.py",
+        ),
     ),
     "fiftyone": Pin(
         "1.22.1",
         "fiftyone.core.odm (the database connection, sample ids and _rand) and sample documents written "
         "straight to MongoDB in FiftyOne's schema",
-        ("cvactive/store/_db.py", "cvactive/store/push.py"),
+        ("cvactive/store/_db.py", "cvactive/store/_lock.py", "cvactive/store/_service.py", "cvactive/store/write.py"),
     ),
 }
 

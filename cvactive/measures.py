@@ -45,6 +45,18 @@ SCALAR_MEASURES: tuple[str, ...] = ("binary_entropy", "threshold_closeness")
 MEASURES: tuple[str, ...] = tuple(get_args(MeasureName))
 AGGREGATIONS: tuple[str, ...] = tuple(get_args(AggregationName))
 
+# The names of the measures that need more model passes than the one that made a record. They
+# are computed in :mod:`cvactive.consistency`; their names live here, beside the others, so that
+# :mod:`cvactive.scoring` can check and aggregate them without importing that package.
+#: Test-time augmentation (:mod:`cvactive.consistency.tta`).
+TTA_MEASURES: tuple[str, ...] = ("tta_localization", "tta_consistency")
+#: Query by committee (:mod:`cvactive.consistency.committee`).
+COMMITTEE_MEASURES: tuple[str, ...] = ("committee_disagreement",)
+#: MC dropout (:mod:`cvactive.consistency.mc_dropout`).
+MC_MEASURES: tuple[str, ...] = ("mc_variance", "mc_bald")
+#: Every measure that needs more model passes than the one that made the record.
+CONSISTENCY_MEASURES: tuple[str, ...] = TTA_MEASURES + COMMITTEE_MEASURES + MC_MEASURES
+
 _EPS = 1e-12
 
 

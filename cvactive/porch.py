@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.boxes import box_iou, xyxy_to_yolo
 from cvactive.config import DATASET_DIR, check_kwargs, load_yaml
 from cvactive.errors import ConfigError
 
@@ -181,7 +182,7 @@ def render_scene(recipe: PorchRecipe, rng: np.random.Generator, *, night: bool |
             y1 = max(0, bottom - bh)
             x2, y2 = x1 + bw, min(h, y1 + bh)
             cand = np.array([x1, y1, x2, y2], float)
-            if all(_iou(cand, np.asarray(b)) < 0.05 for b in boxes):
+            if not boxes or box_iou(cand, boxes).max() < 0.05:
                 break
         else:
             continue
@@ -203,22 +204,12 @@ def render_scene(recipe: PorchRecipe, rng: np.random.Generator, *, night: bool |
     )
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def yolo_lines(boxes: np.ndarray, classes: np.ndarray, width: int, height: int) -> list[str]:
     """YOLO label lines (``class cx cy w h``, normalised) for pixel ``xyxy`` boxes."""
-    lines = []
-    for (x1, y1, x2, y2), c in zip(boxes, classes):
-        cx, cy = (x1 + x2) / 2 / width, (y1 + y2) / 2 / height
-        bw, bh = (x2 - x1) / width, (y2 - y1) / height
-        lines.append(f"{int(c)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}")
-    return lines
+    return [
+        f"{int(c)} {cx:.6f} {cy:.6f} {bw:.6f} {bh:.6f}"
+        for (cx, cy, bw, bh), c in zip(xyxy_to_yolo(boxes, width, height), classes)
+    ]
 
 
 def write_dataset(out: str | Path, recipe: PorchRecipe | None = None, *, video: bool = True) -> Path:

@@ -3,7 +3,7 @@
 :class:`Scorer` holds the parameters (which measures, which aggregations, the empty-image
 policy); the maths lives in :mod:`cvactive.measures`.
 
-The consistency measures (:data:`cvactive.consistency.CONSISTENCY_MEASURES`: TTA, committee,
+The consistency measures (:data:`cvactive.measures.CONSISTENCY_MEASURES`: TTA, committee,
 MC dropout) need more model passes than the one that made a record, so a detector computes
 them (:class:`cvactive.consistency.measured.MeasuredDetector`); a Scorer that names them checks
 that each record carries them and aggregates them like the others.
@@ -14,9 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cvactive.consistency import CONSISTENCY_MEASURES
 from cvactive.errors import ConfigError
-from cvactive.measures import AGGREGATIONS, MEASURES, VECTOR_MEASURES, box_measures, check_names, image_scores
+from cvactive.measures import (
+    AGGREGATIONS,
+    CONSISTENCY_MEASURES,
+    MEASURES,
+    VECTOR_MEASURES,
+    box_measures,
+    check_names,
+    image_scores,
+)
 from cvactive.record import ImageRecord
 
 
@@ -26,7 +33,7 @@ class Scorer:
 
     Attributes:
         measures: measure names (:data:`cvactive.measures.MEASURES`, or
-            :data:`cvactive.consistency.CONSISTENCY_MEASURES` that the detector computed).
+            :data:`cvactive.measures.CONSISTENCY_MEASURES` that the detector computed).
         aggregations: aggregation names (:data:`cvactive.measures.AGGREGATIONS`).
         threshold: decision threshold for ``threshold_closeness``.
         if_empty: image score of a record with no boxes.

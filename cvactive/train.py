@@ -5,17 +5,21 @@ YOLOv8n that :mod:`cvactive.weights` rebuilds from the shared OpenVINO export), 
 architecture (random init): a YAML or a scale name. :func:`scaled_architecture` writes a narrower
 YOLOv8 variant (the ``pico`` scale, an eighth of YOLOv8's base width) that trains from scratch on
 a CPU in a few minutes. Runs go to the folder given, never the current directory.
+:func:`random_checkpoint` writes a random-init model with real batch-norm statistics (an offline
+stand-in for committee members and MC-dropout models).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from cvactive._env import offline_defaults
 from cvactive.errors import ConfigError, DatasetError, ModelError
@@ -236,6 +240,55 @@ def validate_detector(
         "iou_thresholds": "0.50:0.05:0.95",
         "eval_conf": conf,
     }
+
+
+def random_checkpoint(
+    out: str | Path, images: Sequence[np.ndarray], *, seed: int = 0, arch: str = "yolov8n.yaml", imgsz: int = 320
+) -> Path:
+    """Write a random-init ``arch`` with batch-norm statistics taken from ``images`` to ``out``.
+
+    An offline stand-in for committee members and MC-dropout models. A randomly initialised
+    YOLOv8 as it is scores every image alike: its batch-norm layers still hold their initial
+    statistics, so activations shrink layer by layer and every class score equals the head's
+    bias. Re-estimating the statistics on a few real images (forward passes in train mode, no
+    gradients) makes the scores depend on the image. Different seeds give different members.
+    They detect nothing meaningful: use them to exercise the machinery, trained snapshots for
+    real committees.
+
+    Args:
+        out: the ``.pt`` file to write (:class:`~cvactive.detector.Detector` loads it).
+        images: a few BGR ``uint8`` images (any sizes; each is resized to ``imgsz`` square).
+        seed: the torch seed of the initial weights.
+        arch: an Ultralytics architecture YAML.
+        imgsz: the square size the statistics are taken at.
+    """
+    offline_defaults()
+    import cv2
+    import torch
+    from ultralytics import YOLO
+
+    torch.manual_seed(seed)
+    yolo = YOLO(arch, task="detect")
+    net = yolo.model
+    assert isinstance(net, torch.nn.Module)
+    batch = np.stack([cv2.resize(im, (imgsz, imgsz))[..., ::-1] for im in images]).astype(np.float32) / 255.0
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the passes
+    net.train()
+    with torch.no_grad():
+        for _ in range(2):
+            net(x)
+    net.eval()
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yolo.save(path)
+    return path
 
 
 def _cuda() -> bool:

@@ -1,4 +1,4 @@
-"""`cvactive review` serves the FiftyOne App; a real headless Chromium loads it and sees the samples."""
+"""`cvactive review` serves the FiftyOne App; a real headless Chromium reviews in it, `cvactive pull` reads it."""
 
 from __future__ import annotations
 
@@ -11,17 +11,18 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from cvactive.io import write_jsonl
 from cvactive.record import ImageRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def _records(data_yaml: Path) -> list[ImageRecord]:
@@ -53,68 +54,143 @@ def _stop(proc: subprocess.Popen[str]) -> None:
             proc.wait(10)
 
 
-def test_review_app_loads_the_dataset_and_shows_its_samples(porch_data: Path, tmp_path: Path):
+def _launch(name: str) -> tuple[subprocess.Popen[str], str, int]:
+    from cvactive.store.review import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cvactive.cli", "review", "--dataset", name, "--port", str(port)],
+        cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        m = re.search(r"FiftyOne App for .* at (http://\S+)", line)
+        if m:
+            return proc, m.group(1), port
+        if time.monotonic() > deadline:
+            break
+    _stop(proc)
+    raise AssertionError("review did not print the App URL")
+
+
+def _open_queue(page: Any, url: str, n: int) -> str:
+    """Load the App and wait for the review queue's samples; return the page text."""
+    page.goto(url, wait_until="domcontentloaded", timeout=90_000)  # the App never reaches network idle
+    text = ""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        text = page.inner_text("body")
+        if re.search(rf"\b{n}\s+samples\b", text):
+            break
+        page.wait_for_timeout(1000)
+    dismiss = page.get_by_text("Dismiss")
+    if dismiss.count():  # FiftyOne's advertising pop-up covers the modal's tag button
+        dismiss.first.click()
+    return text
+
+
+def _click_box(page: Any, det: Any, width: int, height: int) -> None:
+    """Click the centre of a box in the modal's canvas (the image is fitted, centred)."""
+    canvas = page.locator("#modal canvas").last.bounding_box()
+    scale = min(canvas["width"] / width, canvas["height"] / height)
+    x0 = canvas["x"] + (canvas["width"] - width * scale) / 2
+    y0 = canvas["y"] + (canvas["height"] - height * scale) / 2
+    bx, by, bw, bh = det.bounding_box
+    page.mouse.click(x0 + (bx + bw / 2) * width * scale, y0 + (by + bh / 2) * height * scale)
+
+
+def _tag(page: Any, tab: str | None, placeholder: str, tag: str) -> None:
+    """Tag through the modal's tag button: its sample/label tab, the tag, Enter, Apply."""
+    page.locator("#modal [data-cy=action-tag-sample-labels]").click()
+    if tab:
+        page.locator(f"[data-cy=tagger-switch-{tab}]").click()
+    box = page.get_by_placeholder(re.compile(placeholder))
+    box.fill(tag)
+    box.press("Enter")
+    page.get_by_text("Apply", exact=True).click()
+    page.wait_for_timeout(1000)
+
+
+def _wait_for(check: Any, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def test_review_in_the_app_then_pull_returns_the_tags(porch_data: Path, tmp_path: Path):
+    """A reviewer opens the queue, selects a sample, tags one of its boxes fp and the sample approved
+    with the App's own controls; `cvactive pull` then returns both."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium, or ./dev.sh test)")
     from playwright.sync_api import sync_playwright
 
     from cvactive.store import connect
     from cvactive.store.push import push_records
-    from cvactive.store.review import free_port, port_free
+    from cvactive.store.review import port_free
 
     fo = connect()
     name = f"review-{uuid.uuid4().hex[:6]}"
     records = _records(porch_data)
-    push_records(records, name, round_=1, progress=False)
-    scores = tmp_path / "unused.jsonl"
-    write_jsonl(scores, records)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cvactive.cli", "review", "--dataset", name, "--port", str(port)],
-        cwd=REPO, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+    push_records(records, name, round_=1, strategy="uncertainty", progress=False)
+    proc, url, port = _launch(name)
+    ds = fo.load_dataset(name)
+    shot = tmp_path / "review-queue.png"
     try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            m = re.search(r"FiftyOne App for .* at (http://\S+)", line)
-            if m:
-                url = m.group(1)
-                break
-            if time.monotonic() > deadline:
-                break
-        assert url is not None and f":{port}" in url, "review did not print the App URL"
-        text = ""
+        assert f":{port}" in url
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=CHROMIUM,
-                headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-            )
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
-                page = browser.new_page()
-                page.goto(url, wait_until="domcontentloaded", timeout=90_000)
-                deadline = time.monotonic() + 90
-                while time.monotonic() < deadline:
-                    text = page.inner_text("body")
-                    if re.search(rf"\b{len(records)}\s+samples\b", text):
-                        break
-                    page.wait_for_timeout(1000)
-                title = page.title()
-                where = page.url + page.content()
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                text = _open_queue(page, url, len(records))
+                assert re.search(rf"\b{len(records)}\s+samples\b", text), text[-2000:]
+                assert "review-queue" in text and "selection_strategy" in text and "entropy_max" in text
+                assert "FiftyOne" in page.title() and name in page.url + page.content()
+                page.screenshot(path=str(shot))
+                if os.environ.get("CVACTIVE_DOCS_SCREENSHOT"):  # refresh docs/images/review-queue.png
+                    page.screenshot(path=os.environ["CVACTIVE_DOCS_SCREENSHOT"])
+                page.locator("[data-cy=looker]").first.click()  # the top of the queue
+                page.wait_for_selector("#modal.modalon", timeout=30_000)
+                page.wait_for_timeout(2000)
+                filepath = page.locator("#modal [data-cy=sidebar-entry-filepath]").inner_text().strip()
+                sample = ds.match(fo.ViewField("filepath") == filepath).first()
+                target = max(sample.predictions.detections, key=lambda d: d.bounding_box[2] * d.bounding_box[3])
+                _click_box(page, target, sample.metadata.width, sample.metadata.height)
+                _tag(page, None, "tag selected label", "fp")
+                _tag(page, "sample", "tag sample", "approved")
+                page.screenshot(path=str(tmp_path / "tagged.png"))
             finally:
                 browser.close()
-        assert re.search(rf"\b{len(records)}\s+samples\b", text), text[-2000:]
-        assert "review-queue" in text  # the saved view the App opened on
-        assert name in where  # the App's route / page names the data set
-        assert "FiftyOne" in title
+        assert shot.stat().st_size > 10_000
+
+        def tagged() -> bool:
+            ds.reload()
+            s = ds[sample.id]
+            return "approved" in s.tags and any("fp" in d.tags for d in s.predictions.detections)
+
+        assert _wait_for(tagged), "the App's tags did not reach the database"
+        fp = [d.id for d in ds[sample.id].predictions.detections if "fp" in d.tags]
+        assert fp == [target.id]  # exactly the box the reviewer clicked
     finally:
         _stop(proc)
-        if fo.dataset_exists(name):
-            fo.delete_dataset(name)
+    pulled = subprocess.run(
+        [sys.executable, "-m", "cvactive.cli", "pull", "--dataset", name, "--out", str(tmp_path / "pull")],
+        cwd=REPO, env=dict(os.environ), capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert pulled.returncode == 0, pulled.stderr[-2000:]
+    assert "1 approved" in pulled.stdout and "1 fp" in pulled.stdout
+    assert f"{filepath}: tags approved" in pulled.stdout and "label tags fp x1" in pulled.stdout
+    import json
+
+    summary = json.loads((tmp_path / "pull" / "pull.json").read_text())
+    assert summary["reviewed"][0]["label_tags"] == {"fp": 1}
+    ds.reload()
+    gt = ds[sample.id].ground_truth
+    assert gt is not None and len(gt.detections) == len(sample.predictions.detections) - 1
     assert proc.returncode == 0
-    deadline = time.monotonic() + 20
-    while not port_free(port) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert port_free(port), "the App server is still listening after review stopped"
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+    assert _wait_for(lambda: port_free(port), 20), "the App server is still listening after review stopped"

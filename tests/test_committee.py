@@ -3,16 +3,11 @@
 import cv2
 import numpy as np
 import pytest
+from builders import from_rows as record
 
 from cvactive.consistency.committee import committee_box_scores
 from cvactive.errors import ConfigError
 from cvactive.record import ImageRecord
-
-
-def record(xyxy, rows):
-    rows = np.asarray(rows, np.float32).reshape(-1, 3)
-    return ImageRecord("img", 200, 100, xyxy=xyxy, confidence=rows.max(1), class_id=rows.argmax(1), class_scores=rows)
-
 
 REF = record([[0, 0, 50, 50], [100, 0, 150, 50]], [[0.9, 0.05, 0.1], [0.7, 0.2, 0.1]])
 
@@ -61,7 +56,7 @@ def test_committee_errors_and_empty_reference():
 @pytest.fixture(scope="module")
 def members(tmp_path_factory, ultralytics_images):
     """Two random-init YOLOv8n checkpoints (different seeds), batch-norm statistics from real images."""
-    from cvactive.consistency._models import random_checkpoint
+    from cvactive.train import random_checkpoint
 
     images = [cv2.imread(p) for p in ultralytics_images.values()]
     folder = tmp_path_factory.mktemp("committee")

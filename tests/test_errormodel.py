@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from builders import from_classes
 
 from cvactive.errormodel import (
     BOX_ERRORS,
@@ -79,11 +80,7 @@ def test_sub_threshold_boxes_cover_each_missed_object_once():
 
 
 def record(xyxy, cls, conf, c=3, **kw):
-    xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
-    scores = np.full((len(cls), c), 0.05, np.float32)
-    scores[np.arange(len(cls)), cls] = conf
-    rec = ImageRecord("a.jpg", 100, 50, xyxy, np.asarray(conf, np.float32), np.asarray(cls), scores, **kw)
-    return Scorer()(rec)
+    return Scorer()(from_classes(xyxy, cls, conf, num_classes=c, **kw))
 
 
 def test_box_features_read_geometry_neighbours_and_scores():

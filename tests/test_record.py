@@ -2,28 +2,12 @@ import json
 
 import numpy as np
 import pytest
+from builders import random_record
 
 from cvactive.errors import MissingClassScoresError, RecordError
 from cvactive.io import load_jsonl, record_from_dict, record_to_dict, write_jsonl
 from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
-
-
-def make_record(n=3, c=4, seed=0, **kw):
-    rng = np.random.default_rng(seed)
-    xy = rng.uniform(0, 50, (n, 2))
-    scores = rng.random((n, c)).astype(np.float32)
-    return ImageRecord(
-        source="img.jpg",
-        width=100,
-        height=80,
-        xyxy=np.hstack([xy, xy + 20]),
-        confidence=scores.max(1),
-        class_id=scores.argmax(1),
-        class_scores=scores,
-        names={i: f"c{i}" for i in range(c)},
-        **kw,
-    )
 
 
 def test_validation_names_expected_and_actual_shapes():
@@ -44,7 +28,7 @@ def test_validation_names_expected_and_actual_shapes():
 def test_empty_len_and_selection():
     empty = ImageRecord.empty("a.jpg", 10, 10)
     assert len(empty) == 0 and empty.xyxy.shape == (0, 4)
-    rec = Scorer()(make_record(5))
+    rec = Scorer()(random_record(5))
     sub = rec[rec.confidence > 0.5]
     assert len(sub) == int((rec.confidence > 0.5).sum())
     assert sub.class_scores is not None and sub.class_scores.shape == (len(sub), 4)
@@ -62,7 +46,7 @@ def test_require_class_scores_refuses():
 
 
 def test_json_round_trip(tmp_path):
-    rec = Scorer()(make_record(3, frame=7, timestamp=0.7, embedding=np.arange(5, dtype=np.float32)))
+    rec = Scorer()(random_record(3, frame=7, timestamp=0.7, embedding=np.arange(5, dtype=np.float32)))
     rec.extra["rules"] = ["random"]
     data = record_to_dict(rec, class_scores=True)
     assert list(data)[:7] == ["source", "frame", "timestamp", "width", "height", "boxes", "image_scores"]
@@ -78,7 +62,7 @@ def test_json_round_trip(tmp_path):
 
 def test_malformed_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
-    good = json.dumps(record_to_dict(make_record(1)))
+    good = json.dumps(record_to_dict(random_record(1)))
     path.write_text(good + "\n{not json\n")
     with pytest.raises(RecordError, match=r"bad\.jsonl:2"):
         load_jsonl(path)

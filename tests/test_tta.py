@@ -3,16 +3,12 @@
 import cv2
 import numpy as np
 import pytest
+from builders import from_rows as record
 
 from cvactive.consistency.tta import DEFAULT_VIEWS, View, mapped_back, tta_box_scores, views_by_name
 from cvactive.errors import ConfigError, MissingClassScoresError
 from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
-
-
-def record(xyxy, rows, w=200, h=100):
-    rows = np.asarray(rows, np.float32)
-    return ImageRecord("img", w, h, xyxy=xyxy, confidence=rows.max(1), class_id=rows.argmax(1), class_scores=rows)
 
 
 def forward(view: View, xyxy, w, h):
@@ -57,7 +53,7 @@ def test_stable_moved_and_vanished_boxes():
 def test_edge_cases_and_errors():
     empty = ImageRecord("img", 10, 10, class_scores=np.zeros((0, 2)))
     assert all(v.shape == (0,) for v in tta_box_scores(empty, [empty]).values())
-    base = record([[0, 0, 5, 5]], [[0.9, 0.1]], 10, 10)
+    base = record([[0, 0, 5, 5]], [[0.9, 0.1]], width=10, height=10)
     assert tta_box_scores(base, [empty])["tta_localization"].tolist() == [1.0]  # nothing in the view
     with pytest.raises(ConfigError, match="at least one view"):
         tta_box_scores(base, [])

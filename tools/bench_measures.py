@@ -84,11 +84,11 @@ def main() -> None:
 
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="bench-measures-yolo-"))
     from cvactive.assets import OPENVINO_MODEL, asset
-    from cvactive.consistency._models import random_checkpoint
     from cvactive.consistency.calibration import Calibration
     from cvactive.consistency.measured import MeasuredDetector
     from cvactive.detector import Detector
     from cvactive.scoring import Scorer
+    from cvactive.train import random_checkpoint
 
     images = frames(args.frames)
     ov_path = asset(OPENVINO_MODEL)

@@ -71,13 +71,13 @@ def fo_samples(records: list[ImageRecord]) -> object:
     import fiftyone
 
     from cvactive.store.convert import KEY_FIELD, record_tags
-    from cvactive.store.push import sample_fields
+    from cvactive.store.fields import sample_fields
 
     for record in records:
         yield fiftyone.Sample(
             filepath=record.extra["path"],
             tags=record_tags(record.extra, round_=1),
-            metadata=fiftyone.ImageMetadata(width=record.width, height=record.height),
+            metadata=fiftyone.ImageMetadata.build_for(record.extra["path"]),  # size, type, channels: as push
             **{KEY_FIELD: record.key},
             **sample_fields(fiftyone, record, label_field="predictions", round_=1, provenance=None),
         )

@@ -24,6 +24,13 @@ def register(sub: Any) -> None:
     p.add_argument("--out", default=None, help="folder for history.json and the plot (<CVACTIVE_DATA>/eval/NAME)")
     p.add_argument("--tag", default=None, help="evaluate only samples with this tag (overrides the config)")
     p.add_argument("--conf", type=float, default=None, help="confidence threshold (overrides the config)")
+    p.add_argument(
+        "--store",
+        choices=("results", "marks", "none"),
+        default=None,
+        help="store the round under FiftyOne's eval key eval_round_<R>: results (config default), marks (also "
+        "per-label TP/FP/FN marks; slow), none",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
         options["tag"] = args.tag
     if args.conf is not None:
         options["conf_threshold"] = args.conf
+    if args.store is not None:
+        options["store"] = args.store
     result, history, plot = evaluate_round(args.dataset, args.pred, args.gt, args.round, out_dir=args.out, **options)
     print(
         f"{result.dataset} round {result.round}: {result.pred_field} vs {result.gt_field} on {result.samples} "
@@ -47,5 +56,7 @@ def run(args: argparse.Namespace) -> int:
     print(result.table())
     if result.warnings:  # each was logged as a WARNING above
         print(f"{len(result.warnings)} warning(s): see above")
+    if result.eval_key:
+        print(f"stored in FiftyOne as evaluation {result.eval_key!r} (list_evaluations, the App's evaluation views)")
     print(f"history: {history}\nplot: {plot}")
     return 0

@@ -19,6 +19,13 @@ def register(sub: Any) -> None:
     p.add_argument("--pred-field", default="predictions", help="reviewed predictions (default predictions)")
     p.add_argument("--gt-field", default="ground_truth", help="ground-truth field (default ground_truth)")
     p.add_argument("--overwrite", action="store_true", help="replace ground truth approved samples already have")
+    p.add_argument(
+        "--min-conf",
+        type=float,
+        default=None,
+        help="predictions below this confidence are not ground truth (default: the review queue's display "
+        "confidence, the boxes reviewers saw)",
+    )
     p.add_argument("--labels", help="import labels annotated elsewhere: a YOLO .txt folder or a COCO .json file")
     p.add_argument("--format", choices=("yolo", "coco"), default=None, help="format of --labels (default: guess)")
     p.add_argument("--classes", default=None, help="comma-separated class names of YOLO --labels")
@@ -50,11 +57,17 @@ def run(args: argparse.Namespace) -> int:
     from cvactive.store.review import pull_reviews
 
     r = pull_reviews(
-        args.dataset, args.out, pred_field=args.pred_field, gt_field=args.gt_field, overwrite=args.overwrite
+        args.dataset,
+        args.out,
+        pred_field=args.pred_field,
+        gt_field=args.gt_field,
+        overwrite=args.overwrite,
+        min_conf=args.min_conf,
     )
     print(
         f"{r.dataset}: {r.approved} approved -> {r.gt_boxes} ground-truth boxes in {args.gt_field} "
         f"({r.fp_removed} fp and {r.wrong_class_removed} wrong-class predictions left out"
+        + (f", {r.below_display} below confidence {r.min_conf:g}" if r.below_display else "")
         + (f", {r.kept_existing} already labeled kept" if r.kept_existing else "")
         + ")"
     )
@@ -62,4 +75,9 @@ def run(args: argparse.Namespace) -> int:
         f"queued for annotation: {r.rejected} rejected, {r.corrections} to correct -> {args.out}/annotate.txt; "
         f"{r.pending} still to review"
     )
+    for item in r.reviewed[:10]:
+        label_tags = ", ".join(f"{k} x{v}" for k, v in item["label_tags"].items()) or "none"
+        print(f"  {item['filepath']}: tags {', '.join(item['tags'])}; label tags {label_tags}")
+    if len(r.reviewed) > 10:
+        print(f"  ... {len(r.reviewed) - 10} more reviewed samples in {args.out}/pull.json")
     return 0

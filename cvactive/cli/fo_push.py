@@ -11,8 +11,10 @@ def register(sub: Any) -> None:
         "push",
         help="push a scores file, harvest manifest or selection file into a FiftyOne data set for review",
         description="Upsert each record as a sample (predictions with per-box measures, image scores as "
-        "fields, tags round-<n>, rule:/strategy: and to-review) and save the view 'review-queue'. Batched and "
-        "idempotent: pushing again, or re-running after a crash, leaves one sample per image/frame.",
+        "fields, tags round-<n>, rule:/strategy:, to-review for records chosen for review) and save the view "
+        "'review-queue'. Batched, idempotent and safe with other pushers and reviewers at once: pushing again, or "
+        "re-running after a crash, leaves one sample per image/frame and keeps every tag reviewers added. Records "
+        "with embeddings (score --embed) get FiftyOne Brain's similarity index, 2-D map and uniqueness.",
     )
     p.add_argument("input", help="JSON-lines file of records (cvactive score / harvest / select output)")
     p.add_argument("--dataset", required=True, help="FiftyOne data set name (created if missing)")
@@ -20,7 +22,21 @@ def register(sub: Any) -> None:
     p.add_argument("--strategy", default=None, help="selection strategy tag (default: the records' 'strategy')")
     p.add_argument("--tag", action="append", default=[], help="extra tag for every sample (repeatable)")
     p.add_argument("--label-field", default="predictions", help="field for the predictions (default predictions)")
+    p.add_argument(
+        "--review",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="put the samples in the review queue (tag to-review); default: only records selected or harvested for "
+        "review (a strategy, rank or harvest rules), not plain predictions such as those pushed for evaluation",
+    )
     p.add_argument("--review-score", default="entropy_max", help="score the review-queue sorts by (entropy_max)")
+    p.add_argument(
+        "--display-conf",
+        type=float,
+        default=0.25,
+        help="the review queue hides predictions below this confidence; pull ignores them too (0.25)",
+    )
+    p.add_argument("--no-brain", action="store_true", help="skip FiftyOne Brain on records with embeddings")
     p.add_argument("--batch-size", type=int, default=500, help="records per database write (default 500)")
     p.add_argument("--no-create", action="store_true", help="fail if the data set does not exist")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -37,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
         strategy=args.strategy,
         tags=args.tag,
         label_field=args.label_field,
+        review=args.review,
         review_score=args.review_score,
+        display_conf=args.display_conf,
+        brain=not args.no_brain,
         batch_size=args.batch_size,
         create=not args.no_create,
         progress=not args.no_progress,
@@ -47,7 +66,12 @@ def run(args: argparse.Namespace) -> int:
         f"{s.added} added, {s.updated} updated in {s.batches} batch(es)"
         + (f", {s.frames_extracted} video frames extracted" if s.frames_extracted else "")
     )
-    print(f"{s.dataset}: {s.samples} samples, {s.review_queue} to review in the saved view 'review-queue'")
+    print(
+        f"{s.dataset}: {s.samples} samples, {s.review_queue} to review in the saved view 'review-queue' "
+        f"({s.queued} queued by this push)"
+    )
+    if s.map_method:
+        print(f"FiftyOne Brain on {s.embeddings} embeddings: similarity index, uniqueness, 2-D map ({s.map_method})")
     for key, reason in s.skipped[:20]:
         print(f"  skipped {key}: {reason}")
     if len(s.skipped) > 20:

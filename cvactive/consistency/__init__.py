@@ -3,7 +3,9 @@
 * :mod:`~cvactive.consistency.tta`: ``tta_localization``, ``tta_consistency`` (test-time augmentation);
 * :mod:`~cvactive.consistency.committee`: ``committee_disagreement`` (query by committee);
 * :mod:`~cvactive.consistency.mc_dropout`: ``mc_variance``, ``mc_bald`` (MC dropout, PyTorch models);
-* :mod:`~cvactive.consistency.calibration`: temperature scaling, detection ECE, reliability diagrams;
+* :mod:`~cvactive.consistency.calibration`: ``calibrate`` (fit a temperature, D-ECE before/after, reliability
+  diagram), on the maths of :mod:`~cvactive.consistency.temperature` and the detector run of
+  :mod:`~cvactive.consistency.calibration_run`;
 * :mod:`~cvactive.consistency.matching`: vectorised IoU, Hungarian matching, JS divergence, BALD;
 * :class:`~cvactive.consistency.measured.MeasuredDetector`: a detector that adds them to its records.
 
@@ -12,11 +14,6 @@ Importing this package needs only numpy; models load in the classes that use the
 
 from __future__ import annotations
 
-from cvactive.consistency.committee import COMMITTEE_MEASURES
-from cvactive.consistency.mc_dropout import MC_MEASURES
-from cvactive.consistency.tta import TTA_MEASURES
-
-#: Every measure that needs more model passes than the one that made the record.
-CONSISTENCY_MEASURES: tuple[str, ...] = TTA_MEASURES + COMMITTEE_MEASURES + MC_MEASURES
+from cvactive.measures import COMMITTEE_MEASURES, CONSISTENCY_MEASURES, MC_MEASURES, TTA_MEASURES
 
 __all__ = ["COMMITTEE_MEASURES", "CONSISTENCY_MEASURES", "MC_MEASURES", "TTA_MEASURES"]

@@ -1,20 +1,11 @@
 """Temperature calibration of detection confidences, detection ECE and reliability diagrams.
 
-A YOLO class score is a sigmoid ``s = sigmoid(z)``. Temperature scaling (Guo et al., 2017)
-replaces it with ``sigmoid(z / T)``: ``T > 1`` softens an over-confident model, ``T < 1``
-sharpens an under-confident one, and the order of the scores never changes (so the boxes,
-classes and NMS are the same). ``T`` is fitted by minimising the binary cross-entropy of each
-prediction's confidence against whether it is a true positive: a prediction is correct when it
-matches an unmatched ground-truth box of the same class with IoU >= 0.5, taken in order of
-falling confidence (the COCO rule).
-
-The detection expected calibration error (D-ECE, Küppers et al., 2020) bins the predictions by
-confidence and averages ``|precision(bin) - mean confidence(bin)|`` weighted by the bin's share
-of predictions. A :class:`CalibrationReport` gives D-ECE before and after on the fitting images
-and on held-out images, and draws the reliability diagram.
-
-The maths here is pure numpy/scipy; :func:`collect_predictions` is the adapter that runs a
-detector over a labeled YOLO split.
+:func:`calibrate` fits a temperature ``T`` for a detector on a labeled YOLO split: it runs the
+detector (:mod:`~cvactive.consistency.calibration_run`), flags each prediction a true or false
+positive, fits ``T`` on part of the images and measures the detection expected calibration
+error before and after on both parts (the maths is :mod:`~cvactive.consistency.temperature`).
+A :class:`CalibrationReport` holds the figures and draws the reliability diagram; a
+:class:`Calibration` is the saved temperature that ``cvactive score --calibration`` applies.
 """
 
 from __future__ import annotations
@@ -27,132 +18,40 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cvactive.consistency.matching import box_iou
+from cvactive._random import as_rng
+from cvactive.consistency.calibration_run import class_map, collect_predictions
+from cvactive.consistency.temperature import (
+    ImagePredictions,
+    Reliability,
+    apply_temperature,
+    detection_ece,
+    fit_temperature,
+    logit,
+    match_to_truth,
+    reliability,
+)
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.record import ImageRecord
 
 if TYPE_CHECKING:
     from cvactive.detector import Detector
 
-_CLIP = 1e-7
-
-
-def logit(scores: np.ndarray) -> np.ndarray:
-    """``log(s / (1 - s))`` of scores clipped to ``[1e-7, 1 - 1e-7]``."""
-    s = np.clip(np.asarray(scores, np.float64), _CLIP, 1 - _CLIP)
-    return np.log(s) - np.log1p(-s)
-
-
-def apply_temperature(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """``sigmoid(logit(s) / T)`` element-wise, same shape and dtype (float32 stays float32)."""
-    if not temperature > 0:
-        raise ConfigError(f"temperature must be positive, got {temperature}")
-    arr = np.asarray(scores)
-    out = 1.0 / (1.0 + np.exp(-logit(arr) / float(temperature)))
-    return out.astype(arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64)
-
-
-def fit_temperature(confidence: np.ndarray, correct: np.ndarray, bounds: tuple[float, float] = (0.02, 50.0)) -> float:
-    """The temperature minimising the binary cross-entropy of ``confidence`` against ``correct``.
-
-    Args:
-        confidence: ``(N,)`` confidences in [0, 1].
-        correct: ``(N,)`` bool, whether each prediction is a true positive.
-        bounds: the search interval of ``T``.
-    """
-    from scipy.optimize import minimize_scalar
-
-    z = logit(np.asarray(confidence).reshape(-1))
-    y = np.asarray(correct, np.float64).reshape(-1)
-    if z.size == 0:
-        raise DatasetError("no predictions to fit a temperature on: lower --conf or use a larger split")
-    if y.min() == y.max():
-        kind = "true" if y[0] else "false"
-        raise DatasetError(f"every one of the {y.size} predictions is a {kind} positive; a temperature needs both")
-
-    def nll(log_t: float) -> float:
-        q = z / np.exp(log_t)
-        # log(1 + exp(-q)) for positives, log(1 + exp(q)) for negatives, computed stably.
-        return float(np.mean(np.logaddexp(0.0, -q) * y + np.logaddexp(0.0, q) * (1 - y)))
-
-    res = minimize_scalar(nll, bounds=(np.log(bounds[0]), np.log(bounds[1])), method="bounded")
-    return float(np.exp(res.x))
-
-
-@dataclass
-class Reliability:
-    """Per confidence bin: its edges, the predictions in it, their mean confidence and precision."""
-
-    edges: np.ndarray
-    count: np.ndarray
-    confidence: np.ndarray
-    precision: np.ndarray
-
-    @property
-    def ece(self) -> float:
-        """The detection expected calibration error of these bins."""
-        total = self.count.sum()
-        if total == 0:
-            return 0.0
-        gap = np.abs(self.precision - self.confidence)
-        return float(np.sum(np.where(self.count > 0, gap, 0.0) * self.count) / total)
-
-
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> Reliability:
-    """Equal-width confidence bins over [0, 1] with each bin's precision (empty bins are NaN)."""
-    if bins < 1:
-        raise ConfigError(f"bins must be at least 1, got {bins}")
-    c = np.asarray(confidence, np.float64).reshape(-1)
-    y = np.asarray(correct, np.float64).reshape(-1)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(c, edges[1:-1], right=True), 0, bins - 1)
-    count = np.bincount(which, minlength=bins).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        conf = np.bincount(which, weights=c, minlength=bins) / count
-        prec = np.bincount(which, weights=y, minlength=bins) / count
-    return Reliability(edges, count.astype(np.int64), conf, prec)
-
-
-def detection_ece(confidence: np.ndarray, correct: np.ndarray, bins: int = 10) -> float:
-    """D-ECE: ``sum_b n_b / N * |precision_b - confidence_b|`` over equal-width bins."""
-    return reliability(confidence, correct, bins).ece
-
-
-def match_to_truth(
-    xyxy: np.ndarray,
-    class_id: np.ndarray,
-    confidence: np.ndarray,
-    gt_xyxy: np.ndarray,
-    gt_class: np.ndarray,
-    iou: float = 0.5,
-) -> np.ndarray:
-    """Which predictions of one image are true positives (COCO rule: by falling confidence, each
-    ground-truth box matched at most once, same class, IoU >= ``iou``); ``(N,)`` bool."""
-    n = len(confidence)
-    correct = np.zeros(n, bool)
-    if n == 0 or len(gt_class) == 0:
-        return correct
-    ious = box_iou(xyxy, gt_xyxy)
-    same = np.asarray(class_id)[:, None] == np.asarray(gt_class)[None, :]
-    ious = np.where(same, ious, -1.0)
-    taken = np.zeros(len(gt_class), bool)
-    for i in np.argsort(-np.asarray(confidence), kind="stable"):
-        cand = np.where(taken, -1.0, ious[i])
-        j = int(np.argmax(cand))
-        if cand[j] >= iou:
-            taken[j] = True
-            correct[i] = True
-    return correct
-
-
-@dataclass
-class ImagePredictions:
-    """One labeled image's predictions: confidences and whether each is a true positive."""
-
-    source: str
-    confidence: np.ndarray
-    correct: np.ndarray
-    ground_truth: int
+__all__ = [
+    "Calibration",
+    "CalibrationReport",
+    "ImagePredictions",
+    "Reliability",
+    "apply_temperature",
+    "calibrate",
+    "calibration_report",
+    "class_map",
+    "collect_predictions",
+    "detection_ece",
+    "fit_temperature",
+    "logit",
+    "match_to_truth",
+    "reliability",
+]
 
 
 @dataclass
@@ -276,7 +175,7 @@ def calibration_report(
         raise ConfigError(f"holdout must lie in (0, 1), got {holdout}")
     if len(predictions) < 2:
         raise DatasetError(f"calibration needs at least two labeled images, got {len(predictions)}")
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_rng(rng)
     order = gen.permutation(len(predictions))
     n_held = min(max(1, round(holdout * len(predictions))), len(predictions) - 1)
     held, fit = order[:n_held], order[n_held:]
@@ -305,60 +204,6 @@ def calibration_report(
         before=reliability(held_c, held_y, bins),
         after=reliability(held_after, held_y, bins),
     )
-
-
-def class_map(model_names: dict[int, str], data_names: dict[int, str]) -> dict[int, int]:
-    """Model class id -> data set class id, by class name (ids when the data set names are ids)."""
-    if all(v == str(k) for k, v in data_names.items()):
-        return {k: k for k in model_names if k in data_names}
-    by_name = {v: k for k, v in data_names.items()}
-    mapping = {k: by_name[v] for k, v in model_names.items() if v in by_name}
-    if not mapping:
-        raise DatasetError(
-            f"the model's classes ({', '.join(list(model_names.values())[:5])}, ...) share no name with the data "
-            f"set's ({', '.join(list(data_names.values())[:5])}, ...); calibrate on data labeled with the "
-            "model's classes"
-        )
-    return mapping
-
-
-def collect_predictions(
-    detector: Detector,
-    data: str | Path,
-    *,
-    split: str = "val",
-    iou: float = 0.5,
-    batch: int = 8,
-    limit: int | None = None,
-    progress: bool = True,
-) -> list[ImagePredictions]:
-    """Run ``detector`` over a labeled YOLO split and flag each prediction true or false positive.
-
-    Predictions of classes the data set does not have count as false positives.
-    """
-    from tqdm import tqdm
-
-    from cvactive.sources import read_image
-    from cvactive.yolodata import load_yolo_dataset
-
-    ds = load_yolo_dataset(data, splits=(split,))
-    if split not in ds.splits:
-        raise DatasetError(f"{data}: no split {split!r}; it has {', '.join(ds.splits) or 'none'}")
-    items = list(ds.items(split))[: limit if limit else None]
-    if not items:
-        raise DatasetError(f"{data}: split {split!r} holds no images")
-    mapping = class_map(detector.names, ds.names)
-    out: list[ImagePredictions] = []
-    for start in tqdm(range(0, len(items), batch), disable=not progress, unit="batch", desc="calibration"):
-        chunk = items[start : start + batch]
-        images = [read_image(item.image) for item in chunk]
-        records = detector.predict(images)
-        for item, image, record in zip(chunk, images, records):
-            h, w = image.shape[:2]
-            cls = np.array([mapping.get(int(c), -1) for c in record.class_id], np.int64)
-            ok = match_to_truth(record.xyxy, cls, record.confidence, item.xyxy(w, h), item.classes, iou)
-            out.append(ImagePredictions(str(item.image), record.confidence.astype(np.float64), ok, len(item.classes)))
-    return out
 
 
 def calibrate(

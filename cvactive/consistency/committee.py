@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cvactive.consistency.matching import box_iou, floor_rounding, match_boxes, mutual_information
+from cvactive.boxes import box_iou
+from cvactive.consistency.matching import floor_rounding, match_boxes, mutual_information
 from cvactive.errors import ConfigError
+from cvactive.measures import COMMITTEE_MEASURES as COMMITTEE_MEASURES  # the name lives in measures
 from cvactive.record import ImageRecord
-
-COMMITTEE_MEASURES: tuple[str, ...] = ("committee_disagreement",)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Box matching and distribution maths shared by the consistency measures (pure numpy/scipy).
 
-Boxes are absolute pixel ``xyxy`` ``(N, 4)``. Class-score rows are YOLO's independent sigmoids
-``(N, C)``; the "which class" distribution of a row is :func:`cvactive.measures.normalize_scores`.
+Boxes are absolute pixel ``xyxy`` ``(N, 4)``; their IoU is :func:`cvactive.boxes.box_iou`.
+Class-score rows are YOLO's independent sigmoids ``(N, C)``; the "which class" distribution of a
+row is :func:`cvactive.measures.normalize_scores`.
 """
 
 from __future__ import annotations
@@ -10,28 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cvactive.boxes import box_iou as box_iou  # re-exported: the one IoU lives in cvactive.boxes
 from cvactive.errors import ConfigError
 from cvactive.measures import normalize_scores
 
 #: Differences smaller than this are float rounding, not disagreement: they score exactly 0.
 ROUNDING_FLOOR = 1e-12
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every pair of boxes: ``(N, 4)`` x ``(M, 4)`` pixel ``xyxy`` -> ``(N, M)`` float64.
-
-    Degenerate boxes (zero area) have IoU 0 with everything.
-    """
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0.0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def match_boxes(iou: np.ndarray, min_iou: float = 0.3) -> np.ndarray:

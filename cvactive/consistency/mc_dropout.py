@@ -26,19 +26,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cvactive._random import as_rng
 from cvactive.consistency.matching import floor_rounding, mutual_information
 from cvactive.errors import ConfigError, ModelError
+from cvactive.measures import MC_MEASURES as MC_MEASURES  # the name lives in measures
 from cvactive.record import ImageRecord
 
 if TYPE_CHECKING:
     from cvactive.detector import Detector
 
-MC_MEASURES: tuple[str, ...] = ("mc_variance", "mc_bald")
-
 
 def seed_from(rng: int | np.random.Generator | None) -> int:
     """A 63-bit seed from an int, a numpy Generator, or fresh entropy for ``None``."""
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_rng(rng)
     return int(gen.integers(0, 2**63 - 1))
 
 
@@ -132,7 +132,7 @@ class MCDropout:
         import torch
         from ultralytics.utils.nms import non_max_suppression
 
-        from cvactive.consistency.calibration import apply_temperature
+        from cvactive.consistency.temperature import apply_temperature
 
         if not records:
             return []

@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvactive.consistency.matching import box_iou, js_divergence, match_boxes, reduce_views
+from cvactive.boxes import box_iou
+from cvactive.consistency.matching import js_divergence, match_boxes, reduce_views
 from cvactive.errors import ConfigError, MissingClassScoresError
+from cvactive.measures import TTA_MEASURES
 from cvactive.record import ImageRecord
-
-TTA_MEASURES: tuple[str, ...] = ("tta_localization", "tta_consistency")
 
 
 @dataclass(frozen=True)

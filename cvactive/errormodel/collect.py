@@ -39,7 +39,7 @@ def collect_labeled(
     """
     from tqdm import tqdm
 
-    from cvactive.consistency.calibration import class_map
+    from cvactive.consistency.calibration_run import class_map
     from cvactive.detector import Detector, FrameMeta
     from cvactive.scoring import Scorer
     from cvactive.sources import read_image

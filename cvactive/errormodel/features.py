@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cvactive.consistency.matching import box_iou
+from cvactive.boxes import box_iou
 from cvactive.errors import ConfigError, RecordError
 from cvactive.measures import MEASURES, box_measures
 from cvactive.record import ImageRecord

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cvactive.consistency.matching import box_iou
+from cvactive.boxes import box_iou
 from cvactive.errors import ConfigError
 
 CORRECT, WRONG_CLASS, POOR_LOCALISATION, FALSE_POSITIVE = 0, 1, 2, 3

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cvactive._random import as_rng
 from cvactive.errormodel.model import LabeledRecord
 from cvactive.record import ImageRecord
 
@@ -23,7 +24,7 @@ def synthetic_truth(
     misses_per_image: float = 0.5,
 ) -> list[LabeledRecord]:
     """Ground truth for every record, drawn from its boxes' confidences (see the module docstring)."""
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    gen = as_rng(rng)
     out = []
     for rec in records:
         c = max(rec.num_classes or 1, 2)

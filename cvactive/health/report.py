@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.health.check import HealthReport
+from cvactive.health.result import HealthReport
 from cvactive.plots import new_figure, save_figure
 
 PLOTS = ("class_counts.png", "centre_heatmaps.png", "box_sizes.png", "brightness.png")

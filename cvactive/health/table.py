@@ -9,7 +9,8 @@ The adapters here are the only code of the health check that knows about file fo
 
 * :func:`table_from_yolo` wraps :func:`cvactive.yolodata.load_yolo_dataset` (which reports
   every bad label line, image without label file and label file without image);
-* :func:`table_from_fiftyone` reads a FiftyOne data set's detections field;
+* :func:`table_from_fiftyone` reads a FiftyOne data set's detections field (through
+  :func:`cvactive.store.read.detection_columns`: FiftyOne stays behind ``cvactive.store``);
 * :func:`table_from_manifest` reads a harvest output folder's ``manifest.jsonl``
   (its boxes are model predictions, not reviewed labels).
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.errors import DatasetError, RecordError, StoreError
+from cvactive.errors import DatasetError, RecordError
 from cvactive.yolodata import LabelIssue, YoloDataset, load_yolo_dataset, xyxy_to_yolo
 
 #: Kinds of label issue, as :class:`~cvactive.yolodata.LabelIssue` names them.
@@ -209,26 +210,13 @@ def table_from_fiftyone(name: str, field: str = "ground_truth", *, split_tags: t
         StoreError: the data set does not exist (the message lists those that do).
         DatasetError: the field is missing or is not a ``Detections`` field.
     """
-    from cvactive._env import offline_defaults
+    from cvactive.store.read import detection_columns
 
-    offline_defaults()
-    import fiftyone as fo
-
-    if name not in fo.list_datasets():
-        known = ", ".join(fo.list_datasets()) or "none"
-        raise StoreError(f"no FiftyOne data set {name!r}; data sets: {known}")
-    ds = fo.load_dataset(name)
-    schema = ds.get_field_schema()
-    if field not in schema:
-        raise DatasetError(f"FiftyOne data set {name!r} has no field {field!r}; fields: {', '.join(schema)}")
-    doc_type = getattr(schema[field], "document_type", None)
-    if doc_type is not fo.Detections:
-        raise DatasetError(f"field {field!r} of {name!r} is not a Detections field (it is {schema[field]})")
-    ids, paths, tags = ds.values("id"), ds.values("filepath"), ds.values("tags")
-    widths, heights = ds.values("metadata.width"), ds.values("metadata.height")
-    labels = ds.values(f"{field}.detections.label")
-    bbs = ds.values(f"{field}.detections.bounding_box")
-    classes: list[str] = list(ds.classes.get(field) or ds.default_classes or [])
+    cols = detection_columns(name, field)
+    ids, paths, tags, widths, heights, labels, bbs = (
+        cols.ids, cols.paths, cols.tags, cols.widths, cols.heights, cols.labels, cols.boxes,
+    )  # fmt: skip
+    classes: list[str] = list(cols.classes)
     fixed = bool(classes)
     if not fixed:
         classes = sorted({lab for per in labels if per for lab in per if lab is not None})

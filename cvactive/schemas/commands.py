@@ -76,7 +76,7 @@ class Evaluate(Section):
     classes: list[str] | None = None
     tag: str | None = None
     ap_drop_warning: Prob = 0.05
-    marks: bool = False
+    store: Literal["results", "marks", "none"] = "results"
     progress: bool = False
 
 

@@ -23,11 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._random import RngLike, as_rng
 from cvactive.config import check_keys
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord
-from cvactive.selection.kernels import F32, RngLike, as_rng, l2_normalize
+from cvactive.selection.kernels import F32, l2_normalize
 from cvactive.selection.pool import LabeledLike, LabeledSet, Pool, resolve_labeled
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,9 @@ class Strategy:
         return (indices, utilities) if return_utilities else indices
 
 
-#: name -> strategy, filled by :func:`register` (see :mod:`cvactive.selection.strategies`).
+#: name -> strategy, filled by :func:`register`. The built-ins (:mod:`cvactive.selection.strategies`)
+#: register when the :mod:`cvactive.selection` package is imported, which Python does before any
+#: of its modules (this one included) is used, so this module never imports them itself.
 STRATEGIES: dict[str, Strategy] = {}
 
 
@@ -180,25 +183,18 @@ def register(
     return wrap
 
 
-def _load_builtin() -> None:
-    import cvactive.selection.strategies  # noqa: F401  (registers the built-in strategies)
-
-
 def available_strategies() -> list[str]:
     """The names of every registered strategy."""
-    _load_builtin()
     return list(STRATEGIES)
 
 
 def describe_strategies() -> dict[str, str]:
     """Strategy name -> its one-line description."""
-    _load_builtin()
     return {name: s.description for name, s in STRATEGIES.items()}
 
 
 def get_strategy(name: str) -> Strategy:
     """The strategy registered as ``name``; an unknown name is a :class:`ConfigError` listing the valid ones."""
-    _load_builtin()
     if not isinstance(name, str) or name not in STRATEGIES:
         raise ConfigError(f"unknown selection strategy {name!r}; valid strategies: {', '.join(STRATEGIES)}")
     return STRATEGIES[name]

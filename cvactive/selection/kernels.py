@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from cvactive._random import RngLike as RngLike  # re-exported: the one rng helper lives in cvactive._random
+from cvactive._random import as_rng as as_rng
 from cvactive.errors import ConfigError
 
 F32 = npt.NDArray[np.float32]
@@ -30,17 +32,6 @@ I64 = npt.NDArray[np.int64]
 
 #: Most numbers in one temporary distance block (4M float32 = 16 MB).
 DEFAULT_BLOCK = 1 << 22
-
-RngLike = int | np.random.Generator | None
-
-
-def as_rng(rng: RngLike) -> np.random.Generator:
-    """A numpy ``Generator`` from a seed, a generator (used as it is) or ``None`` (fresh entropy)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(None if rng is None else int(rng))
-    raise ConfigError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
 
 
 def as_f32(x: npt.ArrayLike) -> F32:

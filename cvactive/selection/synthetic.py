@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cvactive._random import RngLike, as_rng
 from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
-from cvactive.selection.kernels import RngLike, as_rng
 from cvactive.selection.pool import Pool
 
 

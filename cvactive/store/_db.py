@@ -99,7 +99,13 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
     logging.getLogger("eta").setLevel(logging.WARNING)  # its progress bars already show on the terminal
     if not _CONNECTED:
         try:
+            if not uri:
+                from cvactive.store._service import ensure_local_service
+
+                ensure_local_service(fo.config.database_dir)
             fodb.get_db_conn()
+        except StoreError:
+            raise
         except Exception as err:
             where = (
                 f"the MongoDB server at FIFTYONE_DATABASE_URI={_redact(uri)!r}"
@@ -114,10 +120,11 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
 
 
 def _check_database_dir(fodb: Any, wanted: str) -> None:
-    """Warn when FiftyOne attached to a ``mongod`` of another database folder.
+    """Warn when this process uses a ``mongod`` of another database folder.
 
-    FiftyOne reuses any database service of the same user that is already running, whatever
-    its ``FIFTYONE_DATABASE_DIR``; data then goes to that other folder.
+    :func:`~cvactive.store._service.ensure_local_service` starts or joins the service of
+    ``FIFTYONE_DATABASE_DIR``; a ``FIFTYONE_PRIVATE_DATABASE_PORT`` inherited from a parent
+    process (or set by hand) can still point at another folder's ``mongod``.
     """
     try:
         opts = fodb.get_db_conn().client.admin.command("getCmdLineOpts")
@@ -126,8 +133,8 @@ def _check_database_dir(fodb: Any, wanted: str) -> None:
         return
     if actual and os.path.realpath(actual) != os.path.realpath(os.path.expanduser(wanted)):
         log.warning(
-            "FiftyOne attached to a running database in %s, not FIFTYONE_DATABASE_DIR=%s (it reuses any "
-            "running FiftyOne database of this user); stop that one or set FIFTYONE_DATABASE_URI to choose",
+            "FiftyOne uses the database in %s, not FIFTYONE_DATABASE_DIR=%s (FIFTYONE_PRIVATE_DATABASE_PORT "
+            "points at another folder's mongod); unset it, or set FIFTYONE_DATABASE_URI to choose",
             actual,
             wanted,
         )
@@ -158,6 +165,10 @@ def open_dataset(name: str, *, create: bool = True) -> Any:
         return fo.load_dataset(name)
     if not create:
         return load_dataset(name)
-    dataset = fo.Dataset(name)
-    dataset.persistent = True
+    try:
+        dataset = fo.Dataset(name, persistent=True)
+    except Exception:  # another process created it meanwhile (name taken, or its unique index)
+        if fo.dataset_exists(name):
+            return fo.load_dataset(name)
+        raise
     return dataset

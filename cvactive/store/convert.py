@@ -76,14 +76,16 @@ def record_tags(
     round_: int | None = None,
     strategy: str | None = None,
     tags: Iterable[str] = (),
+    review: bool = True,
 ) -> list[str]:
-    """The tags of a pushed sample: its round, the rules or strategy that chose it, and ``to-review``.
+    """The tags of a pushed sample: its round, the rules or strategy that chose it, and
+    ``to-review`` when ``review``.
 
     ``extra`` is the record's :attr:`~cvactive.record.ImageRecord.extra`: harvest manifests
     carry ``rules`` (a list of rule names), selection files ``strategy``; an explicit
     ``round_``/``strategy`` wins over ``extra["round"]``/``extra["strategy"]``.
     """
-    out: list[str] = [TO_REVIEW]
+    out: list[str] = [TO_REVIEW] if review else []
     rnd = round_ if round_ is not None else extra.get("round")
     if rnd is not None:
         out.append(round_tag(int(rnd)))
@@ -98,6 +100,12 @@ def record_tags(
     if extra.get("provenance"):
         out.append(SYNTHETIC)
     return sorted(set(out))
+
+
+def chosen_for_review(extra: Mapping[str, Any], strategy: str | None = None) -> bool:
+    """Whether a record was selected or harvested for review: it names a selection strategy or
+    rank, or harvest rules (a plain scores file, such as predictions pushed for evaluation, does not)."""
+    return bool(strategy or extra.get("strategy") or extra.get("rank") is not None or extra.get("rules"))
 
 
 def merge_tags(old: Iterable[str] | None, new: Iterable[str]) -> list[str]:

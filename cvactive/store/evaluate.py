@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,12 +26,15 @@ from typing import Any
 import numpy as np
 
 from cvactive.errors import ConfigError, StoreError
+from cvactive.store._lock import dataset_lock
 
 log = logging.getLogger(__name__)
 
 #: COCO's IoU sweep, 0.50:0.05:0.95.
 COCO_IOU_THRESHS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 HISTORY_KEY = "cvactive_eval_history"
+#: How a round is stored in FiftyOne (see :func:`evaluate_round`).
+STORE_MODES: tuple[str, ...] = ("results", "marks", "none")
 
 
 @dataclass
@@ -47,7 +51,7 @@ class RoundResult:
             ``None`` for a class with no ground truth in the evaluated samples.
         iou_threshs: the IoU sweep; ``iou``: the IoU that marks TP/FP on the labels.
         conf_threshold: predictions below it were ignored.
-        eval_key: the FiftyOne evaluation key (``None`` when a field is evaluated against itself).
+        eval_key: the FiftyOne evaluation key the round is stored under (``None`` when not stored).
         warnings: per-class AP drops beyond ``ap_drop_warning``.
         time: when it ran (UTC, ISO 8601).
     """
@@ -138,18 +142,22 @@ def previous_round(history: Sequence[dict[str, Any]], round_: int) -> dict[str, 
 
 
 def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: str = "") -> Path:
-    """Draw per-class AP50:95 (solid) and AP50 (dotted) over rounds, plus mAP (black), to a PNG."""
-    import matplotlib
+    """Draw per-class AP50:95 (solid) and AP50 (dotted) over rounds, plus mAP (black), to a PNG.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Uses a matplotlib ``Figure`` of its own (no pyplot state, no backend switch).
+    """
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     if not history:
         raise StoreError("no evaluation rounds to plot")
     rounds = [int(h["round"]) for h in history]
     classes = sorted({c for h in history for c in h["per_class"]})
-    fig, ax = plt.subplots(figsize=(8, 5))
-    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    fig = Figure(figsize=(8, 5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"]
     for i, name in enumerate(classes):
         color = cmap(i % cmap.N)
         ap = [_nan((h["per_class"].get(name) or {}).get("ap")) for h in history]
@@ -164,11 +172,9 @@ def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: s
     ax.set_title(title or "per-class AP by round")
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
-    fig.tight_layout()
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     return path
 
 
@@ -195,7 +201,7 @@ def evaluate_round(
     classes: Sequence[str] | None = None,
     tag: str | None = None,
     ap_drop_warning: float = 0.05,
-    marks: bool = False,
+    store: str = "results",
     out_dir: str | Path | None = None,
     progress: bool = False,
 ) -> tuple[RoundResult, Path, Path]:
@@ -212,9 +218,13 @@ def evaluate_round(
             labels found in either field).
         tag: evaluate only samples with this tag (for example ``val``).
         ap_drop_warning: warn when a class's AP50:95 fell by more than this since the previous round.
-        marks: also store FiftyOne's per-label TP/FP/FN marks (``eval_round_<n>`` fields) for
-            the App. FiftyOne saves every sample one by one to do it, which takes seconds per
-            image with a hundred predictions (confidence 0.001), hence off by default.
+        store: how the round is stored in FiftyOne under the evaluation key ``eval_round_<n>``
+            (so ``dataset.list_evaluations()``, ``load_evaluation_results()`` and the App's
+            evaluation panel show it): ``"results"`` (default) the evaluation run and its results;
+            ``"marks"`` also FiftyOne's per-label TP/FP/FN marks (``eval_round_<n>`` label
+            attributes, ``eval_round_<n>_tp/fp/fn`` sample counts), which FiftyOne writes sample by
+            sample (slow with low-confidence predictions, see docs/fiftyone.md); ``"none"`` not
+            stored. Nothing is stored when a field is evaluated against itself.
         out_dir: where ``history.json`` and ``per_class_ap.png`` go (default
             ``<CVACTIVE_DATA>/eval/<dataset>``).
 
@@ -225,8 +235,6 @@ def evaluate_round(
         StoreError: missing data set or fields, or no sample has both fields.
         ConfigError: an invalid IoU sweep or threshold.
     """
-    from fiftyone import ViewField as F
-
     from cvactive.store._db import load_dataset
 
     ious = sorted({round(float(t), 4) for t in iou_threshs})
@@ -235,6 +243,61 @@ def evaluate_round(
     if not 0 <= conf_threshold <= 1:
         raise ConfigError(f"conf_threshold must lie in [0, 1], got {conf_threshold}")
     ds = load_dataset(dataset)
+    view, certain = _eval_view(ds, pred_field, gt_field, tag, conf_threshold)
+    classes = _classes(ds, view, pred_field, gt_field) if classes is None else list(classes)
+    if store not in STORE_MODES:
+        raise ConfigError(f"store must be one of {', '.join(STORE_MODES)}, got {store!r}")
+    stored = store != "none" and pred_field != gt_field and not certain
+    eval_key = f"eval_round_{int(round_)}" if stored else None
+    with dataset_lock(ds, "evaluate", timeout_s=3600, ttl_s=3600):
+        if eval_key is not None and eval_key in ds.list_evaluations():
+            _delete_round(ds, eval_key)
+        results = view.evaluate_detections(
+            pred_field, gt_field=gt_field, eval_key=eval_key if store == "marks" else None, method="coco",
+            iou=iou, iou_threshs=ious, compute_mAP=True, classes=classes, progress=progress,
+        )  # fmt: skip
+        if eval_key is not None and store == "results":
+            _save_results(view, results, eval_key)
+    result = RoundResult(
+        round=int(round_), dataset=ds.name, pred_field=pred_field, gt_field=gt_field, samples=len(view),
+        map=_valid(results.mAP()), map50=None, per_class=_per_class(view, results, ious, pred_field, gt_field),
+        iou_threshs=ious, iou=float(iou), conf_threshold=float(conf_threshold), eval_key=eval_key,
+        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )  # fmt: skip
+    map50_vals = [r["ap50"] for r in result.per_class.values() if r["ap50"] is not None]
+    result.map50 = float(np.mean(map50_vals)) if map50_vals else None
+    history = _record(ds, result, ap_drop_warning)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(ds.name)
+    out.mkdir(parents=True, exist_ok=True)
+    history_path = out / "history.json"
+    tmp = history_path.with_suffix(f".json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"dataset": ds.name, "rounds": history}, indent=2))
+    tmp.replace(history_path)
+    plot_path = plot_history(history, out / "per_class_ap.png", title=f"{ds.name}: per-class AP by round")
+    return result, history_path, plot_path
+
+
+def _delete_round(ds: Any, eval_key: str) -> None:
+    """Delete a stored round; its per-label marks too when it has them."""
+    from fiftyone.utils.eval.base import BaseEvaluationMethod
+
+    BaseEvaluationMethod.delete_run(ds, eval_key, cleanup=ds.has_sample_field(f"{eval_key}_tp"))
+
+
+def _save_results(view: Any, results: Any, eval_key: str) -> None:
+    """Register an evaluation run and its results under ``eval_key`` without per-label marks
+    (FiftyOne's run API: what ``evaluate_detections(eval_key=...)`` does less the sample writes)."""
+    method = results.config.build()
+    method.register_run(view, eval_key)
+    results._key = eval_key  # the results computed without a key carry none
+    method.save_run_results(view, eval_key, results)
+
+
+def _eval_view(ds: Any, pred_field: str, gt_field: str, tag: str | None, conf_threshold: float) -> tuple[Any, int]:
+    """The samples to evaluate, predictions under ``conf_threshold`` hidden; and how many boxes had
+    no confidence (ground truth used as predictions: ranked as confidence 1.0)."""
+    from fiftyone import ViewField as F
+
     for name in (pred_field, gt_field):
         if not ds.has_sample_field(name):
             raise StoreError(f"data set {ds.name!r} has no field {name!r}; fields: {', '.join(ds.get_field_schema())}")
@@ -252,83 +315,56 @@ def evaluate_round(
         view = view.filter_labels(pred_field, keep, only_matches=False)
     no_conf = view.filter_labels(pred_field, F("confidence") == None).count(f"{pred_field}.detections")  # noqa: E711
     if no_conf:
-        # PR curves need a confidence per box; labels without one (ground truth used as
-        # predictions, say) count as certain.
+        # PR curves need a confidence per box; labels without one count as certain.
         log.info("%d boxes of %s have no confidence; they are ranked as confidence 1.0", no_conf, pred_field)
         conf = F("confidence")
         view = view.set_field(f"{pred_field}.detections.confidence", (conf == None).if_else(1.0, conf))  # noqa: E711
-    if classes is None:
-        from cvactive.store.export import dataset_classes
+    return view, int(no_conf)
 
-        classes = dataset_classes(ds, gt_field)
-        found = set(view.distinct(f"{gt_field}.detections.label")) | set(
-            view.distinct(f"{pred_field}.detections.label")
-        )
-        classes = list(classes) + sorted(found - set(classes))
-    classes = list(classes)
-    # A field evaluated against itself keeps no per-label TP/FP marks (both would land on one label).
-    eval_key = f"eval_round_{int(round_)}" if marks and pred_field != gt_field else None
-    if eval_key is not None and eval_key in ds.list_evaluations():
-        ds.delete_evaluation(eval_key)
-    results = view.evaluate_detections(
-        pred_field,
-        gt_field=gt_field,
-        eval_key=eval_key,
-        method="coco",
-        iou=iou,
-        iou_threshs=ious,
-        compute_mAP=True,
-        classes=classes,
-        progress=progress,
-    )
+
+def _classes(ds: Any, view: Any, pred_field: str, gt_field: str) -> list[str]:
+    """The data set's classes, then any other label either field holds."""
+    from cvactive.store.export import dataset_classes
+
+    classes = dataset_classes(ds, gt_field)
+    found = set(view.distinct(f"{gt_field}.detections.label")) | set(view.distinct(f"{pred_field}.detections.label"))
+    return list(classes) + sorted(found - set(classes))
+
+
+def _per_class(view: Any, results: Any, ious: list[float], pred_field: str, gt_field: str) -> dict[str, dict]:
+    """Class -> AP50:95, AP50, ground-truth and predicted box counts."""
     per_iou = ap_per_iou(results.precision)
     i50 = ious.index(0.5) if 0.5 in ious else None
     gt_counts = view.count_values(f"{gt_field}.detections.label")
     pred_counts = view.count_values(f"{pred_field}.detections.label")
-    per_class: dict[str, dict[str, Any]] = {}
-    for k, name in enumerate(results.classes):
-        per_class[str(name)] = {
+    return {
+        str(name): {
             "ap": _valid(results.mAP(classes=[name])),
             "ap50": None if i50 is None else _valid(per_iou[i50, k]),
             "gt": int(gt_counts.get(name, 0)),
             "pred": int(pred_counts.get(name, 0)),
         }
-    map50_vals = [r["ap50"] for r in per_class.values() if r["ap50"] is not None]
-    result = RoundResult(
-        round=int(round_),
-        dataset=ds.name,
-        pred_field=pred_field,
-        gt_field=gt_field,
-        samples=len(view),
-        map=_valid(results.mAP()),
-        map50=float(np.mean(map50_vals)) if map50_vals else None,
-        per_class=per_class,
-        iou_threshs=ious,
-        iou=float(iou),
-        conf_threshold=float(conf_threshold),
-        eval_key=eval_key,
-        time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    )
-    history = list(ds.info.get(HISTORY_KEY) or [])
-    prev = previous_round(history, result.round)
-    if prev is not None:
-        result.warnings = ap_drops(prev["per_class"], result.per_class, ap_drop_warning)
-        if prev.get("iou_threshs") != result.iou_threshs or prev.get("conf_threshold") != result.conf_threshold:
-            result.warnings.append(
-                f"round {prev['round']} used IoU sweep {prev.get('iou_threshs')} and confidence threshold "
-                f"{prev.get('conf_threshold')}; this round {result.iou_threshs} and {result.conf_threshold}: "
-                "the rounds are not comparable"
-            )
+        for k, name in enumerate(results.classes)
+    }
+
+
+def _record(ds: Any, result: RoundResult, ap_drop_warning: float) -> list[dict[str, Any]]:
+    """Warn about drops against the previous round and put the round in the data set's history."""
+    with dataset_lock(ds, "history"):
+        ds.reload()  # another process may have recorded a round meanwhile
+        history = list(ds.info.get(HISTORY_KEY) or [])
+        prev = previous_round(history, result.round)
+        if prev is not None:
+            result.warnings = ap_drops(prev["per_class"], result.per_class, ap_drop_warning)
+            if prev.get("iou_threshs") != result.iou_threshs or prev.get("conf_threshold") != result.conf_threshold:
+                result.warnings.append(
+                    f"round {prev['round']} used IoU sweep {prev.get('iou_threshs')} and confidence threshold "
+                    f"{prev.get('conf_threshold')}; this round {result.iou_threshs} and {result.conf_threshold}: "
+                    "the rounds are not comparable"
+                )
+        history = merge_history(history, result.to_dict())
+        ds.info[HISTORY_KEY] = history
+        ds.save()
     for w in result.warnings:
         log.warning("%s round %d: %s", ds.name, result.round, w)
-    history = merge_history(history, result.to_dict())
-    ds.info[HISTORY_KEY] = history
-    ds.save()
-    out = Path(out_dir) if out_dir is not None else default_out_dir(ds.name)
-    out.mkdir(parents=True, exist_ok=True)
-    history_path = out / "history.json"
-    tmp = history_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"dataset": ds.name, "rounds": history}, indent=2))
-    tmp.replace(history_path)
-    plot_path = plot_history(history, out / "per_class_ap.png", title=f"{ds.name}: per-class AP by round")
-    return result, history_path, plot_path
+    return history

@@ -82,6 +82,10 @@ def import_yolo_dataset(
     ds = open_dataset(dataset)
     import fiftyone as fo
 
+    from cvactive.store.write import ensure_key_index
+
+    ensure_key_index(ds)  # before adding: a concurrent push of the same image cannot make it twice
+
     from cvactive.store.push import existing_keys
 
     names = ydata.names
@@ -129,8 +133,6 @@ def import_yolo_dataset(
     ds.default_classes = summary.classes
     ds.info["cvactive_classes"] = summary.classes
     ds.save()
-    if summary.added and not any(KEY_FIELD in n for n in ds.list_indexes()):
-        ds.create_index(KEY_FIELD)
     summary.samples = len(ds)
     return summary
 

@@ -21,7 +21,10 @@ import numpy as np
 
 from cvactive.errors import StoreError
 from cvactive.store._db import connect, load_dataset
+from cvactive.store._lock import dataset_lock
 from cvactive.store.convert import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
+from cvactive.store.merge import REVIEWED_SUFFIX
+from cvactive.store.queue import review_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,16 @@ class PullSummary:
         gt_boxes: boxes written as ground truth.
         fp_removed: predictions tagged ``fp`` left out.
         wrong_class_removed: predictions tagged ``wrong-class`` left out.
+        below_display: predictions under the review queue's display confidence left out (the
+            reviewer did not see them).
         kept_existing: approved samples that already had ground truth (left as they were).
         rejected: rejected samples queued for full annotation.
         corrections: approved samples queued for correction (``wrong-class``/``missed`` tags).
         pending: samples still tagged ``to-review`` with no verdict.
+        min_conf: the confidence below which predictions were left out.
         out: the folder written (``pull.json``, ``annotate.txt``, ``ground_truth.jsonl``).
+        annotate: the samples queued for annotation, with the reason.
+        reviewed: each sample with a verdict: its id, file, sample tags and label tag counts.
     """
 
     dataset: str
@@ -50,27 +58,126 @@ class PullSummary:
     gt_boxes: int = 0
     fp_removed: int = 0
     wrong_class_removed: int = 0
+    below_display: int = 0
     kept_existing: int = 0
     rejected: int = 0
     corrections: int = 0
     pending: int = 0
+    min_conf: float = 0.0
     out: str = ""
     annotate: list[dict[str, Any]] = field(default_factory=list)
+    reviewed: list[dict[str, Any]] = field(default_factory=list)
 
 
-def split_reviewed(detections: list[Any]) -> tuple[list[Any], int, int, bool]:
-    """Split a reviewed sample's predictions: (kept, fp count, wrong-class count, any ``missed`` tag)."""
-    kept, fp, wrong, missed = [], 0, 0, False
+def split_reviewed(detections: list[Any], min_conf: float = 0.0) -> tuple[list[Any], int, int, bool, int]:
+    """Split a reviewed sample's predictions: (kept, fp count, wrong-class count, any ``missed`` tag,
+    boxes below ``min_conf``). A box with no confidence counts as certain."""
+    kept, fp, wrong, missed, low = [], 0, 0, False, 0
     for det in detections:
         tags = set(det.tags or ())
         missed = missed or MISSED in tags
+        conf = getattr(det, "confidence", None)
         if FP in tags:
             fp += 1
         elif WRONG_CLASS in tags:
             wrong += 1
+        elif conf is not None and conf < min_conf:
+            low += 1
         else:
             kept.append(det)
-    return kept, fp, wrong, missed
+    return kept, fp, wrong, missed, low
+
+
+def label_tag_counts(*detection_lists: list[Any] | None) -> dict[str, int]:
+    """How many boxes carry each label tag, over several lists of detections."""
+    counts: dict[str, int] = {}
+    for dets in detection_lists:
+        for det in dets or ():
+            for tag in det.tags or ():
+                counts[tag] = counts.get(tag, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def _to_record(path: str, meta: Any, kept: list[Any], classes: list[str], sid: str) -> Any:
+    """Approved boxes as a cvactive record (pixel ``xyxy``), growing ``classes`` with new labels."""
+    from cvactive.record import ImageRecord
+
+    for d in kept:
+        if d.label not in classes:
+            classes.append(d.label)
+    w, h = int(meta.width), int(meta.height)
+    tlwh = np.array([d.bounding_box for d in kept], np.float64).reshape(-1, 4)
+    xyxy = np.stack([tlwh[:, 0] * w, tlwh[:, 1] * h, (tlwh[:, 0] + tlwh[:, 2]) * w, (tlwh[:, 1] + tlwh[:, 3]) * h], 1)
+    return ImageRecord(
+        source=path, width=w, height=h, xyxy=xyxy.astype(np.float32),
+        confidence=np.ones(len(kept), np.float32), class_id=np.array([classes.index(d.label) for d in kept], np.int64),
+        names=dict(enumerate(classes)), extra={"sample_id": sid},
+    )  # fmt: skip
+
+
+@dataclass
+class _Pull:
+    """What a pull collects before writing: ground truth per sample id, tags to add per tag."""
+
+    gt_values: dict[str, Any] = field(default_factory=dict)
+    add: dict[str, set[str]] = field(default_factory=dict)  # tag -> sample ids
+    done: set[str] = field(default_factory=set)  # samples that leave the review queue
+
+
+def _approve(ds: Any, summary: PullSummary, plan: _Pull, writer: Any, opts: dict[str, Any]) -> None:
+    """Approved samples: their shown, untagged predictions become ground truth; corrections queued."""
+    import fiftyone as fo
+
+    pred_field, gt_field, reviewed_field = opts["pred_field"], opts["gt_field"], opts["pred_field"] + REVIEWED_SUFFIX
+    approved = ds.match_tags(APPROVED).match_tags(REJECTED, bool=False)
+    if len(approved):
+        approved.compute_metadata(progress=False)
+    extra = [f for f in (gt_field, reviewed_field) if ds.has_sample_field(f)]
+    cols = approved.values(["id", "filepath", "tags", f"{pred_field}.detections", "metadata", *extra])
+    by_name = dict(zip(extra, cols[5:]))
+    gts = by_name.get(gt_field, [None] * len(cols[0]))
+    kept_aside = [k.detections if k is not None else [] for k in by_name.get(reviewed_field, [None] * len(cols[0]))]
+    for sid, path, tags, dets, meta, gt, aside in zip(*cols[:5], gts, kept_aside):
+        kept, fp, wrong, missed, low = split_reviewed(list(dets or []), opts["min_conf"])
+        _, _, wrong_aside, missed_aside, _ = split_reviewed(list(aside or []))
+        wrong, missed = wrong + wrong_aside, missed or missed_aside or MISSED in (tags or ())
+        summary.fp_removed += fp
+        summary.wrong_class_removed += wrong - wrong_aside
+        summary.below_display += low
+        summary.reviewed.append(
+            {"id": sid, "filepath": path, "tags": sorted(tags or ()), "label_tags": label_tag_counts(dets, aside)}
+        )
+        plan.done.add(sid)
+        if wrong or missed:
+            summary.corrections += 1
+            reasons = [r for r, on in ((f"{wrong} wrong-class label(s)", wrong), ("missed objects", missed)) if on]
+            summary.annotate.append({"filepath": path, "id": sid, "reason": "correct: " + ", ".join(reasons)})
+            plan.add.setdefault(TO_ANNOTATE, set()).add(sid)
+        if gt is not None and not opts["overwrite"]:
+            summary.kept_existing += 1
+            continue
+        plan.gt_values[sid] = fo.Detections(
+            detections=[fo.Detection(label=d.label, bounding_box=list(d.bounding_box)) for d in kept]
+        )
+        plan.add.setdefault(LABELED, set()).add(sid)
+        summary.approved += 1
+        summary.gt_boxes += len(kept)
+        writer.write(_to_record(path, meta, kept, opts["classes"], sid))
+
+
+def _reject(ds: Any, summary: PullSummary, plan: _Pull, pred_field: str) -> None:
+    rejected = ds.match_tags(REJECTED)
+    has_pred = ds.has_sample_field(pred_field)
+    cols = rejected.values(["id", "filepath", "tags", *([f"{pred_field}.detections"] if has_pred else [])])
+    dets_col = cols[3] if has_pred else [None] * len(cols[0])
+    for sid, path, tags, dets in zip(cols[0], cols[1], cols[2], dets_col):
+        summary.rejected += 1
+        summary.annotate.append({"filepath": path, "id": sid, "reason": "rejected: annotate in full"})
+        summary.reviewed.append(
+            {"id": sid, "filepath": path, "tags": sorted(tags or ()), "label_tags": label_tag_counts(dets)}
+        )
+        plan.add.setdefault(TO_ANNOTATE, set()).add(sid)
+        plan.done.add(sid)
 
 
 def pull_reviews(
@@ -80,101 +187,69 @@ def pull_reviews(
     pred_field: str = "predictions",
     gt_field: str = "ground_truth",
     overwrite: bool = False,
+    min_conf: float | None = None,
 ) -> PullSummary:
     """Turn the reviewers' tags into ground truth and annotation queues; write the results to ``out``.
 
     Args:
         dataset: the FiftyOne data set.
-        out: a folder for ``pull.json`` (the summary), ``annotate.txt`` (one image path per line:
-            rejected samples and those needing correction) and ``ground_truth.jsonl`` (the new
-            ground truth as cvactive records, pixel ``xyxy``).
+        out: a folder for ``pull.json`` (the summary, with each reviewed sample's tags and label
+            tags), ``annotate.txt`` (one image path per line: rejected samples and those needing
+            correction) and ``ground_truth.jsonl`` (the new ground truth as cvactive records, pixel ``xyxy``).
         pred_field: the reviewed predictions.
         gt_field: where ground truth goes.
         overwrite: replace ground truth an approved sample already has (kept by default).
+        min_conf: predictions below this confidence are not ground truth (default: the review
+            queue's display confidence for ``pred_field``, the boxes the reviewer saw; else 0).
+
+    Tags change in the database by ``$addToSet``/``$pull`` only (``labeled``, ``to-annotate``
+    added, ``to-review`` removed), so tags a reviewer adds meanwhile are kept.
 
     Raises:
         StoreError: the data set does not exist or has no ``pred_field``.
     """
-    import fiftyone as fo
-
     from cvactive.io import JsonlWriter
-    from cvactive.record import ImageRecord
 
     ds = load_dataset(dataset)
     if not ds.has_sample_field(pred_field):
         raise StoreError(f"data set {ds.name!r} has no field {pred_field!r}; push predictions first")
-    has_gt = ds.has_sample_field(gt_field)
-    summary = PullSummary(dataset=ds.name)
+    if min_conf is None:
+        settings = review_settings(ds)
+        min_conf = float(settings.get("display_conf", 0.0)) if settings.get("label_field") == pred_field else 0.0
+    summary = PullSummary(dataset=ds.name, min_conf=float(min_conf))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    approved = ds.match_tags(APPROVED).match_tags(REJECTED, bool=False)
-    if len(approved):
-        approved.compute_metadata(progress=False)
-    gt_values: dict[str, Any] = {}
-    tag_add: dict[str, set[str]] = {}
     classes = list(ds.default_classes or [])
+    opts = {"pred_field": pred_field, "gt_field": gt_field, "overwrite": overwrite, "min_conf": min_conf}
+    plan = _Pull()
     with JsonlWriter(out_dir / "ground_truth.jsonl") as writer:
-        fields = ["id", "filepath", "tags", f"{pred_field}.detections", "metadata"]
-        cols = approved.values(fields + ([gt_field] if has_gt else []))
-        gts = cols[5] if has_gt else [None] * len(cols[0])
-        for sid, path, tags, dets, meta, gt in zip(*cols[:5], gts):
-            kept, fp, wrong, missed = split_reviewed(list(dets or []))
-            missed = missed or MISSED in (tags or ())
-            summary.fp_removed += fp
-            summary.wrong_class_removed += wrong
-            if wrong or missed:
-                summary.corrections += 1
-                reasons = [r for r, on in ((f"{wrong} wrong-class label(s)", wrong), ("missed objects", missed)) if on]
-                summary.annotate.append({"filepath": path, "id": sid, "reason": "correct: " + ", ".join(reasons)})
-                tag_add.setdefault(sid, set()).add(TO_ANNOTATE)
-            if gt is not None and not overwrite:
-                summary.kept_existing += 1
-                continue
-            new = [fo.Detection(label=d.label, bounding_box=list(d.bounding_box)) for d in kept]
-            gt_values[sid] = fo.Detections(detections=new)
-            tag_add.setdefault(sid, set()).add(LABELED)
-            summary.approved += 1
-            summary.gt_boxes += len(new)
-            for d in kept:
-                if d.label not in classes:
-                    classes.append(d.label)
-            w, h = int(meta.width), int(meta.height)
-            tlwh = np.array([d.bounding_box for d in kept], np.float64).reshape(-1, 4)
-            xyxy = np.stack(
-                [tlwh[:, 0] * w, tlwh[:, 1] * h, (tlwh[:, 0] + tlwh[:, 2]) * w, (tlwh[:, 1] + tlwh[:, 3]) * h], 1
-            )
-            class_ids = [classes.index(d.label) for d in kept]
-            writer.write(
-                ImageRecord(
-                    source=path,
-                    width=w,
-                    height=h,
-                    xyxy=xyxy.astype(np.float32),
-                    confidence=np.ones(len(kept), np.float32),
-                    class_id=np.array(class_ids, np.int64),
-                    names=dict(enumerate(classes)),
-                    extra={"sample_id": sid},
-                )
-            )
-    rejected = ds.match_tags(REJECTED)
-    for sid, path in zip(*rejected.values(["id", "filepath"])):
-        summary.rejected += 1
-        summary.annotate.append({"filepath": path, "id": sid, "reason": "rejected: annotate in full"})
-        tag_add.setdefault(sid, set()).add(TO_ANNOTATE)
-    if gt_values:
-        ds.set_values(gt_field, gt_values, key_field="id")
-    if tag_add:
-        old = dict(zip(*ds.select(list(tag_add)).values(["id", "tags"])))
-        new_tags = {sid: sorted((set(old.get(sid) or ()) - {TO_REVIEW}) | add) for sid, add in tag_add.items()}
-        ds.set_values("tags", new_tags, key_field="id")
-    if not ds.default_classes and classes:
-        ds.default_classes = classes
-        ds.save()
+        _approve(ds, summary, plan, writer, {**opts, "classes": classes})
+    _reject(ds, summary, plan, pred_field)
+    _write_pull(ds, plan, gt_field, classes)
+    for item in summary.reviewed:  # the tags as the pull left them
+        added = {tag for tag, ids in plan.add.items() if item["id"] in ids}
+        item["tags"] = sorted((set(item["tags"]) - {TO_REVIEW}) | added)
     summary.pending = len(ds.match_tags(TO_REVIEW))
     summary.out = str(out_dir)
     (out_dir / "annotate.txt").write_text("".join(f"{a['filepath']}\n" for a in summary.annotate))
     (out_dir / "pull.json").write_text(json.dumps(asdict(summary), indent=2))
     return summary
+
+
+def _write_pull(ds: Any, plan: _Pull, gt_field: str, classes: list[str]) -> None:
+    """Ground truth, then tags (atomic adds and removes), then the class list."""
+    if plan.gt_values:
+        ds.set_values(gt_field, plan.gt_values, key_field="id")
+    for tag, ids in plan.add.items():
+        ds.select(sorted(ids)).tag_samples(tag)
+    if plan.done:
+        ds.select(sorted(plan.done)).untag_samples(TO_REVIEW)
+    if classes and not ds.default_classes:
+        with dataset_lock(ds):
+            ds.reload()
+            if not ds.default_classes:
+                ds.default_classes = classes
+                ds.save()
 
 
 def port_free(port: int, address: str = "127.0.0.1") -> bool:

@@ -1,0 +1,189 @@
+"""Where a pushed record's image is: its sample key, its file, the frames of videos, the file's metadata.
+
+A record's sample key (``cva_key``) is :attr:`ImageRecord.key` with a local source made
+absolute: the image path, or ``<video>#<frame>``. The file the App shows is the image itself,
+a saved frame (``extra["path"]`` of a harvest manifest), or a frame extracted once from the
+video into a frame cache folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cvactive.errors import SourceError
+from cvactive.record import ImageRecord
+from cvactive.sources import is_stream
+
+log = logging.getLogger(__name__)
+
+
+def resolve_file(text: str, base_dirs: Iterable[Path]) -> Path | None:
+    """The existing file ``text`` names: absolute, or relative to the working folder or one of ``base_dirs``."""
+    p = Path(text)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for base in (Path.cwd(), *base_dirs):
+        cand = base / p
+        if cand.is_file():
+            return cand.resolve()
+    return None
+
+
+def sample_key(record: ImageRecord, base_dirs: Iterable[Path] = ()) -> str:
+    """The ``cva_key`` of a record: its key with a local source made absolute."""
+    source = record.source
+    if not is_stream(source):
+        found = resolve_file(source, base_dirs)
+        source = str(found) if found is not None else str(Path(source).resolve())
+    return source if record.frame is None else f"{source}#{record.frame}"
+
+
+def extract_frames(video: str, frames: Iterable[int], out_dir: str | Path) -> dict[int, Path]:
+    """Save the given frames of a video as JPEGs in ``out_dir`` (kept ones are reused); return frame -> path.
+
+    Frames are read in order with ``grab`` (decoding only the frames asked for), which is exact
+    where seeking in a compressed video is not.
+
+    Raises:
+        SourceError: the video cannot be opened.
+    """
+    import cv2
+
+    from cvactive.sources import open_video
+
+    out = Path(out_dir)
+    wanted = sorted({int(f) for f in frames})
+    paths = {f: out / f"{f:07d}.jpg" for f in wanted}
+    todo = [f for f in wanted if not paths[f].is_file()]
+    if not todo:
+        return paths
+    out.mkdir(parents=True, exist_ok=True)
+    cap: Any
+    cap, _ = open_video(video)
+    found: dict[int, Path] = {f: p for f, p in paths.items() if f not in todo}
+    try:
+        index = 0
+        for target in todo:
+            while index < target and cap.grab():
+                index += 1
+            if index != target:
+                break
+            ok, image = cap.read()
+            index += 1
+            if not ok:
+                break
+            tmp = paths[target].with_suffix(f".{os.getpid()}.tmp.jpg")
+            cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            tmp.replace(paths[target])
+            found[target] = paths[target]
+    finally:
+        cap.release()
+    return found
+
+
+def frame_cache(frames_dir: Path, video: str) -> Path:
+    """The folder of a video's extracted frames inside ``frames_dir``."""
+    digest = hashlib.sha1(video.encode()).hexdigest()[:8]
+    return frames_dir / f"{Path(video).stem}-{digest}"
+
+
+def image_for(
+    record: ImageRecord, bases: list[Path], frames_root: Path | None, pending: dict[str, list[int]]
+) -> tuple[Path | None, str | None]:
+    """The image file a record is shown with, or ``None`` and why not.
+
+    A video frame without a saved image is queued in ``pending`` (video -> frames) for
+    extraction and returns ``(None, None)``.
+    """
+    saved = record.extra.get("path")
+    if saved:
+        found = resolve_file(str(saved), bases)
+        return (found, None) if found is not None else (None, f"saved frame image {saved} does not exist")
+    if record.frame is not None:
+        if frames_root is None:
+            return None, "video frame has no saved image (no 'path') and no frame cache folder was given"
+        if is_stream(record.source):
+            return None, "frame of a live stream has no saved image"
+        video = resolve_file(record.source, bases)
+        if video is None:
+            return None, f"video {record.source} does not exist"
+        pending.setdefault(str(video), []).append(int(record.frame))
+        return None, None
+    found = resolve_file(record.source, bases)
+    return (found, None) if found is not None else (None, f"image file {record.source} does not exist")
+
+
+def locate(
+    chunk: list[ImageRecord], bases: list[Path], frames_root: Path | None
+) -> tuple[dict[str, tuple[ImageRecord, Path]], list[tuple[str, str]], int]:
+    """The image of each record of a chunk, extracting video frames where needed.
+
+    Returns:
+        ``(located, skipped, frames_extracted)``: sample key -> (record, image file) (the last
+        record of a key wins), ``(key, reason)`` of each record that has no image, and the
+        number of frames extracted.
+    """
+    pending: dict[str, list[int]] = {}
+    located: dict[str, tuple[ImageRecord, Path | None]] = {}
+    skipped: list[tuple[str, str]] = []
+    for record in chunk:
+        key = sample_key(record, bases)
+        image, reason = image_for(record, bases, frames_root, pending)
+        if reason is not None:
+            skipped.append((key, reason))
+            log.warning("skipped %s: %s", key, reason)
+            continue
+        located[key] = (record, image)
+    extracted_total = 0
+    for video, frames in pending.items():
+        if frames_root is None:  # frames are only queued when there is a frame cache
+            break
+        try:
+            extracted = extract_frames(video, frames, frame_cache(frames_root, video))
+        except SourceError as err:
+            extracted = {}
+            log.warning("cannot extract frames of %s: %s", video, err)
+        extracted_total += len(extracted)
+        for key, (record, image) in list(located.items()):
+            if image is None and record.frame is not None and key.startswith(video + "#"):
+                if record.frame in extracted:
+                    located[key] = (record, extracted[record.frame])
+                else:
+                    del located[key]
+                    skipped.append((key, f"frame {record.frame} could not be read from {video}"))
+    done = {k: (r, img) for k, (r, img) in located.items() if img is not None}
+    return done, skipped, extracted_total
+
+
+#: PIL image modes -> channels (FiftyOne's ``ImageMetadata.num_channels``).
+_MODE_CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "I;16": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3}
+
+
+def image_metadata(path: Path, width: int, height: int) -> dict[str, Any]:
+    """FiftyOne's ``ImageMetadata`` of an image file as a document: size in bytes, MIME type,
+    width, height and channels (read from the file's header; the record's size where unreadable)."""
+    from PIL import Image
+
+    channels: int | None = None
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            channels = _MODE_CHANNELS.get(im.mode, len(im.getbands()))
+    except OSError:
+        log.debug("cannot read the header of %s; metadata from the record", path)
+    meta: dict[str, Any] = {
+        "_cls": "ImageMetadata",
+        "size_bytes": path.stat().st_size,
+        "mime_type": mimetypes.guess_type(str(path))[0] or "image/jpeg",
+        "width": int(width),
+        "height": int(height),
+    }
+    if channels is not None:
+        meta["num_channels"] = int(channels)
+    return meta
