@@ -98,9 +98,11 @@ def print_list() -> None:
 
 def run(args: argparse.Namespace) -> int:
     import warnings
+    from dataclasses import replace
 
     from cvactive.errors import ConfigError
     from cvactive.io import JsonlWriter, load_jsonl
+    from cvactive.record import Selection
     from cvactive.selection import Pool, SelectionWarning, select
 
     if args.list:
@@ -125,11 +127,8 @@ def run(args: argparse.Namespace) -> int:
         indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
     for w in caught:
         print(f"warning: {w.message}")
-    chosen = []
-    for rank, (i, u) in enumerate(zip(indices.tolist(), utilities.tolist()), 1):
-        rec = records[i]
-        rec.extra.update(rank=rank, utility=round(float(u), 6), strategy=name)
-        chosen.append(rec)
+    picks = [Selection(rank=rank, utility=round(float(u), 6), strategy=name) for rank, u in enumerate(utilities, 1)]
+    chosen = [replace(records[i], selection=sel) for i, sel in zip(indices.tolist(), picks)]
     where = ""
     if args.out:
         with JsonlWriter(args.out, class_scores=True) as writer:
@@ -140,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"selected {len(chosen)} of {len(records)} records with {name!r}{lab_text}{where}")
     if options:
         print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
-    for rec in chosen[:10]:
-        print(f"  {rec.extra['rank']:>4}  utility {rec.extra['utility']:.4f}  {rec.key}")
+    for rec, sel in zip(chosen[:10], picks):
+        print(f"  {sel.rank:>4}  utility {sel.utility:.4f}  {rec.key}")
     if len(chosen) > 10:
         print(f"  ... {len(chosen) - 10} more")
     return 0
@@ -153,6 +152,7 @@ def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, o
     import warnings
 
     from cvactive.io import load_jsonl
+    from cvactive.record import Selection
     from cvactive.scale.shards import atomic_write_bytes
     from cvactive.selection import SelectionWarning, resolve_labeled, select
     from cvactive.selection.columnar import fetch_rows, open_pool, stream_topk
@@ -171,7 +171,8 @@ def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, o
         print(f"warning: {w.message}")
     rows = fetch_rows(args.scores, indices)
     for rank, (row, u) in enumerate(zip(rows, utilities.tolist()), 1):
-        row.update(rank=rank, utility=round(float(u), 6), strategy=name)
+        # The JSON-line keys of a Selection (rows are plain dicts: no record is built for them).
+        row.update(Selection(rank=rank, utility=round(float(u), 6), strategy=name).to_dict())
     where = ""
     if args.out:
         text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
