@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="JSON-lines file for the chosen records (default: print a table only)")
     p.add_argument("--error-model", help="add the expected errors of this predictor (cvactive errors fit) first")
     p.add_argument("--config", help="YAML config (default: configs/select.yaml when present)")
-    p.add_argument("--seed", type=int, help="random seed (config: rng)")
+    p.add_argument("--seed", type=int, help="random seed (config: seed)")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -46,12 +46,13 @@ def register(sub: Any) -> None:
 
 
 def _config(path: str | None) -> dict[str, Any]:
-    from cvactive.config import CONFIG_DIR, load_yaml
+    """The select config, checked (a key renamed since is under its new name, with a warning)."""
+    from cvactive.config import CONFIG_DIR, load_config
 
     if path is not None:
-        return load_yaml(path)
+        return load_config("select", path)
     default = CONFIG_DIR / DEFAULT_CONFIG
-    return load_yaml(default) if default.is_file() else {}
+    return load_config("select", default) if default.is_file() else {}
 
 
 def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[str, int, int | None, dict[str, Any]]:
@@ -61,9 +62,9 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
     from cvactive.errors import ConfigError
     from cvactive.selection import get_strategy
 
-    unknown = sorted(set(config) - {"strategy", "k", "rng", "strategies"})
+    unknown = sorted(set(config) - {"strategy", "k", "seed", "strategies"})
     if unknown:
-        raise ConfigError(f"select config: unknown key(s) {unknown}; valid keys: strategy, k, rng, strategies")
+        raise ConfigError(f"select config: unknown key(s) {unknown}; valid keys: strategy, k, seed, strategies")
     sections = config.get("strategies") or {}
     if not isinstance(sections, dict):
         raise ConfigError("select config: `strategies` must map strategy names to their options")
@@ -74,7 +75,7 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
     k = args.k if args.k is not None else config.get("k")
     if k is None:
         raise ConfigError("no k given: pass --k K or set k in the config")
-    seed = args.seed if args.seed is not None else config.get("rng")
+    seed = args.seed if args.seed is not None else config.get("seed")
     options = dict(sections.get(name) or {})
     for item in args.overrides:
         key, sep, value = item.partition("=")
