@@ -21,7 +21,9 @@ R = TypeVar("R")
 #: The naming rule, as docs/config-reference.md states it (markdown).
 NAMES = """\
 - `k`: how many items a command picks or makes: `cvactive select --k`, `cvactive synthesize --k`
-  (was `--n`), `synthesize(k=...)` (was `n=`). `n` is the size of a pool.
+  (was `--n`), `synthesize(k=...)` (was `n=`). `n` is the size of a pool. A loop study's
+  `budget` (labels added per round) is the `k` of each round's selection; `initial` and
+  `budget` keep the names of the study's parameters.
 - `seed`: the integer that makes a run repeatable: every `--seed` flag and `seed:` config key
   (`select.yaml` and `health.yaml` said `rng:`), and the keyword argument of the functions those
   configs feed: `check_health(seed=...)` / `analyse(seed=...)` (was `rng=`), `synthesize(seed=...)`,
