@@ -164,3 +164,53 @@ def test_live_stream_drop_is_retried_and_reported(tmp_path):
     assert sum("reconnected" in e for e in s.events) == 2
     ((source, reason),) = s.report.failures
     assert source == url and reason == "stream dropped at frame 60; gave up after 2 tries"
+
+
+def test_workers_option_is_checked_and_not_part_of_the_config_hash(tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", frames=30)
+    for bad in (-1, "2", True):
+        with pytest.raises(ConfigError, match="workers must be 0"):
+            run(video, tmp_path / "h", workers=bad)
+    stop = threading.Event()
+    stop.set()
+    assert run(video, tmp_path / "h", workers=0, stop=stop).stopped == "stop"
+    assert run(video, tmp_path / "h", workers=3).complete  # resumed: workers changes no decision
+    config = tmp_path / "h.yaml"
+    config.write_text("annotate: false\nworkers: -1\nrules:\n  - {kind: random, every_n: 10}\n")
+    assert main(["harvest", str(video), "--config", str(config), "--out", str(tmp_path / "x")]) == 2
+    assert "workers" in capsys.readouterr().err
+    config.write_text("annotate: false\nworkers: 0\nrules:\n  - {kind: random, every_n: 10}\n")
+    with pytest.raises(SystemExit):
+        main(["harvest", str(video), "--config", str(config), "--out", str(tmp_path / "x"), "--workers", "two"])
+    assert "not a number of threads" in capsys.readouterr().err
+    args = ["harvest", str(video), "--config", str(config), "--out", str(tmp_path / "x"), "--no-progress"]
+    assert main([*args, "--workers", "2"]) == 0 and len(manifest(tmp_path / "x")) == 3
+
+
+def test_frame_tap_hands_out_at_most_its_window_until_frames_are_taken():
+    """A live source's frames wait in the camera's slot, not in the pipeline: the tap holds ``window``."""
+    from cvactive.harvest.feed import FeedFrame
+    from cvactive.harvest.infer import FrameTap
+
+    image = np.zeros((4, 4, 3), np.uint8)
+    frames = [FeedFrame("cam", i, float(i), _image=image) for i in range(5)]
+    halt = threading.Event()
+    tap = FrameTap(frames, 2, halt)
+    pulled: list[int] = []
+
+    def pull() -> None:
+        pulled.extend(meta.frame for _image, meta in tap)
+
+    reader = threading.Thread(target=pull)
+    reader.start()
+    reader.join(0.5)
+    assert pulled == [0, 1] and reader.is_alive()  # a third frame waits for room
+    assert tap.taken().index == 0
+    reader.join(0.5)
+    assert pulled == [0, 1, 2]
+    halt.set()  # a halted tap stops waiting for room
+    reader.join(1.0)
+    assert not reader.is_alive() and pulled == [0, 1, 2]
+    assert [tap.taken().index for _ in range(2)] == [1, 2]
+    unlimited = FrameTap(frames, None, threading.Event())
+    assert [meta.frame for _image, meta in unlimited] == [0, 1, 2, 3, 4]

@@ -20,7 +20,7 @@ import threading
 from typing import Any
 
 from cvactive.cli._common import add_consistency_options, add_detector_options
-from cvactive.cli.harvest import SIGNAL_EXIT, load_options
+from cvactive.cli.harvest import SIGNAL_EXIT, add_workers_option, load_options
 
 log = logging.getLogger("cvactive.feed")
 
@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
     add_detector_options(p)
     p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1)
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    add_workers_option(p)
     p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
     p.add_argument("--log-every", type=float, default=60.0, help="seconds between count lines (60)")
     p.add_argument("--log-file", default=None, help="also append the log to this file")

@@ -34,6 +34,7 @@ CONFIG_KEYS = (
     "log_every",
     "fsync",
     "keep_up",
+    "workers",
     "site_budget",
 )
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
@@ -59,10 +60,28 @@ def register(sub: Any) -> None:
     add_detector_options(p)
     p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1), not score's 8
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    add_workers_option(p)
     p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_consistency_options(p)
     p.set_defaults(func=run)
+
+
+def add_workers_option(parser: argparse.ArgumentParser) -> None:
+    """--workers: the inference pipeline's threads (overrides the config's ``workers``)."""
+    parser.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        help="pipeline threads that letterbox, run NMS and score while the model runs, when a model rule needs "
+        "every frame (overrides the config's workers; default: half the CPU cores, 2 to 8; 0: no pipeline)",
+    )
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of threads: give 0 (no pipeline) or more")
+    return int(text)
 
 
 def consistency_measures(options: dict[str, Any]) -> list[str]:
@@ -81,7 +100,7 @@ def consistency_measures(options: dict[str, Any]) -> list[str]:
 
 
 def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str, Any], Any]:
-    """The harvest keyword arguments of ``args.config`` (with ``--seed``/``--batch`` applied) and
+    """The harvest keyword arguments of ``args.config`` (``--seed``/``--batch``/``--workers`` applied) and
     the detector they need (``None`` when no rule, pacing score or annotation needs a model).
 
     Every source is checked to exist before the model loads.
@@ -102,6 +121,8 @@ def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str
         options["seed"] = args.seed
     if args.batch is not None:
         options["batch"] = args.batch
+    if getattr(args, "workers", None) is not None:
+        options["workers"] = args.workers
     if options.get("site_budget") is None:
         options.pop("site_budget", None)  # null: no site budget
     if "site_budget" in options and len(sources) < 2:

@@ -13,7 +13,8 @@ from cvactive.harvest.budget import Limits, Pacing, SiteBudget
 from cvactive.harvest.control import HarvestSummary
 from cvactive.harvest.dedup import Dedup
 from cvactive.harvest.feed import Retry
-from cvactive.harvest.feeds import Restart, SharedDetector, SiteSummary, run_concurrently
+from cvactive.harvest.feeds import Restart, SiteSummary, run_concurrently
+from cvactive.harvest.infer import SharedDetector
 from cvactive.harvest.options import HarvestOptions
 from cvactive.harvest.rules import Rule
 from cvactive.harvest.runner import HarvestRun, list_sources
@@ -41,6 +42,7 @@ def harvest(
     log_every: float = 60.0,
     fsync: bool = False,
     keep_up: bool = True,
+    workers: int | None = None,
     fresh: bool = False,
     progress: bool = True,
     stop: threading.Event | None = None,
@@ -50,7 +52,7 @@ def harvest(
     """Harvest the frames worth labeling from a video, a folder of videos, a stream or a camera.
 
     YAML config keys (``configs/harvest.yaml``) are the keyword arguments from ``rules`` to
-    ``keep_up``.
+    ``workers``.
 
     Args:
         source: video file, folder of videos, stream URL (rtsp/http/...) or camera index.
@@ -76,6 +78,10 @@ def harvest(
             slower than the camera stays at the live edge (frames it had no time for are counted
             as ``stale``); ``False`` reads every frame in order (a recording served over HTTP).
             Files are always read in full, in order.
+        workers: threads of the inference pipeline that letterbox, run NMS and score while the
+            model runs and the video decodes, when a model rule needs every frame (``None``: half
+            the CPU cores, 2 to 8, as ``cvactive score``; ``0``: no pipeline, frame batch after
+            batch on one thread). The kept frames, manifest and state are the same either way.
         fresh: discard a previous harvest in ``out`` and start over.
         progress: show a progress bar.
         stop: an event that stops the harvest (as SIGTERM does).
@@ -103,6 +109,7 @@ def harvest(
         log_every=log_every,
         fsync=fsync,
         keep_up=keep_up,
+        workers=workers,
     )
     run = HarvestRun(Path(out), str(source), sources, detector, options)
     return run.execute(fresh=fresh, progress=progress, stop=stop, handle_signals=handle_signals, on_log=on_log)
@@ -125,7 +132,9 @@ def harvest_feeds(
     Each source is harvested as :func:`harvest` would harvest it alone, into
     ``out/<name>-<crc32>/`` (``out/site.json`` lists which folder is whose), with its own
     position, rules' timers, pacing, dedup memory and budget ledger. They share the detector
-    (one inference at a time) and, when ``site_budget`` is given, caps on the frames kept by
+    (each source's pipeline submits to its one engine; with the OpenVINO engine the frames of
+    all cameras are in flight together, see :mod:`cvactive.harvest.infer`) and, when
+    ``site_budget`` is given, caps on the frames kept by
     all of them together, which survive a restart like each source's own ledger. A live source
     that drops reconnects (or gives up) in its own thread and one that hangs holds only its own
     reader, so neither stalls the others.
@@ -141,7 +150,7 @@ def harvest_feeds(
         fresh: discard the previous harvests in the sources' folders.
         stop: an event that stops every source (as SIGTERM does).
         handle_signals: turn SIGTERM/SIGINT into a clean stop of every source (main thread only).
-        **options: the keyword arguments of :func:`harvest` from ``rules`` to ``keep_up`` (the
+        **options: the keyword arguments of :func:`harvest` from ``rules`` to ``workers`` (the
             YAML config keys), applied to every source.
 
     Raises:

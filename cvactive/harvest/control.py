@@ -6,9 +6,12 @@ import signal
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvactive.sources import SourceReport
+
+if TYPE_CHECKING:
+    from cvactive.harvest.harvester import Harvester
 
 
 @dataclass
@@ -50,6 +53,15 @@ class HarvestSummary:
     stale: int = 0
     delay_mean: float | None = None
     delay_max: float | None = None
+
+    def take(self, h: Harvester) -> HarvestSummary:
+        """Bring the counts up to date with harvester ``h`` (this run's and all runs'); return self."""
+        self.frames, self.inferred, self.kept = h.run_frames, h.run_inferred, h.run_kept
+        self.kept_total, self.counts = h.ledger.total, dict(h.counts)
+        self.stale = h.run_stale
+        if h.delays:
+            self.delay_mean, self.delay_max = h.delay_sum / h.delays, h.delay_max
+        return self
 
 
 class StopFlag:

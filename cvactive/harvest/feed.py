@@ -19,13 +19,14 @@ import logging
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cvactive.config import from_mapping
-from cvactive.errors import ConfigError, VideoError
-from cvactive.sources import Capture, SourceReport, is_stream
+from cvactive.errors import ConfigError, SourceError, VideoError
+from cvactive.sources import VIDEO_SUFFIXES, Capture, SourceReport, expand, is_stream
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,21 @@ class FeedInfo:
     @property
     def duration(self) -> float:
         return self.frame_count / self.fps if self.frame_count else 0.0
+
+
+def list_sources(source: str | Path) -> list[str]:
+    """The videos a harvest source names: one file, the videos of a folder, or one stream/camera.
+
+    Raises:
+        SourceError: it does not exist or holds no video.
+    """
+    text = str(source)
+    if is_stream(text):
+        return [text]
+    videos = [str(p) for p in expand(text) if p.suffix.lower() in VIDEO_SUFFIXES]
+    if not videos:
+        raise SourceError(f"source {text!r} holds no video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    return videos
 
 
 def probe(source: str) -> FeedInfo:

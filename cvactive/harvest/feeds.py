@@ -8,8 +8,9 @@ is spent, ``stop`` is set (the state is saved first), or after ``restart.max_res
 restarts. ``cvactive feed`` is the command around it.
 
 :func:`run_concurrently` runs one such feed per source, each in its own thread with its own
-folder, state, rules' timers, pacing, dedup memory and ledgers; they share the detector (one
-inference at a time, :class:`SharedDetector`) and, optionally, a
+folder, state, rules' timers, pacing, dedup memory and ledgers; they share the detector
+(:class:`~cvactive.harvest.infer.SharedDetector`: one engine, each source's pipeline submitting
+to it, see :mod:`cvactive.harvest.infer`) and, optionally, a
 :class:`~cvactive.harvest.budget.SiteBudget`. A source that drops or hangs holds only its own
 thread (its live reader waits or reconnects), so the others carry on.
 """
@@ -19,19 +20,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from cvactive.errors import ConfigError, CvactiveError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
 from cvactive.harvest.harvester import REASONS
+from cvactive.harvest.infer import SharedDetector as SharedDetector  # re-exported: its former home
 from cvactive.harvest.runner import HarvestRun
-from cvactive.record import ImageRecord
 
 log = logging.getLogger(__name__)
 
@@ -125,21 +122,6 @@ def _log_run(run: HarvestRun, result: FeedResult, seconds: float) -> None:
     for path, reason in s.report.failures[result.logged :]:
         log.warning("source %s: %s", path, reason)
     result.logged = len(s.report.failures)
-
-
-class SharedDetector:
-    """One detector used by several source threads: one ``predict`` at a time; other attributes pass through."""
-
-    def __init__(self, detector: Any) -> None:
-        self.detector = detector
-        self._lock = threading.Lock()
-
-    def predict(self, images: Sequence[np.ndarray], metas: Sequence[Any] | None = None) -> list[ImageRecord]:
-        with self._lock:
-            return list(self.detector.predict(images, metas))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.detector, name)
 
 
 @dataclass

@@ -145,11 +145,14 @@ class Harvester:
         assert self.detector is not None  # checked in __init__
         metas = [FrameMeta(f.source, f.index, f.timestamp) for f in frames]
         records = self.detector.predict([f.image() for f in frames], metas)
-        n = len(records)
-        self.counts["inferred"] += n
-        self.run_inferred += n
+        self.count_inferred(len(records))
         scorer = self.scorer
         return [scorer.for_record(r)(r) for r in records]
+
+    def count_inferred(self, n: int) -> None:
+        """Count ``n`` frames the model ran on (here, or in the runner's pipeline)."""
+        self.counts["inferred"] += n
+        self.run_inferred += n
 
     # -- decisions ------------------------------------------------------------------------
     def cheap_fired(self, info: FrameInfo) -> list[str]:

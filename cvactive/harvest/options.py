@@ -60,6 +60,7 @@ class HarvestOptions:
     log_every: float = 60.0
     fsync: bool = False
     keep_up: bool = True
+    workers: int | None = None
 
     @classmethod
     def build(
@@ -90,6 +91,11 @@ class HarvestOptions:
         )
         if options.frame_stride < 1 or options.batch < 1:
             raise ConfigError(f"frame_stride and batch must be at least 1, got {options.frame_stride}, {options.batch}")
+        workers = options.workers
+        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
+            raise ConfigError(
+                f"workers must be 0 (no pipeline), a positive number of threads, or null (the default), got {workers!r}"
+            )
         if not 1 <= options.jpeg_quality <= 100:
             raise ConfigError(f"jpeg_quality must lie in [1, 100], got {options.jpeg_quality}")
         return options
@@ -112,8 +118,19 @@ class HarvestOptions:
             site=site,
         )
 
+    @property
+    def pipeline_workers(self) -> int:
+        """Worker threads of the inference pipeline (``0``: none); ``None`` means the default."""
+        from cvactive.pipeline import default_workers
+
+        return default_workers() if self.workers is None else int(self.workers)
+
     def fingerprint(self, source: str, detector: Detector | None, site: SiteBudget | None = None) -> str:
-        """The hash of everything that decides which frames are kept (a resume must match it)."""
+        """The hash of everything that decides which frames are kept (a resume must match it).
+
+        ``workers`` is left out: it changes when frames are inferred, not what the model says
+        about them nor which are kept, so a harvest resumes under another value.
+        """
         config = {
             "source": source,
             "model": None if detector is None else [detector.model_path, detector.imgsz, detector.conf, detector.iou],

@@ -5,7 +5,9 @@ For each frame on the ``frame_stride`` grid, in order:
 1. cheap rules decide (frame index, clock, seeded draw); when no model rule exists, a frame
    none of them chose is never decoded, and never inferred;
 2. model rules decide on the scored record (the detector runs on batches of ``batch`` frames,
-   only when some model rule, the pacing score or embedding dedup needs it);
+   only when some model rule, the pacing score or embedding dedup needs it; when a model rule
+   needs every frame, the frames go through the inference pipeline, :mod:`cvactive.pipeline`,
+   which decodes and infers ahead while the loop decides, with the same records and decisions);
 3. the rules that fired and still have limit left are the frame's ``rules``; then the global
    caps (:class:`~cvactive.harvest.budget.Ledger`), pacing
    (:class:`~cvactive.harvest.budget.Pacer`) and near-duplicate suppression
@@ -22,20 +24,22 @@ state and returns with ``stopped`` set, so the same call carries on later where 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cvactive.detector import Detector
 from cvactive.errors import SourceError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
-from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, probe
+from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, list_sources, probe
 from cvactive.harvest.harvester import REASONS, Harvester
+from cvactive.harvest.infer import FrameTap, live_window, pipeline_engine
 from cvactive.harvest.options import HarvestOptions
 from cvactive.harvest.rules import FrameInfo
 from cvactive.harvest.state import (
@@ -48,7 +52,10 @@ from cvactive.harvest.state import (
 )
 from cvactive.io import JsonlWriter
 from cvactive.record import ImageRecord
-from cvactive.sources import VIDEO_SUFFIXES, expand, is_stream
+from cvactive.sources import SourceReport, is_stream
+
+if TYPE_CHECKING:
+    from cvactive.pipeline import Engine
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +63,6 @@ log = logging.getLogger(__name__)
 _Harvester = Harvester
 
 __all__ = ["REASONS", "HarvestRun", "HarvestSummary", "frame_path", "list_sources"]
-
-
-def list_sources(source: str | Path) -> list[str]:
-    """The videos a harvest source names: one file, the videos of a folder, or one stream/camera.
-
-    Raises:
-        SourceError: it does not exist or holds no video.
-    """
-    text = str(source)
-    if is_stream(text):
-        return [text]
-    files = expand(text)
-    videos = [str(p) for p in files if p.suffix.lower() in VIDEO_SUFFIXES]
-    if not videos:
-        raise SourceError(f"source {text!r} holds no video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    return videos
 
 
 @dataclass
@@ -116,6 +107,7 @@ class HarvestRun:
         self.on_log: Callable[[HarvestSummary], None] | None = None
         self.last_save = self.last_log = time.monotonic()
         self.prepared = False
+        self._engine: Engine | None = None
 
     @classmethod
     def create(
@@ -231,17 +223,42 @@ class HarvestRun:
         cur = _Cursor(src, st, live, opts.frame_stride / self.infos[src].fps)
         if live and opts.keep_up:
             h.counts.setdefault("stale", 0)
-        pending: list[FeedFrame] = []
-        feed = iter_feed(
-            src,
-            start=st.next_frame,
+        engine = self.engine() if h.infer_every_frame else None
+        if engine is not None:
+            self.run_pipelined(cur, engine, bar)
+        else:
+            self.run_in_turn(cur, bar)
+        h.save()
+        self.last_save = time.monotonic()
+
+    def feed(self, cur: _Cursor, report: SourceReport, stopped: Callable[[], bool]) -> Generator[FeedFrame, None, None]:
+        """The frames of ``cur``'s source from its saved position (:func:`iter_feed` with the options)."""
+        opts = self.options
+        return iter_feed(
+            cur.source,
+            start=cur.state.next_frame,
             stride=opts.frame_stride,
-            report=self.summary.report,
+            report=report,
             retry=opts.retry,
-            stopped=self.flag,
+            stopped=stopped,
             events=self.summary.events,
             keep_up=opts.keep_up,
         )
+
+    def engine(self) -> Engine | None:
+        """The pipeline's engine for this harvest's detector, or ``None`` (``workers: 0``, or a detector
+        the pipeline cannot run: frames are then inferred batch by batch on this thread)."""
+        if self.options.pipeline_workers == 0 or self.detector is None:
+            return None
+        if self._engine is None:
+            self._engine = pipeline_engine(self.detector, self.options.batch)
+        return self._engine
+
+    def run_in_turn(self, cur: _Cursor, bar: Any) -> None:
+        """Read, infer and decide frame after frame (batch after batch) on this thread."""
+        h, opts = self.h, self.options
+        pending: list[FeedFrame] = []
+        feed = self.feed(cur, self.summary.report, self.flag)
         for frame in feed:
             if self.flag() or h.spent():
                 break
@@ -261,21 +278,80 @@ class HarvestRun:
             if pending and not self.flag():
                 self.flush(pending, cur)
             if not self.flag():
-                st.done = not live
+                cur.state.done = not cur.live
         feed.close()
-        h.save()
-        self.last_save = time.monotonic()
+
+    def run_pipelined(self, cur: _Cursor, engine: Engine, bar: Any) -> None:
+        """Every frame inferred: the feed decodes and the model runs ahead while this thread decides.
+
+        The decisions are :meth:`run_in_turn`'s, in the same order, on the same records and in
+        the same groups of ``batch`` frames (the budget is checked between groups, as there), so
+        the kept frames, manifest and state are the same; frames read ahead of a stop are
+        dropped undecided, and the state's position is that of the last frame decided. A live
+        source lets only :func:`~cvactive.harvest.infer.live_window` frames in flight, each
+        taken at the live edge when the engine has room for it.
+        """
+        from cvactive.pipeline import Pipeline
+
+        h, opts = self.h, self.options
+        halt = threading.Event()
+        report = SourceReport()  # the feed's, merged below: it runs ahead of the decisions
+        feed = self.feed(cur, report, lambda: self.flag() or halt.is_set())
+        window = live_window(engine) if cur.live and opts.keep_up else None
+        tap = FrameTap(feed, window, halt)
+        pipeline = Pipeline(engine, workers=opts.pipeline_workers, batch=opts.batch, scorer=h.scorer)
+        records = pipeline(tap)
+        group: list[tuple[FeedFrame, ImageRecord]] = []
+        ended = False
+        try:
+            for record in records:
+                frame = tap.taken()
+                if self.flag() or h.spent():
+                    break
+                if frame.taken is not None:
+                    h.count_live(frame)
+                group.append((frame, record))
+                if len(group) >= opts.batch:
+                    self.flush_inferred(group, cur)
+                    group = []
+                bar.update(1)
+                self.log_counts()
+            else:
+                ended = True
+                if group and not self.flag():
+                    self.flush_inferred(group, cur)
+                if not self.flag():
+                    cur.state.done = not cur.live
+        finally:
+            halt.set()
+            getattr(records, "close", lambda: None)()  # a generator: closing it stops the pipeline's threads
+            with contextlib.suppress(ValueError):  # still running in a reader thread that would not stop
+                feed.close()
+            self.summary.report.frames += report.frames
+            self.summary.report.images += report.images
+            if ended:  # a stop before the end of the feed never hears how the feed ended, as in run_in_turn
+                self.summary.report.failures.extend(report.failures)
 
     def flush(self, pending: list[FeedFrame], cur: _Cursor) -> None:
         """Decide on a batch of frames (inferred together when every frame needs the model)."""
         h = self.h
         records: Sequence[ImageRecord | None]
         records = h.infer(pending) if pending and h.infer_every_frame else [None] * len(pending)
+        self.decide_all(list(zip(pending, records)), cur)
+
+    def flush_inferred(self, group: list[tuple[FeedFrame, ImageRecord]], cur: _Cursor) -> None:
+        """Decide on a group of frames the pipeline inferred and scored."""
+        self.h.count_inferred(len(group))
+        self.decide_all(group, cur)
+
+    def decide_all(self, group: Sequence[tuple[FeedFrame, ImageRecord | None]], cur: _Cursor) -> None:
+        """Decide on each frame of a group in order, move the position past it, save when due."""
+        h = self.h
         kept_any = False
-        for frame, record in zip(pending, records):
+        for frame, record in group:
             kept_any |= self.process(frame, record, cur)
-        if pending:
-            cur.state.next_frame = pending[-1].index + self.options.frame_stride
+        if group:
+            cur.state.next_frame = group[-1][0].index + self.options.frame_stride
         if kept_any or time.monotonic() - self.last_save >= self.options.checkpoint_seconds:
             h.save()
             self.last_save = time.monotonic()
@@ -332,10 +408,5 @@ class HarvestRun:
         h.save()
 
     def summarize(self) -> HarvestSummary:
-        s, h = self.summary, self.h
-        s.frames, s.inferred, s.kept = h.run_frames, h.run_inferred, h.run_kept
-        s.kept_total, s.counts = h.ledger.total, dict(h.counts)
-        s.stale = h.run_stale
-        if h.delays:
-            s.delay_mean, s.delay_max = h.delay_sum / h.delays, h.delay_max
-        return s
+        """The summary, brought up to date with the harvester's counts."""
+        return self.summary.take(self.h)

@@ -37,6 +37,9 @@ from cvactive.yolodata import YoloDataset, load_yolo_dataset
 log = logging.getLogger(__name__)
 
 INITS = ("pretrained", "previous")
+#: Pool images per forward pass when scoring (part of what defines a record: a batch of
+#: differently sized images is letterboxed to the full square, a same-sized one to a rectangle).
+POOL_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -196,9 +199,16 @@ def evaluate_weights(weights: Path, data_yaml: Path, cfg: LoopConfig, names: dic
 class Study:
     """One learning-curve study: its data, settings and folder; :meth:`run` trains what is missing."""
 
-    def __init__(self, data: str | Path, out: str | Path, cfg: LoopConfig) -> None:
+    def __init__(self, data: str | Path, out: str | Path, cfg: LoopConfig, *, workers: int | None = None) -> None:
+        """``workers``: threads of the inference pipeline that scores the pool (``None``: half the
+        CPU cores, 2 to 8; ``0``: batch after batch on one thread). The records are the same either
+        way, so it is not a study setting."""
+        from cvactive.pipeline import default_workers
         from cvactive.weights import resolve_model_name
 
+        if workers is not None and workers < 0:
+            raise ConfigError(f"workers must be 0 (no pipeline) or more, got {workers}")
+        self.workers = default_workers() if workers is None else int(workers)
         self.cfg = cfg
         self.data = Path(data)
         self.ds = load_yolo_dataset(data)
@@ -271,7 +281,12 @@ class Study:
         return row
 
     def scored_pool(self, weights: str) -> list[ImageRecord]:
-        """Every pool image scored (boxes, class scores, measures, embedding) by ``weights``; cached."""
+        """Every pool image scored (boxes, class scores, measures, embedding) by ``weights``; cached.
+
+        The pool goes through the inference pipeline (:mod:`cvactive.pipeline`, ``workers``
+        threads) in batches of 16 consecutive images, the batches it always had, so the records
+        are those of batch-after-batch scoring, bit for bit.
+        """
         if weights in self._scored:
             return self._scored[weights]
         from cvactive.detector import Detector, FrameMeta
@@ -280,12 +295,8 @@ class Study:
 
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
-        scorer = Scorer()
-        records: list[ImageRecord] = []
-        for chunk in range(0, len(self.pool), 16):
-            part = self.pool[chunk : chunk + 16]
-            images = [read_image(p) for p in part]
-            records.extend(scorer(r) for r in detector.predict(images, [FrameMeta(str(p)) for p in part]))
+        frames = ((read_image(p), FrameMeta(str(p))) for p in self.pool)
+        records = list(detector.predict_stream(frames, POOL_BATCH, workers=self.workers, scorer=Scorer()))
         self._scored[weights] = records
         return records
 
@@ -305,7 +316,8 @@ class Study:
 
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
-        samples = collect_labeled(detector, list(self.ds.items(cfg.eval_split)), self.ds.names, progress=False)
+        items = list(self.ds.items(cfg.eval_split))
+        samples = collect_labeled(detector, items, self.ds.names, progress=False, workers=self.workers)
         model = fit_error_model(samples, seed=0, num_classes=len(detector.names))
         model.save(Path(weights).parent / "error_model.pkl")
         self._error_models[weights] = model

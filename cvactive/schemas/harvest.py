@@ -177,6 +177,7 @@ class Harvest(Section):
     log_every: PosFloat = 60.0
     fsync: bool = False
     keep_up: bool = True
+    workers: NonNegInt | None = None
     site_budget: Limits | None = None
 
     @model_validator(mode="after")
