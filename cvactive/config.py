@@ -13,7 +13,9 @@
   dataclass from a config section, and :func:`check_command` is the command line's door check:
   the config files a command names are checked before the command starts any work.
 
-Keys of a config are the keyword arguments of the function its command calls.
+Keys of a config are the keyword arguments of the function its command calls. A key renamed so
+that one concept has one name (:data:`cvactive.schemas.RENAMED`) is still read under its old
+name, with a one-line warning, until the next release.
 """
 
 from __future__ import annotations
@@ -111,17 +113,20 @@ def check_config(kind: str, data: Mapping[str, Any], where: str, *, partial: boo
         partial: keys the schema requires may be missing (options merged later).
 
     Returns:
-        ``data`` as a new dict, unchanged.
+        ``data`` as a new dict, its values unchanged; a key renamed since (:data:`cvactive.schemas.RENAMED`)
+        is under its new name, with a :class:`~cvactive._renamed.RenamedWarning`.
 
     Raises:
         ConfigError: one line naming ``where``, the key, the value and what is expected.
     """
     from cvactive import schemas
+    from cvactive._renamed import rename_keys
 
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of option names to values, got {type(data).__name__}")
+    data = rename_keys(data, schemas.RENAMED.get(kind, {}), where)
     schemas.validate(kind, data, where, partial=partial)
-    return dict(data)
+    return data
 
 
 def load_config(kind: str, path: str | Path) -> dict[str, Any]:

@@ -3,8 +3,10 @@
 One line per image or frame, with the keys ``source``, ``frame``, ``timestamp``, ``width``,
 ``height``, ``boxes`` (each ``xyxy``, ``class_id``, ``class_name``, ``confidence``,
 ``scores`` and, when kept, ``class_scores``), ``image_scores`` and, when present,
-``embedding``. Fields that later stages add (``rules``, ``path``, ``rank``, ``utility``, ...)
-are further top-level keys, kept in :attr:`ImageRecord.extra`.
+``embedding``. Fields that later stages add (``rules``, ``path``, ...) are further
+top-level keys, kept in :attr:`ImageRecord.extra`. A record chosen by a selection also has
+the top-level keys ``rank``, ``utility`` and ``strategy`` (last), read into
+:attr:`ImageRecord.selection` (a :class:`~cvactive.record.Selection`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import IO, Any
 import numpy as np
 
 from cvactive.errors import RecordError
-from cvactive.record import ImageRecord
+from cvactive.record import SELECTION_KEYS, ImageRecord, Selection
 
 CORE_KEYS = ("source", "frame", "timestamp", "width", "height", "boxes", "image_scores")
 
@@ -57,6 +59,8 @@ def record_to_dict(record: ImageRecord, *, class_scores: bool = False, embedding
     for key, value in record.extra.items():
         if key not in out:
             out[key] = value
+    if record.selection is not None:
+        out.update(record.selection.to_dict())
     return out
 
 
@@ -76,10 +80,12 @@ def record_from_dict(data: dict[str, Any]) -> ImageRecord:
     class_scores = None
     if boxes and all("class_scores" in b for b in boxes):
         class_scores = np.array([b["class_scores"] for b in boxes], dtype=np.float32)
-    score_keys = set().union(*(b.get("scores", {}).keys() for b in boxes)) if boxes else set()
+    # in the order the line lists them (a set here made every rewrite of a file order them anew)
+    score_keys = dict.fromkeys(k for b in boxes for k in b.get("scores", {}))
     box_scores = {k: np.array([b.get("scores", {}).get(k, np.nan) for b in boxes]) for k in score_keys}
     embedding = data.get("embedding")
-    extra = {k: v for k, v in data.items() if k not in CORE_KEYS and k != "embedding"}
+    selection = Selection.from_dict(data)
+    extra = {k: v for k, v in data.items() if k not in CORE_KEYS and k != "embedding" and k not in SELECTION_KEYS}
     return ImageRecord(
         source=str(data["source"]),
         frame=data.get("frame"),
@@ -95,6 +101,7 @@ def record_from_dict(data: dict[str, Any]) -> ImageRecord:
         box_scores=box_scores,
         image_scores=data.get("image_scores") or {},
         extra=extra,
+        selection=selection,
     )
 
 

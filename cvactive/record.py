@@ -1,8 +1,10 @@
 """The one record type that flows through every stage: :class:`ImageRecord`.
 
 One record describes one image or video frame: the detector's boxes with their full
-per-class score rows, where the image came from, an optional embedding, and the scores
-that later stages attach. Arrays are numpy; shapes and dtypes are checked at birth.
+per-class score rows, where the image came from, an optional embedding, the scores
+that later stages attach and, once a selection strategy has chosen it, its
+:class:`Selection` (rank, utility, strategy). Arrays are numpy; shapes, dtypes and values
+are checked at birth.
 
 Box conventions used across cvactive (see also :mod:`cvactive.boxes`):
 
@@ -42,6 +44,70 @@ def _as_array(name: str, value: Any, dtype: type, ndim: int) -> np.ndarray:
     return arr
 
 
+#: The fields of a selection result, also its keys in a record's JSON line (top level).
+SELECTION_KEYS = ("rank", "utility", "strategy")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Where a selection strategy put a record: written by ``cvactive select``, read by ``cvactive push``.
+
+    Attributes:
+        rank: 1 for the record to label first, 2 for the next, ... (an integer >= 1).
+        utility: what the strategy ranked the pick by (a float; its meaning and scale are the
+            strategy's, so compare utilities within one batch only; a k-center first pick may
+            be ``inf``).
+        strategy: the name of the strategy that chose the record (non-empty).
+    """
+
+    rank: int
+    utility: float
+    strategy: str
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.rank) or self.rank < 1:
+            raise RecordError(f"selection rank: expected an integer >= 1 (1 = label first), got {self.rank!r}")
+        if not _is_real(self.utility):
+            raise RecordError(f"selection utility: expected a number, got {self.utility!r}")
+        if not isinstance(self.strategy, str) or not self.strategy:
+            raise RecordError(f"selection strategy: expected a non-empty strategy name, got {self.strategy!r}")
+        object.__setattr__(self, "rank", int(self.rank))
+        object.__setattr__(self, "utility", float(self.utility))
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"rank": ..., "utility": ..., "strategy": ...}``, the keys of :data:`SELECTION_KEYS`."""
+        return {"rank": self.rank, "utility": self.utility, "strategy": self.strategy}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Selection | None:
+        """The selection result held by the top-level keys of a record's JSON dict.
+
+        ``None`` when the dict has none of :data:`SELECTION_KEYS` (a record no selection chose).
+
+        Raises:
+            RecordError: only some of the keys are there, or a value is not what it must be.
+        """
+        present = [k for k in SELECTION_KEYS if k in data]
+        if not present:
+            return None
+        missing = [k for k in SELECTION_KEYS if k not in data]
+        if missing:
+            raise RecordError(
+                f"a selection result needs {', '.join(SELECTION_KEYS)} together (cvactive select writes all "
+                f"three); got {present} without {missing}: add the missing keys, or remove these "
+                "(cvactive push --strategy NAME tags a batch without them)"
+            )
+        return cls(rank=data["rank"], utility=data["utility"], strategy=data["strategy"])
+
+
 @dataclass(eq=False)
 class ImageRecord:
     """Detections and scores for one image or video frame.
@@ -63,8 +129,11 @@ class ImageRecord:
         embedding: ``(D,)`` float32 image embedding, or ``None``.
         box_scores: measure name -> ``(N,)`` float array of per-box scores.
         image_scores: ``"<measure>_<aggregation>"`` -> float per-image score.
-        extra: JSON-serialisable fields added by later stages (``rules``, ``path``,
-            ``rank``, ``utility``, ...); written as top-level keys of the JSON line.
+        extra: JSON-serialisable fields added by later stages (``rules``, ``path``, ...);
+            written as top-level keys of the JSON line. The keys of a selection result
+            (:data:`SELECTION_KEYS`) are not allowed here: they are ``selection``.
+        selection: where a selection strategy put this record (rank, utility, strategy:
+            a :class:`Selection`), or ``None`` for a record no selection has chosen.
     """
 
     source: str
@@ -81,6 +150,7 @@ class ImageRecord:
     box_scores: dict[str, np.ndarray] = field(default_factory=dict)
     image_scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    selection: Selection | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -126,6 +196,16 @@ class ImageRecord:
             self.frame = int(self.frame)
         if self.timestamp is not None:
             self.timestamp = float(self.timestamp)
+        if self.selection is not None and not isinstance(self.selection, Selection):
+            raise RecordError(
+                f"selection: expected a cvactive.record.Selection or None, got {type(self.selection).__name__}"
+            )
+        clash = [k for k in SELECTION_KEYS if k in self.extra]
+        if clash:
+            raise RecordError(
+                f"extra: {clash} belong to the record's typed selection result, not to extra; "
+                "pass selection=Selection(rank=..., utility=..., strategy=...)"
+            )
 
     # -- construction ------------------------------------------------------------------
     @classmethod

@@ -72,7 +72,7 @@ def test_every_shipped_config_has_a_schema_and_passes_it():
 NOT_CONFIG = {
     "cvactive.health.check.analyse": {"table"},
     "cvactive.store.evaluate.evaluate_round": {"dataset", "pred_field", "gt_field", "round_", "out_dir"},
-    "cvactive.synthesis.core.synthesize": {"data", "n", "out", "recipes", "target", "overwrite", "progress"},
+    "cvactive.synthesis.core.synthesize": {"data", "k", "out", "recipes", "target", "overwrite", "progress"},
 }
 
 
@@ -235,7 +235,7 @@ def test_a_bad_value_is_one_line_naming_file_key_value_and_expectation(kind, dat
         ("harvest", "rules:\n  - kind: random\n    probability: lots\n", ["video.mp4", "--out", "OUT"]),
         ("select", "k: -3\n", ["scores.jsonl"]),
         ("loop", "epochs: ten\n", ["--data", "DATA", "--out", "OUT"]),
-        ("synthesize", "seed: -1\n", ["DATA", "--n", "1", "--out", "OUT"]),
+        ("synthesize", "seed: -1\n", ["DATA", "--k", "1", "--out", "OUT"]),
         ("evaluate", "iou: 2\n", ["--dataset", "d", "--pred", "p", "--gt", "g", "--round", "1"]),
     ],
 )
@@ -273,7 +273,7 @@ def test_check_kwargs_uses_the_schema_and_lets_python_objects_through():
 
     from cvactive.health.check import analyse
 
-    assert check_kwargs(analyse, {"error_kinds": ("malformed",), "rng": np.random.default_rng(0)})
+    assert check_kwargs(analyse, {"error_kinds": ("malformed",), "seed": np.random.default_rng(0)})
     with pytest.raises(ConfigError, match=r"health: error_kinds\[0\]: got 'typo'"):
         check_kwargs(analyse, {"error_kinds": ("typo",)}, "health")
 

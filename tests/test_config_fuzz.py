@@ -137,9 +137,8 @@ def consume_select(path: Path) -> Any:
 
     from cvactive.cli.select import resolve_options
 
-    load_config("select", path)
     args = argparse.Namespace(strategy=None, k=None, seed=None, overrides=[])
-    return resolve_options(load_yaml(path), args)
+    return resolve_options(load_config("select", path), args)
 
 
 def consume_loop(path: Path) -> Any:
@@ -188,7 +187,7 @@ def consume_synthesize(data: Path) -> Callable[[Path], Any]:
         from cvactive.cli import main
 
         with tempfile.TemporaryDirectory() as out:
-            args = ["synthesize", str(data), "--n", "1", "--out", out, "--config", str(path), "--no-progress"]
+            args = ["synthesize", str(data), "--k", "1", "--out", out, "--config", str(path), "--no-progress"]
             return main([*args, "--recipe", "flip"])
 
     return run

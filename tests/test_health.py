@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from cvactive._renamed import RenamedWarning
 from cvactive.cli import main
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import analyse, check_health, load_table
@@ -175,8 +176,9 @@ def test_image_cache_and_sampling(tmp_path, rng):
     second = check_health(data, out=tmp_path / "o", plots=False, progress=False)
     assert second.figures["images"]["cache_hits"] == 12
     assert second.figures["images"]["brightness"] == first.figures["images"]["brightness"]
-    a = check_health(data, progress=False, max_images=5, rng=1).figures["images"]
-    b = check_health(data, progress=False, max_images=5, rng=1).figures["images"]
+    a = check_health(data, progress=False, max_images=5, seed=1).figures["images"]
+    with pytest.warns(RenamedWarning, match="'rng' is renamed 'seed'"):  # the old name, for one release
+        b = check_health(data, progress=False, max_images=5, rng=1).figures["images"]
     assert a["pixel_checked"] == 5 and a["sampled"] and a["brightness"] == b["brightness"]
     labels_only = check_health(
         data, out=tmp_path / "labels-only", progress=False, image_sizes=False, image_checks=False

@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -6,7 +7,7 @@ from builders import random_record
 
 from cvactive.errors import MissingClassScoresError, RecordError
 from cvactive.io import load_jsonl, record_from_dict, record_to_dict, write_jsonl
-from cvactive.record import ImageRecord
+from cvactive.record import ImageRecord, Selection
 from cvactive.scoring import Scorer
 
 
@@ -68,3 +69,94 @@ def test_malformed_jsonl_names_file_and_line(tmp_path):
         load_jsonl(path)
     with pytest.raises(RecordError, match="missing keys"):
         record_from_dict({"source": "x"})
+
+
+# -- the selection result: a typed field, the same JSON keys as before ------------------------------
+#: A line as `cvactive select` wrote it before the selection result became a typed field (extra
+#: fields first, then rank, utility and strategy, last; box scores in the measures' order).
+OLD_SELECT_LINE = (
+    '{"source":"pool/a.jpg","frame":null,"timestamp":null,"width":64,"height":48,"boxes":[{"xyxy":[1.0,2.0,30.5,'
+    '40.0],"class_id":1,"class_name":"cat","confidence":0.75,"scores":{"margin":0.3,"entropy":0.5,"binary_entropy":0.8},"class_scores":[0.1,0.75]}],'
+    '"image_scores":{"entropy_max":0.5},"embedding":[0.25,-1.5],"path":"pool/a.jpg","rules":["random"],"rank":3,'
+    '"utility":0.123457,"strategy":"hybrid"}\n'
+)
+
+
+def test_selection_is_checked_at_birth():
+    assert Selection(np.int64(2), np.float32(0.5), "kcenter") == Selection(2, 0.5, "kcenter")
+    assert isinstance(Selection(np.int64(2), 1, "x").rank, int) and Selection(1, 1, "x").utility == 1.0
+    assert Selection(1, float("inf"), "kcenter").utility == float("inf")  # a k-center first pick
+    for bad, match in (
+        ({"rank": 0}, r"selection rank: expected an integer >= 1 \(1 = label first\), got 0"),
+        ({"rank": True}, "selection rank: .* got True"),
+        ({"rank": 1.0}, r"selection rank: .* got 1\.0"),
+        ({"utility": "high"}, "selection utility: expected a number, got 'high'"),
+        ({"strategy": ""}, "selection strategy: expected a non-empty strategy name, got ''"),
+        ({"strategy": None}, "selection strategy: .* got None"),
+    ):
+        with pytest.raises(RecordError, match=match):
+            Selection(**{"rank": 1, "utility": 0.5, "strategy": "hybrid", **bad})
+    with pytest.raises(RecordError, match=r"selection: expected a cvactive\.record\.Selection or None, got dict"):
+        ImageRecord("a.jpg", 10, 10, selection={"rank": 1, "utility": 0.5, "strategy": "hybrid"})
+    with pytest.raises(RecordError, match=r"extra: \['rank'\] belong to the record's typed selection result"):
+        ImageRecord("a.jpg", 10, 10, extra={"rank": 1, "path": "a.jpg"})
+
+
+def test_a_selected_record_round_trips_with_its_selection(tmp_path):
+    picked = Selection(rank=2, utility=0.25, strategy="hybrid")
+    rec = replace(Scorer()(random_record(3)), extra={"path": "img.jpg"}, selection=picked)
+    assert rec[rec.confidence > 0.5].selection == picked  # box selection keeps it
+    data = record_to_dict(rec)
+    assert list(data)[-4:] == ["path", "rank", "utility", "strategy"]  # the keys, and where, as before
+    assert (data["rank"], data["utility"], data["strategy"]) == (2, 0.25, "hybrid")
+    write_jsonl(tmp_path / "s.jsonl", [rec, random_record(1)])
+    back, plain = load_jsonl(tmp_path / "s.jsonl")
+    assert back.selection == picked and back.extra == {"path": "img.jpg"}
+    assert plain.selection is None and "rank" not in record_to_dict(plain)
+
+
+def test_files_written_before_the_typed_selection_load_and_write_back_unchanged(tmp_path):
+    old = tmp_path / "selected.jsonl"
+    old.write_text(OLD_SELECT_LINE)
+    (rec,) = load_jsonl(old)
+    assert rec.selection == Selection(rank=3, utility=0.123457, strategy="hybrid")
+    assert rec.extra == {"path": "pool/a.jpg", "rules": ["random"]}
+    again = tmp_path / "again.jsonl"
+    write_jsonl(again, [rec], class_scores=True)
+    assert again.read_bytes() == old.read_bytes()
+
+
+def test_a_partial_selection_result_is_refused_naming_what_is_missing(tmp_path):
+    data = json.loads(OLD_SELECT_LINE)
+    del data["utility"], data["strategy"]
+    path = tmp_path / "partial.jsonl"
+    path.write_text(json.dumps(data) + "\n")
+    with pytest.raises(RecordError, match=r"partial\.jsonl:1: .*got \['rank'\] without \['utility', 'strategy'\]"):
+        load_jsonl(path)
+    with pytest.raises(RecordError, match="selection rank: expected an integer >= 1"):
+        record_from_dict({**json.loads(OLD_SELECT_LINE), "rank": 0})
+
+
+def test_push_reads_the_selection_from_the_record(tmp_path):
+    """What push writes and how it tags a record come from ``record.selection`` (no FiftyOne needed)."""
+    from cvactive.store.convert import chosen_for_review, record_tags
+    from cvactive.store.fields import field_values
+
+    path = tmp_path / "selected.jsonl"
+    path.write_text(OLD_SELECT_LINE)
+    (rec,) = load_jsonl(path)
+    values = field_values(rec, label_field="predictions", round_=1, provenance=None)
+    assert (values["selection_rank"], values["selection_utility"], values["selection_strategy"]) == (
+        3.0,
+        0.123457,
+        "hybrid",
+    )
+    plain = replace(rec, extra={}, selection=None)
+    assert chosen_for_review(rec.extra, None, rec.selection) and not chosen_for_review(plain.extra, None, None)
+    assert record_tags(rec.extra, round_=1, selection=rec.selection) == [
+        "round-1",
+        "rule:random",
+        "strategy:hybrid",
+        "to-review",
+    ]
+    assert "selection_rank" not in field_values(plain, label_field="predictions", round_=1, provenance=None)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from cvactive.cli import main
 from cvactive.errors import StoreError
 from cvactive.io import write_jsonl
-from cvactive.record import ImageRecord
+from cvactive.record import ImageRecord, Selection
 from cvactive.scoring import Scorer
 from cvactive.yolodata import load_yolo_dataset
 
@@ -139,7 +140,8 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
 
     rng = np.random.default_rng(5)
     records = yolo_records(porch_data, "val", rng, n=8)
-    records[0].extra.update(rank=1, utility=0.5, provenance={"parent": "p.jpg", "recipe": "dark", "params": {"g": 2}})
+    records[0].extra.update(provenance={"parent": "p.jpg", "recipe": "dark", "params": {"g": 2}})
+    records[0] = replace(records[0], selection=Selection(rank=1, utility=0.5, strategy="hybrid"))
     records[1].extra.update(rules=["random", "near-threshold"])
     for r in records:
         r.embedding = rng.normal(size=16).astype(np.float32)
@@ -150,7 +152,9 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
             [
                 fo.Sample(
                     filepath=str(Path(r.source).resolve()),
-                    tags=record_tags(r.extra, round_=3, review=chosen_for_review(r.extra)),
+                    tags=record_tags(
+                        r.extra, round_=3, selection=r.selection, review=chosen_for_review(r.extra, None, r.selection)
+                    ),
                     metadata=fo.ImageMetadata.build_for(str(Path(r.source).resolve())),  # FiftyOne's own reading
                     **{KEY_FIELD: str(Path(r.source).resolve())},
                     **sample_fields(fo, r, label_field="predictions", round_=3, provenance=r.extra.get("provenance")),
@@ -173,7 +177,9 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
         theirs = {s[KEY_FIELD]: plain(s) for s in ref}
         assert ours == theirs
         assert [s.tags for s in ds.sort_by(KEY_FIELD)] == [s.tags for s in ref.sort_by(KEY_FIELD)]
-        assert sum("to-review" in s.tags for s in ds) == 2  # chosen for review: a rank, harvest rules
+        assert sum("to-review" in s.tags for s in ds) == 2  # chosen for review: a selection, harvest rules
+        picked = ds.match_tags("strategy:hybrid").first()
+        assert (picked.selection_rank, picked.selection_utility, picked.selection_strategy) == (1.0, 0.5, "hybrid")
         meta = ds.first().metadata
         assert meta.size_bytes > 0 and meta.mime_type == "image/jpeg" and meta.num_channels == 3
         emb = {s[KEY_FIELD]: s.embedding for s in ds}

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cvactive.io import write_jsonl
-from cvactive.record import ImageRecord
+from cvactive.record import ImageRecord, Selection
 from tests.test_store_fiftyone import REPO, yolo_records
 
 pytestmark = pytest.mark.slow
@@ -34,6 +34,11 @@ def name(fo: Any) -> Any:
     yield ds_name
     if fo.dataset_exists(ds_name):
         fo.delete_dataset(ds_name)
+
+
+def _picked(i: int) -> Selection:
+    """The selection result of the ``i``-th record of a batch (what makes push queue it for review)."""
+    return Selection(rank=i + 1, utility=0.0, strategy="test")
 
 
 def _jitter(records: list[ImageRecord], pixels: float) -> list[ImageRecord]:
@@ -87,7 +92,7 @@ def test_tags_added_during_a_slow_push_in_another_process_survive(porch_data: Pa
 
     base = [r for r in yolo_records(porch_data, "train", np.random.default_rng(6)) if len(r)]
     records = [
-        ImageRecord(**{**r.__dict__, "frame": copy, "extra": {"path": r.source, "rank": copy}})
+        ImageRecord(**{**r.__dict__, "frame": copy, "extra": {"path": r.source}, "selection": _picked(copy)})
         for copy in range(12)
         for r in base
     ]
@@ -188,7 +193,7 @@ def test_four_processes_started_together_on_a_cold_database(porch_data: Path, tm
     write_jsonl(tmp_path / "val.jsonl", val)
     # two pushes of overlapping records: train images 0..39 and 20..59, with selection ranks
     for part, (lo, hi) in {"a": (0, 40), "b": (20, 60)}.items():
-        chunk = [ImageRecord(**{**r.__dict__, "extra": {"rank": i}}) for i, r in enumerate(train[lo:hi])]
+        chunk = [ImageRecord(**{**r.__dict__, "selection": _picked(i)}) for i, r in enumerate(train[lo:hi])]
         write_jsonl(tmp_path / f"{part}.jsonl", chunk)
     write_jsonl(tmp_path / "first.jsonl", train[:5])
     prep = subprocess.run(

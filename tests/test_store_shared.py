@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from cvactive.io import write_jsonl
-from cvactive.record import ImageRecord
+from cvactive.record import ImageRecord, Selection
 from tests.test_store_fiftyone import REPO, yolo_records
 
 pytestmark = pytest.mark.slow
@@ -82,7 +82,10 @@ def test_import_two_pushes_pull_and_evaluate_against_a_separate_server(porch_dat
     train = yolo_records(porch_data, "train", np.random.default_rng(12))
     # a: the unlabeled val images, selected for review; b: predictions for 30 labeled train images and,
     # overlapping a, 10 of the val images
-    write_jsonl(tmp_path / "a.jsonl", [ImageRecord(**{**r.__dict__, "extra": {"rank": i}}) for i, r in enumerate(val)])
+    write_jsonl(
+        tmp_path / "a.jsonl",
+        [ImageRecord(**{**r.__dict__, "selection": Selection(i + 1, 0.0, "test")}) for i, r in enumerate(val)],
+    )
     write_jsonl(tmp_path / "b.jsonl", train[:30] + val[5:15])
     pushes = [
         subprocess.Popen([*cli, "push", str(tmp_path / f), "--dataset", "shared", "--no-progress"], cwd=REPO, env=env,

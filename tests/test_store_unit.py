@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cvactive.errors import StoreError
+from cvactive.record import Selection
 from cvactive.store import probe_uri
 from cvactive.store.convert import (
     ProvenanceIndex,
@@ -48,8 +49,10 @@ def test_boxes_outside_the_image_are_clipped():
 def test_record_tags_from_round_rules_and_strategy():
     tags = record_tags({"rules": ["confidence_band", "random"], "round": 3}, strategy="top k")
     assert tags == ["round-3", "rule:confidence_band", "rule:random", "strategy:top-k", "to-review"]
-    # an explicit round wins over the record's; the record's strategy is used when none is given
-    assert record_tags({"round": 3, "strategy": "kcenter"}, round_=4) == ["round-4", "strategy:kcenter", "to-review"]
+    # an explicit round wins over the record's; the selection's strategy is used when none is given
+    picked = Selection(rank=1, utility=0.5, strategy="kcenter")
+    assert record_tags({"round": 3}, round_=4, selection=picked) == ["round-4", "strategy:kcenter", "to-review"]
+    assert record_tags({}, strategy="hybrid", selection=picked) == ["strategy:hybrid", "to-review"]
     assert "synthetic" in record_tags({"provenance": {"recipe": "darken"}})
     assert record_tags({}) == ["to-review"]
 
@@ -174,9 +177,10 @@ def test_carry_reviews_moves_tags_to_matching_boxes_and_keeps_the_rest():
 
 
 def test_only_records_chosen_for_review_enter_the_queue_by_default():
-    assert chosen_for_review({"rules": ["random"]}) and chosen_for_review({"rank": 0})
+    picked = Selection(rank=3, utility=0.2, strategy="uncertainty")
+    assert chosen_for_review({"rules": ["random"]}) and chosen_for_review({}, selection=picked)
     assert chosen_for_review({}, strategy="hybrid") and not chosen_for_review({"round": 2})
-    assert record_tags({"rank": 3}, review=False) == []
+    assert record_tags({}, selection=picked, review=False) == ["strategy:uncertainty"]
 
 
 def test_port_helpers():

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from cvactive._renamed import RenamedWarning
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.synthesis import (
     RECIPE_DIR,
@@ -220,30 +221,30 @@ def tiny_yolo(root: Path, labels: list[str]) -> Path:
 def test_data_set_without_labels_is_a_clear_error(tmp_path):
     data = tiny_yolo(tmp_path / "d", ["", ""])
     with pytest.raises(DatasetError, match="no labeled boxes"):
-        synthesize(data, n=2, out=tmp_path / "out", progress=False)
+        synthesize(data, k=2, out=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()  # nothing written
 
 
 def test_bad_options_fail_before_writing(tmp_path):
     data = tiny_yolo(tmp_path / "d", ["0 0.5 0.5 0.5 0.5\n", "1 0.3 0.3 0.2 0.2\n"])
     with pytest.raises(ConfigError, match="valid classes: a, b"):
-        synthesize(data, n=2, out=tmp_path / "o1", target="classes=c", progress=False)
+        synthesize(data, k=2, out=tmp_path / "o1", target="classes=c", progress=False)
     with pytest.raises(ConfigError, match="valid recipes"):
-        synthesize(data, n=2, out=tmp_path / "o1", target="conditions=sunset", progress=False)
+        synthesize(data, k=2, out=tmp_path / "o1", target="conditions=sunset", progress=False)
     with pytest.raises(ConfigError, match="at least 1"):
-        synthesize(data, n=0, out=tmp_path / "o1", progress=False)
+        synthesize(data, k=0, out=tmp_path / "o1", progress=False)
     assert not (tmp_path / "o1").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not empty"):
-        synthesize(data, n=2, out=tmp_path / "full", progress=False)
+        synthesize(data, k=2, out=tmp_path / "full", progress=False)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 
 
 def test_small_run_writes_provenance_and_refuses_to_overwrite(tmp_path):
     data = tiny_yolo(tmp_path / "d", ["0 0.5 0.5 0.5 0.5\n", "1 0.3 0.3 0.2 0.2\n0 0.7 0.7 0.3 0.3\n"])
     out = tmp_path / "out"
-    s = synthesize(data, n=4, out=out, target="conditions=flip,night", progress=False)
+    s = synthesize(data, k=4, out=out, target="conditions=flip,night", progress=False)
     assert s.written == 4 and s.by_recipe == {"flip": 2, "night": 2}
     prov = load_provenance(out)
     assert len(prov) == 4 and all(Path(k).is_file() and Path(k).is_absolute() for k in prov)
@@ -253,9 +254,12 @@ def test_small_run_writes_provenance_and_refuses_to_overwrite(tmp_path):
         assert entry["params"]["transforms"][0]["transform"] in ("HorizontalFlip", "RandomBrightnessContrast")
     json.dumps(list(prov.values()))
     with pytest.raises(ConfigError, match="overwrite"):
-        synthesize(data, n=2, out=out, progress=False)
-    s2 = synthesize(data, n=2, out=out, target="conditions=flip", progress=False, overwrite=True)
+        synthesize(data, k=2, out=out, progress=False)
+    with pytest.warns(RenamedWarning, match=r"synthesize\(\): keyword argument 'n' is renamed 'k'"):
+        s2 = synthesize(data, n=2, out=out, target="conditions=flip", progress=False, overwrite=True)  # old name
     assert s2.written == 2 and len(list((out / "images" / "train").iterdir())) == 2
+    with pytest.raises(ConfigError, match=r"both n= and k= given; pass k= only"):
+        synthesize(data, n=2, k=2, out=out, progress=False, overwrite=True)
     assert len(load_provenance(out)) == 2
 
 
@@ -276,7 +280,7 @@ def test_copy_paste_condition_adds_instances_of_the_named_class(tmp_path):
     data = tiny_yolo(
         tmp_path / "d", ["0 0.2 0.3 0.2 0.2\n", "1 0.7 0.6 0.2 0.25\n0 0.2 0.2 0.1 0.1\n", "0 0.5 0.5 0.2 0.2\n"]
     )
-    s = synthesize(data, n=3, out=tmp_path / "out", target="classes=b;conditions=copy_paste", progress=False)
+    s = synthesize(data, k=3, out=tmp_path / "out", target="classes=b;conditions=copy_paste", progress=False)
     assert s.written == 3 and s.gaps[0].key == "b" and s.gaps[0].after > s.gaps[0].before
     for path, entry in load_provenance(tmp_path / "out").items():
         pastes = entry["params"]["pastes"]
@@ -295,12 +299,18 @@ def test_cli_config_keys_are_synthesize_options_and_list_recipes_needs_no_data(c
     assert main(["synthesize", "--list-recipes"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in (*CONDITIONS, "copy_paste")) and "geometric" in listed
-    assert main(["synthesize", "--n", "3"]) == 2
-    assert "missing DATA, --out" in capsys.readouterr().err
+    assert main(["synthesize", "--k", "3"]) == 2
+    assert "missing DATA, --out: cvactive synthesize DATA --k K --out DIR" in capsys.readouterr().err
+    assert main(["synthesize", "--n", "3"]) == 2  # the old flag, for one release: it still sets k
+    err = capsys.readouterr().err.splitlines()
+    assert (
+        err[0] == "warning: cvactive synthesize: flag '--n' is renamed '--k'; the old name works until the next release"
+    )
+    assert err[1:] == ["cvactive synthesize: error: missing DATA, --out: cvactive synthesize DATA --k K --out DIR"]
 
 
 def test_plans_that_cannot_run_are_reported(tmp_path):
     data = tiny_yolo(tmp_path / "d", ["0 0.5 0.5 0.5 0.5\n", "1 0.3 0.3 0.2 0.2\n"])
     only_night = load_recipes("night")
-    s = synthesize(data, n=2, out=tmp_path / "o", recipes=only_night, target="classes=b", progress=False)
+    s = synthesize(data, k=2, out=tmp_path / "o", recipes=only_night, target="classes=b", progress=False)
     assert s.written == 0 and any("no recipe fills it" in note for note in s.notes)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def porch_run(porch_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("syn") / "porch"
-    return synthesize(porch_data, n=60, out=out, target="auto", seed=3, progress=False), out
+    return synthesize(porch_data, k=60, out=out, target="auto", seed=3, progress=False), out
 
 
 def test_auto_raises_yellow_and_night_shares(porch_run):
@@ -50,9 +50,9 @@ def test_every_synthetic_image_has_provenance_and_valid_labels(porch_run):
 
 
 def test_same_seed_same_bytes(porch_data, tmp_path):
-    a = synthesize(porch_data, n=12, out=tmp_path / "a", seed=5, progress=False)
-    b = synthesize(porch_data, n=12, out=tmp_path / "b", seed=5, progress=False)
-    c = synthesize(porch_data, n=12, out=tmp_path / "c", seed=6, progress=False)
+    a = synthesize(porch_data, k=12, out=tmp_path / "a", seed=5, progress=False)
+    b = synthesize(porch_data, k=12, out=tmp_path / "b", seed=5, progress=False)
+    c = synthesize(porch_data, k=12, out=tmp_path / "c", seed=6, progress=False)
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").glob("*/train/*"))
     assert len(files) == 2 * a.written == 2 * b.written
     for f in files:
@@ -70,7 +70,7 @@ def test_same_seed_same_bytes(porch_data, tmp_path):
 def test_aquarium_cli_makes_valid_labels_and_more_starfish(assets, tmp_path, capsys):
     data = assets / "aquarium" / "data.yaml"
     out = tmp_path / "aq"
-    rc = main(["synthesize", str(data), "--n", "40", "--out", str(out), "--no-progress"])
+    rc = main(["synthesize", str(data), "--k", "40", "--out", str(out), "--no-progress"])
     printed = capsys.readouterr().out
     assert rc == 0 and "class:starfish" in printed
     source = load_yolo_dataset(data)
@@ -92,7 +92,7 @@ def test_aquarium_cli_makes_valid_labels_and_more_starfish(assets, tmp_path, cap
 
 
 def test_cli_bad_recipe_exits_2(porch_data, tmp_path, capsys):
-    rc = main(["synthesize", str(porch_data), "--n", "3", "--out", str(tmp_path / "x"), "--recipe", "sunset"])
+    rc = main(["synthesize", str(porch_data), "--k", "3", "--out", str(tmp_path / "x"), "--recipe", "sunset"])
     assert rc == 2 and "valid names: copy_paste" in capsys.readouterr().err
 
 

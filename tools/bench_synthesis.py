@@ -107,7 +107,7 @@ def main() -> int:
     def e2e_rate(name: str, k: int, r: int) -> float:
         out = tmp / f"out-{name}-{r}"
         t = time.perf_counter()
-        s = synthesize(data_yaml, n=k, out=out, target=f"conditions={name}", seed=r, progress=False)
+        s = synthesize(data_yaml, k=k, out=out, target=f"conditions={name}", seed=r, progress=False)
         elapsed = time.perf_counter() - t
         return s.written / elapsed
 

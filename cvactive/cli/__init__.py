@@ -13,7 +13,9 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from cvactive import __version__
 from cvactive.config import check_command
@@ -57,20 +59,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cvactive`` console script."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        check_command(args.command, args)  # the config files it names, before any work
-        return int(args.func(args) or 0)
-    except CvactiveError as err:
-        print(f"cvactive {args.command}: error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"cvactive {args.command}: interrupted", file=sys.stderr)
-        return 130
+    with warnings.catch_warnings():
+        _renamed_as_one_line()
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose else logging.INFO,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        try:
+            check_command(args.command, args)  # the config files it names, before any work
+            return int(args.func(args) or 0)
+        except CvactiveError as err:
+            print(f"cvactive {args.command}: error: {err}", file=sys.stderr)
+            return err.exit_code
+        except KeyboardInterrupt:
+            print(f"cvactive {args.command}: interrupted", file=sys.stderr)
+            return 130
+
+
+def _renamed_as_one_line() -> None:
+    """Inside ``warnings.catch_warnings()``: show each :class:`~cvactive._renamed.RenamedWarning`
+    (an old flag, config key or keyword name) once, as one line on stderr; others as Python does."""
+    from cvactive._renamed import RenamedWarning
+
+    shown: set[str] = set()
+    default = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not issubclass(category, RenamedWarning):
+            default(message, category, *args, **kwargs)
+        elif str(message) not in shown:  # a config is read at the door and again by its command
+            shown.add(str(message))
+            print(f"warning: {message}", file=sys.stderr)
+
+    warnings.simplefilter("always", RenamedWarning)
+    warnings.showwarning = show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -65,168 +65,209 @@ class _Tour:
         self.notes.append((what, str(where)))
 
 
-def run(args: argparse.Namespace) -> int:
-    from cvactive.porch import PorchRecipe, video_path, write_dataset
-    from cvactive.weights import resolve_model_name
+class _Demo:
+    """The demo's steps, in order; each keeps for the later ones what it made (paths, the model)."""
 
-    start = time.perf_counter()
-    out = Path(args.out).resolve()
-    quick = args.quick
-    tour = _Tour(total=12)
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.quick = bool(args.quick)
+        self.out = Path(args.out).resolve()
+        self.tour = _Tour(total=12)
+        self.dataset = args.dataset
+        self.data = self.video = self.harvest_dir = self.selected = self.synthetic = self.health = Path()
+        self.model = ""
+        self.base = ""
+        self.epochs = 0
+        self.det: list[str] = []
 
-    # 1. Data.
-    recipe = PorchRecipe.load(train=120, val=40, video_seconds=12) if quick else PorchRecipe.load()
-    tour.step += 1
-    print(f"[1/{tour.total}] render the synthetic porch data set and video")
-    data = write_dataset(out / "porch", recipe)
-    video = video_path(data.parent)
-    print(f"porch data set: {data} ({recipe.train} train, {recipe.val} val images); video: {video}")
-    tour.note("porch data set", data)
+    def render_data(self) -> None:
+        """1. The porch data set and its video."""
+        from cvactive.porch import PorchRecipe, video_path, write_dataset
 
-    # 2. Model.
-    tour.step += 1
-    model = args.model
-    base = resolve_model_name(args.base)
-    fine_tune = base.endswith(".pt")
-    epochs = 3 if quick else args.epochs or (10 if fine_tune else 30)
-    if model is None:
-        from cvactive.train import train_detector
+        tour = self.tour
+        recipe = PorchRecipe.load(train=120, val=40, video_seconds=12) if self.quick else PorchRecipe.load()
+        tour.step += 1
+        print(f"[1/{tour.total}] render the synthetic porch data set and video")
+        self.data = write_dataset(self.out / "porch", recipe)
+        self.video = video_path(self.data.parent)
+        print(f"porch data set: {self.data} ({recipe.train} train, {recipe.val} val images); video: {self.video}")
+        tour.note("porch data set", self.data)
 
-        weights = out / "detector" / "train" / "weights" / "best.pt"
-        what = f"fine-tune {Path(base).name}" if fine_tune else f"train a {base} YOLOv8 from scratch"
-        print(f"\n[2/{tour.total}] {what} on the porch data ({epochs} epochs, imgsz 256)")
-        if weights.exists():
-            print(f"reusing {weights}")
+    def get_model(self) -> None:
+        """2. The detector: the user's weights, else one trained (or reused) on the porch data."""
+        from cvactive.weights import resolve_model_name
+
+        tour = self.tour
+        tour.step += 1
+        model = self.args.model
+        self.base = resolve_model_name(self.args.base)
+        fine_tune = self.base.endswith(".pt")
+        self.epochs = 3 if self.quick else self.args.epochs or (10 if fine_tune else 30)
+        if model is None:
+            from cvactive.train import train_detector
+
+            weights = self.out / "detector" / "train" / "weights" / "best.pt"
+            what = f"fine-tune {Path(self.base).name}" if fine_tune else f"train a {self.base} YOLOv8 from scratch"
+            print(f"\n[2/{tour.total}] {what} on the porch data ({self.epochs} epochs, imgsz 256)")
+            if weights.exists():
+                print(f"reusing {weights}")
+            else:
+                result = train_detector(
+                    self.data, self.out / "detector", model=self.base, epochs=self.epochs, imgsz=256
+                )
+                weights = result.weights
+                print(f"trained in {result.seconds:.0f} s -> {weights}")
+            model = str(weights)
         else:
-            result = train_detector(data, out / "detector", model=base, epochs=epochs, imgsz=256)
-            weights = result.weights
-            print(f"trained in {result.seconds:.0f} s -> {weights}")
-        model = str(weights)
-    else:
-        print(f"\n[2/{tour.total}] use your model {model}")
-    tour.note("detector", model)
-    det = ["--model", model, "--imgsz", "256"]
+            print(f"\n[2/{tour.total}] use your model {model}")
+        tour.note("detector", model)
+        self.model = model
+        self.det = ["--model", model, "--imgsz", "256"]
 
-    # 3. Harvest from the video.
-    harvest = out / "harvest"
-    tour.run(
-        "harvest frames from the porch video (rules, budget, pacing, dedup; resumable)",
-        [
-            "harvest",
-            str(video),
-            *det,
-            "--config",
-            _config("harvest-porch.yaml"),
-            "--out",
-            str(harvest),
-            "--no-progress",
-        ],
-        ok=(0, 1),
-    )
-    tour.note("harvested frames", harvest / "manifest.jsonl")
-
-    # 4-5. Score the pool with embeddings, select a diverse uncertain batch.
-    pool = out / "pool.jsonl"
-    tour.run(
-        "score the unlabeled pool: per-box uncertainty, per-image aggregates, embeddings",
-        ["score", str(data.parent / "images" / "train"), *det, "--conf", "0.05", "--embed", "--out", str(pool)]
-        + ["--no-progress"],
-    )
-    selected = out / "selected.jsonl"
-    tour.run(
-        "select 20 images to label: uncertainty first, then k-means for diversity (hybrid)",
-        ["select", str(pool), "--k", "20", "--strategy", "hybrid", "--seed", "0", "--out", str(selected)],
-    )
-    tour.note("selected batch", selected)
-
-    # 6. Synthesis where the data is thin.
-    synthetic = out / "synthetic"
-    tour.run(
-        "synthesize labeled examples where the data is thin (auto: rare class, night, positions)",
-        ["synthesize", str(data), "--n", "20" if quick else "60", "--out", str(synthetic), "--target", "auto"]
-        + ["--seed", "0", "--overwrite", "--no-progress"],
-    )
-    tour.note("synthetic data set", synthetic / "data.yaml")
-
-    # 7. FiftyOne: the labeled set, the candidates, the synthetic images.
-    ds = args.dataset
-    tour.run(
-        "import the labeled porch data set into FiftyOne (splits as tags)",
-        ["import", str(data), "--dataset", ds, "--no-progress"],
-    )
-    tour.run(
-        "push the selected batch and the harvested frames for review (idempotent, batched)",
-        ["push", str(selected), "--dataset", ds, "--round", "1", "--no-progress"],
-    )
-    from cvactive.cli import main
-
-    print(f"$ cvactive push {harvest / 'manifest.jsonl'} --dataset {ds} --round 1")
-    if (harvest / "manifest.jsonl").exists():
-        main(["push", str(harvest / "manifest.jsonl"), "--dataset", ds, "--round", "1", "--no-progress"])
-    print(f"$ cvactive import {synthetic} --dataset {ds} --splits train")
-    main(["import", str(synthetic), "--dataset", ds, "--splits", "train", "--no-progress"])
-
-    # 8. Health check of the labeled set.
-    health = out / "health"
-    code = tour.run(
-        "health check of the labeled set (class balance, label errors, conditions; exit 1 = a gate failed)",
-        ["health", str(data), "--out", str(health), "--no-progress"],
-        ok=(0, 1),
-    )
-    tour.note("health report", health / "report.md")
-
-    # 9. Per-class mAP of the detector on the val split, through FiftyOne.
-    val_scores = out / "val_scores.jsonl"
-    print(f"$ cvactive score {data.parent / 'images' / 'val'} --model {model} --imgsz 256 --conf 0.001 ...")
-    main(
-        ["score", str(data.parent / "images" / "val"), *det, "--conf", "0.001", "--out", str(val_scores)]
-        + ["--no-progress"]
-    )
-    print(f"$ cvactive push {val_scores} --dataset {ds} --label-field predictions")
-    main(
-        [
-            "push",
-            str(val_scores),
-            "--dataset",
-            ds,
-            "--label-field",
-            "predictions",
-            "--tag",
-            "evaluated",
-            "--no-progress",
-        ]
-    )
-    evaluation = out / "evaluation"
-    tour.run(
-        "evaluate per-class AP (COCO-style, IoU 0.50:0.95) and append round 1 to the history",
-        ["evaluate", "--dataset", ds, "--pred", "predictions", "--gt", "ground_truth", "--round", "1"]
-        + ["--tag", "val", "--out", str(evaluation)],
-    )
-    tour.note("mAP history", evaluation)
-
-    # 10. A short active-learning loop against random.
-    study = out / "loop"
-    loop_args = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "20" if quick else "60"]
-    loop_args += ["--budget", "20" if quick else "60", "--rounds", "1", "--epochs", str(2 if quick else epochs)]
-    loop_args += ["--model", base, "--measure", "binary_entropy_max"]
-    tour.run(
-        "a short active-learning loop: uncertainty against random (one seed, one round: mechanics, no verdict)",
-        ["loop", "--data", str(data), "--out", str(study), *loop_args, "--no-progress"],
-    )
-    tour.note("learning curves", study / "learning_curves.png")
-
-    # 11. Summary.
-    minutes = (time.perf_counter() - start) / 60
-    print(f"\n[{tour.total}/{tour.total}] summary: the whole cycle ran in {minutes:.1f} min")
-    for what, where in tour.notes:
-        print(f"  {what:<20} {where}")
-    print(f"  {'FiftyOne data set':<20} {ds}")
-    print(f"\nReview the candidates in the FiftyOne App:  cvactive review --dataset {ds}")
-    if code == 1:
-        print(
-            f"The health gate failed; see {health / 'report.md'}. On the porch data that is leakage: one fixed "
-            "camera layout makes near-duplicate frames in both splits, as a real doorstep camera does."
+    def harvest(self) -> None:
+        """3. Harvest frames from the porch video."""
+        self.harvest_dir = self.out / "harvest"
+        self.tour.run(
+            "harvest frames from the porch video (rules, budget, pacing, dedup; resumable)",
+            [
+                "harvest",
+                str(self.video),
+                *self.det,
+                "--config",
+                _config("harvest-porch.yaml"),
+                "--out",
+                str(self.harvest_dir),
+                "--no-progress",
+            ],
+            ok=(0, 1),
         )
+        self.tour.note("harvested frames", self.harvest_dir / "manifest.jsonl")
+
+    def score_and_select(self) -> None:
+        """4-5. Score the pool with embeddings, select a diverse uncertain batch."""
+        pool = self.out / "pool.jsonl"
+        self.tour.run(
+            "score the unlabeled pool: per-box uncertainty, per-image aggregates, embeddings",
+            ["score", str(self.data.parent / "images" / "train"), *self.det, "--conf", "0.05", "--embed"]
+            + ["--out", str(pool), "--no-progress"],
+        )
+        self.selected = self.out / "selected.jsonl"
+        self.tour.run(
+            "select 20 images to label: uncertainty first, then k-means for diversity (hybrid)",
+            ["select", str(pool), "--k", "20", "--strategy", "hybrid", "--seed", "0", "--out", str(self.selected)],
+        )
+        self.tour.note("selected batch", self.selected)
+
+    def synthesize(self) -> None:
+        """6. Synthesis where the data is thin."""
+        self.synthetic = self.out / "synthetic"
+        self.tour.run(
+            "synthesize labeled examples where the data is thin (auto: rare class, night, positions)",
+            ["synthesize", str(self.data), "--k", "20" if self.quick else "60", "--out", str(self.synthetic)]
+            + ["--target", "auto", "--seed", "0", "--overwrite", "--no-progress"],
+        )
+        self.tour.note("synthetic data set", self.synthetic / "data.yaml")
+
+    def fill_fiftyone(self) -> None:
+        """7-8. FiftyOne: the labeled set, the candidates, the synthetic images."""
+        from cvactive.cli import main
+
+        ds = self.dataset
+        self.tour.run(
+            "import the labeled porch data set into FiftyOne (splits as tags)",
+            ["import", str(self.data), "--dataset", ds, "--no-progress"],
+        )
+        self.tour.run(
+            "push the selected batch and the harvested frames for review (idempotent, batched)",
+            ["push", str(self.selected), "--dataset", ds, "--round", "1", "--no-progress"],
+        )
+        manifest = self.harvest_dir / "manifest.jsonl"
+        print(f"$ cvactive push {manifest} --dataset {ds} --round 1")
+        if manifest.exists():
+            main(["push", str(manifest), "--dataset", ds, "--round", "1", "--no-progress"])
+        print(f"$ cvactive import {self.synthetic} --dataset {ds} --splits train")
+        main(["import", str(self.synthetic), "--dataset", ds, "--splits", "train", "--no-progress"])
+
+    def check_health(self) -> int:
+        """9. Health check of the labeled set; returns its exit code (1: a gate failed)."""
+        self.health = self.out / "health"
+        code = self.tour.run(
+            "health check of the labeled set (class balance, label errors, conditions; exit 1 = a gate failed)",
+            ["health", str(self.data), "--out", str(self.health), "--no-progress"],
+            ok=(0, 1),
+        )
+        self.tour.note("health report", self.health / "report.md")
+        return code
+
+    def evaluate(self) -> None:
+        """10. Per-class mAP of the detector on the val split, through FiftyOne."""
+        from cvactive.cli import main
+
+        ds, val = self.dataset, self.data.parent / "images" / "val"
+        val_scores = self.out / "val_scores.jsonl"
+        print(f"$ cvactive score {val} --model {self.model} --imgsz 256 --conf 0.001 ...")
+        main(["score", str(val), *self.det, "--conf", "0.001", "--out", str(val_scores), "--no-progress"])
+        print(f"$ cvactive push {val_scores} --dataset {ds} --label-field predictions")
+        main(
+            ["push", str(val_scores), "--dataset", ds, "--label-field", "predictions"]
+            + ["--tag", "evaluated", "--no-progress"]
+        )
+        evaluation = self.out / "evaluation"
+        self.tour.run(
+            "evaluate per-class AP (COCO-style, IoU 0.50:0.95) and append round 1 to the history",
+            ["evaluate", "--dataset", ds, "--pred", "predictions", "--gt", "ground_truth", "--round", "1"]
+            + ["--tag", "val", "--out", str(evaluation)],
+        )
+        self.tour.note("mAP history", evaluation)
+
+    def loop(self) -> None:
+        """11. A short active-learning loop against random."""
+        quick = self.quick
+        study = self.out / "loop"
+        loop_args = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "20" if quick else "60"]
+        loop_args += [
+            "--budget",
+            "20" if quick else "60",
+            "--rounds",
+            "1",
+            "--epochs",
+            str(2 if quick else self.epochs),
+        ]
+        loop_args += ["--model", self.base, "--measure", "binary_entropy_max"]
+        self.tour.run(
+            "a short active-learning loop: uncertainty against random (one seed, one round: mechanics, no verdict)",
+            ["loop", "--data", str(self.data), "--out", str(study), *loop_args, "--no-progress"],
+        )
+        self.tour.note("learning curves", study / "learning_curves.png")
+
+    def summarise(self, seconds: float, health_code: int) -> None:
+        """12. What the tour made and where, and how to review it."""
+        tour, ds = self.tour, self.dataset
+        print(f"\n[{tour.total}/{tour.total}] summary: the whole cycle ran in {seconds / 60:.1f} min")
+        for what, where in tour.notes:
+            print(f"  {what:<20} {where}")
+        print(f"  {'FiftyOne data set':<20} {ds}")
+        print(f"\nReview the candidates in the FiftyOne App:  cvactive review --dataset {ds}")
+        if health_code == 1:
+            print(
+                f"The health gate failed; see {self.health / 'report.md'}. On the porch data that is leakage: one "
+                "fixed camera layout makes near-duplicate frames in both splits, as a real doorstep camera does."
+            )
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    demo = _Demo(args)
+    demo.render_data()
+    demo.get_model()
+    demo.harvest()
+    demo.score_and_select()
+    demo.synthesize()
+    demo.fill_fiftyone()
+    health_code = demo.check_health()
+    demo.evaluate()
+    demo.loop()
+    demo.summarise(time.perf_counter() - start, health_code)
     return 0
 
 

@@ -32,7 +32,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", help="JSON-lines file for the chosen records (default: print a table only)")
     p.add_argument("--error-model", help="add the expected errors of this predictor (cvactive errors fit) first")
     p.add_argument("--config", help="YAML config (default: configs/select.yaml when present)")
-    p.add_argument("--seed", type=int, help="random seed (config: rng)")
+    p.add_argument("--seed", type=int, help="random seed (config: seed)")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -46,12 +46,13 @@ def register(sub: Any) -> None:
 
 
 def _config(path: str | None) -> dict[str, Any]:
-    from cvactive.config import CONFIG_DIR, load_yaml
+    """The select config, checked (a key renamed since is under its new name, with a warning)."""
+    from cvactive.config import CONFIG_DIR, load_config
 
     if path is not None:
-        return load_yaml(path)
+        return load_config("select", path)
     default = CONFIG_DIR / DEFAULT_CONFIG
-    return load_yaml(default) if default.is_file() else {}
+    return load_config("select", default) if default.is_file() else {}
 
 
 def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[str, int, int | None, dict[str, Any]]:
@@ -61,9 +62,9 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
     from cvactive.errors import ConfigError
     from cvactive.selection import get_strategy
 
-    unknown = sorted(set(config) - {"strategy", "k", "rng", "strategies"})
+    unknown = sorted(set(config) - {"strategy", "k", "seed", "strategies"})
     if unknown:
-        raise ConfigError(f"select config: unknown key(s) {unknown}; valid keys: strategy, k, rng, strategies")
+        raise ConfigError(f"select config: unknown key(s) {unknown}; valid keys: strategy, k, seed, strategies")
     sections = config.get("strategies") or {}
     if not isinstance(sections, dict):
         raise ConfigError("select config: `strategies` must map strategy names to their options")
@@ -74,7 +75,7 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
     k = args.k if args.k is not None else config.get("k")
     if k is None:
         raise ConfigError("no k given: pass --k K or set k in the config")
-    seed = args.seed if args.seed is not None else config.get("rng")
+    seed = args.seed if args.seed is not None else config.get("seed")
     options = dict(sections.get(name) or {})
     for item in args.overrides:
         key, sep, value = item.partition("=")
@@ -98,9 +99,11 @@ def print_list() -> None:
 
 def run(args: argparse.Namespace) -> int:
     import warnings
+    from dataclasses import replace
 
     from cvactive.errors import ConfigError
     from cvactive.io import JsonlWriter, load_jsonl
+    from cvactive.record import Selection
     from cvactive.selection import Pool, SelectionWarning, select
 
     if args.list:
@@ -125,11 +128,8 @@ def run(args: argparse.Namespace) -> int:
         indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
     for w in caught:
         print(f"warning: {w.message}")
-    chosen = []
-    for rank, (i, u) in enumerate(zip(indices.tolist(), utilities.tolist()), 1):
-        rec = records[i]
-        rec.extra.update(rank=rank, utility=round(float(u), 6), strategy=name)
-        chosen.append(rec)
+    picks = [Selection(rank=rank, utility=round(float(u), 6), strategy=name) for rank, u in enumerate(utilities, 1)]
+    chosen = [replace(records[i], selection=sel) for i, sel in zip(indices.tolist(), picks)]
     where = ""
     if args.out:
         with JsonlWriter(args.out, class_scores=True) as writer:
@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"selected {len(chosen)} of {len(records)} records with {name!r}{lab_text}{where}")
     if options:
         print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
-    for rec in chosen[:10]:
-        print(f"  {rec.extra['rank']:>4}  utility {rec.extra['utility']:.4f}  {rec.key}")
+    for rec, sel in zip(chosen[:10], picks):
+        print(f"  {sel.rank:>4}  utility {sel.utility:.4f}  {rec.key}")
     if len(chosen) > 10:
         print(f"  ... {len(chosen) - 10} more")
     return 0
@@ -153,6 +153,7 @@ def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, o
     import warnings
 
     from cvactive.io import load_jsonl
+    from cvactive.record import Selection
     from cvactive.scale.shards import atomic_write_bytes
     from cvactive.selection import SelectionWarning, resolve_labeled, select
     from cvactive.selection.columnar import fetch_rows, open_pool, stream_topk
@@ -171,7 +172,8 @@ def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, o
         print(f"warning: {w.message}")
     rows = fetch_rows(args.scores, indices)
     for rank, (row, u) in enumerate(zip(rows, utilities.tolist()), 1):
-        row.update(rank=rank, utility=round(float(u), 6), strategy=name)
+        # The JSON-line keys of a Selection (rows are plain dicts: no record is built for them).
+        row.update(Selection(rank=rank, utility=round(float(u), 6), strategy=name).to_dict())
     where = ""
     if args.out:
         text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)

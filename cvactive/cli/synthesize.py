@@ -1,10 +1,11 @@
-"""``cvactive synthesize DATA --n N --out DIR [--recipe FILE] [--target auto|classes=...|conditions=...]``."""
+"""``cvactive synthesize DATA --k K --out DIR [--recipe FILE] [--target auto|classes=...|conditions=...]``."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from cvactive.cli._common import RenamedFlag
 from cvactive.config import CONFIG_DIR
 
 DEFAULT_CONFIG = CONFIG_DIR / "synthesis" / "synthesize.yaml"
@@ -19,7 +20,8 @@ def register(sub: Any) -> None:
         "copy-paste, with a provenance line per image.",
     )
     p.add_argument("data", nargs="?", help="a YOLO data.yaml or its folder")
-    p.add_argument("--n", type=int, help="how many synthetic images to make (required)")
+    p.add_argument("--k", type=int, help="how many synthetic images to make (required; as select's --k)")
+    p.add_argument("--n", dest="k", type=int, action=RenamedFlag, new="--k")  # the old name, for one release
     p.add_argument("--out", help="output folder, new or empty (required)")
     p.add_argument(
         "--recipe",
@@ -53,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
             kind = "geometric" if r.geometric else "photometric"
             print(f"{r.name:<12} {kind:<11} fills {','.join(r.fills) or '-':<24} {r.description}")
         return 0
-    missing = [name for name, value in (("DATA", args.data), ("--n", args.n), ("--out", args.out)) if value is None]
+    missing = [name for name, value in (("DATA", args.data), ("--k", args.k), ("--out", args.out)) if value is None]
     if missing:
-        raise ConfigError(f"missing {', '.join(missing)}: cvactive synthesize DATA --n N --out DIR")
+        raise ConfigError(f"missing {', '.join(missing)}: cvactive synthesize DATA --k K --out DIR")
     config = args.config or DEFAULT_CONFIG
     options = check_kwargs(synthesize, load_yaml(config), str(config))
     for key in ("seed", "split"):
@@ -63,13 +65,17 @@ def run(args: argparse.Namespace) -> int:
             options[key] = getattr(args, key)
     summary = synthesize(
         args.data,
-        n=args.n,
+        k=args.k,
         out=args.out,
         recipes=recipes,
         target=args.target or "auto",
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        **{k: v for k, v in options.items() if k not in ("n", "out", "recipes", "target", "overwrite", "progress")},
+        **{
+            key: v
+            for key, v in options.items()
+            if key not in ("k", "out", "recipes", "target", "overwrite", "progress")
+        },
     )
     print("\n".join(summary.lines()))
     return 0 if summary.written else 1

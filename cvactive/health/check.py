@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cvactive._random import as_rng
+from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError
 from cvactive.health import figures as F
 from cvactive.health.figures import ERROR_KINDS, MAX_LISTED
@@ -28,6 +29,7 @@ from cvactive.selection.targets import TargetLike
 __all__ = ["ERROR_KINDS", "MAX_LISTED", "HealthReport", "analyse", "check_health"]
 
 
+@renamed_kwargs(rng="seed")
 def analyse(
     table: LabelTable,
     *,
@@ -45,7 +47,7 @@ def analyse(
     bright_above: float = 200.0,
     heatmap_grid: int = 16,
     class_target: TargetLike | None = "uniform",
-    rng: int | np.random.Generator | None = 0,
+    seed: int | np.random.Generator | None = 0,
     cache: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
@@ -58,7 +60,7 @@ def analyse(
         sizes=image_sizes,
         pixels=image_checks,
         max_images=max_images,
-        rng=rng,
+        rng=seed,
         cache=cache,
         workers=workers,
         progress=progress,
@@ -180,9 +182,11 @@ def check_health(
             (problems of the kinds in ``error_kinds``), ``allow_leakage`` (exact or near-duplicate
             images in two splits), ``min_dark_images``; a gate set to ``None`` is not checked.
             Image checks: ``image_sizes`` (read headers), ``image_checks`` (brightness and
-            hashes), ``max_images`` (a seeded sample of ``rng``), ``near_duplicate_distance``
-            (bits of a 64-bit dHash), ``dark_below`` / ``bright_above`` (mean grey level),
-            ``heatmap_grid``, ``cache`` (default ``<out>/image-cache.json``), ``workers``, ``progress``.
+            hashes), ``max_images`` (a sample drawn with ``seed``: an integer or a numpy
+            Generator; its old name ``rng`` works, with a warning, until the next release),
+            ``near_duplicate_distance`` (bits of a 64-bit dHash), ``dark_below`` /
+            ``bright_above`` (mean grey level), ``heatmap_grid``, ``cache`` (default
+            ``<out>/image-cache.json``), ``workers``, ``progress``.
             ``class_target``: the class distribution the labels are measured against (``uniform``,
             ``inverse`` frequency, or ``{class: weight}``; ``None``: not measured).
 
@@ -192,7 +196,7 @@ def check_health(
     """
     from cvactive.config import check_kwargs
 
-    check_kwargs(analyse, options, "health options")
+    options = check_kwargs(analyse, options, "health options")  # an old key under its new name
     if "table" in options:
         raise ConfigError("health options: 'table' is not an option; give data or dataset")
     table = load_table(data, dataset=dataset, field=field)

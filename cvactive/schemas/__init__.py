@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from cvactive._renamed import NAMES
 from cvactive.schemas.check import Section, describe, validate_model
 from cvactive.schemas.commands import (
     Bbox,
@@ -35,7 +36,7 @@ from cvactive.schemas.commands import (
 )
 from cvactive.schemas.harvest import RULE_MODELS, Dedup, Harvest, Limits, Pacing, Retry, Scorer
 
-__all__ = ["SCHEMAS", "TARGETS", "Section", "model", "reference", "reference_page", "validate"]
+__all__ = ["RENAMED", "SCHEMAS", "TARGETS", "Section", "model", "reference", "reference_page", "validate"]
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "health": Health,
@@ -77,6 +78,15 @@ TARGETS: dict[str, str] = {
     "cvactive.synthesis.recipes.BboxOptions": "bbox",
     "cvactive.synthesis.recipes.CopyPasteOptions": "copy_paste",
     "cvactive.porch.PorchRecipe": "porch",
+}
+
+
+#: schema -> {old key: new key}: top-level config keys renamed so that one concept has one name
+#: (:mod:`cvactive._renamed`); :func:`cvactive.config.check_config` still reads the old key, with a
+#: warning, until the next release.
+RENAMED: dict[str, dict[str, str]] = {
+    "select": {"rng": "seed"},
+    "health": {"rng": "seed"},
 }
 
 
@@ -148,4 +158,16 @@ def reference_page() -> str:
     ]
     for kind, where in REFERENCE_ORDER:
         parts += [f"## `{kind}`", "", f"{where}.", "", reference(kind), ""]
+    parts += [
+        "## Names",
+        "",
+        NAMES,
+        "",
+        "Renamed config keys (the old key is read, with the warning):",
+        "",
+        "| config | old key | new key |",
+        "|---|---|---|",
+        *(f"| `{kind}` | `{old}` | `{new}` |" for kind, renames in RENAMED.items() for old, new in renames.items()),
+        "",
+    ]
     return "\n".join(parts)

@@ -50,7 +50,7 @@ class Health(Section):
     dark_below: Grey = 50.0
     bright_above: Grey = 200.0
     heatmap_grid: Annotated[int, Field(ge=1, le=1024)] = 16
-    rng: Seed | None = 0
+    seed: Seed | None = 0
     cache: str | None = None
     workers: PosInt | None = None
     progress: bool = True
@@ -86,7 +86,7 @@ class Select(Section):
 
     strategy: StrategyName | None = None
     k: PosInt | None = None
-    rng: Seed | None = None
+    seed: Seed | None = None
     strategies: StrategyOptions | None = None
 
 

@@ -2,8 +2,9 @@
 
 :class:`Pool` holds, for ``N`` items, their keys, every numeric per-item field (image scores
 such as ``entropy_max``, ``max_confidence``, ``num_boxes``, numeric extra fields such as a
-``brightness`` a later stage added), the highest confidence each class reaches in each item
-``(N, C)`` and, when every record has one, the ``(N, D)`` float32 embedding matrix.
+``brightness`` a later stage added, the ``rank`` and ``utility`` of a previous selection), the
+highest confidence each class reaches in each item ``(N, C)`` and, when every record has one,
+the ``(N, D)`` float32 embedding matrix.
 :class:`LabeledSet` says which pool items are labeled and what the labeled set looks like
 (embeddings, per-class image counts), whether it was given as records, a pool or indices.
 """
@@ -106,6 +107,8 @@ class Pool:
                 box_conf.append(rec.confidence)
             values: dict[str, Any] = dict(rec.image_scores)
             values.update({k: v for k, v in rec.extra.items() if _is_number(v)})
+            if rec.selection is not None:  # a previous selection's rank and utility (a selection file as pool)
+                values.update(rank=rec.selection.rank, utility=rec.selection.utility)
             if rec.frame is not None:
                 values["frame"] = rec.frame
             if rec.timestamp is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.record import Selection
+
 log = logging.getLogger(__name__)
 
 #: Tag every pushed sample gets; the ``review-queue`` saved view lists them.
@@ -75,15 +77,17 @@ def record_tags(
     *,
     round_: int | None = None,
     strategy: str | None = None,
+    selection: Selection | None = None,
     tags: Iterable[str] = (),
     review: bool = True,
 ) -> list[str]:
     """The tags of a pushed sample: its round, the rules or strategy that chose it, and
     ``to-review`` when ``review``.
 
-    ``extra`` is the record's :attr:`~cvactive.record.ImageRecord.extra`: harvest manifests
-    carry ``rules`` (a list of rule names), selection files ``strategy``; an explicit
-    ``round_``/``strategy`` wins over ``extra["round"]``/``extra["strategy"]``.
+    ``extra`` is the record's :attr:`~cvactive.record.ImageRecord.extra` (harvest manifests
+    carry ``rules``, a list of rule names) and ``selection`` its
+    :attr:`~cvactive.record.ImageRecord.selection` (a selection file's records have one); an
+    explicit ``round_``/``strategy`` wins over ``extra["round"]``/``selection.strategy``.
     """
     out: list[str] = [TO_REVIEW] if review else []
     rnd = round_ if round_ is not None else extra.get("round")
@@ -93,7 +97,7 @@ def record_tags(
     if isinstance(rules, str):
         rules = [rules]
     out.extend(f"rule:{_clean_tag(r)}" for r in rules)
-    strat = strategy if strategy is not None else extra.get("strategy")
+    strat = strategy if strategy is not None else (selection.strategy if selection is not None else None)
     if strat:
         out.append(f"strategy:{_clean_tag(strat)}")
     out.extend(str(t) for t in tags)
@@ -102,10 +106,14 @@ def record_tags(
     return sorted(set(out))
 
 
-def chosen_for_review(extra: Mapping[str, Any], strategy: str | None = None) -> bool:
-    """Whether a record was selected or harvested for review: it names a selection strategy or
-    rank, or harvest rules (a plain scores file, such as predictions pushed for evaluation, does not)."""
-    return bool(strategy or extra.get("strategy") or extra.get("rank") is not None or extra.get("rules"))
+def chosen_for_review(
+    extra: Mapping[str, Any], strategy: str | None = None, selection: Selection | None = None
+) -> bool:
+    """Whether a record was selected or harvested for review: a strategy is named (``strategy``),
+    a selection chose it (``selection``, the record's :attr:`~cvactive.record.ImageRecord.selection`)
+    or harvest rules kept it (``extra["rules"]``); a plain scores file, such as predictions pushed
+    for evaluation, was not."""
+    return bool(strategy or selection is not None or extra.get("rules"))
 
 
 def merge_tags(old: Iterable[str] | None, new: Iterable[str]) -> list[str]:

@@ -31,13 +31,6 @@ SOURCE_FIELDS = (KEY_FIELD, "source_video", "frame_index", "timestamp")
 SYNTHETIC_FIELDS = ("synthetic_parent", "synthetic_recipe", "synthetic_params")
 
 
-def selection(record: ImageRecord, key: str) -> Any:
-    """A selection result of the record (``rank``, ``utility``, ``strategy``): a typed attribute of
-    the record where it has one, else its ``extra`` entry, else ``None``."""
-    value = getattr(record, key, None)
-    return value if value is not None else record.extra.get(key)
-
-
 def detection_values(record: ImageRecord) -> list[dict[str, Any]]:
     """Each box as plain values: ``label``, normalised top-left ``bounding_box``, ``confidence``,
     ``class_id`` and every per-box measure (a NaN measure is left out)."""
@@ -84,13 +77,13 @@ def field_values(
     rnd = round_ if round_ is not None else record.extra.get("round")
     if rnd is not None:
         values["cva_round"] = int(rnd)
-    strat = strategy if strategy is not None else selection(record, "strategy")
+    chosen = record.selection
+    strat = strategy if strategy is not None else (chosen.strategy if chosen is not None else None)
     if strat:
         values["selection_strategy"] = _clean_tag(strat)
-    for key in ("rank", "utility"):
-        value = selection(record, key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values[f"selection_{key}"] = float(value)
+    if chosen is not None:
+        values["selection_rank"] = float(chosen.rank)
+        values["selection_utility"] = float(chosen.utility)
     rules = record.extra.get("rules")
     if rules:
         values["harvest_rules"] = [str(r) for r in ([rules] if isinstance(rules, str) else rules)]

@@ -35,7 +35,6 @@ from cvactive.store.fields import (  # noqa: F401  (re-exported: the names push 
     detections_of,
     field_values,
     sample_fields,
-    selection,
 )
 from cvactive.store.queue import DISPLAY_CONF, review_settings, update_review_queue
 from cvactive.store.resolve import extract_frames, image_metadata, locate, sample_key  # noqa: F401
@@ -128,9 +127,11 @@ def existing_keys(dataset: Any) -> dict[str, tuple[str, list[str]]]:
 def _convert(ctx: _Push, key: str, record: ImageRecord, image: Path) -> tuple[list[str], dict[str, Any], list[dict]]:
     """The tags, plain field values (key included, predictions not) and boxes of one record."""
     prov = record.extra.get("provenance") or ctx.provenance.lookup(image)
-    extra = {**record.extra, **{k: v for k in ("rank", "strategy") if (v := selection(record, k)) is not None}}
-    review = ctx.review if ctx.review is not None else chosen_for_review(extra, ctx.strategy)
-    tag_list = record_tags(extra, round_=ctx.round_, strategy=ctx.strategy, tags=ctx.tags, review=review)
+    chosen = record.selection
+    review = ctx.review if ctx.review is not None else chosen_for_review(record.extra, ctx.strategy, chosen)
+    tag_list = record_tags(
+        record.extra, round_=ctx.round_, strategy=ctx.strategy, selection=chosen, tags=ctx.tags, review=review
+    )
     if prov:
         tag_list = merge_tags(tag_list, ["synthetic"])
     values = field_values(
@@ -213,7 +214,8 @@ def push_records(
         records: scored records (a scores file, a harvest manifest or a selection file).
         dataset: the data set name (created, persistent, when missing and ``create``).
         round_: the active-learning round; tags ``round-<n>`` (else ``extra["round"]``).
-        strategy: the selection strategy; tags ``strategy:<name>`` (else ``extra["strategy"]``).
+        strategy: the selection strategy; tags ``strategy:<name>`` (else the strategy of the
+            record's :attr:`~cvactive.record.ImageRecord.selection`).
             Harvest rules in ``extra["rules"]`` become ``rule:<name>`` tags.
         tags: further tags for every sample.
         review: put the samples in the review queue (tag ``to-review``): ``True`` all, ``False``

@@ -8,7 +8,7 @@ every transform by albumentations, and a provenance line per image so reviewers 
 reject it. Every albumentations import of cvactive lives in :mod:`cvactive.synthesis._albu`.
 
     >>> from cvactive.synthesis import synthesize
-    >>> summary = synthesize("data/porch/data.yaml", n=100, out="runs/syn", target="auto")  # doctest: +SKIP
+    >>> summary = synthesize("data/porch/data.yaml", k=100, out="runs/syn", target="auto")  # doctest: +SKIP
     >>> print("\\n".join(summary.lines()))  # doctest: +SKIP
 """
 

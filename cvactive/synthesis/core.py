@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from cvactive._random import as_rng
+from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError
 from cvactive.synthesis.gaps import GapThresholds
 from cvactive.synthesis.images import array_luma, image_luma
@@ -59,10 +60,11 @@ __all__ = [
 ]
 
 
+@renamed_kwargs(n="k")
 def synthesize(
     data: str | Path | YoloDataset,
     *,
-    n: int,
+    k: int,
     out: str | Path,
     recipes: str | Path | Iterable[str | Path] | Mapping[str, Recipe] | None = None,
     target: str | Sequence[str] | Target | None = "auto",
@@ -80,11 +82,12 @@ def synthesize(
     min_small_share: float = 0.1,
     min_side_share: float = 0.35,
 ) -> SynthesisSummary:
-    """Make ``n`` new labeled images where the data set is thin and write them as a YOLO data set.
+    """Make ``k`` new labeled images where the data set is thin and write them as a YOLO data set.
 
     Args:
         data: a YOLO ``data.yaml``, its folder, or a loaded :class:`YoloDataset`.
-        n: how many synthetic images to make.
+        k: how many synthetic images to make (as ``select``'s ``k`` is how many to pick; its
+            old name ``n`` works, with a warning, until the next release).
         out: the output folder (``images/train``, ``labels/train``, ``data.yaml`` ... go there).
         recipes: recipe files, folders or built-in names, or loaded recipes (default: every built-in).
         target: ``auto`` (the data's gaps), ``classes=a,b``, ``conditions=night,fog`` (see :func:`parse_target`).
@@ -100,12 +103,12 @@ def synthesize(
     Raises:
         DatasetError: the data set has no labeled boxes in ``split``.
         ConfigError: a bad target, an unknown class or recipe name (valid ones listed), a malformed
-            recipe, ``n < 1``, or ``out`` already holds files and ``overwrite`` is off.
+            recipe, ``k < 1``, or ``out`` already holds files and ``overwrite`` is off.
     """
     from cvactive.synthesis import _albu
 
-    if n < 1:
-        raise ConfigError(f"n must be at least 1, got {n}")
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, got {k}")
     thresholds = GapThresholds(
         rare_ratio=rare_ratio,
         dark_threshold=dark_threshold,
@@ -124,11 +127,11 @@ def synthesize(
     prepare_out(out_dir, overwrite)
     parents.profile(progress)
     rng = as_rng(seed)
-    plans, jobs, notes = plan_jobs(tgt, book, parents, thresholds, n, rng)
+    plans, jobs, notes = plan_jobs(tgt, book, parents, thresholds, k, rng)
     runner = JobRunner(parents.items, instances(parents.items, parents.readable), _albu)
     with SyntheticWriter(out_dir, quality) as writer:
         dropped = _run_jobs(jobs, parents, writer, runner, progress)
-    summary = _summarize(out_dir, parents, tgt, thresholds, plans, writer, n, dropped, notes)
+    summary = _summarize(out_dir, parents, tgt, thresholds, plans, writer, k, dropped, notes)
     (out_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
     return summary
 
