@@ -137,6 +137,7 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
     from cvactive.store.convert import KEY_FIELD, chosen_for_review, record_tags
     from cvactive.store.fields import sample_fields
     from cvactive.store.push import push_records
+    from cvactive.store.write import WRITE_FIELD
 
     rng = np.random.default_rng(5)
     records = yolo_records(porch_data, "val", rng, n=8)
@@ -167,7 +168,8 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
 
         def plain(sample: Any) -> dict:
             d = sample.to_dict()
-            for key in ("_id", "created_at", "last_modified_at", "_rand", "_dataset_id"):
+            # per-write bookkeeping: ids, times, and the push's write token (see store/write.py)
+            for key in ("_id", "created_at", "last_modified_at", "_rand", "_dataset_id", WRITE_FIELD):
                 d.pop(key, None)
             for det in d["predictions"]["detections"]:
                 det.pop("_id")
@@ -184,7 +186,7 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
         assert meta.size_bytes > 0 and meta.mime_type == "image/jpeg" and meta.num_channels == 3
         emb = {s[KEY_FIELD]: s.embedding for s in ds}
         np.testing.assert_array_equal(emb[str(Path(records[2].source).resolve())], records[2].embedding)
-        schema = {k: type(v).__name__ for k, v in ds.get_field_schema(flat=True).items()}
+        schema = {k: type(v).__name__ for k, v in ds.get_field_schema(flat=True).items() if k != WRITE_FIELD}
         ref_schema = {k: type(v).__name__ for k, v in ref.get_field_schema(flat=True).items()}
         assert schema == ref_schema
         assert ds.first().predictions.detections[0].entropy is not None

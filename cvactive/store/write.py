@@ -12,12 +12,15 @@ Concurrency: the sample key has a unique index, so two pushers of one record lea
 (the loser's insert turns into an update). Sample tags are only added (``$addToSet``). An
 update is a compare-and-set on ``last_modified_at`` (which FiftyOne and the App bump on every
 edit, label tags included): a sample changed between the read and the write is read again and
-merged again, so a tag put on in the App during a push is never overwritten.
+merged again, so a tag put on in the App during a push is never overwritten. Each attempt also
+writes a fresh token into ``cva_write``: which samples an attempt really wrote is read from the
+token, not from the timestamp, which another writer can hit to the millisecond.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -32,6 +35,8 @@ from cvactive.store.merge import REVIEWED_SUFFIX, carry_reviews, keep_unmatched
 
 log = logging.getLogger(__name__)
 
+#: Field holding the token of the last push attempt that wrote the sample.
+WRITE_FIELD = "cva_write"
 #: Times a sample changed by someone else during its update is re-read and merged again.
 MAX_RETRIES = 20
 #: Python type of a plain value -> the FiftyOne field that holds it.
@@ -144,7 +149,7 @@ class RawWriter:
 
     def declare(self, values: dict[str, Any], dets: list[dict[str, Any]]) -> None:
         """Add the fields of one sample (and the attributes of its boxes) to the schema where new."""
-        wanted: dict[str, Any] = {KEY_FIELD: "", self.label_field: None}
+        wanted: dict[str, Any] = {KEY_FIELD: "", WRITE_FIELD: "", self.label_field: None}
         wanted.update({k: v for k, v in values.items() if v is not None})
         for det in dets[:1]:
             for name, value in det.items():
@@ -252,7 +257,9 @@ class RawWriter:
         docs = self.coll.aggregate(pipeline)
         return {str(d["_id"]): (d.get("last_modified_at"), d["boxes"], d["kept"]) for d in docs}
 
-    def _update_op(self, sid: str, upd: Update, state: tuple[Any, list[dict], list[dict]], stamp: datetime) -> Any:
+    def _update_op(
+        self, sid: str, upd: Update, state: tuple[Any, list[dict], list[dict]], stamp: datetime, token: str
+    ) -> Any:
         from pymongo import UpdateOne
 
         modified, old_boxes, kept = state
@@ -267,7 +274,7 @@ class RawWriter:
             full = {str(b["_id"]): b for b in self._full_boxes(sid, [b["_id"] for b in unmatched])}
             archive = keep_unmatched(kept, [full.get(str(b["_id"]), b) for b in unmatched])
             values[self.reviewed_field] = {"_cls": "Detections", "detections": archive}
-        update: dict[str, Any] = {"$set": {**values, "last_modified_at": stamp}}
+        update: dict[str, Any] = {"$set": {**values, WRITE_FIELD: token, "last_modified_at": stamp}}
         if upd.tags:
             update["$addToSet"] = {"tags": {"$each": list(upd.tags)}}
         return UpdateOne({"_id": self._oid(sid), "last_modified_at": modified}, update)
@@ -290,16 +297,16 @@ class RawWriter:
         for _ in range(MAX_RETRIES):
             if not todo:
                 return retries
-            stamp = now()
+            stamp, token = now(), uuid.uuid4().hex
             states = self._read_boxes(list(todo))
-            ops = [self._update_op(sid, upd, states[sid], stamp) for sid, upd in todo.items() if sid in states]
+            ops = [self._update_op(sid, upd, states[sid], stamp, token) for sid, upd in todo.items() if sid in states]
             if not ops:
                 return retries  # deleted meanwhile: nothing to update
             result = self.coll.bulk_write(ops, ordered=False)
             if result.matched_count == len(ops):
                 return retries
-            after = self.coll.find({"_id": {"$in": [self._oid(s) for s in todo]}}, {"last_modified_at": 1})
-            done = {str(d["_id"]) for d in after if d.get("last_modified_at") == stamp}
+            after = self.coll.find({"_id": {"$in": [self._oid(s) for s in todo]}}, {WRITE_FIELD: 1})
+            done = {str(d["_id"]) for d in after if d.get(WRITE_FIELD) == token}
             todo = {sid: upd for sid, upd in todo.items() if sid in states and sid not in done}
             retries += len(todo)
             log.debug("%d samples changed during the update; merging again", len(todo))
