@@ -32,6 +32,15 @@ SCALES: dict[str, tuple[float, float, int]] = {
 }
 
 
+def datasets_dir() -> Path:
+    """Ultralytics' datasets folder (from its settings), where it looks for a data set's relative
+    ``path`` that does not exist from the current folder."""
+    offline_defaults()
+    from ultralytics.utils import DATASETS_DIR
+
+    return Path(DATASETS_DIR)
+
+
 def scaled_architecture(scale: str, out_dir: str | Path, base: str = "yolov8.yaml") -> Path:
     """Write Ultralytics' ``base`` architecture YAML with one scale, ``yolov8-<scale>.yaml``, into ``out_dir``."""
     import yaml

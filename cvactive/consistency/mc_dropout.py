@@ -130,7 +130,6 @@ class MCDropout:
         features that call captured.
         """
         import torch
-        from ultralytics.utils.nms import non_max_suppression
 
         from cvactive.consistency.temperature import apply_temperature
 
@@ -143,9 +142,7 @@ class MCDropout:
         feats, self._feats = self._feats, None
         with torch.inference_mode():
             clean = self._head(feats)
-            _, idxs = non_max_suppression(
-                clean, det.conf, det.iou, None, False, max_det=det.max_det, nc=nc, return_idxs=True
-            )
+            _, idxs = det.nms(clean)
             passes = [self._head([self._drop(f) for f in feats])[:, 4 : 4 + nc, :] for _ in range(self.passes)]
             cls = torch.stack(passes)  # (T, B, C, A)
         out = []
