@@ -118,17 +118,21 @@ class Detector:
             kwargs["device"] = device
         return kwargs
 
+    def head(self) -> Any | None:
+        """The detection head of a PyTorch model (the last layer; its inputs are the P3, P4, P5
+        feature maps and its output the raw ``(B, 4 + C, A)``), or ``None`` when there is none."""
+        layers = getattr(getattr(self.backend, "model", None), "model", None)
+        return None if layers is None or len(layers) == 0 else layers[-1]
+
     def _install_embedding_hook(self) -> None:
         if not self.is_pytorch:
             raise ModelError(
                 f"embeddings need a PyTorch model (.pt or .yaml); {self.model_path!r} is an exported "
                 f"{getattr(self.backend, 'format', 'non-PyTorch')} model. Drop --embed or use the .pt"
             )
-        net = getattr(self.backend, "model", None)
-        layers = getattr(net, "model", None)
-        if layers is None or len(layers) == 0:
+        head = self.head()
+        if head is None:
             raise ModelError(f"cannot find the detection head of {self.model_path!r} to take embeddings from")
-        head = layers[-1]
 
         def capture(_module: Any, inputs: tuple[Any, ...]) -> None:
             maps = inputs[0] if isinstance(inputs[0], (list, tuple)) else list(inputs)

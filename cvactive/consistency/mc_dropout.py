@@ -86,11 +86,11 @@ class MCDropout:
             raise ConfigError(f"MC dropout needs at least 2 passes, got {passes}")
         if not 0.0 <= p < 1.0:
             raise ConfigError(f"dropout probability must lie in [0, 1), got {p}")
-        layers = getattr(getattr(detector.backend, "model", None), "model", None)
-        if layers is None or len(layers) == 0:
+        head = detector.head()
+        if head is None:
             raise ModelError(f"cannot find the detection head of {detector.model_path!r}")
         self.detector, self.passes, self.p, self.temperature = detector, int(passes), float(p), float(temperature)
-        self.head: Any = layers[-1]
+        self.head: Any = head
         self._feats: list[Any] | None = None
         self._gen = torch.Generator(device=detector.device)
         self._gen.manual_seed(seed_from(rng))
