@@ -37,7 +37,6 @@ PRIVATE: dict[str, Pin] = {
         "and the checkpoint layout rebuilt from an OpenVINO export",
         (
             "cvactive/detector.py",
-            "cvactive/consistency/mc_dropout.py",
             "cvactive/weights/architecture.py",
             "cvactive/weights/rebuild.py",
         ),

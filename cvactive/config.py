@@ -16,6 +16,10 @@
 Keys of a config are the keyword arguments of the function its command calls. A key renamed so
 that one concept has one name (:data:`cvactive.schemas.RENAMED`) is still read under its old
 name, with a one-line warning, until the next release.
+
+The helpers that need nothing of cvactive (:func:`load_yaml`, :func:`check_keys`,
+:func:`unknown_options`) live in :mod:`cvactive._config`, below the schemas this module consults,
+so that the selection registry and the data set reader can use them without an import circle.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
+# Re-exported: the helpers that need nothing of cvactive live below config, in cvactive._config.
+from cvactive._config import check_keys as check_keys
+from cvactive._config import load_yaml as load_yaml
+from cvactive._config import unknown_options as unknown_options
 from cvactive.errors import ConfigError
 
 T = TypeVar("T")
@@ -44,37 +52,6 @@ def resource(*parts: str) -> Path:
 CONFIG_DIR = resource("configs")
 #: The shipped data set recipes (``datasets/`` of the repository is a documented copy).
 DATASET_DIR = resource("datasets")
-
-
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Load a YAML mapping; a missing file or a non-mapping is a :class:`ConfigError`."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(err).split())})") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping of option names to values, got {type(data).__name__}")
-    return data
-
-
-def unknown_options(where: str, unknown: Any, valid: Any) -> ConfigError:
-    """The one message for keys a config section does not know (it lists the valid ones)."""
-    listed = ", ".join(str(v) for v in valid) or "none"
-    return ConfigError(f"{where}: unknown option(s) {sorted(str(u) for u in unknown)}; valid options: {listed}")
-
-
-def check_keys(options: Mapping[Any, Any], valid: Any, where: str) -> None:
-    """Raise :func:`unknown_options` when ``options`` has a key outside ``valid``."""
-    unknown = set(options) - set(valid)
-    if unknown:
-        raise unknown_options(where, unknown, valid)
 
 
 def _target_name(target: Callable[..., Any]) -> str:

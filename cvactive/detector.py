@@ -16,7 +16,6 @@ global-average-pooled and the results are concatenated (448 numbers for YOLOv8n)
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,21 +25,13 @@ from cvactive._env import offline_defaults
 from cvactive._pins import require as require_pinned
 from cvactive.errors import ModelError
 from cvactive.record import ImageRecord
+from cvactive.sources import FrameMeta as FrameMeta  # re-exported: the provenance type lives in sources
 
 if TYPE_CHECKING:
     from cvactive.pipeline import Engine
     from cvactive.scoring import Scorer
 
 _MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript", ".mlpackage", ".tflite")
-
-
-@dataclass(frozen=True)
-class FrameMeta:
-    """Where an image came from (the provenance a record carries)."""
-
-    source: str
-    frame: int | None = None
-    timestamp: float | None = None
 
 
 def _check_model_path(model: str | Path) -> str:
@@ -127,17 +118,21 @@ class Detector:
             kwargs["device"] = device
         return kwargs
 
+    def head(self) -> Any | None:
+        """The detection head of a PyTorch model (the last layer; its inputs are the P3, P4, P5
+        feature maps and its output the raw ``(B, 4 + C, A)``), or ``None`` when there is none."""
+        layers = getattr(getattr(self.backend, "model", None), "model", None)
+        return None if layers is None or len(layers) == 0 else layers[-1]
+
     def _install_embedding_hook(self) -> None:
         if not self.is_pytorch:
             raise ModelError(
                 f"embeddings need a PyTorch model (.pt or .yaml); {self.model_path!r} is an exported "
                 f"{getattr(self.backend, 'format', 'non-PyTorch')} model. Drop --embed or use the .pt"
             )
-        net = getattr(self.backend, "model", None)
-        layers = getattr(net, "model", None)
-        if layers is None or len(layers) == 0:
+        head = self.head()
+        if head is None:
             raise ModelError(f"cannot find the detection head of {self.model_path!r} to take embeddings from")
-        head = layers[-1]
 
         def capture(_module: Any, inputs: tuple[Any, ...]) -> None:
             maps = inputs[0] if isinstance(inputs[0], (list, tuple)) else list(inputs)
@@ -192,6 +187,23 @@ class Detector:
         self._feats = None
         return raw, feats
 
+    def nms(self, raw: Any) -> tuple[list[Any], list[Any]]:
+        """Ultralytics' NMS with this detector's ``conf``, ``iou`` and ``max_det`` on a raw output.
+
+        Args:
+            raw: the network output, a torch tensor ``(B, 4 + C, A)`` (``A`` anchors).
+
+        Returns:
+            per image, the kept boxes ``(n, 6)`` (``xyxy`` in the input's pixels, confidence,
+            class) and the ``(n,)`` anchor index each came from (its column of ``raw``).
+        """
+        from ultralytics.utils.nms import non_max_suppression
+
+        kept, idxs = non_max_suppression(
+            raw, self.conf, self.iou, None, False, max_det=self.max_det, nc=len(self.names), return_idxs=True
+        )
+        return kept, idxs
+
     def to_records(
         self,
         raw: Any,
@@ -213,15 +225,12 @@ class Detector:
         """
         import torch
         from ultralytics.utils import ops
-        from ultralytics.utils.nms import non_max_suppression
 
         if isinstance(raw, np.ndarray):
             raw = torch.from_numpy(raw)
         nc = len(self.names)
         with torch.inference_mode():
-            kept, idxs = non_max_suppression(
-                raw, self.conf, self.iou, None, False, max_det=self.max_det, nc=nc, return_idxs=True
-            )
+            kept, idxs = self.nms(raw)
             raw_cls = raw[:, 4 : 4 + nc, :]
             records = []
             for b, (det, idx, (h, w), meta) in enumerate(zip(kept, idxs, shapes, metas)):

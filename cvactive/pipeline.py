@@ -53,17 +53,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from cvactive.errors import ModelError, SourceError
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector, FrameMeta
+    from cvactive.detector import Detector
     from cvactive.record import ImageRecord
     from cvactive.scoring import Scorer
-    from cvactive.sources import SourceReport
+    from cvactive.sources import FrameMeta, SourceReport
 
 #: Called by an engine when a submitted chunk's inference ends: ``(output, None)`` or ``(None, error)``.
 Done = Callable[[Any, "BaseException | None"], None]
@@ -91,6 +91,19 @@ class Engine(Protocol):
 
     def finish(self, output: Any, shapes: Sequence[tuple[int, int]], metas: Sequence[FrameMeta]) -> list[ImageRecord]:
         """Records of one chunk from its inference output (NMS, class-score rows). Thread-safe."""
+
+
+def _engine_of(model: Detector | Engine, batch: int) -> Engine:
+    """The engine a pipeline drives: a detector's own (:meth:`Detector.engine
+    <cvactive.detector.Detector.engine>` for ``batch``), or ``model`` itself when it is an engine.
+
+    A detector is told apart by its class defining ``engine`` (an engine's class does not; a
+    wrapper that only forwards attributes is not a detector either), so this module does not
+    import :mod:`cvactive.detector`, which builds pipelines itself.
+    """
+    if callable(getattr(type(model), "engine", None)):
+        return cast("Detector", model).engine(batch)
+    return cast(Engine, model)
 
 
 def read_frames(
@@ -149,7 +162,7 @@ def _read_image(path: Path) -> np.ndarray:
 def _decoded(
     item: tuple[Path, Future[np.ndarray]], report: SourceReport, strict: bool
 ) -> Iterator[tuple[np.ndarray, FrameMeta]]:
-    from cvactive.detector import FrameMeta
+    from cvactive.sources import FrameMeta
 
     path, future = item
     try:
@@ -200,9 +213,7 @@ class Pipeline:
             raise ModelError(f"a pipeline needs at least 1 worker thread, got workers={workers}")
         if batch < 1:
             raise ModelError(f"batch must be at least 1, got {batch}")
-        from cvactive.detector import Detector
-
-        self.engine: Engine = model.engine(batch) if isinstance(model, Detector) else model
+        self.engine: Engine = _engine_of(model, batch)
         self.workers, self.scorer = workers, scorer
         self.stall_timeout = float(stall_timeout)
 

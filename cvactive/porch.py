@@ -13,6 +13,7 @@ repository's ``datasets/porch.yaml``); :class:`PorchRecipe` holds its values.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -268,31 +269,31 @@ def write_video(path: str | Path, recipe: PorchRecipe | None = None) -> Path:
 
     Long stretches show the same scene (as a real doorstep camera does), which is what
     near-duplicate suppression has to cope with.
+
+    Raises:
+        VideoError: OpenCV cannot write an ``mp4v`` video at ``path``.
     """
-    import cv2
+    from cvactive.sources import write_video as encode
 
     recipe = recipe or PorchRecipe.load()
-    rng = np.random.default_rng(recipe.seed + 1)
-    w, h = recipe.width, recipe.height
-    n_frames = int(recipe.video_seconds * recipe.video_fps)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
-    writer = cv2.VideoWriter(str(path), fourcc, recipe.video_fps, (w, h))
-    if not writer.isOpened():
-        raise ConfigError(f"cannot write a video to {path} (OpenCV has no mp4v encoder?)")
+    encode(path, _video_frames(recipe), fps=recipe.video_fps, size=(recipe.width, recipe.height))
+    return path
+
+
+def _video_frames(recipe: PorchRecipe) -> Iterator[np.ndarray]:
+    """The frames of the porch video, BGR ``uint8`` ``(height, width, 3)``, made one at a time."""
+    rng = np.random.default_rng(recipe.seed + 1)
+    n_frames = int(recipe.video_seconds * recipe.video_fps)
     # The scene changes every few seconds: a new arrangement of packages on a fixed porch.
     seg = max(1, int(recipe.video_fps * rng.uniform(2.0, 4.0)))
     scene_rng_seed = int(rng.integers(1 << 30))
     base_rng = np.random.default_rng(scene_rng_seed)
-    try:
-        current: np.ndarray | None = None
-        for f in range(n_frames):
-            if current is None or f % seg == 0:
-                current = render_scene(recipe, np.random.default_rng(base_rng.integers(1 << 30)), night=False).image
-            light = 1.0 - 0.75 * (f / max(1, n_frames - 1)) ** 2  # day fades to night
-            frame = current.astype(np.float32) * light + rng.normal(0, 2.0, current.shape)
-            writer.write(np.clip(frame, 0, 255).astype(np.uint8))
-    finally:
-        writer.release()
-    return path
+    current: np.ndarray | None = None
+    for f in range(n_frames):
+        if current is None or f % seg == 0:
+            current = render_scene(recipe, np.random.default_rng(base_rng.integers(1 << 30)), night=False).image
+        light = 1.0 - 0.75 * (f / max(1, n_frames - 1)) ** 2  # day fades to night
+        frame = current.astype(np.float32) * light + rng.normal(0, 2.0, current.shape)
+        yield np.clip(frame, 0, 255).astype(np.uint8)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import glob
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cvactive.detector import FrameMeta
 from cvactive.errors import SourceError, VideoError
 
 log = logging.getLogger(__name__)
@@ -26,6 +25,21 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+@dataclass(frozen=True)
+class FrameMeta:
+    """Where an image came from (the provenance a record carries).
+
+    Attributes:
+        source: the file path, URL or camera index as given.
+        frame: the frame index of a video frame (``None`` for a still image).
+        timestamp: the frame's time in the video, in seconds (``None`` for a still image).
+    """
+
+    source: str
+    frame: int | None = None
+    timestamp: float | None = None
 
 
 @dataclass
@@ -171,6 +185,37 @@ def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 90) -> 
 
     if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
         raise SourceError(f"cannot write {path}")
+
+
+def write_video(
+    path: str | Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int], codec: str = "mp4v"
+) -> int:
+    """Encode frames into a video file with OpenCV's ``VideoWriter``; return how many were written.
+
+    Args:
+        path: the video file (its folder must exist); the container follows the suffix.
+        frames: BGR ``uint8`` images ``(height, width, 3)``, each of ``size``; consumed one at a time.
+        fps: frames per second the file declares.
+        size: ``(width, height)`` in pixels.
+        codec: the FourCC code of the encoder.
+
+    Raises:
+        VideoError: OpenCV cannot open a writer for ``path`` with ``codec``.
+    """
+    import cv2
+
+    fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
+    writer = cv2.VideoWriter(str(path), fourcc, fps, size)
+    if not writer.isOpened():
+        raise VideoError(f"cannot write a video to {path} (OpenCV has no {codec} encoder?)")
+    count = 0
+    try:
+        for frame in frames:
+            writer.write(frame)
+            count += 1
+    finally:
+        writer.release()
+    return count
 
 
 def iter_video(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,15 @@ SCALES: dict[str, tuple[float, float, int]] = {
     "n": (0.33, 0.25, 1024),
     "s": (0.33, 0.50, 1024),
 }
+
+
+def datasets_dir() -> Path:
+    """Ultralytics' datasets folder (from its settings), where it looks for a data set's relative
+    ``path`` that does not exist from the current folder."""
+    offline_defaults()
+    from ultralytics.utils import DATASETS_DIR
+
+    return Path(DATASETS_DIR)
 
 
 def scaled_architecture(scale: str, out_dir: str | Path, base: str = "yolov8.yaml") -> Path:
@@ -138,16 +147,7 @@ def train_detector(
     out.mkdir(parents=True, exist_ok=True)
     arch = resolve_model(model, out)
     start = time.perf_counter()
-    from tqdm import tqdm
-
-    bar = tqdm(total=epochs, disable=verbose or not progress, unit="epoch", desc=f"training {Path(arch).stem}")
-
-    def on_epoch_end(trainer: Any) -> None:
-        bar.update(1)
-        loss = getattr(trainer, "tloss", None)
-        if loss is not None and hasattr(loss, "sum"):
-            bar.set_postfix(loss=f"{float(loss.sum()):.3f}")
-
+    bar, on_epoch_end = _epoch_progress(epochs, arch, show=progress and not verbose)
     try:
         yolo = YOLO(arch, task="detect")
         yolo.add_callback("on_train_epoch_end", on_epoch_end)
@@ -177,8 +177,26 @@ def train_detector(
         raise ModelError(f"training {arch} on {data_path} failed: {err}") from err
     finally:
         bar.close()
-    seconds = time.perf_counter() - start
-    run_dir = out / name
+    return _train_result(yolo, out / name, time.perf_counter() - start)
+
+
+def _epoch_progress(epochs: int, arch: str, *, show: bool) -> tuple[Any, Callable[[Any], None]]:
+    """A progress bar over the epochs and the Ultralytics callback that advances it (with the loss)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=epochs, disable=not show, unit="epoch", desc=f"training {Path(arch).stem}")
+
+    def on_epoch_end(trainer: Any) -> None:
+        bar.update(1)
+        loss = getattr(trainer, "tloss", None)
+        if loss is not None and hasattr(loss, "sum"):
+            bar.set_postfix(loss=f"{float(loss.sum()):.3f}")
+
+    return bar, on_epoch_end
+
+
+def _train_result(yolo: Any, run_dir: Path, seconds: float) -> TrainResult:
+    """The weights a finished run left (``best.pt``, else ``last.pt``) and its trainer's last metrics."""
     weights = run_dir / "weights" / "best.pt"
     if not weights.exists():
         weights = run_dir / "weights" / "last.pt"

@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.config import load_yaml
+from cvactive._config import load_yaml
+from cvactive.boxes import xyxy_to_yolo as xyxy_to_yolo  # re-exported: conversions live in cvactive.boxes
+from cvactive.boxes import yolo_to_xyxy as yolo_to_xyxy
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.yolo_labels import ERROR_KINDS, WARNING_KINDS, LabelIssue, parse_label_text
 
@@ -106,28 +108,6 @@ class YoloDataset:
         return sum(len(v) for v in self.splits.values())
 
 
-def yolo_to_xyxy(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Normalised ``cx cy w h`` ``(N, 4)`` to pixel ``xyxy`` ``(N, 4)`` float32."""
-    b = np.asarray(boxes, np.float32).reshape(-1, 4)
-    out = np.empty_like(b)
-    out[:, 0] = (b[:, 0] - b[:, 2] / 2) * width
-    out[:, 1] = (b[:, 1] - b[:, 3] / 2) * height
-    out[:, 2] = (b[:, 0] + b[:, 2] / 2) * width
-    out[:, 3] = (b[:, 1] + b[:, 3] / 2) * height
-    return out
-
-
-def xyxy_to_yolo(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel ``xyxy`` ``(N, 4)`` to normalised ``cx cy w h`` ``(N, 4)`` float32."""
-    b = np.asarray(xyxy, np.float32).reshape(-1, 4)
-    out = np.empty_like(b)
-    out[:, 0] = (b[:, 0] + b[:, 2]) / 2 / width
-    out[:, 1] = (b[:, 1] + b[:, 3]) / 2 / height
-    out[:, 2] = (b[:, 2] - b[:, 0]) / width
-    out[:, 3] = (b[:, 3] - b[:, 1]) / height
-    return out
-
-
 def format_label_lines(boxes: np.ndarray, classes: np.ndarray) -> str:
     """YOLO label file text for normalised ``cx cy w h`` boxes (empty string for none)."""
     rows = [f"{int(c)} {b[0]:.6f} {b[1]:.6f} {b[2]:.6f} {b[3]:.6f}" for b, c in zip(np.asarray(boxes), classes)]
@@ -171,13 +151,6 @@ def _names(data: dict[str, Any], where: str) -> dict[int, str]:
     if nc is not None and int(nc) != len(out):
         raise DatasetError(f"{where}: 'names' has {len(out)} classes but 'nc: {nc}'")
     return out
-
-
-def datasets_dir() -> Path:
-    """Ultralytics' datasets folder (its settings), where it looks for a relative ``path`` missing here."""
-    from ultralytics.utils import DATASETS_DIR
-
-    return Path(DATASETS_DIR)
 
 
 def _split_entries(data: dict[str, Any], where: str) -> dict[str, list[str]]:
@@ -229,6 +202,8 @@ def resolve_splits(yaml_path: Path, data: dict[str, Any]) -> tuple[Path, dict[st
         return root, {s: _targets(root, e) for s, e in entries.items()}, notes
     root = Path(path)
     if not root.exists() and not root.is_absolute():
+        from cvactive.train import datasets_dir  # Ultralytics' settings, read by its adapter
+
         root = datasets_dir() / root
     targets = {s: _targets(root, e) for s, e in entries.items()}
     if all(p.exists() for ps in targets.values() for p in ps) or Path(path).is_absolute():

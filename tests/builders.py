@@ -6,6 +6,7 @@ conftest). Larger synthetic pools for selection come from :mod:`cvactive.selecti
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,3 +72,50 @@ def random_record(n: int = 3, c: int = 4, seed: int = 0, **kw: Any) -> ImageReco
         names={i: f"c{i}" for i in range(c)},
         **kw,
     )
+
+
+def from_confidences(
+    confidence: Any,
+    class_id: Any,
+    *,
+    box: tuple[float, float, float, float] = (0.0, 0.0, 10.0, 10.0),
+    width: int = 64,
+    height: int = 48,
+    source: str = "v.mp4",
+    **kw: Any,
+) -> ImageRecord:
+    """A record with post-NMS confidences only (no class-score rows): one box per confidence,
+    each the same pixel ``box``, as a harvest manifest or an exported model gives them."""
+    n = len(confidence)
+    xyxy = np.tile(np.asarray([box], np.float32), (n, 1))
+    return ImageRecord(source, width, height, xyxy=xyxy, confidence=confidence, class_id=class_id, **kw)
+
+
+def from_yolo_item(item: Any, width: int, height: int, **kw: Any) -> ImageRecord:
+    """A record whose boxes are the labels of one :class:`~cvactive.yolodata.YoloItem`, in pixels
+    of a ``width`` x ``height`` image (``confidence``, ``names`` ... in ``kw``)."""
+    return ImageRecord(
+        source=str(item.image), width=width, height=height, xyxy=item.xyxy(width, height), class_id=item.classes, **kw
+    )
+
+
+def yolo_records(data_yaml: Path, split: str, rng: np.random.Generator, n: int | None = None) -> list[ImageRecord]:
+    """Scored records whose boxes are a YOLO data set's labels (at each image's real size), with
+    random class-score rows that put each label's class on top."""
+    from PIL import Image
+
+    from cvactive.scoring import Scorer
+    from cvactive.yolodata import load_yolo_dataset
+
+    ds = load_yolo_dataset(data_yaml, splits=(split,))
+    scorer = Scorer()
+    out = []
+    for item in list(ds.items(split))[:n]:
+        with Image.open(item.image) as im:
+            w, h = im.size
+        k = len(item.classes)
+        scores = rng.uniform(0.01, 0.3, (k, ds.num_classes)).astype(np.float32)
+        scores[np.arange(k), item.classes] = rng.uniform(0.3, 0.95, k)
+        record = from_yolo_item(item, w, h, confidence=scores.max(axis=1), class_scores=scores, names=ds.names)
+        out.append(scorer(record))
+    return out

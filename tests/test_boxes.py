@@ -1,4 +1,4 @@
-"""cvactive.boxes: hand-computed cases, torchvision.ops as the reference, and the older copies it replaces."""
+"""cvactive.boxes: hand-computed cases, torchvision.ops as the reference, and the older copies it replaced."""
 
 from __future__ import annotations
 
@@ -81,15 +81,75 @@ def test_same_as_torchvision_ops(rng):
     np.testing.assert_allclose(B.yolo_to_xyxy(cxcywh, 640, 480), back, rtol=1e-5, atol=1e-3)
 
 
+# The copies cvactive.boxes replaced (yolodata.py, store/convert.py, store/review.py, store/merge.py,
+# health/table.py), written out as they were: the one module must give their bits exactly.
+def _old_yolodata_xyxy_to_yolo(xyxy, width, height):
+    b = np.asarray(xyxy, np.float32).reshape(-1, 4)
+    out = np.empty_like(b)
+    out[:, 0] = (b[:, 0] + b[:, 2]) / 2 / width
+    out[:, 1] = (b[:, 1] + b[:, 3]) / 2 / height
+    out[:, 2] = (b[:, 2] - b[:, 0]) / width
+    out[:, 3] = (b[:, 3] - b[:, 1]) / height
+    return out
+
+
+def _old_yolodata_yolo_to_xyxy(boxes, width, height):
+    b = np.asarray(boxes, np.float32).reshape(-1, 4)
+    out = np.empty_like(b)
+    out[:, 0] = (b[:, 0] - b[:, 2] / 2) * width
+    out[:, 1] = (b[:, 1] - b[:, 3] / 2) * height
+    out[:, 2] = (b[:, 0] + b[:, 2] / 2) * width
+    out[:, 3] = (b[:, 1] + b[:, 3] / 2) * height
+    return out
+
+
+def _old_convert_xyxy_to_tlwh(xyxy, width, height):
+    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
+    x1 = np.clip(b[:, 0] / width, 0.0, 1.0)
+    y1 = np.clip(b[:, 1] / height, 0.0, 1.0)
+    x2 = np.clip(b[:, 2] / width, 0.0, 1.0)
+    y2 = np.clip(b[:, 3] / height, 0.0, 1.0)
+    return np.stack([x1, y1, np.maximum(x2 - x1, 0.0), np.maximum(y2 - y1, 0.0)], axis=1)
+
+
+def _old_convert_yolo_to_tlwh(boxes):
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 2], b[:, 3]], axis=1)
+
+
+def _old_review_tlwh_to_xyxy(tlwh_list, w, h):
+    tlwh = np.array(tlwh_list, np.float64).reshape(-1, 4)
+    return np.stack([tlwh[:, 0] * w, tlwh[:, 1] * h, (tlwh[:, 0] + tlwh[:, 2]) * w, (tlwh[:, 1] + tlwh[:, 3]) * h], 1)
+
+
+def _old_merge_tlwh_to_xyxy(boxes):
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
+
+
+def _old_table_tlwh_to_yolo(tlwh_list):
+    return np.asarray([(x + bw / 2, y + bh / 2, bw, bh) for x, y, bw, bh in tlwh_list], np.float32).reshape(-1, 4)
+
+
 def test_bit_for_bit_the_copies_it_replaces(rng):
-    """The conversions still written out in yolodata.py and store/convert.py give the same bits."""
     from cvactive.store import convert
     from cvactive.yolodata import xyxy_to_yolo, yolo_to_xyxy
 
     xyxy = random_xyxy(rng, 200)
     xyxy[:5] -= 50  # some outside the image
     yolo = B.xyxy_to_yolo(xyxy, 640, 480)
-    np.testing.assert_array_equal(yolo, xyxy_to_yolo(xyxy, 640, 480))
-    np.testing.assert_array_equal(B.yolo_to_xyxy(yolo, 640, 480), yolo_to_xyxy(yolo, 640, 480))
-    np.testing.assert_array_equal(B.xyxy_to_fiftyone(xyxy, 640, 480), convert.xyxy_to_tlwh(xyxy, 640, 480))
-    np.testing.assert_array_equal(B.yolo_to_fiftyone(yolo), convert.yolo_to_tlwh(yolo))
+    np.testing.assert_array_equal(yolo, _old_yolodata_xyxy_to_yolo(xyxy, 640, 480))
+    np.testing.assert_array_equal(B.yolo_to_xyxy(yolo, 640, 480), _old_yolodata_yolo_to_xyxy(yolo, 640, 480))
+    tlwh = B.xyxy_to_fiftyone(xyxy, 640, 480)
+    np.testing.assert_array_equal(tlwh, _old_convert_xyxy_to_tlwh(xyxy, 640, 480))
+    np.testing.assert_array_equal(B.yolo_to_fiftyone(yolo), _old_convert_yolo_to_tlwh(yolo))
+    listed = tlwh.tolist()  # FiftyOne hands boxes over as lists of floats
+    np.testing.assert_array_equal(B.fiftyone_to_xyxy(listed, 640, 480), _old_review_tlwh_to_xyxy(listed, 640, 480))
+    np.testing.assert_array_equal(B.fiftyone_to_xyxy(listed, 1.0, 1.0), _old_merge_tlwh_to_xyxy(listed))
+    table = B.fiftyone_to_yolo(listed).astype(np.float32)
+    np.testing.assert_array_equal(table, _old_table_tlwh_to_yolo(listed))
+    for empty in ([], np.zeros((0, 4))):
+        assert B.fiftyone_to_yolo(empty).astype(np.float32).shape == _old_table_tlwh_to_yolo([]).shape == (0, 4)
+    # the older names still answer, with the one implementation
+    assert (xyxy_to_yolo, yolo_to_xyxy) == (B.xyxy_to_yolo, B.yolo_to_xyxy)
+    assert (convert.xyxy_to_tlwh, convert.yolo_to_tlwh) == (B.xyxy_to_fiftyone, B.yolo_to_fiftyone)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import from_yolo_item
 
 from cvactive.record import ImageRecord
 
@@ -34,13 +35,9 @@ def _records(data_yaml: Path) -> list[ImageRecord]:
     for item in ds.items("val"):
         w, h = 320, 240
         k = len(item.classes)
-        out.append(
-            ImageRecord(
-                source=str(item.image), width=w, height=h, xyxy=item.xyxy(w, h),
-                confidence=rng.uniform(0.3, 0.9, k).astype(np.float32), class_id=item.classes, names=ds.names,
-                image_scores={"entropy_max": float(rng.uniform())},
-            )
-        )  # fmt: skip
+        confidence = rng.uniform(0.3, 0.9, k).astype(np.float32)
+        image_scores = {"entropy_max": float(rng.uniform())}
+        out.append(from_yolo_item(item, w, h, confidence=confidence, names=ds.names, image_scores=image_scores))
     return out
 
 

@@ -4,20 +4,18 @@ import json
 
 import numpy as np
 import pytest
+from builders import from_confidences
 
 from cvactive.errors import ConfigError
 from cvactive.harvest import Dedup, Deduper, Ledger, Limits, Pacer, Pacing, dhash, hamming, make_rule, make_rules, phash
 from cvactive.harvest.budget import quantile_threshold, target_rate
 from cvactive.harvest.rules import FrameInfo, unit_draw
 from cvactive.harvest.state import HarvestState, load_state, reconcile
-from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
 
 
 def rec(conf=(), cls=(), names=None):
-    n = len(conf)
-    xyxy = np.tile(np.array([[0, 0, 10, 10]], np.float32), (n, 1))
-    r = ImageRecord("v.mp4", 64, 48, xyxy=xyxy, confidence=conf, class_id=cls, frame=0, names=names or {0: "person"})
+    r = from_confidences(conf, cls, frame=0, names=names or {0: "person"})  # 10 x 10 boxes in a 64 x 48 frame
     return Scorer(measures=("binary_entropy", "threshold_closeness"))(r)
 
 

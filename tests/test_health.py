@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from builders import from_confidences
 
 from cvactive._renamed import RenamedWarning
 from cvactive.cli import main
@@ -16,7 +17,6 @@ from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import analyse, check_health, load_table
 from cvactive.health.report import summary_lines
 from cvactive.io import write_jsonl
-from cvactive.record import ImageRecord
 
 NAMES = ["cat", "dog", "bird"]
 
@@ -197,14 +197,14 @@ def test_harvest_manifest_reports_predictions(tmp_path, rng, capsys):
         cv2.imwrite(str(folder / "frames" / f"f{i}.jpg"), np.full((40, 80, 3), 30 + 60 * i, np.uint8))
         n = i % 3
         records.append(
-            ImageRecord(
-                source="cam.mp4",
-                frame=i * 10,
+            from_confidences(
+                np.full(n, 0.5),
+                np.arange(n) * 2,  # ids 0 and 2: the manifest never names id 1
+                box=(8.0, 4.0, 24.0, 20.0),
                 width=80,
                 height=40,
-                xyxy=np.tile([[8.0, 4.0, 24.0, 20.0]], (n, 1)),
-                confidence=np.full(n, 0.5),
-                class_id=np.arange(n) * 2,  # ids 0 and 2: the manifest never names id 1
+                source="cam.mp4",
+                frame=i * 10,
                 names={0: "person", 2: "car"},
                 extra={"path": f"frames/f{i}.jpg"},
             )

@@ -211,3 +211,30 @@ def test_read_frames_strict_stops_at_the_broken_image(mixed_folder):
         for _, meta in read_frames(mixed_folder, strict=True, workers=3):
             seen.append(meta.source)
     assert [s.rsplit("/", 1)[-1] for s in seen] == ["a0.png", "a1.png", "a2.png", "a3.png"]
+
+
+def test_a_detector_is_asked_for_its_engine_and_an_engine_is_used_as_it_is():
+    """The pipeline tells them apart by the class: a detector's class defines engine(batch); an engine
+    (or an engine wrapping another in an attribute named engine) does not."""
+    from cvactive.pipeline import _engine_of
+
+    class FakeDetector:
+        def __init__(self) -> None:
+            self.asked: list[int] = []
+
+        def engine(self, batch: int = 8) -> ToyEngine:
+            self.asked.append(batch)
+            return ToyEngine(batch=batch)
+
+    class Wrapping(ToyEngine):
+        def __init__(self, inner: ToyEngine) -> None:
+            super().__init__()
+            self.engine = inner  # an instance attribute, not a method of the class
+
+    det = FakeDetector()
+    assert isinstance(_engine_of(det, 4), ToyEngine) and det.asked == [4]
+    toy = ToyEngine()
+    assert _engine_of(toy, 4) is toy
+    wrapping = Wrapping(toy)
+    assert _engine_of(wrapping, 4) is wrapping
+    assert len(list(Pipeline(FakeDetector(), workers=1, batch=2)(frames(5)))) == 5

@@ -41,7 +41,7 @@ def test_health_plots_keep_the_users_backend(tmp_path):
     env = {
         **os.environ,
         "MPLBACKEND": "svg",
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]),
     }
     out = subprocess.run([sys.executable, "-c", script], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     backend, pyplot, files = out.stdout.strip().split(" ", 2)

@@ -79,3 +79,23 @@ def test_garbage_video_cannot_be_opened(tmp_path):
     assert report.failures == [(str(garbage), "cannot open video (missing, not a video, or unsupported codec)")]
     with pytest.raises(VideoError, match="cannot open"):
         list(iter_frames(garbage, strict=True))
+
+
+def test_write_video_reads_back_frame_by_frame(tmp_path):
+    from cvactive.sources import Capture, write_video
+
+    frames = (np.full((48, 64, 3), 40 * i, np.uint8) for i in range(6))  # a generator: consumed as written
+    assert write_video(tmp_path / "w.mp4", frames, fps=5.0, size=(64, 48)) == 6
+    cap = Capture(str(tmp_path / "w.mp4"))
+    try:
+        assert (cap.info.frame_count, cap.info.width, cap.info.height, cap.info.fps) == (6, 64, 48, 5.0)
+        means = []
+        while cap.grab():
+            image = cap.retrieve()
+            assert image is not None
+            means.append(float(image.mean()))
+    finally:
+        cap.release()
+    assert len(means) == 6 and np.allclose(means, [40 * i for i in range(6)], atol=3)
+    with pytest.raises(VideoError, match="cannot write a video to"):
+        write_video(tmp_path / "no" / "such" / "folder" / "w.mp4", iter([]), fps=5.0, size=(64, 48))

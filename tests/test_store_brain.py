@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from tests.test_store_fiftyone import yolo_records
+from builders import yolo_records
 
 pytestmark = pytest.mark.slow
 

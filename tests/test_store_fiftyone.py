@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import yolo_records
 
 from cvactive.cli import main
 from cvactive.errors import StoreError
 from cvactive.io import write_jsonl
 from cvactive.record import ImageRecord, Selection
-from cvactive.scoring import Scorer
 from cvactive.yolodata import load_yolo_dataset
 
 pytestmark = pytest.mark.slow
@@ -42,33 +42,6 @@ def name(fo: Any) -> Any:
     yield ds_name
     if fo.dataset_exists(ds_name):
         fo.delete_dataset(ds_name)
-
-
-def yolo_records(data_yaml: Path, split: str, rng: np.random.Generator, n: int | None = None) -> list[ImageRecord]:
-    """Scored records whose boxes are a YOLO data set's labels, with random class-score rows."""
-    from PIL import Image
-
-    ds = load_yolo_dataset(data_yaml, splits=(split,))
-    scorer = Scorer()
-    out = []
-    for item in list(ds.items(split))[:n]:
-        with Image.open(item.image) as im:
-            w, h = im.size
-        k = len(item.classes)
-        scores = rng.uniform(0.01, 0.3, (k, ds.num_classes)).astype(np.float32)
-        scores[np.arange(k), item.classes] = rng.uniform(0.3, 0.95, k)
-        record = ImageRecord(
-            source=str(item.image),
-            width=w,
-            height=h,
-            xyxy=item.xyxy(w, h),
-            confidence=scores.max(axis=1),
-            class_id=item.classes,
-            class_scores=scores,
-            names=ds.names,
-        )
-        out.append(scorer(record))
-    return out
 
 
 def test_import_aquarium_and_evaluate_ground_truth_against_itself(assets: Path, name: str, tmp_path: Path, capsys):

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from builders import yolo_records
 
 from cvactive.io import write_jsonl
 from cvactive.record import ImageRecord, Selection
-from tests.test_store_fiftyone import REPO, yolo_records
+from tests.test_store_fiftyone import REPO
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from cvactive.boxes import box_iou
 from cvactive.errors import ModelError, SourceError
 from cvactive.weights import calibration_images, find_ir, rebuild_from_openvino
 
@@ -51,12 +52,6 @@ def _boxes(model: str, image: str) -> list[tuple[str, float, np.ndarray]]:
     ]
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(rb - lt, 0, None)))
-    return inter / (float(np.prod(a[2:] - a[:2])) + float(np.prod(b[2:] - b[:2])) - inter)
-
-
 @pytest.mark.slow
 def test_rebuilt_model_finds_what_the_ir_finds(pretrained_pt, openvino_model, ultralytics_images):
     """Every confident box (>= 0.5) of either model has a twin in the other: same class, IoU >= 0.9,
@@ -66,7 +61,7 @@ def test_rebuilt_model_finds_what_the_ir_finds(pretrained_pt, openvino_model, ul
         ir, pt = _boxes(openvino_model, image), _boxes(str(pretrained_pt), image)
         for mine, other in ((ir, pt), (pt, ir)):
             for cls, conf, box in (b for b in mine if b[1] >= 0.5):
-                twins = [o for o in other if o[0] == cls and _iou(o[2], box) >= 0.9]
+                twins = [o for o in other if o[0] == cls and box_iou(o[2], box)[0, 0] >= 0.9]
                 assert twins, f"{name}: {cls} {conf:.3f} has no twin"
                 assert min(abs(o[1] - conf) for o in twins) <= 0.05, f"{name}: {cls} {conf:.3f} vs {twins}"
         assert sum(b[1] >= 0.5 for b in ir) >= 2  # the comparison is not vacuous (bus: 4 boxes, zidane: 2)

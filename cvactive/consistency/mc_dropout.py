@@ -86,11 +86,11 @@ class MCDropout:
             raise ConfigError(f"MC dropout needs at least 2 passes, got {passes}")
         if not 0.0 <= p < 1.0:
             raise ConfigError(f"dropout probability must lie in [0, 1), got {p}")
-        layers = getattr(getattr(detector.backend, "model", None), "model", None)
-        if layers is None or len(layers) == 0:
+        head = detector.head()
+        if head is None:
             raise ModelError(f"cannot find the detection head of {detector.model_path!r}")
         self.detector, self.passes, self.p, self.temperature = detector, int(passes), float(p), float(temperature)
-        self.head: Any = layers[-1]
+        self.head: Any = head
         self._feats: list[Any] | None = None
         self._gen = torch.Generator(device=detector.device)
         self._gen.manual_seed(seed_from(rng))
@@ -130,7 +130,6 @@ class MCDropout:
         features that call captured.
         """
         import torch
-        from ultralytics.utils.nms import non_max_suppression
 
         from cvactive.consistency.temperature import apply_temperature
 
@@ -143,9 +142,7 @@ class MCDropout:
         feats, self._feats = self._feats, None
         with torch.inference_mode():
             clean = self._head(feats)
-            _, idxs = non_max_suppression(
-                clean, det.conf, det.iou, None, False, max_det=det.max_det, nc=nc, return_idxs=True
-            )
+            _, idxs = det.nms(clean)
             passes = [self._head([self._drop(f) for f in feats])[:, 4 : 4 + nc, :] for _ in range(self.passes)]
             cls = torch.stack(passes)  # (T, B, C, A)
         out = []

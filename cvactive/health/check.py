@@ -28,6 +28,9 @@ from cvactive.selection.targets import TargetLike
 
 __all__ = ["ERROR_KINDS", "MAX_LISTED", "HealthReport", "analyse", "check_health"]
 
+#: The options of :func:`analyse` that are gates (a gate set to ``None`` is not checked).
+GATE_OPTIONS = ("min_instances", "max_imbalance", "max_label_errors", "allow_leakage", "min_dark_images")
+
 
 @renamed_kwargs(rng="seed")
 def analyse(
@@ -79,17 +82,7 @@ def analyse(
         dark_below=dark_below,
         bright_above=bright_above,
     )
-    gates = F.apply_gates(
-        labels,
-        problems,
-        images,
-        min_instances=min_instances,
-        max_imbalance=max_imbalance,
-        max_label_errors=max_label_errors,
-        allow_leakage=allow_leakage,
-        min_dark_images=min_dark_images,
-    )
-    settings = {
+    settings: dict[str, Any] = {
         "min_instances": min_instances,
         "max_imbalance": max_imbalance,
         "max_label_errors": max_label_errors,
@@ -101,6 +94,7 @@ def analyse(
         "image_checks": image_checks,
         "image_sizes": image_sizes,
     }
+    gates = F.apply_gates(labels, problems, images, **{k: settings[k] for k in GATE_OPTIONS})
     return F.assemble(
         table,
         labels,

@@ -23,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.boxes import fiftyone_to_yolo, xyxy_to_yolo
 from cvactive.errors import DatasetError, RecordError
-from cvactive.yolodata import LabelIssue, YoloDataset, load_yolo_dataset, xyxy_to_yolo
+from cvactive.yolodata import LabelIssue, YoloDataset, load_yolo_dataset
 
 #: Kinds of label issue, as :class:`~cvactive.yolodata.LabelIssue` names them.
 ISSUE_KINDS = (
@@ -245,13 +246,14 @@ def table_from_fiftyone(name: str, field: str = "ground_truth", *, split_tags: t
             if x < -1e-6 or y < -1e-6 or x + bw > 1 + 1e-6 or y + bh > 1 + 1e-6:
                 issues.append(LabelIssue("out_of_range", where, j, f"bounding_box {bb} outside [0, 1]"))
                 continue
-            keep_b.append((x + bw / 2, y + bh / 2, bw, bh))
+            keep_b.append((x, y, bw, bh))
             keep_c.append(index[lab])
             keep_l.append(j)
         fw = np.nan if w is None else float(w)
         fh = np.nan if h is None else float(h)
         rows.append((str(path), None, split, fw, fh))
-        parts.append((np.asarray(keep_b, np.float32).reshape(-1, 4), np.asarray(keep_c), np.asarray(keep_l)))
+        yolo = fiftyone_to_yolo(keep_b).astype(np.float32)  # (N, 4) normalised cx cy w h
+        parts.append((yolo, np.asarray(keep_c), np.asarray(keep_l)))
     if not rows:
         raise DatasetError(f"FiftyOne data set {name!r} has no samples")
     return _table(dict(enumerate(classes)), splits, rows, parts, issues, "fiftyone", f"fiftyone:{name}.{field}")

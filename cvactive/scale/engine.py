@@ -103,6 +103,12 @@ class ShardedSummary:
     #: process id -> seconds that worker took to build its detector (this run's workers)
     worker_startup: dict[int, float] = field(default_factory=dict)
 
+    def scored(self, result: ShardResult) -> None:
+        """Count one shard this run scored (and the start-up time of the worker that scored it)."""
+        self.scored_now += 1
+        if result.worker:
+            self.worker_startup[int(result.worker["pid"])] = float(result.worker["startup_seconds"])
+
 
 def _check(formats: Sequence[str], embedding_dtype: str, engine: str, ray: RayOptions, batch: int) -> None:
     from cvactive.measures import check_names
@@ -206,44 +212,34 @@ def score_sharded(
     scorer = scorer or Scorer()
     _check(formats, embedding_dtype, engine, ray, batch)
     out = Path(out)
-    full = {
-        "detector": asdict(detector) if isinstance(detector, DetectorSpec) else (settings or {}),
-        "scorer": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in asdict(scorer).items()},
-        "stride": stride,
-        "shard_size": shard_size,
-        "formats": sorted(formats),
-        "class_scores": class_scores,
-        "embedding_dtype": embedding_dtype,
-    }
-    full = json.loads(json.dumps(full))  # what the manifest will read back
-    shards = _prepare(out, sources, full, shard_size, stride, overwrite)
-    remove_stale_temporaries(out)
-    done = {s.index: r for s in shards if (r := read_done(out, s.index)) is not None}
-    todo = [s for s in shards if s.index not in done]
-    summary = ShardedSummary(out, shards=len(shards), skipped=len(done), engine=engine)
     options = {
         "batch": batch,
         "formats": tuple(formats),
         "class_scores": class_scores,
         "embedding_dtype": embedding_dtype,
     }
+    full = _run_settings(detector, settings, scorer, stride=stride, shard_size=shard_size, options=options)
+    shards = _prepare(out, sources, full, shard_size, stride, overwrite)
+    remove_stale_temporaries(out)
+    done = {s.index: r for s in shards if (r := read_done(out, s.index)) is not None}
+    todo = [s for s in shards if s.index not in done]
+    summary = ShardedSummary(out, shards=len(shards), skipped=len(done), engine=engine)
+
+    def record(result: ShardResult) -> None:
+        done[result.index] = result
+        summary.scored(result)
+        if summary.scored_now % 20 == 0:
+            write_manifest(out, full, shards, done)
+
     if todo:
-        from tqdm import tqdm
+        run = _run_ray if engine == "ray" else _run_inline
+        with _progress_bar(todo, engine, progress) as bar:
 
-        total = sum(s.expected or 0 for s in todo) or None
-        with tqdm(total=total, disable=not progress, unit="img", desc=f"scoring ({engine})") as bar:
-
-            def record(result: ShardResult) -> None:
-                done[result.index] = result
-                summary.scored_now += 1
-                if result.worker:
-                    summary.worker_startup[int(result.worker["pid"])] = float(result.worker["startup_seconds"])
+            def tick(result: ShardResult) -> None:
+                record(result)
                 bar.update(result.records)
-                if summary.scored_now % 20 == 0:
-                    write_manifest(out, full, shards, done)
 
-            run = _run_ray if engine == "ray" else _run_inline
-            run(todo, out, detector, scorer, options, ray, record)
+            run(todo, out, detector, scorer, options, ray, tick)
     write_manifest(out, full, shards, done)
     for shard in shards:
         result = done[shard.index]
@@ -252,6 +248,37 @@ def score_sharded(
         summary.failures.extend(result.failures)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _run_settings(
+    detector: DetectorSpec | DetectorFactory,
+    settings: dict[str, Any] | None,
+    scorer: Scorer,
+    *,
+    stride: int,
+    shard_size: int,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The settings a manifest records (and a resumed run must match), as the manifest reads them back."""
+    full = {
+        "detector": asdict(detector) if isinstance(detector, DetectorSpec) else (settings or {}),
+        "scorer": {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in asdict(scorer).items()},
+        "stride": stride,
+        "shard_size": shard_size,
+        "formats": sorted(options["formats"]),
+        "class_scores": options["class_scores"],
+        "embedding_dtype": options["embedding_dtype"],
+    }
+    loaded: dict[str, Any] = json.loads(json.dumps(full))
+    return loaded
+
+
+def _progress_bar(todo: Sequence[Shard], engine: str, progress: bool) -> Any:
+    """A tqdm bar over the images (or frames) of the shards still to score."""
+    from tqdm import tqdm
+
+    total = sum(s.expected or 0 for s in todo) or None
+    return tqdm(total=total, disable=not progress, unit="img", desc=f"scoring ({engine})")
 
 
 def _run_inline(

@@ -12,63 +12,14 @@ comment); relative paths are taken from the list file's folder.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cvactive.errors import ConfigError, SourceError
+from cvactive.sharded import Shard as Shard  # re-exported: the shard unit lives below scale and selection
 from cvactive.sources import VIDEO_SUFFIXES, expand, is_stream, open_video
 
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One unit of work.
-
-    Attributes:
-        index: position in the plan (shard files are named after it).
-        paths: the image paths of an image shard (empty for a video shard).
-        video: the video path of a video shard.
-        start: first frame index of a video shard (a multiple of ``stride``).
-        stop: one past the last frame index, or ``None`` for "to the end of the video".
-        stride: keep every ``stride``-th frame (counted from frame 0).
-    """
-
-    index: int
-    paths: tuple[str, ...] = ()
-    video: str | None = None
-    start: int = 0
-    stop: int | None = None
-    stride: int = 1
-
-    @property
-    def name(self) -> str:
-        return f"shard-{self.index:06d}"
-
-    @property
-    def expected(self) -> int | None:
-        """How many images/frames the shard holds (``None`` for an open-ended video range)."""
-        if self.video is None:
-            return len(self.paths)
-        if self.stop is None:
-            return None
-        return math.ceil((self.stop - self.start) / self.stride)
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.video is None:
-            return {"index": self.index, "paths": list(self.paths)}
-        return {"index": self.index, "video": self.video, "start": self.start, "stop": self.stop, "stride": self.stride}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Shard:
-        if "video" in data:
-            return cls(
-                int(data["index"]), (), str(data["video"]), int(data["start"]), data["stop"], int(data["stride"])
-            )
-        return cls(int(data["index"]), tuple(str(p) for p in data["paths"]))
 
 
 def read_list(path: Path) -> list[Path]:

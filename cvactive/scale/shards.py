@@ -1,12 +1,4 @@
-"""Sharded scores on disk: one set of files per shard, a done marker, and the manifest.
-
-Layout of an output folder::
-
-    OUT/manifest.json                 settings, the shard plan, totals (written by the driver)
-    OUT/shards/shard-000000.jsonl     the shard's records, the lines `cvactive score` writes
-    OUT/shards/shard-000000.parquet   image table: key, numeric per-image fields, class_conf
-    OUT/shards/shard-000000.emb.npy   (n, D) embeddings (float32 or float16), with --embed
-    OUT/shards/shard-000000.done.json written last: the shard is complete (records, boxes, failures)
+"""Writing and reading back the shards of a sharded scoring run (the layout: :mod:`cvactive.sharded`).
 
 Every file is written to a temporary name and renamed into place, the done marker last, so a
 worker killed mid-shard leaves no partial shard behind and a retried or resumed shard replaces
@@ -18,89 +10,32 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cvactive.errors import ConfigError, MissingDependencyError, RecordError
+from cvactive.errors import ConfigError, RecordError
 from cvactive.io import read_jsonl, record_to_dict
 from cvactive.record import ImageRecord
-from cvactive.scale.plan import Shard
 
-MANIFEST = "manifest.json"
-FORMAT = "cvactive-sharded-scores"
-VERSION = 1
-FORMATS = ("jsonl", "parquet")
-EMBEDDING_DTYPES = ("float32", "float16")
-
-
-def require_pyarrow() -> Any:
-    """``pyarrow`` (comes with the ``ray`` extra), or an install hint."""
-    try:
-        import pyarrow
-    except ImportError as err:
-        raise MissingDependencyError(
-            "Parquet shards need pyarrow: pip install 'cvactive[ray]' (or pip install pyarrow)"
-        ) from err
-    return pyarrow
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
-
-
-@dataclass
-class ShardResult:
-    """What scoring one shard produced (the content of its done marker)."""
-
-    index: int
-    records: int = 0
-    boxes: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    embedding_dim: int | None = None
-    seconds: float = 0.0
-    #: the worker that scored it: process id, and the seconds it took to build its detector
-    worker: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "records": self.records,
-            "boxes": self.boxes,
-            "failures": [list(f) for f in self.failures],
-            "embedding_dim": self.embedding_dim,
-            "seconds": round(self.seconds, 3),
-            "worker": self.worker,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ShardResult:
-        return cls(
-            int(data["index"]),
-            int(data["records"]),
-            int(data["boxes"]),
-            [(str(a), str(b)) for a, b in data.get("failures", [])],
-            data.get("embedding_dim"),
-            float(data.get("seconds", 0.0)),
-            dict(data.get("worker", {})),
-        )
-
-
-def shard_dir(out: Path) -> Path:
-    return out / "shards"
-
-
-def shard_path(out: Path, shard: Shard | int, suffix: str) -> Path:
-    index = shard if isinstance(shard, int) else shard.index
-    return shard_dir(out) / f"shard-{index:06d}{suffix}"
+# Re-exported: the layout, the shard unit and the manifest live in cvactive.sharded (below selection).
+from cvactive.sharded import EMBEDDING_DTYPES as EMBEDDING_DTYPES
+from cvactive.sharded import FORMAT as FORMAT
+from cvactive.sharded import FORMATS as FORMATS
+from cvactive.sharded import MANIFEST as MANIFEST
+from cvactive.sharded import VERSION as VERSION
+from cvactive.sharded import Shard as Shard
+from cvactive.sharded import ShardResult as ShardResult
+from cvactive.sharded import atomic_write_bytes as atomic_write_bytes
+from cvactive.sharded import atomic_write_json as atomic_write_json
+from cvactive.sharded import is_sharded as is_sharded
+from cvactive.sharded import load_manifest as load_manifest
+from cvactive.sharded import manifest_path as manifest_path
+from cvactive.sharded import manifest_shards as manifest_shards
+from cvactive.sharded import require_pyarrow as require_pyarrow
+from cvactive.sharded import shard_dir as shard_dir
+from cvactive.sharded import shard_path as shard_path
 
 
 def image_table(records: Sequence[ImageRecord]) -> Any:
@@ -177,35 +112,6 @@ def remove_stale_temporaries(out: Path) -> int:
     return len(stale)
 
 
-# -- the manifest -------------------------------------------------------------------------------
-def manifest_path(out: str | Path) -> Path:
-    p = Path(out)
-    return p if p.name == MANIFEST else p / MANIFEST
-
-
-def is_sharded(path: str | Path) -> bool:
-    """True for an output folder of the sharded scorer (or its manifest.json)."""
-    return manifest_path(path).is_file()
-
-
-def load_manifest(out: str | Path) -> dict[str, Any]:
-    """The manifest of a sharded output folder.
-
-    Raises:
-        RecordError: there is no manifest, or it is not one this version writes.
-    """
-    path = manifest_path(out)
-    if not path.is_file():
-        raise RecordError(f"{path.parent}: no {MANIFEST}; it is not an output folder of `cvactive score --engine ray`")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise RecordError(f"{path}: not valid JSON ({err})") from err
-    if data.get("format") != FORMAT or data.get("version") != VERSION:
-        raise RecordError(f"{path}: not a {FORMAT} v{VERSION} manifest")
-    return data
-
-
 def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in settings.items():
@@ -225,10 +131,6 @@ def check_settings(old: dict[str, Any], new: dict[str, Any], out: Path) -> None:
                 f"{out} was scored with {key}={old.get(key)!r}, this run asks for {new.get(key)!r}; "
                 "resume with the same settings, or pass --overwrite (overwrite=True) to start over"
             )
-
-
-def manifest_shards(data: dict[str, Any]) -> list[Shard]:
-    return [Shard.from_dict(s) for s in data["shards"]]
 
 
 def iter_records(out: str | Path) -> Iterator[ImageRecord]:

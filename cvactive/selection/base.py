@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._config import check_keys
 from cvactive._random import RngLike, as_rng
-from cvactive.config import check_keys
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord

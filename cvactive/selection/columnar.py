@@ -1,6 +1,6 @@
 """Selection pools that do not fit in memory: the sharded scores read back as columns and memmaps.
 
-A folder written by ``cvactive score --engine ray`` (:mod:`cvactive.scale.shards`) holds, per
+A folder written by ``cvactive score --engine ray`` (layout: :mod:`cvactive.sharded`) holds, per
 shard, a Parquet image table and an ``.emb.npy`` embedding block. :func:`consolidate` joins them
 once, streaming shard by shard, into ``OUT/pool/``::
 
@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cvactive._random import RngLike, as_rng
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
-from cvactive.scale.plan import Shard
-from cvactive.scale.shards import (
+from cvactive.selection.pool import LazyFields, Pool
+from cvactive.sharded import (
     FORMAT,
     VERSION,
+    Shard,
     ShardResult,
     atomic_write_bytes,
     atomic_write_json,
@@ -40,8 +42,6 @@ from cvactive.scale.shards import (
     require_pyarrow,
     shard_path,
 )
-from cvactive.selection.kernels import RngLike, as_rng
-from cvactive.selection.pool import LazyFields, Pool
 
 POOL_DIR = "pool"
 RESERVED = ("key", "class_conf")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvactive.selection.kernels import F32, STREAM_ROWS, dots_with, row_sq_norms
+from cvactive.selection.blocks import F32, STREAM_ROWS, dots_with, row_sq_norms
 
 #: Above this share of rows to recompute, one plain pass over the matrix is cheaper than gathering.
 FULL_PASS_SHARE = 0.5

@@ -20,46 +20,23 @@ assigns the whole pool once at the end.
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 
 from cvactive._random import RngLike as RngLike  # re-exported: the one rng helper lives in cvactive._random
 from cvactive._random import as_rng as as_rng
 from cvactive.errors import ConfigError
 
-F32 = npt.NDArray[np.float32]
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
-
-#: Most numbers in one temporary distance block (4M float32 = 16 MB).
-DEFAULT_BLOCK = 1 << 22
-
-
-def as_f32(x: npt.ArrayLike) -> F32:
-    """``x`` as a C-contiguous float32 matrix (no copy when it already is one)."""
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-#: Rows per block when a kernel streams a matrix it must convert (float16, memmaps).
-STREAM_ROWS = 1 << 15
-
-
-def row_blocks(n: int, step: int = STREAM_ROWS) -> range:
-    """Start offsets of ``step``-row blocks over ``n`` rows."""
-    return range(0, n, max(1, step))
-
-
-def block_f32(x: np.ndarray, start: int, stop: int) -> F32:
-    """Rows ``start:stop`` of ``x`` as float32 (a view when they already are)."""
-    return np.asarray(x[start:stop], dtype=np.float32)
-
-
-def row_sq_norms(x: np.ndarray) -> F32:
-    """``(N,)`` squared L2 norm of each row (float32; streamed block by block)."""
-    out = np.empty(x.shape[0], np.float32)
-    for s in row_blocks(x.shape[0]):
-        b = block_f32(x, s, s + STREAM_ROWS)
-        out[s : s + b.shape[0]] = np.einsum("ij,ij->i", b, b)
-    return out
+# Re-exported: the block helpers live in cvactive.selection.blocks (below this module and cover).
+from cvactive.selection.blocks import DEFAULT_BLOCK as DEFAULT_BLOCK
+from cvactive.selection.blocks import F32 as F32
+from cvactive.selection.blocks import F64 as F64
+from cvactive.selection.blocks import I64 as I64
+from cvactive.selection.blocks import STREAM_ROWS as STREAM_ROWS
+from cvactive.selection.blocks import as_f32 as as_f32
+from cvactive.selection.blocks import block_f32 as block_f32
+from cvactive.selection.blocks import dots_with as dots_with
+from cvactive.selection.blocks import row_blocks as row_blocks
+from cvactive.selection.blocks import row_sq_norms as row_sq_norms
+from cvactive.selection.cover import NearestChosen, afkmc2
 
 
 def column_spread(x: np.ndarray) -> float:
@@ -82,17 +59,6 @@ def l2_normalize(x: F32) -> F32:
     """Rows scaled to unit L2 norm (a zero row stays zero); a new float32 matrix."""
     norms = np.sqrt(row_sq_norms(x))
     return as_f32(x / np.maximum(norms, 1e-12)[:, None])
-
-
-def dots_with(x: np.ndarray, c: F32) -> F32:
-    """``(N,)`` float32 ``x @ c``, streamed in float32 blocks when ``x`` is not float32."""
-    if x.dtype == np.float32:
-        return np.einsum("ij,j->i", x, c)
-    out = np.empty(x.shape[0], np.float32)
-    for s in row_blocks(x.shape[0]):
-        b = block_f32(x, s, s + STREAM_ROWS)
-        out[s : s + b.shape[0]] = np.einsum("ij,j->i", b, c)
-    return out
 
 
 def sq_dists_to(x: np.ndarray, x_sq: F32, c: F32) -> F32:
@@ -162,8 +128,6 @@ def kcenter_greedy(x: np.ndarray, k: int, rng: np.random.Generator, *, init_d2: 
         pick to the nearest labeled or earlier pick at the time it was chosen (non-increasing).
         The very first pick of an unlabeled run gets the distance to the farthest row from it.
     """
-    from cvactive.selection.cover import NearestChosen
-
     n = x.shape[0]
     cover = NearestChosen(x, init_d2=init_d2)
     picks = np.empty(k, np.int64)
@@ -210,8 +174,6 @@ def kmeanspp(
         nearest earlier one when drawn (the first: its own norm). When every remaining row sits
         on a chosen seed, the rest are drawn uniformly from the rows not yet chosen.
     """
-    from cvactive.selection.cover import NearestChosen, afkmc2
-
     n = x.shape[0]
     if n > exact_limit:
         return afkmc2(x, k, rng, first=first, weights=weights)

@@ -17,8 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from cvactive.boxes import xyxy_to_fiftyone, yolo_to_fiftyone
 from cvactive.record import Selection
 
 log = logging.getLogger(__name__)
@@ -37,21 +36,10 @@ KEY_FIELD = "cva_key"
 REVIEW_VIEW = "review-queue"
 PROVENANCE_FILE = "provenance.jsonl"
 
-
-def xyxy_to_tlwh(xyxy: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Pixel ``xyxy`` ``(N, 4)`` to FiftyOne's normalised top-left ``[x, y, w, h]`` ``(N, 4)``, clipped to [0, 1]."""
-    b = np.asarray(xyxy, np.float64).reshape(-1, 4)
-    x1 = np.clip(b[:, 0] / width, 0.0, 1.0)
-    y1 = np.clip(b[:, 1] / height, 0.0, 1.0)
-    x2 = np.clip(b[:, 2] / width, 0.0, 1.0)
-    y2 = np.clip(b[:, 3] / height, 0.0, 1.0)
-    return np.stack([x1, y1, np.maximum(x2 - x1, 0.0), np.maximum(y2 - y1, 0.0)], axis=1)
-
-
-def yolo_to_tlwh(boxes: np.ndarray) -> np.ndarray:
-    """YOLO normalised centre ``[cx, cy, w, h]`` ``(N, 4)`` to normalised top-left ``[x, y, w, h]``."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2, b[:, 2], b[:, 3]], axis=1)
+#: The box conversions to FiftyOne's top-left ``[x, y, w, h]`` under their older names here
+#: (the one implementation is :mod:`cvactive.boxes`).
+xyxy_to_tlwh = xyxy_to_fiftyone
+yolo_to_tlwh = yolo_to_fiftyone
 
 
 def coco_to_tlwh(bbox: Iterable[float], width: int, height: int) -> list[float]:

@@ -237,11 +237,7 @@ def evaluate_round(
     """
     from cvactive.store._db import load_dataset
 
-    ious = sorted({round(float(t), 4) for t in iou_threshs})
-    if not ious or any(not 0 < t <= 1 for t in ious):
-        raise ConfigError(f"iou_threshs must be values in (0, 1], got {list(iou_threshs)}")
-    if not 0 <= conf_threshold <= 1:
-        raise ConfigError(f"conf_threshold must lie in [0, 1], got {conf_threshold}")
+    ious = _check_thresholds(iou_threshs, conf_threshold)
     ds = load_dataset(dataset)
     view, certain = _eval_view(ds, pred_field, gt_field, tag, conf_threshold)
     classes = _classes(ds, view, pred_field, gt_field) if classes is None else list(classes)
@@ -267,14 +263,30 @@ def evaluate_round(
     map50_vals = [r["ap50"] for r in result.per_class.values() if r["ap50"] is not None]
     result.map50 = float(np.mean(map50_vals)) if map50_vals else None
     history = _record(ds, result, ap_drop_warning)
-    out = Path(out_dir) if out_dir is not None else default_out_dir(ds.name)
+    history_path, plot_path = _write_history(ds.name, history, out_dir)
+    return result, history_path, plot_path
+
+
+def _write_history(dataset: str, history: list[dict[str, Any]], out_dir: str | Path | None) -> tuple[Path, Path]:
+    """``history.json`` (replaced atomically) and ``per_class_ap.png`` of a data set's rounds."""
+    out = Path(out_dir) if out_dir is not None else default_out_dir(dataset)
     out.mkdir(parents=True, exist_ok=True)
     history_path = out / "history.json"
     tmp = history_path.with_suffix(f".json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"dataset": ds.name, "rounds": history}, indent=2))
+    tmp.write_text(json.dumps({"dataset": dataset, "rounds": history}, indent=2))
     tmp.replace(history_path)
-    plot_path = plot_history(history, out / "per_class_ap.png", title=f"{ds.name}: per-class AP by round")
-    return result, history_path, plot_path
+    plot_path = plot_history(history, out / "per_class_ap.png", title=f"{dataset}: per-class AP by round")
+    return history_path, plot_path
+
+
+def _check_thresholds(iou_threshs: Sequence[float], conf_threshold: float) -> list[float]:
+    """The IoU sweep, rounded to 4 decimals, sorted, each in (0, 1]; the confidence threshold in [0, 1]."""
+    ious = sorted({round(float(t), 4) for t in iou_threshs})
+    if not ious or any(not 0 < t <= 1 for t in ious):
+        raise ConfigError(f"iou_threshs must be values in (0, 1], got {list(iou_threshs)}")
+    if not 0 <= conf_threshold <= 1:
+        raise ConfigError(f"conf_threshold must lie in [0, 1], got {conf_threshold}")
+    return ious
 
 
 def _delete_round(ds: Any, eval_key: str) -> None:

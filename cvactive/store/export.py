@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from cvactive._random import RngLike, as_rng
 from cvactive.errors import StoreError
 from cvactive.store._db import load_dataset
 
@@ -37,7 +36,7 @@ def dataset_classes(ds: Any, label_field: str) -> list[str]:
 
 
 def assign_splits(
-    ids: list[str], tags: list[list[str]], *, untagged: str = "train", val_fraction: float = 0.2, rng: Any = None
+    ids: list[str], tags: list[list[str]], *, untagged: str = "train", val_fraction: float = 0.2, rng: RngLike = None
 ) -> dict[str, list[str]]:
     """Split sample ids by their ``train``/``val``/``test`` tag (untagged ones go to ``untagged``);
     when no sample is in ``val``, move a seeded random ``val_fraction`` of ``train`` there."""
@@ -48,7 +47,7 @@ def assign_splits(
         split = next((s for s in SPLIT_TAGS if s in (tag_list or ())), untagged)
         splits[split].append(sid)
     if not splits["val"] and splits["train"]:
-        gen = np.random.default_rng(rng)
+        gen = as_rng(rng)
         n_val = max(1, round(val_fraction * len(splits["train"])))
         if n_val >= len(splits["train"]):
             raise StoreError(f"{len(splits['train'])} training image(s) are too few to hold out a validation split")
@@ -68,7 +67,7 @@ def export_yolo(
     val_fraction: float = 0.2,
     media: str = "copy",
     overwrite: bool = False,
-    rng: int | np.random.Generator | None = 0,
+    rng: RngLike = 0,
 ) -> ExportSummary:
     """Write the samples that have ``label_field`` as an Ultralytics YOLO data set in ``out``.
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.boxes import xyxy_to_fiftyone
 from cvactive.record import ImageRecord
 from cvactive.sources import is_stream
-from cvactive.store.convert import KEY_FIELD, _clean_tag, provenance_fields, xyxy_to_tlwh
+from cvactive.store.convert import KEY_FIELD, _clean_tag, provenance_fields
 
 #: Sample fields a push never writes an image score into (it prefixes ``score_`` instead).
 RESERVED = frozenset(
@@ -34,7 +35,7 @@ SYNTHETIC_FIELDS = ("synthetic_parent", "synthetic_recipe", "synthetic_params")
 def detection_values(record: ImageRecord) -> list[dict[str, Any]]:
     """Each box as plain values: ``label``, normalised top-left ``bounding_box``, ``confidence``,
     ``class_id`` and every per-box measure (a NaN measure is left out)."""
-    boxes = xyxy_to_tlwh(record.xyxy, record.width, record.height).tolist()
+    boxes = xyxy_to_fiftyone(record.xyxy, record.width, record.height).tolist()
     names = record.class_names
     conf = record.confidence.tolist()
     cls = record.class_id.tolist()

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cvactive.boxes import yolo_to_fiftyone
 from cvactive.errors import ConfigError, DatasetError, StoreError
 from cvactive.store._db import load_dataset, open_dataset
 from cvactive.store.convert import (
@@ -23,7 +24,6 @@ from cvactive.store.convert import (
     coco_to_tlwh,
     provenance_fields,
     read_provenance,
-    yolo_to_tlwh,
 )
 from cvactive.yolodata import LabelIssue, load_yolo_dataset, parse_label_text
 
@@ -105,7 +105,7 @@ def import_yolo_dataset(
     for item in tqdm(list(ydata.items()), desc=f"import -> {ds.name}", unit="img", disable=not progress):
         key = str(item.image.resolve())
         labels = [names.get(int(c), str(int(c))) for c in item.classes]
-        dets = _detections(fo, yolo_to_tlwh(item.boxes), labels)
+        dets = _detections(fo, yolo_to_fiftyone(item.boxes), labels)
         summary.boxes += len(labels)
         summary.splits[item.split] = summary.splits.get(item.split, 0) + 1
         tags = [item.split]
@@ -164,7 +164,7 @@ def _yolo_folder_labels(folder: Path, names: dict[int, str], issues: list[LabelI
     for txt in sorted(folder.rglob("*.txt")):
         boxes, classes, _, found = parse_label_text(txt.read_text(errors="replace"), str(txt), len(names) or None)
         issues.extend(found)
-        tlwh = yolo_to_tlwh(boxes)
+        tlwh = yolo_to_fiftyone(boxes)
         out[txt.stem] = [([float(v) for v in b], names.get(int(c), str(int(c)))) for b, c in zip(tlwh, classes)]
     return out
 

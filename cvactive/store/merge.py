@@ -20,18 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 #: IoU at or above which a new box inherits a reviewed box's tags.
 MATCH_IOU = 0.5
 #: The suffix of the field that keeps reviewed boxes a re-push dropped.
 REVIEWED_SUFFIX = "_reviewed"
-
-
-def tlwh_to_xyxy(boxes: Any) -> np.ndarray:
-    """FiftyOne normalised top-left ``[x, y, w, h]`` ``(N, 4)`` -> normalised ``xyxy`` ``(N, 4)``."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
 def carry_reviews(
@@ -51,7 +43,8 @@ def carry_reviews(
         ``(new, unmatched)``: the new boxes (changed in place where matched) and the old boxes
         no new box took over.
     """
-    from cvactive.consistency.matching import box_iou, match_boxes
+    from cvactive.boxes import box_iou, fiftyone_to_xyxy
+    from cvactive.consistency.matching import match_boxes
 
     unmatched: list[dict[str, Any]] = []
     taken: set[int] = set()
@@ -61,9 +54,8 @@ def carry_reviews(
         if not cols:
             unmatched.extend(rows)
             continue
-        iou = box_iou(
-            tlwh_to_xyxy([r["bounding_box"] for r in rows]), tlwh_to_xyxy([new[j]["bounding_box"] for j in cols])
-        )
+        old_xyxy = fiftyone_to_xyxy([r["bounding_box"] for r in rows], 1.0, 1.0)  # IoU needs no image size
+        iou = box_iou(old_xyxy, fiftyone_to_xyxy([new[j]["bounding_box"] for j in cols], 1.0, 1.0))
         assignment = match_boxes(iou, min_iou)
         for row, col in zip(rows, assignment.tolist()):
             if col < 0:

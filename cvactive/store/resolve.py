@@ -18,7 +18,7 @@ from typing import Any
 
 from cvactive.errors import SourceError
 from cvactive.record import ImageRecord
-from cvactive.sources import is_stream
+from cvactive.sources import Capture, is_stream, write_image
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,6 @@ def extract_frames(video: str, frames: Iterable[int], out_dir: str | Path) -> di
     Raises:
         SourceError: the video cannot be opened.
     """
-    import cv2
-
-    from cvactive.sources import open_video
-
     out = Path(out_dir)
     wanted = sorted({int(f) for f in frames})
     paths = {f: out / f"{f:07d}.jpg" for f in wanted}
@@ -64,8 +60,7 @@ def extract_frames(video: str, frames: Iterable[int], out_dir: str | Path) -> di
     if not todo:
         return paths
     out.mkdir(parents=True, exist_ok=True)
-    cap: Any
-    cap, _ = open_video(video)
+    cap = Capture(video)
     found: dict[int, Path] = {f: p for f, p in paths.items() if f not in todo}
     try:
         index = 0
@@ -74,12 +69,12 @@ def extract_frames(video: str, frames: Iterable[int], out_dir: str | Path) -> di
                 index += 1
             if index != target:
                 break
-            ok, image = cap.read()
+            image = cap.retrieve() if cap.grab() else None
             index += 1
-            if not ok:
+            if image is None:
                 break
             tmp = paths[target].with_suffix(f".{os.getpid()}.tmp.jpg")
-            cv2.imwrite(str(tmp), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+            write_image(tmp, image, jpeg_quality=90)
             tmp.replace(paths[target])
             found[target] = paths[target]
     finally:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.boxes import fiftyone_to_xyxy
 from cvactive.errors import StoreError
 from cvactive.store._db import connect, load_dataset
 from cvactive.store._lock import dataset_lock
@@ -106,8 +107,7 @@ def _to_record(path: str, meta: Any, kept: list[Any], classes: list[str], sid: s
         if d.label not in classes:
             classes.append(d.label)
     w, h = int(meta.width), int(meta.height)
-    tlwh = np.array([d.bounding_box for d in kept], np.float64).reshape(-1, 4)
-    xyxy = np.stack([tlwh[:, 0] * w, tlwh[:, 1] * h, (tlwh[:, 0] + tlwh[:, 2]) * w, (tlwh[:, 1] + tlwh[:, 3]) * h], 1)
+    xyxy = fiftyone_to_xyxy([d.bounding_box for d in kept], w, h)
     return ImageRecord(
         source=path, width=w, height=h, xyxy=xyxy.astype(np.float32),
         confidence=np.ones(len(kept), np.float32), class_id=np.array([classes.index(d.label) for d in kept], np.int64),
