@@ -1,0 +1,97 @@
+"""The settings of a simulated active-learning study (:class:`LoopConfig`) and their checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cvactive.errors import ConfigError
+
+INITS = ("pretrained", "previous")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Settings of a learning-curve study (the YAML keys of ``configs/loop.yaml``).
+
+    Attributes:
+        strategies: selection strategies; ``random`` is always included as the baseline.
+        initial: size of the initial labeled set (drawn at random per seed).
+        budget: images labeled per round.
+        rounds: selection rounds after round 0.
+        seeds: number of seeds (0, 1, ...), or an explicit list.
+        model: what every round starts from: ``auto`` (the COCO-pretrained YOLOv8n rebuilt from
+            the shared OpenVINO model when it is there, else ``pico``), ``pretrained`` (that
+            checkpoint, or an error), a ``.pt``, an architecture YAML or a scale name
+            (``pico``, ``n``, ``s``: random init).
+        init: ``pretrained``: each round trains from ``model``; ``previous``: each round after
+            round 0 warm-starts from the previous round's weights.
+        freeze: freeze the first ``freeze`` layers while training (``None``: train all).
+        epochs, imgsz, batch, device: training settings.
+        pool_split: the split whose images form the pool (their labels are the oracle).
+        eval_split: the fixed evaluation split.
+        eval_data: further evaluation sets, each ``{data: data.yaml, split: val, name: ...}``
+            with the same class names; their per-class AP is recorded per round too.
+        score_conf: NMS confidence for scoring the pool (low, so uncertain boxes are seen).
+        eval_conf: confidence threshold of evaluation (recorded with the results).
+        measure: the image score given to every strategy that takes a ``score`` option.
+        strategy_options: per-strategy keyword options for the selection registry.
+    """
+
+    strategies: tuple[str, ...] = ("random", "uncertainty", "hybrid")
+    initial: int = 40
+    budget: int = 40
+    rounds: int = 3
+    seeds: int | tuple[int, ...] = 3
+    model: str = "auto"
+    init: str = "pretrained"
+    freeze: int | None = None
+    epochs: int = 20
+    imgsz: int = 256
+    batch: int = 16
+    device: str | None = None
+    pool_split: str = "train"
+    eval_split: str = "val"
+    eval_data: tuple[dict[str, Any], ...] = ()
+    score_conf: float = 0.05
+    eval_conf: float = 0.001
+    measure: str = "entropy_max"
+    strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else [int(s) for s in self.seeds]
+
+    @property
+    def strategy_list(self) -> list[str]:
+        names = [s for s in self.strategies if s]
+        return names if "random" in names else ["random", *names]
+
+    def check(self, pool_size: int) -> None:
+        """Refuse settings that cannot run, before any training starts."""
+        from cvactive.selection import get_strategy
+
+        if self.initial < 1 or self.budget < 1 or self.rounds < 0:
+            raise ConfigError("initial and budget must be at least 1, rounds at least 0")
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; valid values: {', '.join(INITS)}")
+        if self.freeze is not None and self.freeze < 0:
+            raise ConfigError(f"freeze must be >= 0 layers, got {self.freeze}")
+        needed = self.initial + self.budget * self.rounds
+        if needed > pool_size:
+            raise ConfigError(
+                f"initial + budget x rounds = {needed} labels, but the pool has only {pool_size} images; "
+                "lower --initial, --budget or --rounds"
+            )
+        for name in self.strategy_list:
+            strategy = get_strategy(name)  # an unknown name lists the valid ones
+            strategy.check_options(self.options_for(name))
+
+    def options_for(self, strategy: str) -> dict[str, Any]:
+        """The keyword options the study passes to ``strategy``."""
+        from cvactive.selection import get_strategy
+
+        options = dict(self.strategy_options.get(strategy, {}))
+        if "score" in get_strategy(strategy).options:
+            options.setdefault("score", self.measure)
+        return options
