@@ -27,15 +27,7 @@ ROOT = Path(cvactive.__file__).resolve().parent
 
 #: Edges left out of the check, each a known circle waiting for its fix (and why). Keep it short:
 #: an entry whose edge is gone fails :func:`test_every_deferred_edge_still_exists`, so remove it then.
-DEFERRED = {
-    # A library module reaching into the CLI for the detector and scorer it builds from arguments.
-    # Fix: scale/cli.py is command-line code (argparse options, printing): move it to cli/ (e.g.
-    # cli/engine.py, imported by cli/score.py), so scale imports nothing of cli.
-    ("cvactive.scale.cli", "cvactive.cli._common"): "issue #16: scale -> cli, waits for the CLI renames",
-    # feed opens a LiveReader (lazily) and live builds on feed's FeedFrame, Retry and reconnect.
-    # Fix: those three in a module below both (or the runner picks the reader).
-    ("cvactive.harvest.feed", "cvactive.harvest.live"): "issue #16: feed <-> live, waits for the pipelined harvest",
-}
+DEFERRED: dict[tuple[str, str], str] = {}
 
 #: library -> the modules (or packages, with every module under them) that may import it.
 ADAPTERS = {

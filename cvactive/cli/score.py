@@ -12,7 +12,7 @@ from cvactive.cli._common import (
     make_detector,
     make_scorer,
 )
-from cvactive.scale.cli import add_engine_options
+from cvactive.cli.engine import add_engine_options
 
 
 def register(sub: Any) -> None:
@@ -51,7 +51,7 @@ def _workers(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
-        from cvactive.scale.cli import run_sharded
+        from cvactive.cli.engine import run_sharded
 
         return run_sharded(args)
     from cvactive.score import score_source

@@ -11,81 +11,24 @@ A live source read with ``keep_up`` (the harvest default) goes through
 :class:`~cvactive.harvest.live.LiveReader` instead: a thread grabs every frame as it arrives and
 keeps only the newest one, so a model slower than the camera looks at the live edge rather than
 at an ever older backlog; the frames it had no time for are counted as ``stale``.
+
+:class:`FeedFrame`, :class:`Retry` and :func:`reconnect` live in :mod:`cvactive.harvest.frames`
+(below both readers) and are re-exported here.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from cvactive.config import from_mapping
 from cvactive.errors import ConfigError, SourceError, VideoError
+from cvactive.harvest.frames import FeedFrame, Retry, reconnect
 from cvactive.sources import VIDEO_SUFFIXES, Capture, SourceReport, expand, is_stream
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Reconnecting a live source: ``attempts`` tries, waiting ``backoff * 2**k`` s (at most ``max_backoff``).
-
-    Tries count across drops until the stream has run ``reset_after`` seconds without one, so
-    a source that reconnects and drops again at once is given up on, not retried forever.
-    """
-
-    attempts: int = 5
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-    reset_after: float = 60.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 0 or self.backoff < 0 or self.max_backoff < 0:
-            raise ConfigError(f"retry values must be non-negative, got {self}")
-
-    @classmethod
-    def from_mapping(cls, data: Mapping[str, Any] | Retry | None) -> Retry:
-        return from_mapping(cls, data, "retry") or cls()
-
-    def delay(self, attempt: int) -> float:
-        return float(min(self.backoff * 2.0**attempt, self.max_backoff))
-
-
-@dataclass
-class FeedFrame:
-    """One grabbed frame: its index, its time, and its pixels on demand.
-
-    Attributes:
-        source: the video path or stream URL.
-        index: frame index (live sources count on across reconnects and restarts).
-        timestamp: seconds from the start of a file, or, for a live source, the wall-clock epoch
-            seconds at which the frame was grabbed.
-        stale: (live sources read with ``keep_up``) frames on the stride grid that arrived since
-            the previous frame handed out and were dropped because a newer one replaced them.
-        taken: (live, ``keep_up``) epoch seconds at which the harvest took this frame, else ``None``.
-    """
-
-    source: str
-    index: int
-    timestamp: float
-    _cap: Capture | None = field(repr=False, default=None)
-    _image: np.ndarray | None = field(repr=False, default=None)
-    stale: int = 0
-    taken: float | None = None
-
-    def image(self) -> np.ndarray:
-        """The decoded BGR frame (call before asking the feed for the next frame)."""
-        if self._image is None:
-            image = None if self._cap is None else self._cap.retrieve()
-            if image is None:
-                raise VideoError(f"{self.source}: frame {self.index} was grabbed but cannot be decoded")
-            self._image = image
-        return self._image
 
 
 @dataclass
@@ -202,28 +145,3 @@ def iter_feed(
     finally:
         if cap is not None:
             cap.release()
-
-
-def reconnect(
-    source: str, index: int, retry: Retry, used: int, stopped: Callable[[], bool], events: list[str] | None
-) -> tuple[Capture | None, int]:
-    """Reopen a dropped live source with backoff: ``(capture, tries used)``, capture ``None`` when out of tries."""
-    for attempt in range(used, retry.attempts):
-        wait = retry.delay(attempt)
-        msg = f"{source}: stream dropped at frame {index}; reconnect {attempt + 1}/{retry.attempts} in {wait:.1f}s"
-        log.warning(msg)
-        if events is not None:
-            events.append(msg)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if stopped():
-                return None, attempt + 1
-            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
-        try:
-            cap = Capture(source)
-        except VideoError:
-            continue
-        if events is not None:
-            events.append(f"{source}: reconnected at frame {index}")
-        return cap, attempt + 1
-    return None, retry.attempts

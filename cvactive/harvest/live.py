@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from cvactive.errors import VideoError
-from cvactive.harvest.feed import FeedFrame, Retry, reconnect
+from cvactive.harvest.frames import FeedFrame, Retry, reconnect
 from cvactive.sources import Capture, SourceReport
 
 log = logging.getLogger(__name__)
