@@ -32,7 +32,8 @@ NAMES = """\
   contract: records, k, labeled, rng), the k-center and k-means kernels, the calibration and
   export splits, MC dropout.
 - `stride`: keep every `stride`-th video frame: `cvactive score --stride`, `score_source(stride=...)`,
-  the video shards of `--engine ray`. A harvest config still calls it `frame_stride`.
+  the video shards of `--engine ray`, the harvest config's `stride:` and `harvest(stride=...)`
+  (both were `frame_stride`).
 
 An old name still works, with a one-line warning (`RenamedWarning`, a `FutureWarning`), until the
 next release."""

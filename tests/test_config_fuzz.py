@@ -267,7 +267,7 @@ def test_corrupted_harvest_configs_with_a_real_model(name: str, porch_data: Path
 
     def consume(path: Path) -> Any:
         options = load_config("harvest", path)
-        options["frame_stride"] = max(int(options.get("frame_stride", 1)), 6)  # about 10 frames of the video
+        options["stride"] = max(int(options.get("stride", 1)), 6)  # about 10 frames of the video
         with tempfile.TemporaryDirectory() as out:
             return harvest(video, out, detector=detector, progress=False, handle_signals=False, **options)
 

@@ -193,4 +193,4 @@ def test_shipped_harvest_configs_are_valid():
         options = load_yaml(path)
         assert set(options) <= set(CONFIG_KEYS), path
         built = HarvestOptions.build(**{k: v for k, v in options.items() if k != "site_budget"})
-        assert built.rules and built.frame_stride >= 1
+        assert built.rules and built.stride >= 1

@@ -22,7 +22,7 @@ def test_consistency_measures_named_by_a_config():
 def test_harvest_rule_on_tta_localization(tmp_path, openvino_model, assets):
     config = tmp_path / "h.yaml"
     config.write_text(
-        "seed: 0\nframe_stride: 60\nrules:\n  - {kind: uncertainty, name: unstable, score: tta_localization_max, "
+        "seed: 0\nstride: 60\nrules:\n  - {kind: uncertainty, name: unstable, score: tta_localization_max, "
         "min_value: 0.0}\nbudget: {total: 3}\n"
     )
     video = assets / "videos" / "slow_traffic_small.mp4"

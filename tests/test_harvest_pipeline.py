@@ -142,7 +142,7 @@ def test_several_sources_share_one_engine_and_keep_what_each_keeps_alone(tmp_pat
 def test_the_batched_engine_shared_by_several_sources_keeps_each_ones_batches(tmp_path, clips, pretrained_pt):
     """The ``.pt`` model (batched engine, batches of 2): each camera's batches are its own, as alone."""
     pt = Detector(pretrained_pt)
-    config = {**PACED, "batch": 2, "frame_stride": 2}
+    config = {**PACED, "batch": 2, "stride": 2}
     for i, clip in enumerate(clips):
         run(clip, tmp_path / f"alone{i}", pt, 0, **config)
     shared = SharedDetector(pt)

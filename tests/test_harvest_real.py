@@ -141,7 +141,7 @@ def test_truncated_real_video_and_missing_path(people, tmp_path):
 
 def test_feed_command_logs_counts_and_finishes(people, openvino_model, tmp_path):
     config = tmp_path / "feed.yaml"
-    config.write_text("annotate: false\nframe_stride: 5\nrules:\n  - {kind: random, every_t: 20}\n")
+    config.write_text("annotate: false\nstride: 5\nrules:\n  - {kind: random, every_t: 20}\n")
     args = [
         sys.executable,
         "-m",

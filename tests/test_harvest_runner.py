@@ -38,7 +38,7 @@ def run(video, out, **kw):
 def test_random_harvest_writes_frames_and_manifest(tmp_path):
     # the draws depend on the (tmp) path: 100 grid frames make 5 firings at p=0.3 certain in practice
     video = write_video(tmp_path / "v.avi", frames=200)
-    s = run(video, tmp_path / "h", frame_stride=2, budget={"total": 5})
+    s = run(video, tmp_path / "h", stride=2, budget={"total": 5})
     lines = manifest(tmp_path / "h")
     assert s.kept == s.kept_total == len(lines) == 5 and s.budget_spent and s.complete
     assert s.inferred == 0
@@ -46,7 +46,7 @@ def test_random_harvest_writes_frames_and_manifest(tmp_path):
         assert list(line)[:7] == ["source", "frame", "timestamp", "width", "height", "boxes", "image_scores"]
         assert line["rules"] == ["r"] and line["frame"] % 2 == 0 and line["inferred"] is False
         assert cv2.imread(line["path"]).shape == (48, 64, 3)
-    again = run(video, tmp_path / "h", frame_stride=2, budget={"total": 5})
+    again = run(video, tmp_path / "h", stride=2, budget={"total": 5})
     assert again.kept == 0 and len(manifest(tmp_path / "h")) == 5  # nothing twice
 
 
@@ -73,7 +73,7 @@ def test_crash_midway_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
     videos.mkdir()
     for i in range(2):
         write_video(videos / f"v{i}.avi", frames=80, seed=i)
-    kw = {"pacing": {"score": "random", "budget": 12}, "dedup": {"max_distance": 2}, "frame_stride": 1}
+    kw = {"pacing": {"score": "random", "budget": 12}, "dedup": {"max_distance": 2}, "stride": 1}
     full = run(videos, tmp_path / "full", **kw)
     assert full.kept == 12 and full.complete
     keep = _Harvester.keep

@@ -22,7 +22,9 @@ def test_renamed_keys_name_real_keys_and_the_shipped_configs_use_the_new_ones():
     for kind, renames in RENAMED.items():
         fields = SCHEMAS[kind].model_fields
         assert all(new in fields and old not in fields for old, new in renames.items()), kind
-    for name, kind in (("select.yaml", "select"), ("health.yaml", "health")):
+    shipped = [("select.yaml", "select"), ("health.yaml", "health")]
+    shipped += [(f"{name}.yaml", "harvest") for name in ("harvest", "harvest-paced", "harvest-porch")]
+    for name, kind in shipped:
         assert not set(load_yaml(CONFIG_DIR / name)) & set(RENAMED[kind]), name
 
 
@@ -39,6 +41,26 @@ def test_an_old_config_key_is_read_under_its_new_name_with_one_warning(tmp_path)
         rename_keys({"rng": 1, "seed": 2}, {"rng": "seed"}, "old.yaml")
     with pytest.warns(RenamedWarning), pytest.raises(ConfigError, match=r"old.yaml: seed: got -1, expected an integer"):
         check_config("select", {"rng": -1}, "old.yaml")  # the value is still checked, under its new name
+    old_harvest = tmp_path / "harvest.yaml"
+    old_harvest.write_text("frame_stride: 4\nrules:\n  - {kind: random, every_n: 2}\n")
+    with pytest.warns(RenamedWarning, match="config key 'frame_stride' is renamed 'stride'"):
+        assert load_config("harvest", old_harvest)["stride"] == 4
+
+
+def test_harvest_takes_its_old_stride_keyword_with_a_warning(tmp_path):
+    import numpy as np
+
+    from cvactive.harvest import harvest
+    from cvactive.sources import write_video
+
+    video = tmp_path / "v.mp4"
+    write_video(video, (np.full((48, 64, 3), 10 * i, np.uint8) for i in range(12)), fps=10, size=(64, 48))
+    assert "stride" in inspect.signature(harvest).parameters
+    rules = [{"kind": "random", "every_n": 1}]
+    with pytest.warns(RenamedWarning, match=r"harvest\(\): keyword argument 'frame_stride' is renamed 'stride'"):
+        old = harvest(video, tmp_path / "old", rules=rules, frame_stride=4, annotate=False, progress=False)
+    new = harvest(video, tmp_path / "new", rules=rules, stride=4, annotate=False, progress=False)
+    assert old.frames == new.frames == 3  # frames 0, 4 and 8
 
 
 def test_an_old_keyword_argument_is_passed_on_under_its_new_name():

@@ -158,7 +158,7 @@ def section_a(video: str, model: str, detector: Any, tmp: Path, stride: int, rou
     yolo.predict(cap.read()[1], verbose=False)  # warm-up and predictor set-up, outside the timing
     cap.release()
     detector.engine()  # the pipeline's engine is compiled once, outside the timing (as the predictor is)
-    kw = {"rules": MODEL_RULES, "frame_stride": stride, "dedup": {"method": "phash"}, "budget": {"per_minute": 20}}
+    kw = {"rules": MODEL_RULES, "stride": stride, "dedup": {"method": "phash"}, "budget": {"per_minute": 20}}
     runs = {
         "baseline": lambda r: plain_predict(video, yolo, stride),
         "sequential": lambda r: run_harvest(video, tmp / f"a{r}-w0", detector, workers=0, **kw),
@@ -253,7 +253,7 @@ def section_c(video: str, detector: Any, tmp: Path, loops: int) -> dict[str, Any
         tmp / "c",
         detector,
         rules=[*RANDOM_RULES, *MODEL_RULES],
-        frame_stride=10,
+        stride=10,
         dedup={"method": "phash"},
         budget={"per_minute": 30, "total": 100000},
     )

@@ -24,7 +24,7 @@ CONFIG_KEYS = (
     "pacing",
     "dedup",
     "scorer",
-    "frame_stride",
+    "stride",
     "jpeg_quality",
     "seed",
     "batch",

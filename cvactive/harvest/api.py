@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from cvactive._renamed import renamed_kwargs
 from cvactive.detector import Detector
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits, Pacing, SiteBudget
@@ -22,6 +23,7 @@ from cvactive.harvest.state import source_slug, write_json_atomic
 from cvactive.scoring import Scorer
 
 
+@renamed_kwargs(frame_stride="stride")
 def harvest(
     source: str | Path,
     out: str | Path,
@@ -32,7 +34,7 @@ def harvest(
     pacing: Mapping[str, Any] | Pacing | None = None,
     dedup: Mapping[str, Any] | Dedup | None = None,
     scorer: Mapping[str, Any] | Scorer | None = None,
-    frame_stride: int = 1,
+    stride: int = 1,
     jpeg_quality: int = 90,
     seed: int = 0,
     batch: int = 1,
@@ -65,7 +67,7 @@ def harvest(
         pacing: spread a budget over the stream (see :mod:`cvactive.harvest.budget`), or ``None``.
         dedup: near-duplicate suppression (see :mod:`cvactive.harvest.dedup`), or ``None``.
         scorer: :class:`~cvactive.scoring.Scorer` keyword arguments (measures, aggregations, ...).
-        frame_stride: look only at frames whose index is a multiple of this.
+        stride: look only at frames whose index is a multiple of this.
         jpeg_quality: JPEG quality of saved frames (1-100).
         seed: seeds every random decision (with the source and frame index).
         batch: frames per detector call.
@@ -100,7 +102,7 @@ def harvest(
         dedup=dedup,
         retry=retry,
         scorer=scorer,
-        frame_stride=frame_stride,
+        stride=stride,
         jpeg_quality=jpeg_quality,
         seed=seed,
         batch=batch,

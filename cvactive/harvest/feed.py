@@ -95,7 +95,7 @@ def iter_feed(
             (:class:`~cvactive.harvest.live.LiveReader`); files are always read in full, in order.
     """
     if stride < 1:
-        raise ConfigError(f"frame_stride must be at least 1, got {stride}")
+        raise ConfigError(f"stride must be at least 1, got {stride}")
     report = report if report is not None else SourceReport()
     retry = retry or Retry()
     live = is_stream(source)

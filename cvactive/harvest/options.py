@@ -51,7 +51,7 @@ class HarvestOptions:
     dedup: Dedup | None
     retry: Retry
     scorer: Scorer
-    frame_stride: int = 1
+    stride: int = 1
     jpeg_quality: int = 90
     seed: int = 0
     batch: int = 1
@@ -74,7 +74,7 @@ class HarvestOptions:
         scorer: Mapping[str, Any] | Scorer | None = None,
         **plain: Any,
     ) -> HarvestOptions:
-        """Check and convert the options; ``plain`` holds the scalar ones (``frame_stride`` ...).
+        """Check and convert the options; ``plain`` holds the scalar ones (``stride`` ...).
 
         Raises:
             ConfigError: the first invalid option, naming the valid values.
@@ -89,8 +89,8 @@ class HarvestOptions:
             scorer=_scorer(scorer),
             **plain,
         )
-        if options.frame_stride < 1 or options.batch < 1:
-            raise ConfigError(f"frame_stride and batch must be at least 1, got {options.frame_stride}, {options.batch}")
+        if options.stride < 1 or options.batch < 1:
+            raise ConfigError(f"stride and batch must be at least 1, got {options.stride}, {options.batch}")
         workers = options.workers
         if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
             raise ConfigError(
@@ -139,7 +139,7 @@ class HarvestOptions:
             "pacing": None if self.pacing is None else self.pacing.to_dict(),
             "dedup": None if self.dedup is None else self.dedup.to_dict(),
             "scorer": vars(self.scorer),
-            "frame_stride": self.frame_stride,
+            "frame_stride": self.stride,  # its name before 0.x: kept so older harvests still resume
             "seed": self.seed,
             "annotate": self.annotate,
         }

@@ -1,6 +1,6 @@
 """The harvest loop: frames in, kept JPEGs and manifest lines out, state on disk.
 
-For each frame on the ``frame_stride`` grid, in order:
+For each frame on the ``stride`` grid, in order:
 
 1. cheap rules decide (frame index, clock, seeded draw); when no model rule exists, a frame
    none of them chose is never decoded, and never inferred;
@@ -162,7 +162,7 @@ class HarvestRun:
 
     def frames_to_do(self) -> int:
         """Grid frames left in the files (for the progress bar; 0 when unknown)."""
-        stride, sources = self.options.frame_stride, self.state.sources
+        stride, sources = self.options.stride, self.state.sources
         return sum(
             max(0, self.infos[s].frame_count - sources[s].next_frame) // stride
             for s in self.sources
@@ -220,7 +220,7 @@ class HarvestRun:
         h, opts, live = self.h, self.options, self.infos[src].live
         if live and st.clock_base == 0.0:
             st.clock_base = time.time()
-        cur = _Cursor(src, st, live, opts.frame_stride / self.infos[src].fps)
+        cur = _Cursor(src, st, live, opts.stride / self.infos[src].fps)
         if live and opts.keep_up:
             h.counts.setdefault("stale", 0)
         engine = self.engine() if h.infer_every_frame else None
@@ -237,7 +237,7 @@ class HarvestRun:
         return iter_feed(
             cur.source,
             start=cur.state.next_frame,
-            stride=opts.frame_stride,
+            stride=opts.stride,
             report=report,
             retry=opts.retry,
             stopped=stopped,
@@ -351,7 +351,7 @@ class HarvestRun:
         for frame, record in group:
             kept_any |= self.process(frame, record, cur)
         if group:
-            cur.state.next_frame = group[-1][0].index + self.options.frame_stride
+            cur.state.next_frame = group[-1][0].index + self.options.stride
         if kept_any or time.monotonic() - self.last_save >= self.options.checkpoint_seconds:
             h.save()
             self.last_save = time.monotonic()

@@ -87,6 +87,7 @@ TARGETS: dict[str, str] = {
 RENAMED: dict[str, dict[str, str]] = {
     "select": {"rng": "seed"},
     "health": {"rng": "seed"},
+    "harvest": {"frame_stride": "stride"},
 }
 
 

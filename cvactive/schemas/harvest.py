@@ -167,7 +167,7 @@ class Harvest(Section):
     pacing: Pacing | None = None
     dedup: Dedup | None = None
     scorer: Scorer | None = None
-    frame_stride: PosInt = 1
+    stride: PosInt = 1
     jpeg_quality: Quality = 90
     seed: Seed = 0
     batch: PosInt = 1
