@@ -327,3 +327,12 @@ def test_the_config_reference_page_is_the_schemas():
     page = (REPO / "docs" / "config-reference.md").read_text()
     assert page == reference_page(), "regenerate docs/config-reference.md with cvactive.schemas.reference_page()"
     assert all(f"## `{kind}`" in page for kind in SCHEMAS)
+
+
+def test_the_health_config_lists_the_error_kinds_the_health_check_knows():
+    from typing import get_args
+
+    from cvactive.health.check import ERROR_KINDS
+    from cvactive.schemas.commands import ErrorKind
+
+    assert get_args(ErrorKind) == ERROR_KINDS  # the schema's Literal is spelled out for mypy; same order

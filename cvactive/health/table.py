@@ -25,17 +25,10 @@ import numpy as np
 
 from cvactive.boxes import fiftyone_to_yolo, xyxy_to_yolo
 from cvactive.errors import DatasetError, RecordError
-from cvactive.yolodata import LabelIssue, YoloDataset, load_yolo_dataset
+from cvactive.yolodata import ERROR_KINDS, LabelIssue, YoloDataset, load_yolo_dataset
 
 #: Kinds of label issue, as :class:`~cvactive.yolodata.LabelIssue` names them.
-ISSUE_KINDS = (
-    "out_of_range",
-    "non_positive_size",
-    "unknown_class",
-    "malformed",
-    "label_without_image",
-    "image_without_label",
-)
+ISSUE_KINDS = ERROR_KINDS
 
 
 @dataclass
