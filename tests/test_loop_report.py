@@ -82,3 +82,17 @@ def test_one_seed_and_weak_models_get_no_verdict():
     for row in weak:
         row["mAP50_95"] -= 0.01 * row["seed"]
     assert summarise(weak)["strategies"]["lucky"]["verdict"].startswith("inconclusive")
+
+
+def test_a_seed_still_running_is_left_out_of_the_summary_not_paired_at_another_label_count(tmp_path):
+    done = rows_for("random", [0.2, 0.3, 0.4], seeds=(0, 1)) + rows_for("uncertainty", [0.2, 0.35, 0.5], seeds=(0, 1))
+    running = rows_for("random", [0.1, 0.15], seeds=(2,), labels=(10, 20))  # seed 2 has two of its three rounds
+    running += rows_for("uncertainty", [0.1], seeds=(2,), labels=(10,))
+    full = summarise(done)
+    partial = summarise(done + running)
+    assert partial["unfinished"] == ["random/seed2", "uncertainty/seed2"]
+    assert partial["strategies"] == full["strategies"]  # nothing of seed 2 enters the comparison
+    assert partial["random_final_mAP50_95"] == pytest.approx(0.405)  # seeds 0 and 1 only (0.40, 0.41)
+    write_report(done + running, tmp_path)
+    assert "left out of this table" in (tmp_path / "summary.md").read_text()
+    assert len(json.loads((tmp_path / "rounds.json").read_text())) == len(done) + 3  # every round is still kept

@@ -13,6 +13,7 @@ retrained from its labeled set when the next round needs it).
     .venv/bin/python tools/learning_curve_study.py aquarium-pretrained --commit
     .venv/bin/python tools/learning_curve_study.py porch-pretrained --commit
     .venv/bin/python tools/learning_curve_study.py aquarium-pretrained --device 0 --imgsz 640 --epochs 30  # GPU
+    .venv/bin/python tools/learning_curve_study.py porch-pretrained --report-only  # report what is committed
 
 Extra arguments are ``cvactive loop`` options and override the preset (a different setting needs
 a different name: ``--name``).
@@ -128,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default=None, help="results folder name (default: the preset)")
     parser.add_argument("--commit", action="store_true", help="git-commit the results folder after every round")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--report-only", action="store_true", help="write the report of the committed rounds; train nothing"
+    )
     args, extra = parser.parse_known_args(argv)
     from cvactive.assets import data_dir
     from cvactive.cli import build_parser
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.commit:
             commit(dest, message)
 
-    rows = study.run(progress=not args.no_progress, on_round=on_round)
+    rows = study.finished_rows() if args.report_only else study.run(progress=not args.no_progress, on_round=on_round)
     write_report(rows, study.out, cfg)
     publish(study.out, dest, command)
     if args.commit:

@@ -166,6 +166,26 @@ def verdict(final_ci: dict[str, Any], auc_ci: dict[str, Any], random_final: floa
     return f"no detectable difference (final {_fmt_ci(final_ci)}, AUC {_fmt_ci(auc_ci)})"
 
 
+def complete_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of the (strategy, seed) curves that reach the study's last label count.
+
+    A seed still running (or stopped mid-way) would otherwise pair its last round with random's
+    final at another label count; its rounds stay in ``rounds.csv``/``rounds.json`` and enter
+    the summary once it is finished.
+    """
+    if not rows:
+        return rows
+    top = max(int(r["labels_used"]) for r in rows)
+    done = {(r["strategy"], int(r["seed"])) for r in rows if int(r["labels_used"]) == top}
+    return [r for r in rows if (r["strategy"], int(r["seed"])) in done]
+
+
+def unfinished(rows: list[dict[str, Any]]) -> list[str]:
+    """``strategy/seed<n>`` of every curve :func:`complete_rows` leaves out, sorted."""
+    done = {(r["strategy"], int(r["seed"])) for r in complete_rows(rows)}
+    return sorted({f"{r['strategy']}/seed{int(r['seed'])}" for r in rows} - {f"{s}/seed{n}" for s, n in done})
+
+
 def _final_values(rows: list[dict[str, Any]], metric: str) -> dict[str, list[float]]:
     """strategy -> the metric of each seed's last round."""
     last: dict[tuple[str, int], tuple[int, float]] = {}
@@ -180,7 +200,12 @@ def _final_values(rows: list[dict[str, Any]], metric: str) -> dict[str, list[flo
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Paired comparisons of every strategy with random, and a verdict each (see the module docstring)."""
+    """Paired comparisons of every strategy with random, and a verdict each (see the module docstring).
+
+    Only finished curves count (:func:`complete_rows`); the others are listed under ``unfinished``.
+    """
+    left_out = unfinished(rows)
+    rows = complete_rows(rows)
     curves = mean_curves(rows, "mAP50_95")
     curves50 = mean_curves(rows, "mAP50")
     if "random" not in curves:
@@ -193,6 +218,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "random_final_labels": float(rand["labels"][-1]),
         "confidence": CONFIDENCE,
         "interval": "Student t over seeds, paired by seed",
+        "unfinished": left_out,
         "strategies": {},
     }
     for strategy, c in curves.items():
@@ -331,6 +357,11 @@ def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             f"{summary['random_final_labels']:.0f} labels. Intervals: {summary['interval']}, "
             f"{int(summary['confidence'] * 100)}%."
         )
+    if summary.get("unfinished"):
+        lines.append(
+            f"Not yet finished, so left out of this table (their rounds are in rounds.csv): "
+            f"{', '.join(summary['unfinished'])}."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -364,8 +395,9 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, cfg: Any = None) -> 
                 + [f"{row.get('ap50', {}).get(c, 0.0):.4f}" for c in classes]
                 + [f"{row.get('ap50_95', {}).get(c, 0.0):.4f}" for c in classes]
             )
-    plot_curves(rows, out_dir / "learning_curves.png")
+    finished = complete_rows(rows)
+    plot_curves(finished, out_dir / "learning_curves.png")
     summary = summarise(rows)
     (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
-    (out_dir / "summary.md").write_text(_markdown(summary, rows))
+    (out_dir / "summary.md").write_text(_markdown(summary, finished))
     return rounds_json

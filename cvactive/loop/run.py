@@ -326,6 +326,26 @@ class Study:
         _atomic_write(ckpt, row)
         return row
 
+    def finished_rows(self) -> list[dict]:
+        """The rows of every checkpointed round, as :meth:`run` returns them, training nothing
+        (a report in the middle of a study)."""
+        rows: list[dict] = []
+        for seed in self.cfg.seed_list:
+            first = self.work_dir(seed, "", 0) / "round.json"
+            if not first.exists():
+                continue
+            round0 = json.loads(first.read_text())
+            for strategy in self.cfg.strategy_list:
+                done = []
+                for r in range(1, self.cfg.rounds + 1):
+                    path = self.work_dir(seed, strategy, r) / "round.json"
+                    if not path.exists():
+                        break
+                    done.append({**json.loads(path.read_text()), "strategy": strategy})
+                if done or strategy == "random":
+                    rows += [{**round0, "strategy": strategy, "select_seconds": 0.0}, *done]
+        return rows
+
     def run(self, progress: bool = True, on_round: Callable[[list[dict]], None] | None = None) -> list[dict]:
         """Train and evaluate every round not yet checkpointed; return every row.
 
