@@ -6,7 +6,7 @@ weights and Ultralytics runs stay there, out of git) and, after every finished r
 the results that belong in git into ``benchmarks/results/<name>/``: each round's checkpoint
 (``rounds/seed*/...json``, labeled set and metrics), rounds CSV/JSON, summary, learning-curve
 plot, settings and the exact command. With ``--commit`` each finished round is also committed
-(only that folder), so a session that stops mid-study loses nothing: a later run restores the
+(only that folder, and the README blocks re-rendered from it), so a session that stops mid-study loses nothing: a later run restores the
 committed checkpoints into the work folder and carries on (a round whose weights are gone is
 retrained from its labeled set when the next round needs it).
 
@@ -111,16 +111,34 @@ def publish(work: Path, dest: Path, command: str) -> None:
     (dest / "COMMAND.md").write_text(command)
 
 
+def readme_clean() -> bool:
+    """Whether README.md has no uncommitted edits (then the study may re-render and commit it)."""
+    return subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "README.md"], cwd=ROOT).returncode == 0
+
+
+def render_readme() -> list[str]:
+    """Re-render the README's generated blocks from the results; the paths to commit with them.
+
+    Only when README.md holds no other uncommitted edit, so a commit of a round never takes
+    someone's half-written README with it (the README test then asks for a re-render).
+    """
+    if not readme_clean():
+        return []
+    subprocess.run([sys.executable, str(ROOT / "tools" / "render_readme.py")], cwd=ROOT, check=False)
+    return ["README.md"]
+
+
 def commit(dest: Path, message: str) -> None:
-    """Commit ``dest`` only (other staged work is left as it is); retried while git is busy."""
-    rel = str(dest.relative_to(ROOT))
+    """Commit ``dest`` (and the README's blocks re-rendered from it) only, other staged work left
+    as it is; retried while git is busy."""
+    paths = [str(dest.relative_to(ROOT)), *render_readme()]
     for attempt in range(10):
-        subprocess.run(["git", "add", "-A", rel], cwd=ROOT, check=False, capture_output=True)
-        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", rel], cwd=ROOT, capture_output=True)
+        subprocess.run(["git", "add", "-A", *paths], cwd=ROOT, check=False, capture_output=True)
+        done = subprocess.run(["git", "commit", "-q", "-m", message, "--", *paths], cwd=ROOT, capture_output=True)
         if done.returncode == 0 or b"nothing to commit" in done.stdout + done.stderr:
             return
         time.sleep(2 + attempt)
-    print(f"!! could not commit {rel}: {done.stderr.decode()[-300:]}", file=sys.stderr)
+    print(f"!! could not commit {paths[0]}: {done.stderr.decode()[-300:]}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

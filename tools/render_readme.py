@@ -7,6 +7,10 @@ A generated block sits between two markers in README.md:
     ... the study's summary table, written by this script ...
     <!-- /generated -->
 
+    <!-- generated:verdicts:aquarium-pretrained,porch-pretrained -->
+    ... one line per study: which strategies beat random, which do worse, which cannot be told apart ...
+    <!-- /generated -->
+
     <!-- generated:measured -->
     ... the "Measured" table: one row per benchmark figure (what, baseline, result, goal, met) ...
     <!-- /generated -->
@@ -27,7 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-BLOCK = re.compile(r"(<!-- generated:(?P<kind>[\w:.-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
+BLOCK = re.compile(r"(<!-- generated:(?P<kind>[\w:.,-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 
 
 def study_block(name: str) -> str:
@@ -43,6 +47,44 @@ def study_block(name: str) -> str:
         f"[rounds and settings](benchmarks/results/{name}/), [the command](benchmarks/results/{name}/COMMAND.md).*\n"
     )
     return body
+
+
+#: verdict text (as cvactive.loop.report.verdict words it) -> the group it is listed under.
+GROUPS = (
+    ("beats random", "beat random"),
+    ("worse than random", "do worse than random"),
+    ("mixed", "are mixed (one interval above zero, the other below)"),
+    ("no detectable difference", "show no difference the paired intervals can detect"),
+    ("inconclusive", "are inconclusive (models too weak)"),
+    ("one seed", "have one finished seed so far, so no verdict"),
+)
+
+
+def verdict_block(names: list[str]) -> str:
+    """One line per study: which strategies beat random, which do worse, which cannot be told apart."""
+    lines = []
+    for name in names:
+        summary = json.loads((RESULTS / name / "summary.json").read_text())
+        strategies = {k: v for k, v in summary["strategies"].items() if k != "random"}
+        if not strategies:
+            lines.append(f"- **{name}**: no finished comparison yet.")
+            continue
+        seeds = sorted({int(v["seeds"]) for v in strategies.values()})
+        parts = []
+        for prefix, words in GROUPS:
+            members = [f"`{k}`" for k, v in strategies.items() if v["verdict"].startswith(prefix)]
+            if members:
+                parts.append(f"{', '.join(members)} {words}")
+        left = summary.get("unfinished") or []
+        tail = f" ({len(left)} unfinished seed curves are not counted yet.)" if left else ""
+        lines.append(
+            f"- **{name}** ({'/'.join(map(str, seeds))} paired seeds; random ends at mAP50-95 "
+            f"{summary['random_final_mAP50_95']:.3f} with {summary['random_final_labels']:.0f} labels): "
+            + "; ".join(parts)
+            + "."
+            + tail
+        )
+    return "\n".join(lines) + "\n"
 
 
 #: benchmark JSON file -> function returning its README rows (what, baseline, result, goal, met).
@@ -295,6 +337,8 @@ def render(text: str) -> str:
             body = study_block(kind.split(":", 1)[1])
         elif kind == "measured":
             body = measured_block()
+        elif kind.startswith("verdicts:"):
+            body = verdict_block(kind.split(":", 1)[1].split(","))
         else:
             raise SystemExit(f"unknown generated block {kind!r}")
         return match.group(1) + body + match.group(4)
