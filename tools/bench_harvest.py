@@ -7,9 +7,10 @@
     throughput). The harvest runs with its default ``workers`` (the inference pipeline) and,
     as "before", with ``workers=0`` (frame after frame, the path it had before the pipeline);
     both must infer the same frames, find the same boxes and keep the same frames;
-(b) harvest with a random rule only against bare OpenCV doing the same decode work: it grabs
-    every frame and decodes (retrieves) exactly the frames the harvester decodes, the ones its
-    seeded random rule fires on (goal: at least 0.8);
+(b) harvest with a random rule only against bare OpenCV doing the same work: it grabs every
+    frame, decodes (retrieves) exactly the frames the harvester decodes (the ones its seeded
+    random rule fires on) and writes the frames the harvester keeps as JPEG files at the same
+    quality (goal: at least 0.8);
 (c) resident memory while harvesting the video looped ten times (goal: growth under 100 MB).
 
 (a) and (b) alternate baseline and harvest for ``--rounds`` rounds (in (a) the order of the
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,8 @@ from cvactive.assets import OPENVINO_MODEL, asset  # noqa: E402
 from cvactive.scoring import Scorer  # noqa: E402
 
 MODEL_RULES = [{"kind": "uncertainty", "name": "uncertain", "score": "binary_entropy_max", "min_value": 0.95}]
+#: JPEG quality of written frames, the harvester's default, on both sides of (b).
+JPEG_QUALITY = 90
 RANDOM_RULES = [{"kind": "random", "name": "random", "probability": 0.05}]
 SEED = 0
 
@@ -95,20 +99,29 @@ def chosen_frames(video: str, frames: int) -> set[int]:
     return {i for i in range(frames) if unit_draw(SEED, video, i, rule["name"]) < rule["probability"]}
 
 
-def bare_decode(video: str, decode: set[int]) -> dict[str, Any]:
-    """Grab every frame; decode (retrieve) the ones in ``decode``, as the random-only harvester does."""
+def bare_decode(video: str, decode: set[int], write: Collection[int] = (), out: Path | None = None) -> dict[str, Any]:
+    """Grab every frame; decode (retrieve) the ones in ``decode`` and write the ones in ``write``
+    as JPEG files in ``out``, as the random-only harvester does."""
     import cv2
 
+    if write and out is None:
+        raise ValueError("bare_decode: frames to write need an out folder")
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
     cap = cv2.VideoCapture(video)
-    start, index, grabbed, decoded = time.perf_counter(), 0, 0, 0
+    start, index, grabbed, decoded, written = time.perf_counter(), 0, 0, 0, 0
     while cap.grab():
         grabbed += 1
         if index in decode:
-            ok, _frame = cap.retrieve()
+            ok, frame = cap.retrieve()
             decoded += int(ok)
+            if ok and index in write and out is not None:
+                written += int(
+                    cv2.imwrite(str(out / f"{index:06d}.jpg"), frame, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                )
         index += 1
     cap.release()
-    return {"grabbed": grabbed, "decoded": decoded, "seconds": time.perf_counter() - start}
+    return {"grabbed": grabbed, "decoded": decoded, "written": written, "seconds": time.perf_counter() - start}
 
 
 def run_harvest(video: str, out: Path, detector: Any, **kw: Any) -> dict[str, Any]:
@@ -206,10 +219,17 @@ def section_b(video: str, tmp: Path, rounds: int) -> dict[str, Any]:
     frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
     decode = chosen_frames(video, frames)
+    kw: dict[str, Any] = {"rules": RANDOM_RULES, "annotate": False, "dedup": {"method": "phash"}}
+    kw["jpeg_quality"] = JPEG_QUALITY
+    first = run_harvest(video, tmp / "b-kept", None, **kw)  # which frames it keeps (seeded: every run alike)
+    lines = (tmp / "b-kept" / "manifest.jsonl").read_text().splitlines()
+    write = {int(json.loads(x)["frame"]) for x in lines}
+    if len(write) != first["kept"]:
+        raise NoWork(f"(b) the manifest lists {len(write)} frames, the harvest kept {first['kept']}")
     pairs = []
     for r in range(rounds):
-        base = bare_decode(video, decode)
-        harv = run_harvest(video, tmp / f"b{r}", None, rules=RANDOM_RULES, annotate=False, dedup={"method": "phash"})
+        base = bare_decode(video, decode, write, tmp / f"b{r}-bare")
+        harv = run_harvest(video, tmp / f"b{r}", None, **kw)
         pairs.append((base, harv))
         print(
             f"(b) round {r}: decode {base['grabbed'] / base['seconds']:.0f} fps, "
@@ -218,10 +238,11 @@ def section_b(video: str, tmp: Path, rounds: int) -> dict[str, Any]:
     base, harv = pairs[-1]
     if harv["frames"] == 0 or harv["kept"] == 0 or base["decoded"] == 0:
         raise NoWork(f"(b) the harvest looked at {harv['frames']} frames and kept {harv['kept']}")
-    if base["decoded"] != harv["candidates"] or base["grabbed"] != harv["frames"]:
+    if base["decoded"] != harv["candidates"] or base["grabbed"] != harv["frames"] or base["written"] != harv["kept"]:
         raise NoWork(
-            f"(b) different work: baseline grabbed {base['grabbed']} and decoded {base['decoded']}; the harvest "
-            f"looked at {harv['frames']} and decoded {harv['candidates']} candidates"
+            f"(b) different work: baseline grabbed {base['grabbed']}, decoded {base['decoded']} and wrote "
+            f"{base['written']}; the harvest looked at {harv['frames']}, decoded {harv['candidates']} candidates "
+            f"and kept {harv['kept']}"
         )
     return {"work": {"baseline": base, "harvest": harv}, **paired(pairs, "grabbed"), "goal": 0.8}
 

@@ -6,9 +6,10 @@ weights and Ultralytics runs stay there, out of git) and, after every finished r
 the results that belong in git into ``benchmarks/results/<name>/``: each round's checkpoint
 (``rounds/seed*/...json``, labeled set and metrics), rounds CSV/JSON, summary, learning-curve
 plot, settings and the exact command. With ``--commit`` each finished round is also committed
-(only that folder, and the README blocks re-rendered from it), so a session that stops mid-study loses nothing: a later run restores the
-committed checkpoints into the work folder and carries on (a round whose weights are gone is
-retrained from its labeled set when the next round needs it).
+(only that folder, and the README blocks re-rendered from it), so a session that stops
+mid-study loses nothing: a later run restores the committed checkpoints into the work folder
+and carries on (a round whose weights are gone is retrained from its labeled set when the next
+round needs it).
 
     .venv/bin/python tools/learning_curve_study.py aquarium-pretrained --commit
     .venv/bin/python tools/learning_curve_study.py porch-pretrained --commit
