@@ -12,6 +12,11 @@ The hash functions are pure (an image in, an int out):
 * :func:`dhash`: difference hash of a 9x8 grey thumbnail (adjacent-pixel gradients).
 * :func:`phash`: DCT hash: the top-left 8x8 DCT coefficients of a 32x32 grey thumbnail
   against their median.
+
+A thumbnail is the area average of the image's central region whose sides are whole multiples
+of the thumbnail's (at most ``size - 1`` rows and columns cut, half on each side): OpenCV's
+area resize is about ten times faster on whole-number factors (0.04 ms instead of 0.47 ms on a
+640x360 frame), and the hash is computed on every candidate frame of a harvest.
 """
 
 from __future__ import annotations
@@ -42,11 +47,21 @@ def _pack(bits: np.ndarray) -> int:
     return int(np.sum(bits.reshape(-1).astype(np.uint64) * _BIT_WEIGHTS, dtype=np.uint64))
 
 
-def dhash(image: np.ndarray) -> int:
-    """64-bit difference hash of a BGR or grey ``uint8`` image."""
+def thumbnail(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The ``height x width`` grey area-average thumbnail of an image (see the module docstring)."""
     import cv2
 
-    small = cv2.resize(_grey(image), (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    grey = _grey(image)
+    h, w = grey.shape[:2]
+    if h >= height and w >= width:
+        top, left = (h % height) // 2, (w % width) // 2
+        grey = grey[top : top + h - h % height, left : left + w - w % width]
+    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def dhash(image: np.ndarray) -> int:
+    """64-bit difference hash of a BGR or grey ``uint8`` image."""
+    small = thumbnail(image, 9, 8).astype(np.int16)
     return _pack(small[:, 1:] > small[:, :-1])
 
 
@@ -54,7 +69,7 @@ def phash(image: np.ndarray) -> int:
     """64-bit DCT perceptual hash of a BGR or grey ``uint8`` image."""
     import cv2
 
-    small = cv2.resize(_grey(image), (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+    small = thumbnail(image, 32, 32).astype(np.float32)
     low = cv2.dct(small)[:8, :8].reshape(-1)
     return _pack(low > np.median(low[1:]))
 
