@@ -39,6 +39,10 @@ def test_tiny_study_with_learned_error_and_class_balanced(porch_data, tmp_path):
     ]
     key = lambda r: (r["strategy"], r["round"])  # noqa: E731
     assert sorted(study.finished_rows(), key=key) == sorted(rows, key=key)  # the report-only path: same rows
+    from dataclasses import replace
+
+    narrowed = Study(porch_data, tmp_path / "study", replace(cfg, strategies=("class_balanced",)))
+    assert sorted(narrowed.finished_rows(), key=key) == sorted(rows, key=key)  # arms run before stay reported
     round0 = json.loads((tmp_path / "study" / "seed0" / "round0" / "round.json").read_text())
     weights = Path(round0["weights"])
     saved = weights.parent / "error_model.pkl"

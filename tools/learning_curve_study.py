@@ -60,13 +60,18 @@ PLANS: dict[str, str] = {
         "smallest size at which the small aquarium fish are still found. Seeds run one after the other "
         "(all strategies of seed 0, then seed 1, ...), so a partial study is a complete paired comparison "
         "over the seeds it has. The uncertainty arm ranks by binary_entropy_max: on aquarium valid it tracks a "
-        "fine-tuned model's errors per image better than entropy_max (Spearman 0.49 vs 0.30, issue #18)."
+        "fine-tuned model's errors per image better than entropy_max (Spearman 0.49 vs 0.30, issue #18). "
+        "One seed of all seven arms takes 2-3 hours here; where a session's CPU time covers less, later seeds "
+        "run with `--strategies` narrowed to the arms that matter most (the list of runs below says which), "
+        "and every arm keeps the seeds it has in the report."
     ),
     "porch-pretrained": (
         "The built-in porch data at 256 px (its native size) from the COCO-pretrained YOLOv8n, 10 epochs a "
         "round; 10 -> 40 labels: fine-tuned on 60 porch images this model already reaches mAP50-95 0.92 (the "
         "demo), so only the low-budget regime can tell strategies apart. Same protocol and strategies as "
-        "aquarium-pretrained."
+        "aquarium-pretrained. A seed of all seven arms takes about 10 minutes, so this study can afford the "
+        "seeds that narrow the intervals: runs after the first five seeds may add seeds for some arms "
+        "(the list of runs below says which)."
     ),
 }
 KEEP = ("rounds.csv", "rounds.json", "summary.json", "summary.md", "learning_curves.png", "settings.json")
@@ -95,6 +100,16 @@ def restore(dest: Path, work: Path) -> int:
             shutil.copy2(src, target)
             count += 1
     return count
+
+
+def command_history(dest: Path, shown: str) -> list[str]:
+    """Every distinct ``cvactive loop`` command this study has run, oldest first, with ``shown`` last
+    (kept in ``dest/commands.json``: a study narrowed or extended by later runs says so)."""
+    path = dest / "commands.json"
+    history = json.loads(path.read_text()) if path.exists() else []
+    history = [c for c in history if c != shown] + [shown]
+    path.write_text(json.dumps(history, indent=1) + "\n")
+    return history
 
 
 def publish(work: Path, dest: Path, command: str) -> None:
@@ -169,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     rel = ["tools/learning_curve_study.py", args.preset, *(["--name", name] if args.name else []), *extra]
     command = f"Made by\n\n```bash\n.venv/bin/python {shlex.join(rel)}\n```\n\nwhich runs\n\n```bash\n{shown}\n```\n"
     command += f"\n## Plan\n\n{PLANS[args.preset]}\n"
+    history = command_history(dest, shown)
+    if len(history) > 1:
+        runs = "\n".join(f"{i}. `{c}`" for i, c in enumerate(history, 1))
+        command += f"\n## Every run of this study, oldest first\n\n{runs}\n"
     print("$", shown, flush=True)
     restored = restore(dest, work)
     if restored:
@@ -176,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     study = Study(data, work, cfg)
 
     def on_round(rows: list[dict]) -> None:
-        write_report(rows, study.out, cfg)
+        write_report(study.finished_rows(), study.out, cfg)  # every arm on disk, not only this run's
         publish(study.out, dest, command)
         last = rows[-1]
         message = (
@@ -187,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.commit:
             commit(dest, message)
 
-    rows = study.finished_rows() if args.report_only else study.run(progress=not args.no_progress, on_round=on_round)
-    write_report(rows, study.out, cfg)
+    if not args.report_only:
+        study.run(progress=not args.no_progress, on_round=on_round)
+    write_report(study.finished_rows(), study.out, cfg)
     publish(study.out, dest, command)
     if args.commit:
         commit(dest, f"study {name}: report")

@@ -327,15 +327,21 @@ class Study:
         return row
 
     def finished_rows(self) -> list[dict]:
-        """The rows of every checkpointed round, as :meth:`run` returns them, training nothing
-        (a report in the middle of a study)."""
+        """The rows of every checkpointed round in the folder, as :meth:`run` returns them,
+        training nothing (a report in the middle of a study). Seeds and strategies found in the
+        folder count too when this study's settings no longer name them (a study narrowed to
+        fewer arms for later seeds keeps the arms it ran before)."""
+        found = [p for p in self.out.glob("seed*") if p.name[4:].isdigit()]
+        seeds = sorted({*self.cfg.seed_list, *(int(p.name[4:]) for p in found)})
+        on_disk = sorted({p.parent.parent.name for p in self.out.glob("seed*/*/round1/round.json")})
+        strategies = [*self.cfg.strategy_list, *(s for s in on_disk if s not in self.cfg.strategy_list)]
         rows: list[dict] = []
-        for seed in self.cfg.seed_list:
+        for seed in seeds:
             first = self.work_dir(seed, "", 0) / "round.json"
             if not first.exists():
                 continue
             round0 = json.loads(first.read_text())
-            for strategy in self.cfg.strategy_list:
+            for strategy in strategies:
                 done = []
                 for r in range(1, self.cfg.rounds + 1):
                     path = self.work_dir(seed, strategy, r) / "round.json"
