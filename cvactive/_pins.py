@@ -34,9 +34,11 @@ PRIVATE: dict[str, Pin] = {
     "ultralytics": Pin(
         "8.4.190",
         "the predictor's preprocess/inference steps and raw head outputs, non_max_suppression(return_idxs=True), "
-        "and the checkpoint layout rebuilt from an OpenVINO export",
+        "the checkpoint layout rebuilt from an OpenVINO export, and the NMS time limit lifted during "
+        "training and validation (ultralytics.utils.nms.non_max_suppression swapped for the call)",
         (
             "cvactive/detector.py",
+            "cvactive/train.py",
             "cvactive/weights/architecture.py",
             "cvactive/weights/rebuild.py",
         ),

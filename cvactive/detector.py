@@ -15,6 +15,7 @@ global-average-pooled and the results are concatenated (448 numbers for YOLOv8n)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -199,8 +200,18 @@ class Detector:
         """
         from ultralytics.utils.nms import non_max_suppression
 
+        # max_time_img: no time limit (Ultralytics' default stops NMS mid-batch on a loaded machine,
+        # leaving the batch's later images without boxes)
         kept, idxs = non_max_suppression(
-            raw, self.conf, self.iou, None, False, max_det=self.max_det, nc=len(self.names), return_idxs=True
+            raw,
+            self.conf,
+            self.iou,
+            None,
+            False,
+            max_det=self.max_det,
+            nc=len(self.names),
+            max_time_img=math.inf,
+            return_idxs=True,
         )
         return kept, idxs
 

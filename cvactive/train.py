@@ -11,7 +11,9 @@ stand-in for committee members and MC-dropout models).
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -71,6 +73,26 @@ def resolve_model(model: str | Path, work_dir: str | Path) -> str:
             f"model {text!r} does not exist; give a .pt, a model .yaml, or one of the scales {', '.join(SCALES)}"
         )
     return text
+
+
+@contextmanager
+def full_nms() -> Iterator[None]:
+    """Lift Ultralytics' NMS time limit (2 s + 0.05 s per image of a batch) while inside.
+
+    On a loaded CPU, validation at confidence 0.001 can exceed it, and NMS then stops in the
+    middle of a batch: the batch's later images get no boxes and the mAP comes out low by chance
+    (Ultralytics only logs "NMS time limit exceeded"). A measurement must not depend on the
+    machine's load. The validator calls ``ultralytics.utils.nms.non_max_suppression`` through its
+    module, so the module attribute is swapped for the duration (see :mod:`cvactive._pins`).
+    """
+    from ultralytics.utils import nms
+
+    original = nms.non_max_suppression
+    nms.non_max_suppression = functools.partial(original, max_time_img=math.inf)
+    try:
+        yield
+    finally:
+        nms.non_max_suppression = original
 
 
 @contextmanager
@@ -151,7 +173,7 @@ def train_detector(
     try:
         yolo = YOLO(arch, task="detect")
         yolo.add_callback("on_train_epoch_end", on_epoch_end)
-        with quiet_ultralytics(not verbose):
+        with quiet_ultralytics(not verbose), full_nms():
             yolo.train(
                 data=str(data_path),
                 epochs=epochs,
@@ -229,7 +251,7 @@ def validate_detector(
     offline_defaults()
     from ultralytics import YOLO
 
-    with quiet_ultralytics():
+    with quiet_ultralytics(), full_nms():
         metrics = YOLO(str(weights), task="detect").val(
             data=str(data_yaml),
             split="val",

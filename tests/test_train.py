@@ -30,3 +30,23 @@ def test_porch_model_trains_and_detects(porch_model, porch_model_data):
     frames = list(iter_frames(porch_model_data.parent / "images" / "val"))[:20]
     records = detector.predict([f for f, _ in frames], [m for _, m in frames])
     assert sum(len(r) for r in records) > 10  # a trained model finds packages
+
+
+def test_training_and_validation_run_nms_without_its_time_limit():
+    """Ultralytics stops NMS mid-batch after 2 s + 0.05 s an image; on a loaded CPU that silently
+    drops the boxes of a batch's later images and lowers the mAP by chance."""
+    import math
+
+    from ultralytics.utils import nms
+
+    from cvactive.train import full_nms
+
+    original = nms.non_max_suppression
+    with full_nms():
+        inside = nms.non_max_suppression
+        assert inside is not original and inside.keywords == {"max_time_img": math.inf}
+        assert inside.func is original
+    assert nms.non_max_suppression is original
+    with pytest.raises(RuntimeError), full_nms():
+        raise RuntimeError("a failed validation")
+    assert nms.non_max_suppression is original  # restored however the block ends
