@@ -77,6 +77,24 @@ PLANS: dict[str, str] = {
 KEEP = ("rounds.csv", "rounds.json", "summary.json", "summary.md", "learning_curves.png", "settings.json")
 
 
+def override(preset: list[str], extra: list[str]) -> list[str]:
+    """The preset's ``--option value`` pairs with the ones ``extra`` gives replaced in place (and the
+    rest of ``extra`` after them), so the recorded command names each option once."""
+
+    def pairs(tokens: list[str]) -> list[tuple[str, list[str]]]:
+        out: list[tuple[str, list[str]]] = []
+        for token in tokens:
+            if token.startswith("--") or not out:
+                out.append((token, []))
+            else:
+                out[-1][1].append(token)
+        return out
+
+    given = dict(pairs(extra))
+    merged = [(opt, given.pop(opt, values)) for opt, values in pairs(preset)]
+    return [t for opt, values in [*merged, *given.items()] for t in (opt, *values)]
+
+
 def data_for(name: str) -> Path:
     from cvactive.assets import asset, data_dir
     from cvactive.porch import write_dataset
@@ -178,16 +196,19 @@ def main(argv: list[str] | None = None) -> int:
     work = data_dir() / "studies" / name
     dest = ROOT / "benchmarks" / "results" / name
     dest.mkdir(parents=True, exist_ok=True)
-    loop_args = ["loop", "--data", str(data), "--out", str(work), *PRESETS[args.preset], *extra]
+    loop_args = ["loop", "--data", str(data), "--out", str(work), *override(PRESETS[args.preset], extra)]
     cfg = build_config(build_parser().parse_args(loop_args))
     shown = shlex.join(["cvactive", *loop_args]).replace(str(ROOT) + "/", "")
     rel = ["tools/learning_curve_study.py", args.preset, *(["--name", name] if args.name else []), *extra]
     command = f"Made by\n\n```bash\n.venv/bin/python {shlex.join(rel)}\n```\n\nwhich runs\n\n```bash\n{shown}\n```\n"
     command += f"\n## Plan\n\n{PLANS[args.preset]}\n"
-    history = command_history(dest, shown)
-    if len(history) > 1:
-        runs = "\n".join(f"{i}. `{c}`" for i, c in enumerate(history, 1))
-        command += f"\n## Every run of this study, oldest first\n\n{runs}\n"
+    if args.report_only and (dest / "COMMAND.md").exists():
+        command = (dest / "COMMAND.md").read_text()  # a report trains nothing: the runs stay as recorded
+    else:
+        history = command_history(dest, shown)
+        if len(history) > 1:
+            runs = "\n".join(f"{i}. `{c}`" for i, c in enumerate(history, 1))
+            command += f"\n## Every run of this study, oldest first\n\n{runs}\n"
     print("$", shown, flush=True)
     restored = restore(dest, work)
     if restored:
