@@ -87,6 +87,14 @@ class NearestChosen:
         np.maximum(d, 0.0, out=d)
         return d
 
+    def _push_centre(self, c: F32) -> None:
+        """Append ``c`` to the chosen points (its radius starts at 0)."""
+        t = self.radius.size
+        if t == self._centres.shape[0]:
+            self._centres = np.concatenate([self._centres, np.zeros_like(self._centres)])
+        self._centres[t] = c
+        self.radius = np.append(self.radius, 0.0)
+
     def _rows_to_check(self, c: F32) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The rows of the owners that may lose rows to ``c`` (``None``: all), and those of them whose
         distance must be recomputed (the norm test drops more; ``None``: a plain pass over all)."""
@@ -107,6 +115,12 @@ class NearestChosen:
         """Choose row ``i``: lower every row's distance (only where it can change) and update owners."""
         c = self.point(i)
         t = self.radius.size
+        if self.owner.size < PRUNE_MIN_ROWS:
+            # Too few rows to prune: one plain pass, and no owners or radii to keep (only pruning reads them).
+            np.minimum(self.d2, self._dists(None, i), out=self.d2)
+            self.rows_touched += self.owner.size
+            self._push_centre(c)
+            return
         owned, rows = self._rows_to_check(c)
         d = self._dists(rows, i)
         self.rows_touched += self.owner.size if rows is None else rows.size
@@ -118,10 +132,7 @@ class NearestChosen:
             better = rows[hit]
             self.d2[better] = d[hit]
         self.owner[better] = t
-        if t == self._centres.shape[0]:
-            self._centres = np.concatenate([self._centres, np.zeros_like(self._centres)])
-        self._centres[t] = c
-        self.radius = np.append(self.radius, 0.0)
+        self._push_centre(c)
         # Radii of the owners that were checked (every row of theirs is in ``owned``) and of the new one.
         looked = np.arange(self.owner.size) if owned is None else owned
         own = self.owner[looked]
