@@ -259,3 +259,33 @@ def test_evaluate_config_keys_are_keyword_arguments():
 
     options = check_kwargs(evaluate_round, load_yaml(CONFIG_DIR / "evaluate.yaml"))
     assert options["iou_threshs"][0] == 0.5 and len(options["iou_threshs"]) == 10 and options["store"] == "results"
+
+
+def test_the_jpeg_frame_header_says_what_pillow_says(assets: Path, tmp_path: Path):
+    from PIL import Image
+
+    from cvactive.store.resolve import image_metadata, jpeg_header
+
+    files = sorted(assets.rglob("*.jpg"))[:400]
+    rgb = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
+    made = {
+        "grey.jpg": ("L", {}),
+        "cmyk.jpg": ("CMYK", {}),
+        "progressive.jpg": ("RGB", {"progressive": True}),
+        "exif.jpg": ("RGB", {"exif": Image.Exif()}),
+    }
+    for name, (mode, kw) in made.items():
+        Image.fromarray(rgb).convert(mode).save(tmp_path / name, quality=80, **kw)
+        files.append(tmp_path / name)
+    assert len(files) > 100
+    for path in files:
+        with Image.open(path) as im:
+            expected = (*im.size, len(im.getbands()))
+        assert jpeg_header(path) == expected, path
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "grey.jpg").read_bytes()[:40])
+    assert jpeg_header(tmp_path / "a.png") is None and jpeg_header(tmp_path / "cut.jpg") is None
+    meta = image_metadata(tmp_path / "a.png", 1, 1)  # not a JPEG: Pillow reads it
+    assert (meta["width"], meta["height"], meta["num_channels"]) == (53, 37, 3)
+    cut = image_metadata(tmp_path / "cut.jpg", 7, 9)  # unreadable header: the record's size, no channels
+    assert (cut["width"], cut["height"]) == (7, 9) and "num_channels" not in cut

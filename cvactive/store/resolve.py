@@ -160,6 +160,46 @@ def locate(
 _MODE_CHANNELS = {"1": 1, "L": 1, "P": 1, "I": 1, "F": 1, "I;16": 1, "LA": 2, "RGB": 3, "YCbCr": 3, "LAB": 3}
 
 
+#: JPEG start-of-frame markers (baseline, progressive, lossless ...; not DHT, JPG or DAC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_header(path: Path) -> tuple[int, int, int] | None:
+    """``(width, height, channels)`` from a JPEG's frame header, reading only the segments before
+    it; ``None`` for a file that is not a JPEG or whose header this cannot find.
+
+    Pillow's ``Image.open`` parses every quantisation and Huffman table in Python on the way (1 of
+    every 4 seconds of a 5,000-image push, ``tools/bench_push.py``); the frame header is all the
+    metadata needs. Channels are the frame's components, as Pillow's modes count them (L 1,
+    RGB/YCbCr 3, CMYK 4).
+    """
+    with open(path, "rb") as fh:
+        if fh.read(2) != b"\xff\xd8":
+            return None
+        while True:
+            if fh.read(1) != b"\xff":
+                return None
+            code = fh.read(1)
+            while code == b"\xff":  # fill bytes
+                code = fh.read(1)
+            if not code:
+                return None
+            marker = code[0]
+            if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # no length follows
+                continue
+            if marker in (0xD9, 0xDA):  # end of image or scan data before any frame header
+                return None
+            size = fh.read(2)
+            if len(size) < 2:
+                return None
+            if marker in _JPEG_SOF:
+                frame = fh.read(6)  # precision, height, width, components
+                if len(frame) < 6:
+                    return None
+                return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big"), frame[5]
+            fh.seek(int.from_bytes(size, "big") - 2, os.SEEK_CUR)
+
+
 def image_metadata(path: Path, width: int, height: int) -> dict[str, Any]:
     """FiftyOne's ``ImageMetadata`` of an image file as a document: size in bytes, MIME type,
     width, height and channels (read from the file's header; the record's size where unreadable)."""
@@ -167,9 +207,13 @@ def image_metadata(path: Path, width: int, height: int) -> dict[str, Any]:
 
     channels: int | None = None
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-            channels = _MODE_CHANNELS.get(im.mode, len(im.getbands()))
+        found = jpeg_header(path)
+        if found is not None and found[0] > 0 and found[1] > 0:
+            width, height, channels = found
+        else:
+            with Image.open(path) as im:
+                width, height = im.size
+                channels = _MODE_CHANNELS.get(im.mode, len(im.getbands()))
     except OSError:
         log.debug("cannot read the header of %s; metadata from the record", path)
     meta: dict[str, Any] = {
