@@ -142,6 +142,8 @@ def test_review_in_the_app_then_pull_returns_the_tags(porch_data: Path, tmp_path
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
+                # a 2-core machine busy with other tests can take longer than Playwright's 30 s per action
+                page.set_default_timeout(90_000)
                 text = _open_queue(page, url, len(records))
                 assert re.search(rf"\b{len(records)}\s+samples\b", text), text[-2000:]
                 assert "review-queue" in text and "selection_strategy" in text and "entropy_max" in text
