@@ -284,7 +284,9 @@ def test_the_jpeg_frame_header_says_what_pillow_says(assets: Path, tmp_path: Pat
         assert jpeg_header(path) == expected, path
     Image.fromarray(rgb).save(tmp_path / "a.png")
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "grey.jpg").read_bytes()[:40])
-    assert jpeg_header(tmp_path / "a.png") is None and jpeg_header(tmp_path / "cut.jpg") is None
+    (tmp_path / "loop.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x00" + bytes(64))  # a segment length of 0
+    for bad in ("a.png", "cut.jpg", "loop.jpg"):
+        assert jpeg_header(tmp_path / bad) is None, bad
     meta = image_metadata(tmp_path / "a.png", 1, 1)  # not a JPEG: Pillow reads it
     assert (meta["width"], meta["height"], meta["num_channels"]) == (53, 37, 3)
     cut = image_metadata(tmp_path / "cut.jpg", 7, 9)  # unreadable header: the record's size, no channels

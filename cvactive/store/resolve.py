@@ -197,7 +197,10 @@ def jpeg_header(path: Path) -> tuple[int, int, int] | None:
                 if len(frame) < 6:
                     return None
                 return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big"), frame[5]
-            fh.seek(int.from_bytes(size, "big") - 2, os.SEEK_CUR)
+            length = int.from_bytes(size, "big")
+            if length < 2:  # a corrupt length would seek backwards (and loop for ever)
+                return None
+            fh.seek(length - 2, os.SEEK_CUR)
 
 
 def image_metadata(path: Path, width: int, height: int) -> dict[str, Any]:
