@@ -76,7 +76,8 @@ def verdict_block(names: list[str]) -> str:
             if members:
                 parts.append(f"{', '.join(members)} {words}")
         left = summary.get("unfinished") or []
-        tail = f" ({len(left)} unfinished seed curves are not counted yet.)" if left else ""
+        curves = "seed curve is" if len(left) == 1 else "seed curves are"
+        tail = f" ({len(left)} unfinished {curves} not counted yet.)" if left else ""
         lines.append(
             f"- **{name}** ({'/'.join(map(str, seeds))} paired seeds; random ends at mAP50-95 "
             f"{summary['random_final_mAP50_95']:.3f} with {summary['random_final_labels']:.0f} labels): "
