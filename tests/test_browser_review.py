@@ -45,7 +45,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(30)
+            proc.wait(90)  # the App server's shutdown is slow on a loaded 2-core machine
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
