@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -64,6 +65,8 @@ def _launch(name: str) -> tuple[subprocess.Popen[str], str, int]:
     for line in proc.stdout:
         m = re.search(r"FiftyOne App for .* at (http://\S+)", line)
         if m:
+            # Keep reading what the App server prints: a full pipe would block it (and its exit on Ctrl-C).
+            threading.Thread(target=proc.stdout.read, daemon=True).start()
             return proc, m.group(1), port
         if time.monotonic() > deadline:
             break
