@@ -31,7 +31,11 @@ def run(args: argparse.Namespace) -> int:
     from cvactive.store.review import launch_review
 
     session, url = launch_review(args.dataset, port=args.port, address=args.address, view=args.view or None)
+    # Ctrl-C and SIGTERM stop the App. SIGINT explicitly too: a process started in the background of a
+    # script (or by a parent that ignores it) inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt, so the App could only be killed.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     print(f"FiftyOne App for {args.dataset!r} at {url}  (Ctrl-C to stop)", flush=True)
     try:
         session.wait(-1)
