@@ -96,3 +96,20 @@ def test_a_seed_still_running_is_left_out_of_the_summary_not_paired_at_another_l
     write_report(done + running, tmp_path)
     assert "left out of this table" in (tmp_path / "summary.md").read_text()
     assert len(json.loads((tmp_path / "rounds.json").read_text())) == len(done) + 3  # every round is still kept
+
+
+def test_paired_difference_at_each_label_count(tmp_path):
+    # "early" leads random by 0.05 at 20 labels in every seed and ends level; all share the initial set (10 labels).
+    rows = rows_for("random", [0.1, 0.2, 0.3])
+    rows += rows_for("early", [0.1, 0.25, 0.3], jitter={0: 0.004, 1: -0.003, 2: 0.0})
+    by = summarise(rows)["strategies"]["early"]["paired_diff_by_labels"]
+    assert set(by) == {"10", "20", "30"}
+    assert by["10"]["mean"] == 0 and by["10"]["ci_high"] == 0
+    assert by["20"]["mean"] == pytest.approx(0.05 + 0.001 / 3) and by["20"]["ci_low"] > 0
+    assert by["30"]["ci_low"] < 0 < by["30"]["ci_high"]
+    write_report(rows, tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    table = md[md.index("at each label count") :]
+    assert "| strategy | 20 labels | 30 labels |" in table  # no column for the shared initial set
+    assert "| early | +0.0503 [" in table
+    assert "paired_diff_by_labels" in json.loads((tmp_path / "summary.json").read_text())["strategies"]["early"]

@@ -17,6 +17,9 @@
     ``None`` unless it is reached in every seed. ``labels_saved_fraction`` is
     ``1 - labels / the labels random itself needed to first reach that value``, with its own
     interval over seeds.
+  - ``paired_diff_by_labels``: the paired difference at every label count both curves reached
+    (label count -> mean and interval), to see where along the curve a strategy leads or lags;
+    ``summary.md`` shows it as a second table.
   - ``verdict``: "beats random" only when an interval lies above 0 and none below it; "worse
     than random" likewise below; "mixed" when one lies above and the other below; otherwise "no
     detectable difference (CI ...)". One seed gives "one seed: no verdict"; when random's final
@@ -243,6 +246,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "paired_seeds": p["seeds"],
                     "paired_final_diff": final_ci,
                     "paired_auc_diff": auc_ci,
+                    "paired_diff_by_labels": {str(x): t_interval(d) for x, d in sorted(p["by_labels"].items())},
                     "per_seed_final_diff": p["final"],
                     "labels_to_reach_random_final": float(np.mean(reached)) if everywhere else None,
                     "labels_to_reach_per_seed": p["reach"],
@@ -362,7 +366,30 @@ def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             f"Not yet finished, so left out of this table (their rounds are in rounds.csv): "
             f"{', '.join(summary['unfinished'])}."
         )
+    lines += _by_labels_table(summary)
     return "\n".join(lines) + "\n"
+
+
+def _by_labels_table(summary: dict[str, Any]) -> list[str]:
+    """Paired difference to random at each label count (mean [interval]), one row per strategy."""
+    rows = {k: v["paired_diff_by_labels"] for k, v in summary.get("strategies", {}).items() if k != "random"}
+
+    # The shared initial set gives every seed a difference of exactly 0 (mean and spread): no column for it.
+    def moved(ci: dict[str, Any]) -> bool:
+        return bool(ci["mean"] != 0 or (ci["n"] > 1 and ci["ci_high"] != 0))
+
+    counts = sorted({int(x) for by in rows.values() for x, ci in by.items() if moved(ci)})
+    if not counts:
+        return []
+    lines = [
+        "\nPaired difference to random in mAP50-95 at each label count (mean [95% CI] over seeds):\n",
+        "| strategy |" + "".join(f" {c} labels |" for c in counts),
+        "|" + "---|" * (len(counts) + 1),
+    ]
+    for strategy, by in rows.items():
+        cells = "".join(f" {_fmt_ci(by[str(c)]) if str(c) in by else ''} |" for c in counts)
+        lines.append(f"| {strategy} |{cells}")
+    return lines
 
 
 def _json_safe(value: Any) -> Any:
