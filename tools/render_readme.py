@@ -49,14 +49,22 @@ def study_block(name: str) -> str:
     return body
 
 
-#: verdict text (as cvactive.loop.report.verdict words it) -> the group it is listed under.
+#: verdict text (as cvactive.loop.report.verdict words it) -> what is said of one strategy, of several.
 GROUPS = (
-    ("beats random", "beat random"),
-    ("worse than random", "do worse than random"),
-    ("mixed", "are mixed (one interval above zero, the other below)"),
-    ("no detectable difference", "show no difference the paired intervals can detect"),
-    ("inconclusive", "are inconclusive (models too weak)"),
-    ("one seed", "have one finished seed so far, so no verdict"),
+    ("beats random", "beats random", "beat random"),
+    ("worse than random", "does worse than random", "do worse than random"),
+    (
+        "mixed",
+        "is mixed (one interval above zero, the other below)",
+        "are mixed (one interval above zero, the other below)",
+    ),
+    (
+        "no detectable difference",
+        "shows no difference the paired intervals can detect",
+        "show no difference the paired intervals can detect",
+    ),
+    ("inconclusive", "is inconclusive (models too weak)", "are inconclusive (models too weak)"),
+    ("one seed", "has one finished seed so far, so no verdict", "have one finished seed so far, so no verdict"),
 )
 
 
@@ -71,10 +79,10 @@ def verdict_block(names: list[str]) -> str:
             continue
         seeds = sorted({int(v["seeds"]) for v in strategies.values()})
         parts = []
-        for prefix, words in GROUPS:
+        for prefix, one, several in GROUPS:
             members = [f"`{k}`" for k, v in strategies.items() if v["verdict"].startswith(prefix)]
             if members:
-                parts.append(f"{', '.join(members)} {words}")
+                parts.append(f"{', '.join(members)} {one if len(members) == 1 else several}")
         left = summary.get("unfinished") or []
         curves = "seed curve is" if len(left) == 1 else "seed curves are"
         tail = f" ({len(left)} unfinished {curves} not counted yet.)" if left else ""
