@@ -139,6 +139,11 @@ def paired(rows: list[dict[str, Any]], strategy: str, metric: str = "mAP50_95") 
     return {"seeds": seeds, "final": final, "auc": auc, "reach": reach, "saved": saved, "by_labels": by_labels}
 
 
+def by_labels_intervals(by_labels: dict[int, list[float]]) -> dict[int, dict[str, float | int]]:
+    """The paired differences at each label count (:func:`paired`'s ``by_labels``) as intervals, by label count."""
+    return {x: t_interval(d) for x, d in sorted(by_labels.items())}
+
+
 def _side(ci: dict[str, Any]) -> int:
     """+1 when an interval lies above 0, -1 below, 0 otherwise (or undefined)."""
     low, high = ci["ci_low"], ci["ci_high"]
@@ -246,7 +251,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "paired_seeds": p["seeds"],
                     "paired_final_diff": final_ci,
                     "paired_auc_diff": auc_ci,
-                    "paired_diff_by_labels": {str(x): t_interval(d) for x, d in sorted(p["by_labels"].items())},
+                    "paired_diff_by_labels": {str(x): ci for x, ci in by_labels_intervals(p["by_labels"]).items()},
                     "per_seed_final_diff": p["final"],
                     "labels_to_reach_random_final": float(np.mean(reached)) if everywhere else None,
                     "labels_to_reach_per_seed": p["reach"],
@@ -301,9 +306,9 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
     for strategy in sorted(per_seed):
         if strategy == "random":
             continue
-        by = paired(rows, strategy)["by_labels"]
-        xs = np.array(sorted(by))
-        cis = [t_interval(by[x]) for x in xs]
+        by = by_labels_intervals(paired(rows, strategy)["by_labels"])
+        xs = np.array(list(by))
+        cis = list(by.values())
         mean = np.array([ci["mean"] for ci in cis])
         axd.plot(xs, mean, marker="o", color=colors[strategy], label=strategy)
         low, high = np.array([ci["ci_low"] for ci in cis]), np.array([ci["ci_high"] for ci in cis])
@@ -374,11 +379,8 @@ def _by_labels_table(summary: dict[str, Any]) -> list[str]:
     """Paired difference to random at each label count (mean [interval]), one row per strategy."""
     rows = {k: v["paired_diff_by_labels"] for k, v in summary.get("strategies", {}).items() if k != "random"}
 
-    # The shared initial set gives every seed a difference of exactly 0 (mean and spread): no column for it.
-    def moved(ci: dict[str, Any]) -> bool:
-        return bool(ci["mean"] != 0 or (ci["n"] > 1 and ci["ci_high"] != 0))
-
-    counts = sorted({int(x) for by in rows.values() for x, ci in by.items() if moved(ci)})
+    # The smallest label count is the initial set every strategy shares with random: a difference of 0.
+    counts = sorted({int(x) for by in rows.values() for x in by})[1:]
     if not counts:
         return []
     lines = [
