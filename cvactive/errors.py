@@ -50,5 +50,10 @@ class StoreError(CvactiveError):
     """A FiftyOne database cannot be started or reached, or a data set is missing."""
 
 
+class OutputError(CvactiveError):
+    """An output path cannot be written safely: a folder where a file is wanted, read-only, an input,
+    a folder another run holds, or a folder with files cvactive did not write."""
+
+
 class MissingDependencyError(CvactiveError, ImportError):
     """An optional dependency is not installed (the message says how to install it)."""

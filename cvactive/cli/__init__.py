@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -75,6 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"cvactive {args.command}: interrupted", file=sys.stderr)
             return 130
+        except OSError as err:
+            if err.filename is None:  # not about a path the user gave: a bug, keep the traceback
+                raise
+            # a full disk, a read-only folder, a missing or foreign path met while writing
+            print(f"cvactive {args.command}: error: {_os_error_line(err)}", file=sys.stderr)
+            return 2
+
+
+def _os_error_line(err: OSError) -> str:
+    """``[Errno 28] No space left on device: 'out.jsonl'`` with a path that prints whatever its bytes."""
+    name = os.fsencode(err.filename).decode("utf-8", "replace")
+    return f"{err.strerror or err.__class__.__name__}: {name}"
 
 
 def _renamed_as_one_line() -> None:
