@@ -113,3 +113,74 @@ def test_paired_difference_at_each_label_count(tmp_path):
     assert "| strategy | 20 labels | 30 labels |" in table  # no column for the shared initial set
     assert "| early | +0.0503 [" in table
     assert "paired_diff_by_labels" in json.loads((tmp_path / "summary.json").read_text())["strategies"]["early"]
+
+
+def with_annotation(rows, boxes_per_image, correct=True, first=10):
+    """Give each row the annotation record of its labeled set: the initial ``first`` images hold 10 boxes
+    each (shared by every strategy of a seed), every image added later ``boxes_per_image``; in correct
+    mode half of the boxes are accepted predictions and half are drawn misses."""
+    for row in rows:
+        n = int(row["labels_used"])
+        boxes = 10 * first + boxes_per_image * (n - first)
+        counts = {"images": n, "accepted": boxes // 2, "missed": boxes - boxes // 2}
+        row["annotation"] = {"images": n, "boxes": boxes, "correct": counts if correct else None}
+    return rows
+
+
+def test_per_axis_verdicts_and_savings_in_boxes(tmp_path):
+    # The same mAP50-95 curve against images, paid for in different numbers of boxes: "cheap" adds images of
+    # 5 boxes, random of 10, "pricey" of 20. Random: 100, 200, 300 boxes at 10, 20, 30 images.
+    jitter = {0: 0.02, 1: -0.004, 2: 0.0}
+    rows = with_annotation(rows_for("random", [0.1, 0.2, 0.3]), 10)
+    rows += with_annotation(rows_for("cheap", [0.1, 0.2, 0.305], jitter=jitter), 5)  # 100, 150, 200 boxes
+    rows += with_annotation(rows_for("pricey", [0.1, 0.2, 0.305], jitter=jitter), 20)  # 100, 300, 500 boxes
+    summary = summarise(rows)
+    assert summary["axes"] == ["images", "boxes", "seconds_draw", "seconds_correct"]
+    cheap, pricey = summary["strategies"]["cheap"], summary["strategies"]["pricey"]
+    # Against images nothing differs; the images axis is the table the report always had.
+    assert cheap["verdict"].startswith("no detectable difference")
+    assert cheap["axes"]["images"]["verdict"] == cheap["verdict"]
+    assert cheap["axes"]["images"]["paired_diff_at_equal_spend"] == pytest.approx(cheap["paired_final_diff"])
+    assert cheap["axes"]["images"]["spend_vs_random"]["mean"] == 0
+    boxes = cheap["axes"]["boxes"]
+    # At 200 boxes (the most both reached) cheap is at its final 0.305 (+ jitter), random at its 0.2.
+    assert boxes["paired_diff_at_equal_spend"]["mean"] == pytest.approx(0.105 + 0.016 / 3)
+    assert boxes["verdict"] == "beats random"
+    # Cheap reaches random's final (0.3 + 0.01 s) at about 200 boxes; random itself needs 300: a third saved.
+    assert boxes["to_reach_random_final"] == pytest.approx(200, abs=5)
+    assert boxes["saved_fraction"] == pytest.approx(1 / 3, abs=0.02)
+    assert boxes["saved_fraction_ci"]["ci_low"] > 0
+    assert boxes["spend_vs_random"]["mean"] == pytest.approx(200 / 300 - 1)
+    assert boxes["final_spend"] == 200
+    pb = pricey["axes"]["boxes"]
+    assert pb["verdict"] == "worse than random"
+    assert pb["spend_vs_random"]["mean"] == pytest.approx(500 / 300 - 1)
+    # It reaches random's final only between 300 and 500 boxes, where random needed 300: it costs more.
+    assert -1 - 2 / 3 < pb["saved_fraction"] < -0.4 and pb["saved_fraction_ci"]["ci_high"] < 0
+    # Seconds to draw: 1.6 per image + 7.0 per box (the default cost model); random spends 48 + 2100 s.
+    assert summary["strategies"]["random"]["axes"]["seconds_draw"]["final_spend"] == pytest.approx(30 * 1.6 + 7 * 300)
+    assert cheap["axes"]["seconds_draw"]["verdict"] == "beats random"
+    assert cheap["axes"]["seconds_correct"]["saved_fraction"] > 0
+    # Without the corrections of one round, the seconds_correct axis is left out, not invented.
+    rows[-1]["annotation"]["correct"] = None
+    partial = summarise(rows)
+    assert "seconds_correct" not in partial["axes"] and "seconds_correct" in partial["axes_left_out"]
+    assert "seconds_correct" not in partial["strategies"]["cheap"]["axes"]
+
+    write_report(rows, tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "On the boxes axis" in md and "| cheap | 200 | -33% [" in md
+    assert "Axes not in this report: seconds_correct" in md
+    assert (tmp_path / "cost_curves.png").stat().st_size > 10_000
+    header = (tmp_path / "rounds.csv").read_text().splitlines()[0]
+    assert "boxes,seconds_draw,seconds_correct" in header
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["strategies"]["cheap"]["axes"]["boxes"]["saved_fraction_ci"]["ci_low"] > 0
+    assert saved["cost_model"]["box_draw"] == 7.0
+
+
+def test_rows_without_annotation_have_only_the_images_axis():
+    rows = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("good", [0.1, 0.3, 0.4])
+    summary = summarise(rows)
+    assert summary["axes"] == ["images"]
+    assert set(summary["strategies"]["good"]["axes"]) == {"images"}

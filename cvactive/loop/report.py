@@ -24,6 +24,19 @@
     than random" likewise below; "mixed" when one lies above and the other below; otherwise "no
     detectable difference (CI ...)". One seed gives "one seed: no verdict"; when random's final
     mAP50-95 is below 0.02 the models are too weak to compare anything.
+
+* The same comparisons **on every cost axis** (:data:`cvactive.cost.AXES`: images, ground-truth
+  boxes, seconds to draw, seconds to correct the model's predictions), in ``axes`` of each
+  strategy. A row's spend comes from its ``annotation`` record (images, boxes and the counted
+  corrections of the labeled set) priced by the study's :class:`~cvactive.cost.CostModel`. On a cost
+  axis two strategies of a seed reach different spends, so the curves are compared **at equal
+  spend** (linear interpolation over the spend both reached): the mAP50-95 difference at the
+  largest spend both reached and the area difference over the common range, with the same verdict
+  rule; ``to_reach_random_final`` and ``saved_fraction`` are the spend at which the strategy first
+  reaches random's final mAP50-95 and ``1 -`` it over random's own, per seed, with intervals; and
+  ``spend_vs_random`` is the strategy's final spend over random's, minus 1 (what the same number of
+  images cost). An axis enters only when every finished row has it (``seconds_correct`` needs the
+  predictions of the selecting model, which older studies did not record).
 """
 
 from __future__ import annotations
@@ -35,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from cvactive.cost import AXES, AXIS_LABELS, Corrections, CostModel
 
 METRICS = ("mAP50_95", "mAP50")
 WEAK_MAP = 0.02
@@ -144,6 +159,112 @@ def by_labels_intervals(by_labels: dict[int, list[float]]) -> dict[int, dict[str
     return {x: t_interval(d) for x, d in sorted(by_labels.items())}
 
 
+def spend_of(row: dict[str, Any], model: CostModel) -> dict[str, float | None]:
+    """The spend of a row's labeled set on every axis of :data:`~cvactive.cost.AXES` (``None``
+    where the row's ``annotation`` record does not give it)."""
+    ann = row.get("annotation")
+    if not ann:
+        return {axis: float(row["labels_used"]) if axis == "images" else None for axis in AXES}
+    corrected = Corrections.from_dict(ann["correct"]) if ann.get("correct") else None
+    return model.spend(int(row["labels_used"]), int(ann["boxes"]), corrected)
+
+
+def with_spend(rows: list[dict[str, Any]], model: CostModel | None = None) -> list[dict[str, Any]]:
+    """The rows, each with its ``spend`` priced by ``model`` (the default :class:`CostModel` when ``None``)."""
+    model = model or CostModel()
+    return [{**row, "spend": spend_of(row, model)} for row in rows]
+
+
+def available_axes(rows: list[dict[str, Any]]) -> list[str]:
+    """The axes every row has a spend on (rows as :func:`with_spend` returns them)."""
+    return [a for a in AXES if rows and all(r.get("spend", {}).get(a) is not None for r in rows)]
+
+
+def seed_axis_curves(
+    rows: list[dict[str, Any]], axis: str, metric: str = "mAP50_95"
+) -> dict[str, dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """strategy -> seed -> (spend on ``axis``, metric) of one seed's curve, in round order."""
+    by: dict[str, dict[int, dict[int, tuple[float, float]]]] = defaultdict(lambda: defaultdict(dict))
+    for row in rows:
+        by[row["strategy"]][int(row["seed"])][int(row["labels_used"])] = (
+            float(row["spend"][axis]),
+            float(row[metric]),
+        )
+    out: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] = {}
+    for strategy, seeds in by.items():
+        out[strategy] = {}
+        for seed, points in seeds.items():
+            ordered = [points[n] for n in sorted(points)]
+            out[strategy][seed] = (np.array([p[0] for p in ordered]), np.array([p[1] for p in ordered]))
+    return out
+
+
+def paired_axis(rows: list[dict[str, Any]], strategy: str, axis: str, metric: str = "mAP50_95") -> dict[str, Any]:
+    """Per-seed comparisons of ``strategy`` with random at equal spend on ``axis`` (rows with ``spend``).
+
+    Per seed: the metric difference at the largest spend both curves reached and the area
+    difference over the spend both covered (both curves linearly interpolated), the spend at which
+    the strategy first reaches random's final value and the fraction of random's own spend to it
+    that saves, and the strategy's final spend over random's, minus 1.
+    """
+    curves = seed_axis_curves(rows, axis, metric)
+    mine, base = curves.get(strategy, {}), curves.get("random", {})
+    out: dict[str, list[Any]] = {k: [] for k in ("seeds", "at_equal", "auc", "reach", "saved", "spend_ratio", "final")}
+    for seed in sorted(set(mine) & set(base)):
+        (xs, ys), (xr, yr) = mine[seed], base[seed]
+        lo, hi = max(xs[0], xr[0]), min(xs[-1], xr[-1])
+        grid = np.unique(np.concatenate([xs, xr]))
+        grid = grid[(grid >= lo) & (grid <= hi)]
+        if grid.size == 0:
+            continue
+        a, b = np.interp(grid, xs, ys), np.interp(grid, xr, yr)
+        target = float(yr[-1])
+        reach = labels_to_reach(xs, ys, target)
+        own = labels_to_reach(xr, yr, target) or float(xr[-1])
+        out["seeds"].append(seed)
+        out["at_equal"].append(float(a[-1] - b[-1]))
+        out["auc"].append(area_under_curve(grid, a) - area_under_curve(grid, b))
+        out["reach"].append(reach)
+        out["saved"].append(None if reach is None or own <= 0 else 1.0 - reach / own)
+        out["spend_ratio"].append(float(xs[-1] / xr[-1] - 1.0) if xr[-1] > 0 else float("nan"))
+        out["final"].append(float(xs[-1]))
+    return out
+
+
+def axis_summary(rows: list[dict[str, Any]], strategy: str, axis: str, random_final: float) -> dict[str, Any]:
+    """One strategy's paired comparison with random on one axis (see the module docstring)."""
+    p = paired_axis(rows, strategy, axis)
+    at, auc = t_interval(p["at_equal"]), t_interval(p["auc"])
+    reached = [r for r in p["reach"] if r is not None]
+    saved_values = [s for s in p["saved"] if s is not None]
+    everywhere = bool(p["reach"]) and len(saved_values) == len(p["reach"])
+    saved = t_interval(saved_values) if everywhere else None
+    return {
+        "paired_seeds": p["seeds"],
+        "final_spend": float(np.mean(p["final"])) if p["final"] else float("nan"),
+        "spend_vs_random": t_interval(p["spend_ratio"]),
+        "paired_diff_at_equal_spend": at,
+        "paired_auc_diff_at_equal_spend": auc,
+        "to_reach_random_final": float(np.mean(reached)) if everywhere else None,
+        "to_reach_per_seed": p["reach"],
+        "saved_fraction": saved["mean"] if saved else None,
+        "saved_fraction_ci": saved,
+        "verdict": verdict(at, auc, random_final),
+    }
+
+
+def _random_axis(rows: list[dict[str, Any]], axis: str) -> dict[str, float]:
+    """Random's mean final spend on ``axis`` and its mean spend to first reach its own final value."""
+    curves = seed_axis_curves(rows, axis).get("random", {})
+    finals = [float(x[-1]) for x, _y in curves.values()]
+    own = [labels_to_reach(x, y, float(y[-1])) for x, y in curves.values()]
+    reached = [r for r in own if r is not None]
+    return {
+        "final_spend": float(np.mean(finals)) if finals else float("nan"),
+        "to_reach_own_final": float(np.mean(reached)) if reached else float("nan"),
+    }
+
+
 def _side(ci: dict[str, Any]) -> int:
     """+1 when an interval lies above 0, -1 below, 0 otherwise (or undefined)."""
     low, high = ci["ci_low"], ci["ci_high"]
@@ -207,13 +328,16 @@ def _final_values(rows: list[dict[str, Any]], metric: str) -> dict[str, list[flo
     return out
 
 
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], cost: CostModel | None = None) -> dict[str, Any]:
     """Paired comparisons of every strategy with random, and a verdict each (see the module docstring).
 
     Only finished curves count (:func:`complete_rows`); the others are listed under ``unfinished``.
+    ``cost`` prices the cost axes (the default :class:`~cvactive.cost.CostModel` when ``None``).
     """
     left_out = unfinished(rows)
-    rows = complete_rows(rows)
+    model = cost or CostModel()
+    rows = with_spend(complete_rows(rows), model)
+    axes = available_axes(rows)
     curves = mean_curves(rows, "mAP50_95")
     curves50 = mean_curves(rows, "mAP50")
     if "random" not in curves:
@@ -227,6 +351,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "confidence": CONFIDENCE,
         "interval": "Student t over seeds, paired by seed",
         "unfinished": left_out,
+        "axes": axes,
+        "axes_left_out": {
+            a: "not recorded for every round (seconds_correct needs the selecting model's predictions)"
+            for a in AXES
+            if a not in axes
+        },
+        "cost_model": model.to_dict(),
         "strategies": {},
     }
     for strategy, c in curves.items():
@@ -258,6 +389,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                     "labels_saved_fraction": saved["mean"] if saved else None,
                     "labels_saved_fraction_ci": saved,
                     "verdict": verdict(final_ci, auc_ci, random_final),
+                    "axes": {axis: axis_summary(rows, strategy, axis, random_final) for axis in axes},
                 }
             )
         else:
@@ -266,6 +398,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             own = [labels_to_reach(x, y, float(y[-1])) for x, y in seed_curves(rows, "mAP50_95")["random"].values()]
             entry["labels_to_reach_own_final"] = float(np.mean([r for r in own if r is not None]))
             entry["verdict"] = "baseline"
+            entry["axes"] = {axis: _random_axis(rows, axis) for axis in axes}
         result["strategies"][strategy] = entry
     return result
 
@@ -372,7 +505,60 @@ def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             f"{', '.join(summary['unfinished'])}."
         )
     lines += _by_labels_table(summary)
+    lines += _axes_tables(summary)
     return "\n".join(lines) + "\n"
+
+
+def _fmt_spend(value: float, axis: str) -> str:
+    if axis == "seconds_draw" or axis == "seconds_correct":
+        return f"{value / 3600:.2f} h"
+    return f"{value:,.0f}"
+
+
+def _fmt_fraction(ci: dict[str, Any] | None) -> str:
+    if ci is None:
+        return ""
+    if not (np.isfinite(ci["ci_low"]) and np.isfinite(ci["ci_high"])):
+        return f"{ci['mean']:+.0%}"
+    return f"{ci['mean']:+.0%} [{ci['ci_low']:+.0%}, {ci['ci_high']:+.0%}]"
+
+
+def _axes_tables(summary: dict[str, Any]) -> list[str]:
+    """One table per cost axis: spend, comparisons at equal spend, spend to reach random's final, savings."""
+    strategies = summary.get("strategies", {})
+    lines: list[str] = []
+    for axis in summary.get("axes", []):
+        if axis == "images" or "random" not in strategies:
+            continue
+        rand = strategies["random"]["axes"][axis]
+        lines += [
+            f"\nOn the {axis} axis ({AXIS_LABELS[axis]}): random spends {_fmt_spend(rand['final_spend'], axis)} "
+            f"and first reaches its final mAP50-95 at {_fmt_spend(rand['to_reach_own_final'], axis)}. Curves are "
+            "compared at equal spend (mean [95% CI] over seeds):\n",
+            "| strategy | spend at the end | vs random's spend | mAP50-95 diff at equal spend | AUC diff at equal "
+            "spend | spend to reach random's final | saved | verdict at equal spend |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for name, s in strategies.items():
+            if name == "random":
+                continue
+            a = s["axes"][axis]
+            reach = a["to_reach_random_final"]
+            lines.append(
+                f"| {name} | {_fmt_spend(a['final_spend'], axis)} | {_fmt_fraction(a['spend_vs_random'])} | "
+                f"{_fmt_ci(a['paired_diff_at_equal_spend'])} | {_fmt_ci(a['paired_auc_diff_at_equal_spend'])} | "
+                f"{'not reached in every seed' if reach is None else _fmt_spend(reach, axis)} | "
+                f"{_fmt_fraction(a['saved_fraction_ci'])} | {a['verdict']} |"
+            )
+    if summary.get("axes_left_out"):
+        lines.append(
+            f"\nAxes not in this report: {', '.join(summary['axes_left_out'])} (not recorded for every round)."
+        )
+    model = summary.get("cost_model")
+    if model and any(a.startswith("seconds") for a in summary.get("axes", [])):
+        priced = ", ".join(f"{k} {v:g}" for k, v in model.items())
+        lines.append(f"Seconds priced by the cost model (docs/cost.md): {priced}.")
+    return lines
 
 
 def _by_labels_table(summary: dict[str, Any]) -> list[str]:
@@ -404,8 +590,44 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def plot_cost_curves(rows: list[dict[str, Any]], path: Path, axes: list[str]) -> Path:
+    """mAP50-95 against each cost axis (rows with ``spend``): each seed thin, the mean over seeds
+    of spend and mAP50-95 at each round thick."""
+    from cvactive.plots import new_figure, save_figure
+
+    shown = [a for a in axes if a != "images"] or ["images"]
+    fig = new_figure((5.2 * len(shown), 4.4))
+    panels = fig.subplots(1, len(shown), squeeze=False)[0]
+    for ax, axis in zip(panels, shown):
+        curves = seed_axis_curves(rows, axis)
+        for i, strategy in enumerate(sorted(curves)):
+            color = "black" if strategy == "random" else f"C{i}"
+            style = "--" if strategy == "random" else "-"
+            seeds = list(curves[strategy].values())
+            for x, y in seeds:
+                ax.plot(x, y, color=color, alpha=0.25, linewidth=0.8, linestyle=style)
+            n = min(len(x) for x, _ in seeds)
+            mx = np.mean([x[:n] for x, _ in seeds], axis=0)
+            my = np.mean([y[:n] for _, y in seeds], axis=0)
+            ax.plot(mx, my, color=color, marker="o", linewidth=2, linestyle=style, label=f"{strategy} (n={len(seeds)})")
+        ax.set_xlabel(AXIS_LABELS[axis] + (" (h)" if axis.startswith("seconds") else ""))
+        if axis.startswith("seconds"):
+            ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / 3600:.1f}")
+        ax.set_ylabel("mAP50-95")
+        ax.grid(alpha=0.3)
+    panels[0].legend(fontsize=7)
+    fig.suptitle("Learning curves against annotation cost (mean over seeds thick, each seed thin)")
+    save_figure(fig, path, dpi=110)
+    return path
+
+
 def write_report(rows: list[dict[str, Any]], out_dir: Path, cfg: Any = None) -> Path:
-    """Write rounds.json/csv, learning_curves.png and summary.json/md into ``out_dir``."""
+    """Write rounds.json/csv, learning_curves.png, cost_curves.png and summary.json/md into ``out_dir``.
+
+    ``cfg``'s ``cost`` section (a mapping of :class:`~cvactive.cost.CostModel` fields) prices the
+    seconds axes; without one the defaults do."""
+    model = CostModel.from_dict(getattr(cfg, "cost", None))
+    rows = with_spend(rows, model)
     slim = [{k: v for k, v in row.items() if k not in ("labeled", "chosen", "weights")} for row in rows]
     rounds_json = out_dir / "rounds.json"
     rounds_json.write_text(json.dumps(slim, indent=1))
@@ -414,6 +636,7 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, cfg: Any = None) -> 
         writer = csv.writer(fh)
         writer.writerow(
             ["seed", "strategy", "round", "labels_used", "mAP50", "mAP50_95", "train_seconds", "select_seconds"]
+            + [a for a in AXES if a != "images"]
             + [f"AP50_{c}" for c in classes]
             + [f"AP50_95_{c}" for c in classes]
         )
@@ -421,12 +644,15 @@ def write_report(rows: list[dict[str, Any]], out_dir: Path, cfg: Any = None) -> 
             writer.writerow(
                 [row["seed"], row["strategy"], row["round"], row["labels_used"]]
                 + [f"{row[k]:.4f}" for k in ("mAP50", "mAP50_95", "train_seconds", "select_seconds")]
+                + ["" if row["spend"][a] is None else f"{row['spend'][a]:.1f}" for a in AXES if a != "images"]
                 + [f"{row.get('ap50', {}).get(c, 0.0):.4f}" for c in classes]
                 + [f"{row.get('ap50_95', {}).get(c, 0.0):.4f}" for c in classes]
             )
     finished = complete_rows(rows)
     plot_curves(finished, out_dir / "learning_curves.png")
-    summary = summarise(rows)
+    summary = summarise(rows, model)
+    if finished and "random" in {r["strategy"] for r in finished}:
+        plot_cost_curves(finished, out_dir / "cost_curves.png", summary["axes"])
     (out_dir / "summary.json").write_text(json.dumps(_json_safe(summary), indent=1))
     (out_dir / "summary.md").write_text(_markdown(summary, finished))
     return rounds_json
