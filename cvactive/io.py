@@ -66,9 +66,25 @@ def record_to_dict(record: ImageRecord, *, class_scores: bool = False, embedding
 
 def record_from_dict(data: dict[str, Any]) -> ImageRecord:
     """Rebuild a record from its JSON dict; raise :class:`RecordError` naming what is wrong."""
+    if not isinstance(data, dict):
+        raise RecordError(f"expected a JSON object with source, width and height, got {data!r:.60}")
+    try:
+        return _record_from_dict(data)
+    except RecordError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError) as err:  # a value of the wrong kind
+        raise RecordError(f"malformed record ({err})") from err
+
+
+def _record_from_dict(data: dict[str, Any]) -> ImageRecord:
     missing = [k for k in ("source", "width", "height") if k not in data]
     if missing:
         raise RecordError(f"missing keys {missing}")
+    if isinstance(data.get("path"), str):  # a harvest's saved frame: a file name like the source
+        try:
+            data["path"].encode("utf-8")
+        except UnicodeEncodeError:
+            raise RecordError("path is not valid UTF-8; rename the file") from None
     boxes = data.get("boxes") or []
     try:
         xyxy = np.array([b["xyxy"] for b in boxes], dtype=np.float32).reshape(-1, 4)
@@ -130,7 +146,11 @@ def load_jsonl(path: str | Path) -> list[ImageRecord]:
 
 
 class JsonlWriter:
-    """Appends records as JSON lines, flushing every line so a crash loses at most one."""
+    """Appends records as JSON lines, flushing every line so a crash loses at most one.
+
+    An error while writing (a full disk, for one) is raised as an :class:`OSError` that names the
+    file, so the command reports it in one line; the writer then closes without a second error.
+    """
 
     def __init__(self, path: str | Path, *, append: bool = False, class_scores: bool = False, fsync: bool = False):
         self.path = Path(path)
@@ -138,18 +158,32 @@ class JsonlWriter:
         self.class_scores = class_scores
         self.fsync = fsync
         self._fh: IO[str] = self.path.open("a" if append else "w", encoding="utf-8")
+        self._failed = False
         self.count = 0
+
+    def _named(self, err: OSError) -> OSError:
+        self._failed = True
+        if err.filename is not None:
+            return err
+        return type(err)(err.errno, err.strerror or str(err), str(self.path))
 
     def write(self, record: ImageRecord | dict[str, Any]) -> None:
         data = record if isinstance(record, dict) else record_to_dict(record, class_scores=self.class_scores)
-        self._fh.write(json.dumps(data, separators=(",", ":")) + "\n")
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
+        try:
+            self._fh.write(json.dumps(data, separators=(",", ":")) + "\n")
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as err:
+            raise self._named(err) from err
         self.count += 1
 
     def close(self) -> None:
-        self._fh.close()
+        try:
+            self._fh.close()
+        except OSError as err:
+            if not self._failed:  # a failed write was reported already; its unflushed tail fails again here
+                raise self._named(err) from err
 
     def __enter__(self) -> JsonlWriter:
         return self
@@ -161,8 +195,11 @@ class JsonlWriter:
 def write_jsonl(
     path: str | Path, records: Iterable[ImageRecord | dict[str, Any]], *, class_scores: bool = False
 ) -> int:
-    """Write records to a new JSON-lines file; return how many were written."""
-    with JsonlWriter(path, class_scores=class_scores) as writer:
+    """Write records to a JSON-lines file, whole or not at all (through a temporary name in the same
+    folder); return how many were written. On an error the previous file stays as it was."""
+    from cvactive.outputs import atomic_path
+
+    with atomic_path(path) as tmp, JsonlWriter(tmp, class_scores=class_scores) as writer:
         for record in records:
             writer.write(record)
-        return writer.count
+    return writer.count

@@ -181,18 +181,40 @@ def folder_lock(folder: str | os.PathLike[str], command: str) -> Iterator[Path]:
     Raises:
         OutputError: another process holds it (the message names it).
     """
-    import fcntl
-
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    lock = out / LOCK_NAME
+    with _flock(out / LOCK_NAME, str(out), command):
+        yield out
+
+
+@contextlib.contextmanager
+def path_lock(path: str | os.PathLike[str], command: str) -> Iterator[Path]:
+    """Hold an exclusive lock on one output name (a file or folder) while the block runs.
+
+    The lock file is ``.cvactive.<name>.lock`` beside ``path`` (its folder is created if missing),
+    so two runs writing different names in one folder both go ahead, and two writing the same
+    name do not.
+
+    Raises:
+        OutputError: another process holds it (the message names it).
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with _flock(out.with_name(f".cvactive.{out.name}.lock"), str(out), command):
+        yield out
+
+
+@contextlib.contextmanager
+def _flock(lock: Path, what: str, command: str) -> Iterator[None]:
+    import fcntl
+
     fh = lock.open("a+", encoding="utf-8")
     try:
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OutputError(
-                f"{out} is in use by {_holder(lock)}; wait for it to finish or choose another folder"
+                f"{what} is in use by {_holder(lock)}; wait for it to finish or choose another output"
             ) from None
         fh.seek(0)
         fh.truncate()
@@ -204,7 +226,7 @@ def folder_lock(folder: str | os.PathLike[str], command: str) -> Iterator[Path]:
         }
         fh.write(json.dumps(info) + "\n")
         fh.flush()
-        yield out
+        yield
     finally:
         fh.close()  # closing releases the flock
 

@@ -19,6 +19,7 @@ from cvactive.outputs import (
     claim_dir,
     folder_lock,
     move_aside,
+    path_lock,
     read_owner,
 )
 
@@ -96,6 +97,18 @@ def test_folder_lock_refuses_second_process_naming_the_first(tmp_path: Path) -> 
         message = queue.get(timeout=5)
     assert f"pid {os.getpid()}" in message and "harvest x.mp4" in message
     with folder_lock(tmp_path, "again"):  # released when the holder leaves
+        pass
+
+
+def test_path_lock_is_per_output_name(tmp_path: Path) -> None:
+    # flock conflicts between two open file descriptions, even in one process
+    with path_lock(tmp_path / "a.jsonl", "score x.mp4"):
+        held = rf"a\.jsonl is in use by pid {os.getpid()} .*score x\.mp4"
+        with pytest.raises(OutputError, match=held), path_lock(tmp_path / "a.jsonl", "score y.mp4"):
+            pass
+        with path_lock(tmp_path / "b.jsonl", "score y.mp4"):  # another name in the same folder
+            pass
+    with path_lock(tmp_path / "a.jsonl", "again"):  # released when the holder leaves
         pass
 
 

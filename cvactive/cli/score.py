@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
 from cvactive.cli._common import (
@@ -49,28 +50,66 @@ def _workers(text: str) -> int:
     return int(text)
 
 
+#: options that do not change the lines written (a run resumes across them)
+_NOT_IN_COMMAND = frozenset({"out", "workers", "strict", "no_progress", "func", "command", "verbose", "engine"})
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse, before the model loads, an ``--out`` that cannot take the pool file or is one of the inputs."""
+    from cvactive.errors import SourceError
+    from cvactive.outputs import check_file_output
+    from cvactive.score import partial_path
+    from cvactive.sources import expand, is_stream
+
+    inputs: list[str] = [args.source]
+    if not is_stream(str(args.source)):
+        with contextlib.suppress(SourceError):  # the scoring run names it
+            inputs += [str(p) for p in expand(args.source)]
+    inputs += [p for p in (getattr(args, "calibration", None),) if p]
+    check_file_output(args.out, inputs=inputs)
+    check_file_output(partial_path(args.out), inputs=inputs, what="--out's unfinished file")
+
+
+def command_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The options that define the lines (a ``.partial`` is resumed only by the same ones)."""
+    return {k: v for k, v in sorted(vars(args).items()) if k not in _NOT_IN_COMMAND and not callable(v)}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         from cvactive.cli.engine import run_sharded
 
         return run_sharded(args)
-    from cvactive.score import score_source
+    from cvactive.outputs import path_lock
+    from cvactive.score import partial_path, score_source
 
-    scorer = make_scorer(args)
-    detector = make_detector(args, embed=args.embed)
-    summary = score_source(
-        args.source,
-        detector,
-        args.out,
-        scorer=scorer,
-        stride=args.stride,
-        batch=args.batch,
-        workers=args.workers,
-        class_scores=args.with_class_scores,
-        strict=args.strict,
-        progress=not args.no_progress,
-    )
-    print(f"scored {summary.records} images/frames, {summary.boxes} boxes -> {summary.out}")
+    check_out(args)
+    with path_lock(args.out, "score " + str(args.source)):
+        scorer = make_scorer(args)
+        detector = make_detector(args, embed=args.embed)
+        summary = score_source(
+            args.source,
+            detector,
+            args.out,
+            scorer=scorer,
+            stride=args.stride,
+            batch=args.batch,
+            workers=args.workers,
+            class_scores=args.with_class_scores,
+            strict=args.strict,
+            progress=not args.no_progress,
+            command=command_of(args),
+            lock=False,
+        )
+    if summary.set_aside is not None:
+        print(f"  an unfinished file of another command was moved aside to {summary.set_aside}")
+    if not summary.written:
+        print(f"scored nothing: no image or frame could be read; {summary.out} was not written")
+    else:
+        resumed = f" ({summary.resumed} resumed from {partial_path(summary.out).name})" if summary.resumed else ""
+        print(f"scored {summary.records} images/frames{resumed}, {summary.boxes} boxes -> {summary.out}")
+        if summary.replaced:
+            print(f"  replaced the previous {summary.out}")
     for path, reason in summary.report.failures:
         print(f"  skipped {path}: {reason}")
     if summary.report.failures:
