@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from cvactive.errors import ConfigError
-    from cvactive.io import JsonlWriter, load_jsonl
+    from cvactive.io import load_jsonl, write_jsonl
     from cvactive.record import Selection
     from cvactive.selection import Pool, SelectionWarning, select
 
@@ -112,6 +112,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.scores:
         raise ConfigError("give a scores file (SCORES.jsonl), or --list to see the strategies")
     name, k, seed, options = resolve_options(_config(args.config), args)
+    if args.out:  # before any work: never the pool (or another input) itself, never a folder
+        from cvactive.outputs import check_file_output
+
+        inputs = [p for p in (args.scores, args.labeled, args.error_model) if p]
+        check_file_output(args.out, inputs=inputs)
     from cvactive.scale.shards import is_sharded
 
     if is_sharded(args.scores):
@@ -132,9 +137,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = [replace(records[i], selection=sel) for i, sel in zip(indices.tolist(), picks)]
     where = ""
     if args.out:
-        with JsonlWriter(args.out, class_scores=True) as writer:
-            for rec in chosen:
-                writer.write(rec)
+        write_jsonl(args.out, chosen, class_scores=True)  # whole or not at all
         where = f" -> {Path(args.out)}"
     lab_text = f", {len(labeled)} labeled records given" if labeled is not None else ""
     print(f"selected {len(chosen)} of {len(records)} records with {name!r}{lab_text}{where}")
