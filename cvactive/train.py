@@ -119,12 +119,160 @@ def quiet_ultralytics(enabled: bool = True) -> Iterator[None]:
 
 @dataclass
 class TrainResult:
-    """What a training run produced."""
+    """What a training run produced.
+
+    ``epochs``, ``batches`` and ``steps`` count what the trainer did (epochs run, batches
+    forward-backward, optimizer steps); ``images`` is the images it processed (forward and
+    backward passes). ``schedule`` is the recipe's arguments given to Ultralytics (empty without one).
+    """
 
     weights: Path
     run_dir: Path
     seconds: float
     metrics: dict[str, float] = field(default_factory=dict)
+    epochs: int = 0
+    batches: int = 0
+    steps: int = 0
+    images: int = 0
+    schedule: dict[str, Any] = field(default_factory=dict)
+
+
+#: Ultralytics' nominal batch size: gradients accumulate over ``round(64 / batch)`` batches per step.
+NOMINAL_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a labeled set is fine-tuned: a schedule in epochs (Ultralytics' own) or in optimizer steps.
+
+    ``epochs`` recipe (``steps=None``): the run's ``epochs`` and ``batch`` go to Ultralytics as they
+    are, with its defaults: ``optimizer=auto`` (AdamW at ``0.002 * 5 / (4 + classes)`` for short
+    runs), 3 warm-up epochs, gradients accumulated to a nominal batch of 64, mosaic closed for the
+    last 10 epochs. On 40 images at batch 16 that is 3 batches an epoch: 10 epochs are 30 batches
+    and about 10 optimizer steps, most of them inside the warm-up.
+
+    ``steps`` recipe: a fixed number of optimizer steps whatever the labeled-set size (the epochs
+    follow from the set size and the batch, rounded up to whole epochs), one step per batch (no
+    accumulation), ``warmup_steps`` of linear warm-up, an explicit optimizer and learning rate, and
+    mosaic only for sets of at least ``mosaic_min`` images (closed for the last quarter of the epochs).
+
+    Attributes:
+        name: the recipe's name (``LoopConfig.recipe``).
+        steps: optimizer steps of a run (``None``: an epoch schedule).
+        batch: images per batch (``None``: the caller's).
+        warmup_steps: optimizer steps of linear warm-up (learning rate from 0, bias lr from
+            ``warmup_bias_lr``).
+        optimizer, lr0, lrf, cos_lr, momentum, weight_decay: as in ``YOLO.train`` (``lrf``: the
+            final learning rate as a fraction of ``lr0``).
+        mosaic_min: labeled sets smaller than this train without mosaic (0: mosaic always).
+        freeze: layers frozen (YOLOv8's backbone is the first 10; ``None``: the caller's).
+    """
+
+    name: str
+    steps: int | None = None
+    batch: int | None = None
+    warmup_steps: int = 0
+    optimizer: str = "auto"
+    lr0: float = 0.01
+    lrf: float = 0.01
+    cos_lr: bool = False
+    momentum: float = 0.937
+    weight_decay: float = 0.0005
+    warmup_bias_lr: float = 0.0
+    mosaic_min: int = 0
+    freeze: int | None = None
+
+    def plan(self, images: int, *, epochs: int, batch: int) -> TrainPlan:
+        """The epochs, batch and Ultralytics arguments for a labeled set of ``images`` images.
+
+        ``epochs`` and ``batch`` are the caller's (the ``epochs`` recipe uses both; the ``steps``
+        recipe its own batch when it has one, and no ``epochs``).
+        """
+        if images < 1:
+            raise ConfigError(f"a labeled set needs at least 1 image, got {images}")
+        if self.steps is None:
+            return TrainPlan(epochs=epochs, batch=batch, args={})
+        if self.steps < 1 or self.warmup_steps < 0:
+            raise ConfigError(f"recipe {self.name!r}: steps must be >= 1 and warmup_steps >= 0")
+        size = self.batch or batch
+        per_epoch = math.ceil(images / size)  # Ultralytics keeps the last, partial batch
+        run_epochs = math.ceil(self.steps / per_epoch)
+        mosaic = images >= self.mosaic_min
+        args: dict[str, Any] = {
+            "nbs": size,  # one optimizer step per batch
+            "optimizer": self.optimizer,
+            "lr0": self.lr0,
+            "lrf": self.lrf,
+            "cos_lr": self.cos_lr,
+            "momentum": self.momentum,
+            "weight_decay": self.weight_decay,
+            "warmup_epochs": self.warmup_steps / per_epoch,
+            "warmup_bias_lr": self.warmup_bias_lr,
+            "mosaic": 1.0 if mosaic else 0.0,
+            "close_mosaic": max(1, run_epochs // 4) if mosaic else 0,
+        }
+        if self.freeze is not None:
+            args["freeze"] = self.freeze
+        return TrainPlan(epochs=run_epochs, batch=size, args=args)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What a recipe gives Ultralytics for one labeled set: epochs, batch and further arguments."""
+
+    epochs: int
+    batch: int
+    args: dict[str, Any]
+
+    def batches(self, images: int) -> int:
+        """Batches forward-backward over the run."""
+        return self.epochs * math.ceil(images / self.batch)
+
+
+#: The named recipes. ``epochs``: Ultralytics' defaults for the caller's epochs and batch (the
+#: loop's recipe before issue #22). ``steps``: 80 optimizer steps of 8 images (640 images
+#: processed whatever the set size), 8 warm-up steps, AdamW at 0.001 with a cosine decay to a
+#: tenth, mosaic from 100 labeled images. ``steps-frozen``: the same with the backbone (the
+#: first 10 layers of YOLOv8) frozen. See ``benchmarks/results/recipe/`` for how they compare.
+RECIPES: dict[str, Recipe] = {
+    "epochs": Recipe("epochs"),
+    "steps": Recipe(
+        "steps",
+        steps=80,
+        batch=8,
+        warmup_steps=8,
+        optimizer="AdamW",
+        lr0=0.001,
+        lrf=0.1,
+        cos_lr=True,
+        momentum=0.9,
+        weight_decay=0.0005,
+        mosaic_min=100,
+    ),
+    "steps-frozen": Recipe(
+        "steps-frozen",
+        steps=80,
+        batch=8,
+        warmup_steps=8,
+        optimizer="AdamW",
+        lr0=0.001,
+        lrf=0.1,
+        cos_lr=True,
+        momentum=0.9,
+        weight_decay=0.0005,
+        mosaic_min=100,
+        freeze=10,
+    ),
+}
+
+
+def get_recipe(name: str | Recipe) -> Recipe:
+    """The recipe called ``name`` (a :class:`Recipe` is returned as it is)."""
+    if isinstance(name, Recipe):
+        return name
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; valid recipes: {', '.join(RECIPES)}")
+    return RECIPES[name]
 
 
 def train_detector(
@@ -143,6 +291,8 @@ def train_detector(
     val: bool = True,
     verbose: bool = False,
     progress: bool = True,
+    recipe: str | Recipe | None = None,
+    trust_checkpoint: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train a YOLO detector with Ultralytics and return the path of its best (or last) weights.
@@ -157,10 +307,19 @@ def train_detector(
         val: validate during training (needed for ``best.pt``; ``last.pt`` otherwise).
         verbose: show Ultralytics' own logs; otherwise one progress bar over the epochs.
         progress: show that progress bar.
-        overrides: any further ``YOLO.train`` argument (e.g. ``lr0``, ``mosaic``, ``patience``).
+        recipe: a :class:`Recipe` or the name of one in :data:`RECIPES` (``None``: Ultralytics'
+            defaults for ``epochs`` and ``batch``, as the ``epochs`` recipe); a ``steps`` recipe sets
+            the epochs and batch from the number of training images and its step count.
+        overrides: any further ``YOLO.train`` argument (e.g. ``lr0``, ``mosaic``, ``patience``); they
+            win over the recipe's.
+        trust_checkpoint: every ``.pt`` of the run (``model``, the run's own ``last.pt`` / ``best.pt``)
+            is loaded weights-only and one that needs more is refused
+            (:mod:`cvactive.weights.checkpoint`); ``True`` loads it anyway, with a warning.
     """
     offline_defaults()
     from ultralytics import YOLO
+
+    from cvactive.weights.checkpoint import checkpoint_loading
 
     data_path = Path(data)
     if not data_path.is_file():
@@ -168,17 +327,23 @@ def train_detector(
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     arch = resolve_model(model, out)
+    images = _train_images(data_path)
+    plan = get_recipe(recipe or "epochs").plan(images, epochs=epochs, batch=batch)
+    recipe_freeze = plan.args.pop("freeze", None)
+    freeze = freeze if freeze is not None else recipe_freeze
     start = time.perf_counter()
-    bar, on_epoch_end = _epoch_progress(epochs, arch, show=progress and not verbose)
+    bar, on_epoch_end = _epoch_progress(plan.epochs, arch, show=progress and not verbose)
     try:
-        yolo = YOLO(arch, task="detect")
+        with checkpoint_loading(trust=trust_checkpoint):  # a .pt: weights only, never code from the file
+            yolo = YOLO(arch, task="detect")
         yolo.add_callback("on_train_epoch_end", on_epoch_end)
-        with quiet_ultralytics(not verbose), full_nms():
+        work = _count_work(yolo)
+        with quiet_ultralytics(not verbose), full_nms(), checkpoint_loading(trust=trust_checkpoint):
             yolo.train(
                 data=str(data_path),
-                epochs=epochs,
+                epochs=plan.epochs,
                 imgsz=imgsz,
-                batch=batch,
+                batch=plan.batch,
                 device=device if device is not None else ("0" if _cuda() else "cpu"),
                 seed=seed,
                 deterministic=True,
@@ -193,13 +358,68 @@ def train_detector(
                 freeze=freeze,
                 amp=_cuda(),
                 verbose=verbose,
-                **overrides,
+                **{**plan.args, **overrides},
             )
     except (FileNotFoundError, RuntimeError, ValueError) as err:
         raise ModelError(f"training {arch} on {data_path} failed: {err}") from err
     finally:
         bar.close()
-    return _train_result(yolo, out / name, time.perf_counter() - start)
+    result = _train_result(yolo, out / name, time.perf_counter() - start)
+    result.epochs, result.batches, result.steps = work["epochs"], work["batches"], work["steps"]
+    result.images = work["epochs"] * images
+    result.schedule = {"epochs": plan.epochs, "batch": plan.batch, "freeze": freeze, **plan.args, **overrides}
+    return result
+
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def _train_images(data_yaml: Path) -> int:
+    """How many images the ``train`` split of a data set YAML names (a folder, a listing, or a list of them)."""
+    import yaml
+
+    spec = yaml.safe_load(data_yaml.read_text()) or {}
+    root = Path(spec.get("path") or data_yaml.parent)
+    if not root.is_absolute():
+        root = data_yaml.parent / root
+    entries = spec.get("train")
+    count = 0
+    for entry in entries if isinstance(entries, list) else [entries]:
+        if entry is None:
+            continue
+        path = Path(entry) if Path(entry).is_absolute() else root / entry
+        if path.is_dir():
+            count += sum(1 for f in path.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES)
+        elif path.is_file():
+            count += sum(1 for line in path.read_text().splitlines() if line.strip())
+    if count == 0:
+        raise DatasetError(f"the train split of {data_yaml} names no images")
+    return count
+
+
+def _count_work(yolo: Any) -> dict[str, int]:
+    """Counters of the epochs, batches and optimizer steps a training run does (filled as it runs)."""
+    work = {"epochs": 0, "batches": 0, "steps": 0}
+
+    def on_setup(trainer: Any) -> None:
+        step = trainer.optimizer_step
+
+        def counted() -> None:
+            work["steps"] += 1
+            step()
+
+        trainer.optimizer_step = counted
+
+    def on_batch(trainer: Any) -> None:
+        work["batches"] += 1
+
+    def on_epoch(trainer: Any) -> None:
+        work["epochs"] += 1
+
+    yolo.add_callback("on_pretrain_routine_end", on_setup)
+    yolo.add_callback("on_train_batch_end", on_batch)
+    yolo.add_callback("on_train_epoch_end", on_epoch)
+    return work
 
 
 def _epoch_progress(epochs: int, arch: str, *, show: bool) -> tuple[Any, Callable[[Any], None]]:
