@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from cvactive.health import analyse, check_health
     from cvactive.health.report import summary_lines
 
+    if args.out is not None:  # before any work: a folder that can take the report files
+        from cvactive.outputs import check_dir_output
+
+        check_dir_output(args.out)
     options = check_kwargs(analyse, load_yaml(args.config), args.config)
     if args.no_images:
         options.update(image_sizes=False, image_checks=False)

@@ -17,7 +17,7 @@ import numpy as np
 
 from cvactive._random import as_rng
 from cvactive._renamed import renamed_kwargs
-from cvactive.errors import ConfigError
+from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import figures as F
 from cvactive.health.figures import ERROR_KINDS, MAX_LISTED
 from cvactive.health.images import ImageInfo, read_images
@@ -194,6 +194,11 @@ def check_health(
     if "table" in options:
         raise ConfigError("health options: 'table' is not an option; give data or dataset")
     table = load_table(data, dataset=dataset, field=field)
+    if table.kind == "yolo" and table.image_paths and not any(table.label_paths):
+        raise DatasetError(
+            f"{table.source}: none of its {len(table.image_paths)} images has a label file "
+            "(the labels folder is empty or missing); label them first"
+        )
     if out is not None and "cache" not in options:
         options["cache"] = Path(out) / "image-cache.json"
     report = analyse(table, **options)

@@ -6,6 +6,7 @@ The markdown and HTML text come from :mod:`cvactive.health.markdown`.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from cvactive.health.markdown import html_page, markdown, target_name
 from cvactive.health.result import HealthReport
+from cvactive.outputs import check_dir_output, write_text_atomic
 from cvactive.plots import new_figure, save_figure
 
 PLOTS = ("class_counts.png", "centre_heatmaps.png", "box_sizes.png", "brightness.png")
@@ -188,22 +190,38 @@ _DRAW = {
 def _plots(report: HealthReport, out: Path) -> list[str]:
     """Draw :data:`PLOTS` into ``out``; returns their file names."""
     for name in PLOTS:
-        _DRAW[name](report, out / name)
+        tmp = out / f".{name}.tmp-{os.getpid()}.png"  # whole files only; the suffix tells matplotlib the format
+        try:
+            _DRAW[name](report, tmp)
+            os.replace(tmp, out / name)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     return list(PLOTS)
 
 
 # -- the files --------------------------------------------------------------------------------------
 def write_report(report: HealthReport, out: str | Path, *, plots: bool = True, html: bool = False) -> dict[str, str]:
-    """Write ``report.json``, ``report.md``, the PNG plots and (with ``html``) ``report.html`` into ``out``."""
-    folder = Path(out)
+    """Write ``report.json``, ``report.md``, the PNG plots and (with ``html``) ``report.html`` into ``out``.
+
+    Each file is written whole or not at all (a temporary name, then a rename): a failed run leaves
+    the files of the previous report as they were, never an empty or cut one.
+
+    Raises:
+        OutputError: ``out`` is a file, sits under a file or is not writable.
+    """
+    folder = check_dir_output(out)
     folder.mkdir(parents=True, exist_ok=True)
     written = _plots(report, folder) if plots else []
-    (folder / "report.json").write_text(json.dumps(report.figures, indent=1, allow_nan=False))
     md_text = markdown(report, written)
-    (folder / "report.md").write_text(md_text)
+    json_text = json.dumps(report.figures, indent=1, allow_nan=False)
+    write_text_atomic(folder / "report.json", json_text, fsync=False)
+    write_text_atomic(folder / "report.md", md_text, fsync=False)
     files = {"report.json": str(folder / "report.json"), "report.md": str(folder / "report.md")}
     if html:
-        (folder / "report.html").write_text(html_page(md_text, f"health: {report.figures['source']}"))
+        write_text_atomic(
+            folder / "report.html", html_page(md_text, f"health: {report.figures['source']}"), fsync=False
+        )
         files["report.html"] = str(folder / "report.html")
     files.update({p: str(folder / p) for p in written})
     report.files = files
