@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cvactive.boxes import box_iou
-from cvactive.errors import ModelError, SourceError
+from cvactive.errors import ConfigError, ModelError, SourceError
 from cvactive.weights import calibration_images, find_ir, rebuild_from_openvino
 
 
@@ -26,6 +26,13 @@ def test_bad_inputs_are_named(tmp_path):
     empty.mkdir()
     with pytest.raises(SourceError, match="no calibration images"):
         calibration_images(empty)
+    (empty / "a.jpg").write_bytes(b"")
+    (empty / "b.jpg").write_bytes(b"")
+    assert [p.name for p in calibration_images(empty, None)] == ["a.jpg", "b.jpg"]
+    assert [p.name for p in calibration_images(empty, 1)] == ["a.jpg"]
+    for bad in (0, -3):  # -3 once kept 1 of 4 images ([:-3]); 0 once meant all
+        with pytest.raises(ConfigError, match="at least 1"):
+            calibration_images(empty, bad)
 
 
 def test_a_foreign_ir_is_refused_naming_what_does_not_map(tmp_path, assets):

@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
         default=None,
         help="calibration images for batch norm: a folder or a .txt list (default: the shared coco128 train images)",
     )
-    rebuild.add_argument("--calib-limit", type=int, default=128, help="use at most N calibration images (0: all)")
+    rebuild.add_argument(
+        "--calib-limit", default="128", help="use at most N calibration images, N >= 1, or 'all' (default 128)"
+    )
     rebuild.add_argument("--imgsz", type=int, default=None, help="calibration size (default: the export's)")
     rebuild.add_argument("--scale", default=None, help="YOLOv8 scale n/s/m/l/x (default: the one that matches)")
     rebuild.add_argument("--force", action="store_true", help="rebuild even when the cached .pt matches")
@@ -40,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     from cvactive.errors import ConfigError
     from cvactive.weights import rebuild_from_openvino
 
+    limit = calib_limit(args.calib_limit)
     calib = args.calib or asset("coco128/images/train2017")
     if calib is None:
         raise ConfigError("give --calib IMAGES (a folder or a .txt list): the shared coco128 images are not here")
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         args.ir,
         args.out,
         calib=calib,
-        calib_limit=args.calib_limit or None,
+        calib_limit=limit,
         imgsz=args.imgsz,
         scale=args.scale,
         force=args.force,
@@ -58,3 +61,18 @@ def run(args: argparse.Namespace) -> int:
         f"batch norm from {result.calibration_images} calibration images ({how})"
     )
     return 0
+
+
+def calib_limit(text: str) -> int | None:
+    """``--calib-limit``: a number of images (at least 1), or ``all`` (``None``)."""
+    from cvactive.errors import ConfigError
+
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"--calib-limit {text!r}: give a number of calibration images (1 or more), or 'all'")
+    return value

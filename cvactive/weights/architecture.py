@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.errors import ModelError, SourceError
+from cvactive.errors import ConfigError, ModelError, SourceError
 
 #: YOLOv8 scales tried, smallest first, when the IR does not say which one it is.
 YOLOV8_SCALES = ("n", "s", "m", "l", "x")
@@ -62,7 +62,16 @@ def match_architecture(convs: dict[str, tuple[np.ndarray, np.ndarray | None]], n
 
 
 def calibration_images(source: str | Path | Sequence[str | Path], limit: int | None = 128) -> list[Path]:
-    """Image files of a folder (recursively), a text file listing paths, or a list of paths; sorted."""
+    """Image files of a folder (recursively), a text file listing paths, or a list of paths; sorted.
+
+    ``limit``: at most this many (the first ones), ``None`` for all.
+
+    Raises:
+        ConfigError: ``limit`` is below 1.
+        SourceError: the source does not exist or names no image.
+    """
+    if limit is not None and limit < 1:
+        raise ConfigError(f"calibration image limit must be at least 1 (None for all), got {limit}")
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
@@ -77,7 +86,7 @@ def calibration_images(source: str | Path | Sequence[str | Path], limit: int | N
         files = [Path(p) for p in source]
     if not files:
         raise SourceError(f"no calibration images found in {source!r}")
-    return files[:limit] if limit else files
+    return files if limit is None else files[:limit]
 
 
 def letterboxed(files: Iterable[Path], imgsz: int, batch: int) -> Iterable[Any]:
