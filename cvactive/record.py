@@ -56,6 +56,24 @@ def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
+def _whole(name: str, value: Any) -> int:
+    """``value`` as an ``int`` when it is a whole number (``640`` or ``640.0``); else a :class:`RecordError`."""
+    if _is_int(value):
+        return int(value)
+    if _is_real(value) and float(value).is_integer():
+        return int(value)
+    raise RecordError(f"{name}: expected a whole number, got {value!r}")
+
+
+def _check_text(name: str, value: str) -> None:
+    """A :class:`RecordError` when ``value`` holds lone surrogates (a file name that was not UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "replace").decode("utf-8")
+        raise RecordError(f"{name} {shown!r} is not valid UTF-8; rename the file") from None
+
+
 @dataclass(frozen=True)
 class Selection:
     """Where a selection strategy put a record: written by ``cvactive select``, read by ``cvactive push``.
@@ -155,9 +173,10 @@ class ImageRecord:
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
             raise RecordError(f"source must be a non-empty string, got {self.source!r}")
-        if int(self.width) <= 0 or int(self.height) <= 0:
+        _check_text("source", self.source)
+        self.width, self.height = _whole("width", self.width), _whole("height", self.height)
+        if self.width <= 0 or self.height <= 0:
             raise RecordError(f"image size must be positive, got {self.width}x{self.height}")
-        self.width, self.height = int(self.width), int(self.height)
         self.xyxy = _as_array("xyxy", self.xyxy, np.float32, 2)
         if self.xyxy.shape[1] != 4:
             raise RecordError(f"xyxy: expected shape (N, 4), got {self.xyxy.shape}")
@@ -191,10 +210,17 @@ class ImageRecord:
                 raise RecordError(f"box_scores[{key!r}]: expected shape ({n},), got {per_box.shape}")
             box_scores[key] = per_box
         self.box_scores = box_scores
+        if not isinstance(self.image_scores, Mapping):
+            raise RecordError(f"image_scores: expected a mapping of score name to number, got {self.image_scores!r}")
+        for key, value in self.image_scores.items():
+            if not _is_real(value):
+                raise RecordError(f"image_scores[{key!r}]: expected a number, got {value!r}")
         self.image_scores = {str(k): float(v) for k, v in self.image_scores.items()}
         if self.frame is not None:
-            self.frame = int(self.frame)
+            self.frame = _whole("frame", self.frame)
         if self.timestamp is not None:
+            if not _is_real(self.timestamp):
+                raise RecordError(f"timestamp: expected seconds as a number, got {self.timestamp!r}")
             self.timestamp = float(self.timestamp)
         if self.selection is not None and not isinstance(self.selection, Selection):
             raise RecordError(

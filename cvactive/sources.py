@@ -5,12 +5,18 @@ A source yields ``(image, FrameMeta)`` pairs: a BGR ``uint8`` array and where it
 broken videos are reported in a :class:`SourceReport` (path, reason) and skipped, unless
 ``strict`` asks for the first failure to stop the run. A source that does not exist at all
 is a :class:`~cvactive.errors.SourceError` straight away.
+
+Every path reaches OpenCV only through this module, and only once its name is valid UTF-8
+(:func:`text_path`): OpenCV's ``VideoCapture`` crashes the process (a segfault) on the lone
+surrogates Python keeps for undecodable bytes, and JSON, YAML and FiftyOne cannot store them. A
+source or a file inside a folder source whose name is not UTF-8 is refused before any work.
 """
 
 from __future__ import annotations
 
 import glob
 import logging
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +64,21 @@ class SourceReport:
         self.failures.append((path, reason))
 
 
+def text_path(path: str | Path, what: str = "source") -> str:
+    """``path`` as text, refused with a :class:`SourceError` when its name is not valid UTF-8.
+
+    Call it on every path before OpenCV, a JSON line or FiftyOne sees it.
+    """
+    from cvactive.errors import OutputError
+    from cvactive.outputs import check_path_text
+
+    try:
+        check_path_text(path, what)
+    except OutputError as err:
+        raise SourceError(str(err)) from None
+    return str(path)
+
+
 def is_stream(source: str) -> bool:
     """True for a stream URL or a camera index such as ``"0"``."""
     return source.startswith(STREAM_PREFIXES) or source.isdigit()
@@ -67,9 +88,10 @@ def expand(source: str | Path) -> list[Path]:
     """The files a source names: one file, a folder (recursively, sorted) or a glob pattern.
 
     Raises:
-        SourceError: the source does not exist or names no image or video file.
+        SourceError: the source does not exist, names no image or video file, or it (or a file it
+            names) is not valid UTF-8.
     """
-    text = str(source)
+    text = text_path(source)
     path = Path(text)
     if path.is_file():
         return [path]
@@ -77,19 +99,40 @@ def expand(source: str | Path) -> list[Path]:
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
         if not files:
             raise SourceError(f"folder {text!r} holds no image or video files")
-        return files
+        return _text_paths(files, text)
     if any(ch in text for ch in "*?["):
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
         if not files:
             raise SourceError(f"pattern {text!r} matches no files")
-        return files
+        return _text_paths(files, text)
     raise SourceError(f"source {text!r} does not exist")
+
+
+def _text_paths(files: list[Path], source: str) -> list[Path]:
+    """``files`` when every name is UTF-8; else a :class:`SourceError` naming how many are not, and the first."""
+    bad = [f for f in files if not _is_text(str(f))]
+    if bad:
+        shown = os.fsencode(bad[0]).decode("utf-8", "replace")
+        raise SourceError(
+            f"{len(bad)} file(s) under {source!r} have names that are not valid UTF-8 (first: {shown!r}); "
+            "rename them or move them out"
+        )
+    return files
+
+
+def _is_text(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image as BGR ``uint8``; raise :class:`SourceError` naming the path if unreadable."""
     import cv2
 
+    text_path(path, "image")
     data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
     if data is None:
         raise SourceError(f"{path}: file does not exist")
@@ -114,9 +157,11 @@ def open_video(source: str) -> tuple[object, VideoInfo]:
 
     Raises:
         VideoError: it cannot be opened.
+        SourceError: its name is not valid UTF-8 (OpenCV would crash on it).
     """
     import cv2
 
+    text_path(source)
     target: int | str = int(source) if source.isdigit() else source
     cap = cv2.VideoCapture(target)
     if not cap.isOpened():
@@ -183,6 +228,7 @@ def write_image(path: str | Path, image: np.ndarray, jpeg_quality: int = 90) -> 
     """
     import cv2
 
+    text_path(path, "image output")
     if not cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]):
         raise SourceError(f"cannot write {path}")
 
@@ -204,6 +250,7 @@ def write_video(
     """
     import cv2
 
+    text_path(path, "video output")
     fourcc = cv2.VideoWriter_fourcc(*codec)  # type: ignore[attr-defined]
     writer = cv2.VideoWriter(str(path), fourcc, fps, size)
     if not writer.isOpened():

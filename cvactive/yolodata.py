@@ -253,8 +253,25 @@ def _split_images(targets: list[Path]) -> list[Path]:
             found += [p for p in _list_file(target) if _is_image(str(p))]
         else:
             raise DatasetError(f"split folder {target} does not exist")
+    _refuse_undecodable(found)
     # sorting on the parts tuple gives Path's own order, without Path.__lt__'s per-comparison cost
     return sorted(found, key=lambda p: p.parts)
+
+
+def _refuse_undecodable(paths: list[Path], what: str = "image") -> None:
+    """A :class:`DatasetError` when a path is not valid UTF-8 (OpenCV, JSON and FiftyOne fail on it)."""
+    bad = [p for p in paths if not str(p).isascii() and not _utf8(str(p))]
+    if bad:
+        shown = os.fsencode(bad[0]).decode("utf-8", "replace")
+        raise DatasetError(f"{len(bad)} {what} path(s) are not valid UTF-8 (first: {shown!r}); rename them")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Resolver:
@@ -322,6 +339,7 @@ def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"data set {str(p)!r} does not exist")
+    _refuse_undecodable([p], "data set")
     yaml_path = _dataset_yaml(p)
     notes: list[LabelIssue] = []
     if yaml_path is not None:
