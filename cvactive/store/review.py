@@ -270,17 +270,61 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: the App's default address: this machine only
+LOOPBACK = "127.0.0.1"
+#: addresses that reach only this machine
+LOOPBACKS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def exposed_warning(address: str, port: int) -> str:
+    """What FiftyOne's App gives whoever reaches ``address:port`` (one line)."""
+    return (
+        f"warning: the FiftyOne App on {address}:{port} has no authentication: anyone who can reach this port can "
+        "read and change the data sets and read any file this process can read (GET /media?filepath=/any/file)"
+    )
+
+
+def check_address(address: str, port: int, *, expose: bool = False) -> None:
+    """Refuse a port outside 1-65535, and an address other than loopback unless ``expose``.
+
+    FiftyOne's App has no authentication, and its ``/media?filepath=`` route answers with any
+    file the server process can read; on a non-loopback address that is everyone on the network.
+
+    Raises:
+        ConfigError: the port or the address.
+    """
+    from cvactive.errors import ConfigError
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"--port must be a TCP port in 1-65535, got {port}")
+    if address not in LOOPBACKS and not expose:
+        raise ConfigError(
+            f"--address {address} would serve the FiftyOne App beyond this machine, without authentication and "
+            "with read access to any file this process can read; add --expose to do it anyway, or keep the "
+            f"default {LOOPBACK} and forward the port (ssh -N -L {port}:127.0.0.1:{port} host)"
+        )
+
+
 def launch_review(
-    dataset: str, *, port: int = 5151, address: str = "localhost", view: str | None = REVIEW_VIEW
+    dataset: str,
+    *,
+    port: int = 5151,
+    address: str = LOOPBACK,
+    view: str | None = REVIEW_VIEW,
+    expose: bool = False,
 ) -> tuple[Any, str]:
     """Start the FiftyOne App server (remote mode) on the data set's ``view``; return (session, URL).
 
-    Remote mode starts the server without opening a browser: on a server, forward the port
-    (``ssh -N -L 5151:localhost:5151 host``) or pass ``address="0.0.0.0"``.
+    Remote mode starts the server without opening a browser. It listens on loopback
+    (``127.0.0.1``) unless ``expose``: on a server, forward the port
+    (``ssh -N -L 5151:127.0.0.1:5151 host``); ``address="0.0.0.0", expose=True`` serves every
+    interface, and with it every file the process can read (:func:`check_address`).
 
     Raises:
+        ConfigError: a port outside 1-65535, or a non-loopback address without ``expose``.
         StoreError: missing data set, or the port is taken.
     """
+    check_address(address, port, expose=expose)
     ds = load_dataset(dataset)
     fo = connect()
     if not port_free(port, address):
