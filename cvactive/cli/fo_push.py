@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 
@@ -61,6 +62,15 @@ def run(args: argparse.Namespace) -> int:
         create=not args.no_create,
         progress=not args.no_progress,
     )
+    if s.discarded:
+        for key, reason in s.skipped[:5]:
+            print(f"  skipped {key}: {reason}")
+        print(
+            f"pushed no sample ({len(s.skipped)}/{s.records} records skipped); "
+            f"the new data set {s.dataset!r} was not kept",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"pushed {s.records - len(s.skipped)}/{s.records} records ({s.boxes} boxes) -> {s.dataset}: "
         f"{s.added} added, {s.updated} updated in {s.batches} batch(es)"

@@ -19,6 +19,7 @@ samples beside their ``ground_truth``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from typing import Any
 
 from cvactive.errors import RecordError, StoreError
 from cvactive.record import ImageRecord
-from cvactive.store._db import open_dataset
+from cvactive.store._db import connect, open_dataset
 from cvactive.store.convert import KEY_FIELD, TO_REVIEW, ProvenanceIndex, chosen_for_review, merge_tags, record_tags
 from cvactive.store.fields import (  # noqa: F401  (re-exported: the names push offered before the split)
     EMBEDDING_FIELD,
@@ -63,6 +64,8 @@ class PushSummary:
         embedded: records of this push that carried an embedding (the Brain runs only then).
         embeddings: samples with an embedding after the push (Brain runs cover them).
         map_method: how the Brain's 2-D map was made (``umap``, ``tsne``, ``pca``; ``""`` when not run).
+        discarded: the push created the data set but wrote no sample into it, so it was deleted
+            again (a failed push leaves no new empty data set behind).
     """
 
     dataset: str
@@ -80,6 +83,7 @@ class PushSummary:
     embedded: int = 0
     embeddings: int = 0
     map_method: str = ""
+    discarded: bool = False
 
 
 @dataclass
@@ -235,7 +239,9 @@ def push_records(
         total: the number of records, for the progress bar.
 
     Returns:
-        A :class:`PushSummary`; records whose image file is missing are in ``skipped``.
+        A :class:`PushSummary`; records whose image file is missing are in ``skipped``. A data
+        set this push created is deleted again when the push fails or writes no sample
+        (``discarded``); an existing data set is never deleted.
 
     Raises:
         StoreError: the database is unreachable, or the data set is missing and not ``create``.
@@ -244,10 +250,57 @@ def push_records(
         raise StoreError(f"batch_size must be at least 1, got {batch_size}")
     if not 0 <= display_conf <= 1:
         raise StoreError(f"display_conf must lie in [0, 1], got {display_conf}")
-    from tqdm import tqdm
-
+    chunks = _chunks(records, batch_size)
+    first = next(chunks, None)  # a malformed input fails here, before the database is touched
+    fo = connect()
+    created = create and isinstance(dataset, str) and bool(dataset) and not fo.dataset_exists(dataset)
     ds = open_dataset(dataset, create=create)
+    try:
+        summary = _push_all(ds, first, chunks, round_=round_, strategy=strategy, tags=tags, review=review,
+                            label_field=label_field, review_score=review_score, display_conf=display_conf,
+                            brain=brain, frames_dir=frames_dir, base_dir=base_dir, progress=progress, total=total,
+                            discard=created)  # fmt: skip
+    except BaseException:
+        if created:
+            _discard_if_empty(ds)
+        raise
+    return summary
+
+
+def _discard_if_empty(ds: Any) -> bool:
+    """Delete a data set this push created when it holds no sample; True when it was deleted."""
+    try:
+        ds.reload()
+        if len(ds) == 0:
+            ds.delete()
+            return True
+    except Exception as err:  # the original error matters more than this clean-up's
+        log.warning("could not delete the empty data set %s: %s", ds.name, err)
+    return False
+
+
+def _push_all(
+    ds: Any,
+    first: list[ImageRecord] | None,
+    chunks: Iterator[list[ImageRecord]],
+    *,
+    round_: int | None,
+    strategy: str | None,
+    tags: Iterable[str],
+    review: bool | None,
+    label_field: str,
+    review_score: str | None,
+    display_conf: float,
+    brain: bool,
+    frames_dir: str | Path | None,
+    base_dir: str | Path | None,
+    progress: bool,
+    total: int | None,
+    discard: bool,
+) -> PushSummary:
+    """The body of :func:`push_records` once the data set is open."""
     import fiftyone as fo
+    from tqdm import tqdm
 
     summary = PushSummary(dataset=ds.name)
     ctx = _Push(
@@ -259,12 +312,15 @@ def push_records(
     )  # fmt: skip
     bar = tqdm(total=total, desc=f"push -> {ds.name}", unit="rec", disable=not progress)
     try:
-        for chunk in _chunks(records, batch_size):
+        for chunk in itertools.chain([first] if first else [], chunks):
             _push_chunk(ctx, chunk, summary)
             bar.update(len(chunk))
     finally:
         bar.close()
     ds.reload()  # the documents were written behind FiftyOne's back
+    if discard and _discard_if_empty(ds):
+        summary.discarded = True
+        return summary
     if brain and summary.embedded:
         from cvactive.store.brain import run_brain
 
@@ -312,9 +368,14 @@ def push_file(path: str | Path, dataset: str, **options: Any) -> PushSummary:
         RecordError: the file is missing or a line is not a record.
         StoreError: the database is unreachable.
     """
+    from cvactive.errors import OutputError
     from cvactive.io import read_jsonl
+    from cvactive.outputs import check_path_text
 
-    p = Path(path)
+    try:
+        p = check_path_text(path, "input")  # FiftyOne cannot store the frames folder named after it
+    except OutputError as err:
+        raise RecordError(str(err)) from None
     if not p.is_file():  # before touching the database
         raise RecordError(f"{p}: input file does not exist")
     with p.open(encoding="utf-8") as fh:
