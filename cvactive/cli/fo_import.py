@@ -11,7 +11,8 @@ def register(sub: Any) -> None:
         "import",
         help="import an Ultralytics YOLO data set (data.yaml or folder) into FiftyOne, splits as tags",
         description="Each image becomes a sample keyed by its path with its boxes in --label-field and its split "
-        "as a tag; re-importing updates in place. Bad label lines are reported and skipped.",
+        "as a tag; re-importing updates in place. Bad label lines are reported and skipped; so are unreadable "
+        "images (exit 1 when any was skipped).",
     )
     p.add_argument("data", help="data.yaml or a folder with images/<split> and labels/<split>")
     p.add_argument("--dataset", required=True, help="FiftyOne data set name (created if missing)")
@@ -40,4 +41,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {len(s.issues)} label issue(s):")
         for issue in s.issues[:10]:
             print(f"    {issue.path}{'' if issue.line is None else f':{issue.line}'}: {issue.kind}: {issue.message}")
+    if s.unreadable:
+        print(f"  {len(s.unreadable)} unreadable image(s) skipped (empty, truncated or not an image):")
+        for path in s.unreadable[:10]:
+            print(f"    {path}")
+        return 1
     return 0

@@ -47,6 +47,21 @@ class ImportSummary:
     synthetic: int = 0
     issues: list[LabelIssue] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def _unreadable(paths: list[Path]) -> list[str]:
+    """The images whose header PIL cannot read (empty, truncated or not an image); no pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    bad = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                im.size  # noqa: B018 - reading the header is the check
+        except (OSError, UnidentifiedImageError, ValueError):
+            bad.append(str(path))
+    return bad
 
 
 def _detections(fo: Any, tlwh: Any, labels: list[str]) -> Any:
@@ -72,13 +87,21 @@ def import_yolo_dataset(
     ``provenance.jsonl`` (written by cvactive's synthesis) marks its images ``synthetic`` with
     ``synthetic_parent``/``synthetic_recipe``/``synthetic_params`` fields.
 
+    Images whose header cannot be read (empty, truncated, not an image) are skipped and listed
+    in ``unreadable``.
+
     Raises:
-        DatasetError: the data set is missing or malformed.
+        DatasetError: the data set is missing or malformed, or none of its images can be read.
         StoreError: the database is unreachable.
     """
     from tqdm import tqdm
 
     ydata = load_yolo_dataset(data, splits=splits)
+    items = list(ydata.items())
+    unreadable = _unreadable([item.image for item in items])
+    if unreadable and len(unreadable) == len(items):
+        raise DatasetError(f"none of the {len(items)} images can be read (first: {unreadable[0]}); nothing imported")
+    skip = set(unreadable)
     ds = open_dataset(dataset)
     import fiftyone as fo
 
@@ -90,6 +113,7 @@ def import_yolo_dataset(
 
     names = ydata.names
     summary = ImportSummary(dataset=ds.name, classes=[names[i] for i in sorted(names)], issues=list(ydata.issues))
+    summary.unreadable = unreadable
     prov_file = ydata.root / PROVENANCE_FILE
     provenance = read_provenance(prov_file) if prov_file.is_file() else {}
     known = existing_keys(ds)
@@ -102,7 +126,9 @@ def import_yolo_dataset(
             summary.added += len(new)
             new.clear()
 
-    for item in tqdm(list(ydata.items()), desc=f"import -> {ds.name}", unit="img", disable=not progress):
+    for item in tqdm(items, desc=f"import -> {ds.name}", unit="img", disable=not progress):
+        if str(item.image) in skip:
+            continue
         key = str(item.image.resolve())
         labels = [names.get(int(c), str(int(c))) for c in item.classes]
         dets = _detections(fo, yolo_to_fiftyone(item.boxes), labels)
