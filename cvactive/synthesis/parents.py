@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +11,13 @@ import numpy as np
 from cvactive.errors import ConfigError, DatasetError, SourceError
 from cvactive.synthesis.gaps import Profile
 from cvactive.synthesis.images import image_luma
+from cvactive.yolo_labels import LabelIssue
 from cvactive.yolodata import YoloDataset, YoloItem, load_yolo_dataset
+
+log = logging.getLogger(__name__)
+
+#: label-line problems whose line is left out of the parents' boxes
+LINE_ERRORS = ("out_of_range", "non_positive_size", "unknown_class", "malformed")
 
 
 @dataclass
@@ -25,6 +32,9 @@ class LabeledSplit:
             (filled by :meth:`profile`).
         unreadable: paths of the images that could not be decoded.
         source: the :class:`Profile` of the readable items.
+        bad_lines: the label lines of this split that were left out (not numbers, a class the
+            data set does not have, a box outside the image, ...), each with its file and line;
+            :meth:`load` reports their count in one warning.
     """
 
     dataset: YoloDataset
@@ -33,6 +43,7 @@ class LabeledSplit:
     luma: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     unreadable: list[str] = field(default_factory=list)
     source: Profile | None = None
+    bad_lines: list[LabelIssue] = field(default_factory=list)
 
     @classmethod
     def load(cls, data: str | Path | YoloDataset, split: str, classes: tuple[str, ...] = ()) -> LabeledSplit:
@@ -54,7 +65,15 @@ class LabeledSplit:
         unknown = [c for c in classes if c not in ds.names.values()]
         if unknown:
             raise ConfigError(f"unknown class(es) {unknown}; valid classes: {', '.join(ds.names.values())}")
-        return cls(ds, split, items)
+        labels = {str(it.label) for it in items if it.label is not None}
+        bad = [i for i in ds.issues if i.kind in LINE_ERRORS and i.line is not None and i.path in labels]
+        if bad:
+            first = bad[0]
+            log.warning(
+                "split %r: %d bad label line(s) in %d file(s) left out (first: %s:%d: %s: %s)",
+                split, len(bad), len({i.path for i in bad}), first.path, first.line, first.kind, first.message,
+            )  # fmt: skip
+        return cls(ds, split, items, bad_lines=bad)
 
     @property
     def names(self) -> dict[int, str]:
