@@ -70,8 +70,7 @@ def build_config(args: argparse.Namespace) -> Any:
     if args.strategies:
         options["strategies"] = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if args.seeds:
-        seeds = [int(s) for s in str(args.seeds).split(",")]
-        options["seeds"] = seeds[0] if len(seeds) == 1 else seeds
+        options["seeds"] = _seeds(str(args.seeds))
     check_kwargs(LoopConfig, options, args.config or "loop options")
     for key in ("strategies", "eval_data"):
         if key in options:
@@ -79,6 +78,19 @@ def build_config(args: argparse.Namespace) -> Any:
     if isinstance(options.get("seeds"), list):
         options["seeds"] = tuple(options["seeds"])
     return LoopConfig(**options)
+
+
+def _seeds(text: str) -> int | list[int]:
+    """``--seeds``: a number of seeds (``3``) or a comma-separated list of distinct seeds (``0,4,7``)."""
+    from cvactive.errors import ConfigError
+
+    parts = [s.strip() for s in text.split(",")]
+    if not all(p.isdigit() for p in parts):
+        raise ConfigError(f"--seeds expects a number of seeds or a comma-separated list of integers >= 0, got {text!r}")
+    seeds = [int(p) for p in parts]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds lists a seed twice: {text!r}")
+    return seeds[0] if len(seeds) == 1 else seeds
 
 
 def run(args: argparse.Namespace) -> int:

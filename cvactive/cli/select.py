@@ -81,7 +81,11 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = yaml.safe_load(value)
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "not a YAML value"
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem})") from None
     strategy.check_options(options)
     return name, int(k), None if seed is None else int(seed), options
 
