@@ -16,13 +16,37 @@ from typing import Any
 from cvactive.errors import ConfigError
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship inside the package, by name (``harvest``, ``harvest-paced``, ...)."""
+    from importlib.resources import files
+
+    folder = Path(str(files("cvactive").joinpath("resources", "configs")))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def config_path(path: str | Path) -> Path:
+    """``path`` itself when it is a file, else the shipped config of that name.
+
+    ``--config harvest`` (or ``harvest.yaml``, or ``configs/harvest.yaml`` from any folder) finds
+    the packaged copy of ``configs/harvest.yaml`` when no such file exists where the command runs.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    shipped = shipped_configs()
+    name = p.name[: -len(".yaml")] if p.name.endswith(".yaml") else p.name
+    if name in shipped and (len(p.parts) == 1 or p.parent.name == "configs"):
+        return shipped[name]
+    listed = ", ".join(shipped) or "none"
+    raise ConfigError(f"config file {str(p)!r} does not exist; shipped configs by name: {listed}")
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Load a YAML mapping; a missing file or a non-mapping is a :class:`ConfigError`."""
+    """Load a YAML mapping (a file, or a shipped config by name, :func:`config_path`); a missing
+    file or a non-mapping is a :class:`ConfigError`."""
     import yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file {str(p)!r} does not exist")
+    p = config_path(path)
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as err:

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "push": "cvactive.cli.fo_push",
     "review": "cvactive.cli.fo_review",
     "pull": "cvactive.cli.fo_pull",
+    "annotate": "cvactive.cli.annotate",
     "import": "cvactive.cli.fo_import",
     "export": "cvactive.cli.fo_export",
     "evaluate": "cvactive.cli.fo_evaluate",
@@ -42,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "harvest": "cvactive.cli.harvest",
     "feed": "cvactive.cli.feed",
     "weights": "cvactive.cli.weights",
+    "configs": "cvactive.cli.configs",
 }
 
 
@@ -76,12 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print(f"cvactive {args.command}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # `cvactive ... | head`: the reader left, which is not an error
+            _quiet_stdout()
+            return 0
         except OSError as err:
             if err.filename is None:  # not about a path the user gave: a bug, keep the traceback
                 raise
             # a full disk, a read-only folder, a missing or foreign path met while writing
             print(f"cvactive {args.command}: error: {_os_error_line(err)}", file=sys.stderr)
             return 2
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so Python's exit flush does not raise a second BrokenPipeError."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _os_error_line(err: OSError) -> str:
