@@ -10,7 +10,7 @@ from cvactive.errors import ConfigError
 from cvactive.harvest import Dedup, Deduper, Ledger, Limits, Pacer, Pacing, dhash, hamming, make_rule, make_rules, phash
 from cvactive.harvest.budget import quantile_threshold, target_rate
 from cvactive.harvest.rules import FrameInfo, unit_draw
-from cvactive.harvest.state import HarvestState, load_state, reconcile
+from cvactive.harvest.state import HarvestState, SourceState, frame_path, load_state, reconcile
 from cvactive.scoring import Scorer
 
 
@@ -160,26 +160,52 @@ def test_hashes_and_deduper():
         Dedup(method="ssim")
 
 
-def test_reconcile_cuts_the_manifest_and_removes_orphan_frames(tmp_path):
-    frames = tmp_path / "frames" / "v"
-    frames.mkdir(parents=True)
-    lines = [json.dumps({"path": str(frames / f"{i}.jpg")}) + "\n" for i in range(3)]
-    for i in range(3):
-        (frames / f"{i}.jpg").write_bytes(b"x")
+def test_reconcile_cuts_the_manifest_and_removes_only_its_own_orphan_frames(tmp_path):
+    src = str(tmp_path / "v.avi")
+    paths = [frame_path(tmp_path, src, i).resolve() for i in range(5)]
+    paths[0].parent.mkdir(parents=True)
+    for path in paths:
+        path.write_bytes(b"x")
+    lines = [json.dumps({"path": str(path)}) + "\n" for path in paths[:3]]
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(lines) + '{"path": "half')
     state = HarvestState(fingerprint="f", manifest_bytes=len(lines[0]) + len(lines[1]))
+    state.sources[src] = SourceState(next_frame=2)
     state.save(tmp_path)
+    user = [tmp_path / "frames" / "mine" / "holiday.jpg", paths[0].parent / "notes.jpg", paths[0].parent / "7.jpg"]
+    user[0].parent.mkdir()
+    for path in user:
+        path.write_bytes(b"user")
     loaded = load_state(tmp_path, "f")
     assert loaded is not None and loaded.manifest_bytes == state.manifest_bytes
-    assert reconcile(tmp_path, loaded) == 1
+    # frame 2 is listed by a cut line, 3 and 4 only lie past the saved position (a kill before their lines)
+    assert reconcile(tmp_path, loaded, [src]) == 3
     assert manifest.read_text() == "".join(lines[:2])
-    assert sorted(p.name for p in frames.iterdir()) == ["0.jpg", "1.jpg"]
+    assert sorted(p.name for p in paths[0].parent.iterdir()) == ["00000000.jpg", "00000001.jpg", "7.jpg", "notes.jpg"]
+    assert all(path.read_bytes() == b"user" for path in user)
     with pytest.raises(ConfigError, match="different config"):
         load_state(tmp_path, "other")
-    (tmp_path / "state.json").write_text("{")
-    with pytest.raises(ConfigError, match="unreadable"):
-        load_state(tmp_path, "f")
+    for text in ("{", "[1, 2]", '"x"', '{"version": 1}', '{"version": 1, "fingerprint": "f", "sources": [1]}'):
+        (tmp_path / "state.json").write_text(text)
+        with pytest.raises(ConfigError, match=r"unreadable.*nothing was changed: --fresh moves this harvest aside"):
+            load_state(tmp_path, "f")
+
+
+def test_reconcile_never_cuts_lines_it_did_not_write(tmp_path):
+    src = str(tmp_path / "v.avi")
+    manifest = tmp_path / "manifest.jsonl"
+    theirs = [
+        '{"path": "/elsewhere/a.jpg"}\n',  # a line, but not a frame of this harvest
+        "not json\n",
+        json.dumps({"path": str(tmp_path / "frames" / "mine" / "00000001.jpg")}) + "\n",
+    ]
+    for text in theirs:
+        manifest.write_text(text)
+        with pytest.raises(ConfigError, match="did not write; nothing was changed"):
+            reconcile(tmp_path, None, [src])
+        assert manifest.read_text() == text
+    manifest.write_text(json.dumps({"path": str(frame_path(tmp_path, src, 3))}) + "\n")
+    assert reconcile(tmp_path, None, [src]) == 0 and manifest.read_text() == ""  # its own line, no file
 
 
 def test_shipped_harvest_configs_are_valid():

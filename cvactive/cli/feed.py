@@ -7,8 +7,13 @@ down past the config's ``retry`` attempts it waits ``--restart-wait`` seconds an
 with the same state, so the budget ledger, pacing and dedup memory carry over. It ends when a
 file source is finished, the budget is spent, or on SIGTERM / Ctrl-C (state saved first).
 
-Exit codes: 0 finished (file read or budget spent), 1 gave up after ``--max-restarts``,
-2 bad input (missing source, invalid config), 143 / 130 stopped by SIGTERM / SIGINT.
+``--out`` is checked, claimed and locked for the whole feed (restart waits included) as
+``cvactive harvest`` does it: a second run into the folder fails at once, naming the first.
+
+Exit codes: 0 finished (file read or budget spent), 1 gave up after ``--max-restarts`` or a file
+source failed part-way, 2 bad input (missing source, a video file that cannot be opened, invalid
+config, a folder that is not a harvest's or that another run holds), 143 / 130 stopped by
+SIGTERM / SIGINT.
 """
 
 from __future__ import annotations
@@ -48,7 +53,11 @@ def register(sub: Any) -> None:
     p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1)
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     add_workers_option(p)
-    p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move a previous harvest in --out aside (renamed DIR.old-<time>, nothing deleted) and start over",
+    )
     p.add_argument("--log-every", type=float, default=60.0, help="seconds between count lines (60)")
     p.add_argument("--log-file", default=None, help="also append the log to this file")
     p.add_argument("--restart-wait", type=float, default=30.0, help="seconds before restarting a dead feed (30)")
@@ -117,17 +126,25 @@ def run(args: argparse.Namespace) -> int:
                 fresh=args.fresh,
                 stop=signals.stop,
                 handle_signals=False,
+                command="feed",
                 **options,
             )
         return _site_exit(site, signals)
     harvest_run = HarvestRun.create(args.source[0], args.out, detector=detector, **options)
     _logging(args)  # after the checks: bad input stays one line on stderr
     with _Signals() as signals:
-        result = run_feed(harvest_run, restart=restart, stop=signals.stop, fresh=args.fresh)
+        result = run_feed(harvest_run, restart=restart, stop=signals.stop, fresh=args.fresh, command="feed")
     if signals.caught:
         log.info("stopped by %s; state saved in %s", signals.caught[0], args.out)
         return signals.exit_code()
-    return 1 if result.gave_up else 0
+    return 1 if result.gave_up or _file_failed(result.summary) else 0
+
+
+def _file_failed(summary: Any) -> bool:
+    """A video file of the source failed (could not be opened, truncated): a live stream's drops do not count."""
+    from cvactive.sources import is_stream
+
+    return any(not is_stream(str(path)) for path, _reason in summary.report.failures)
 
 
 def _site_exit(site: Any, signals: _Signals) -> int:
@@ -139,9 +156,10 @@ def _site_exit(site: Any, signals: _Signals) -> int:
         raise errors[0]  # the same bad input for every source: one line, exit 2
     for source, err in site.errors.items():
         log.error("%s: failed: %s", source, err)
+    failed = any(_file_failed(r.summary) for r in site.feeds.values())
     if site.site_kept_total is not None:
         log.info("site: %d kept under the site budget (all runs)", site.site_kept_total)
     if signals.caught:
         log.info("stopped by %s; states saved under %s", signals.caught[0], site.out)
         return signals.exit_code()
-    return 1 if errors or any(r.gave_up for r in site.feeds.values()) else 0
+    return 1 if errors or failed or any(r.gave_up for r in site.feeds.values()) else 0

@@ -3,11 +3,17 @@
 Several sources are harvested at once, one folder each under ``DIR`` (see
 :func:`cvactive.harvest.harvest_feeds`), under the config's optional ``site_budget``.
 
+``--out`` must be new, empty or a harvest folder (its ``.cvactive-owner.json``); a folder holding
+anything else is refused, naming what it holds, and nothing in it is touched. The folder is locked
+for the run: a second run into it fails at once, naming the first. ``--fresh`` moves a previous
+harvest aside (``DIR.old-<time>``), it never deletes one.
+
 Exit codes: 0 the harvest finished (every source read to its end, or the budget spent) with
 no failure; 1 it finished but a source failed part-way (truncated or corrupt video, stream
-given up on) or nothing could be read; 2 bad input (missing source, invalid config, a folder
-holding another config's harvest); 130 / 143 stopped by SIGINT / SIGTERM, state saved: run the
-same command again to carry on.
+given up on) or nothing could be read; 2 bad input (missing source, a video file that cannot be
+opened, invalid config, a folder holding another config's harvest or files that are not a
+harvest's, a folder another run holds); 130 / 143 stopped by SIGINT / SIGTERM, state saved: run
+the same command again to carry on.
 """
 
 from __future__ import annotations
@@ -61,7 +67,11 @@ def register(sub: Any) -> None:
     p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1), not score's 8
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     add_workers_option(p)
-    p.add_argument("--fresh", action="store_true", help="discard a previous harvest in --out and start over")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="move a previous harvest in --out aside (renamed DIR.old-<time>, nothing deleted) and start over",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_consistency_options(p)
     p.set_defaults(func=run)
@@ -103,15 +113,22 @@ def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str
     """The harvest keyword arguments of ``args.config`` (``--seed``/``--batch``/``--workers`` applied) and
     the detector they need (``None`` when no rule, pacing score or annotation needs a model).
 
-    Every source is checked to exist before the model loads.
+    Every source is checked to exist (a video file: to open) and ``args.out`` to be able to take the
+    harvest before the model loads; nothing is written.
 
     Raises:
         ConfigError: an unknown config key (the message lists the valid ones).
-        SourceError: a source does not exist or holds no video.
+        SourceError: a source does not exist or holds no video, or a video file cannot be opened.
+        OutputError: ``args.out`` cannot take this harvest.
     """
+    from pathlib import Path
+
     from cvactive.config import load_yaml
     from cvactive.errors import ConfigError
+    from cvactive.harvest.feed import probe
+    from cvactive.harvest.folder import check_out, check_site
     from cvactive.harvest.runner import list_sources
+    from cvactive.sources import is_stream
 
     options = load_yaml(args.config)
     unknown = sorted(set(options) - set(CONFIG_KEYS))
@@ -129,6 +146,12 @@ def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str
         raise ConfigError(f"{args.config}: site_budget caps several sources together; with one source use budget")
     for source in sources:
         list_sources(source)  # a missing source fails before the model loads
+        if not is_stream(source) and Path(source).is_file():
+            probe(source)  # a video file named as the source must open (a folder's may fail part-way)
+    if len(sources) > 1 or "site_budget" in options:
+        check_site(args.out, sources)
+    else:
+        check_out(args.out, sources)
     needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
     needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
     extra = consistency_measures(options)

@@ -76,6 +76,10 @@ def command_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.stride < 1:
+        from cvactive.errors import ConfigError
+
+        raise ConfigError(f"--stride must be at least 1 (every n-th video frame), got {args.stride}")
     if args.engine == "ray":
         from cvactive.cli.engine import run_sharded
 

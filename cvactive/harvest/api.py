@@ -15,6 +15,7 @@ from cvactive.harvest.control import HarvestSummary
 from cvactive.harvest.dedup import Dedup
 from cvactive.harvest.feed import Retry
 from cvactive.harvest.feeds import Restart, SiteSummary, run_concurrently
+from cvactive.harvest.folder import HARVEST, SITE_NAME, check_site, hold_folder
 from cvactive.harvest.infer import SharedDetector
 from cvactive.harvest.options import HarvestOptions
 from cvactive.harvest.rules import Rule
@@ -58,8 +59,10 @@ def harvest(
 
     Args:
         source: video file, folder of videos, stream URL (rtsp/http/...) or camera index.
-        out: harvest folder (``frames/``, ``manifest.jsonl``, ``state.json``); a folder holding a
-            harvest made by the same config is resumed.
+        out: harvest folder (``frames/``, ``manifest.jsonl``, ``state.json``): a new or empty folder,
+            or one holding a harvest, which is resumed (same config) or refused (another config).
+            A folder holding anything else is refused, naming what it holds, and left as it is;
+            the folder is locked for the run (a second run into it fails at once).
         detector: the model (needed by model rules, a pacing score, embedding dedup or ``annotate``).
         rules: ordered rule specs (``kind``, ``name``, parameters, ``limits``), see
             :mod:`cvactive.harvest.rules`.
@@ -84,7 +87,8 @@ def harvest(
             model runs and the video decodes, when a model rule needs every frame (``None``: half
             the CPU cores, 2 to 8, as ``cvactive score``; ``0``: no pipeline, frame batch after
             batch on one thread). The kept frames, manifest and state are the same either way.
-        fresh: discard a previous harvest in ``out`` and start over.
+        fresh: move a previous harvest in ``out`` aside (renamed ``<out>.old-<time>``, nothing
+            deleted) and start over.
         progress: show a progress bar.
         stop: an event that stops the harvest (as SIGTERM does).
         handle_signals: turn SIGTERM/SIGINT into a clean stop (main thread only).
@@ -93,6 +97,7 @@ def harvest(
     Raises:
         SourceError: the source does not exist or holds no video.
         ConfigError: an invalid option, or ``out`` holds a harvest made by another config.
+        OutputError: ``out`` holds something other than a harvest, or another run holds it.
     """
     sources = list_sources(source)
     options = HarvestOptions.build(
@@ -127,12 +132,14 @@ def harvest_feeds(
     fresh: bool = False,
     stop: threading.Event | None = None,
     handle_signals: bool = True,
+    command: str = HARVEST,
     **options: Any,
 ) -> SiteSummary:
     """Harvest several sources at once (a site's cameras): one thread, folder and state per source.
 
     Each source is harvested as :func:`harvest` would harvest it alone, into
-    ``out/<name>-<crc32>/`` (``out/site.json`` lists which folder is whose), with its own
+    ``out/<name>-<crc32>/`` (``out/site.json`` lists which folder is whose; ``out`` and each
+    source's folder are checked, claimed and locked as :func:`harvest` does its ``out``), with its own
     position, rules' timers, pacing, dedup memory and budget ledger. They share the detector
     (each source's pipeline submits to its one engine; with the OpenVINO engine the frames of
     all cameras are in flight together, see :mod:`cvactive.harvest.infer`) and, when
@@ -149,9 +156,10 @@ def harvest_feeds(
             (clock: wall time for live sources), or ``None``.
         restart: restart a source whose run ended unfinished (``cvactive feed``), or ``None`` to
             run each source once (``cvactive harvest``).
-        fresh: discard the previous harvests in the sources' folders.
+        fresh: move the previous harvests in the sources' folders aside (nothing deleted).
         stop: an event that stops every source (as SIGTERM does).
         handle_signals: turn SIGTERM/SIGINT into a clean stop of every source (main thread only).
+        command: the command the folder locks name (``harvest`` or ``feed``).
         **options: the keyword arguments of :func:`harvest` from ``rules`` to ``workers`` (the
             YAML config keys), applied to every source.
 
@@ -159,6 +167,7 @@ def harvest_feeds(
         SourceError: a source does not exist or holds no video.
         ConfigError: an invalid option, a repeated source, or a source folder holding a harvest
             made by another config.
+        OutputError: a folder holds something other than a harvest, or another run holds it.
     """
     names = [str(s) for s in sources]
     if not names:
@@ -168,11 +177,18 @@ def harvest_feeds(
         raise ConfigError(f"sources must differ; repeated: {repeated}")
     site = SiteBudget(Limits.from_mapping(site_budget, where="site_budget")) if site_budget is not None else None
     shared = cast(Detector, SharedDetector(detector)) if detector is not None else None
-    root = Path(out)
+    root = check_site(out, names)
     runs = {n: HarvestRun.create(n, root / source_slug(n), detector=shared, site=site, **options) for n in names}
-    root.mkdir(parents=True, exist_ok=True)
     layout = {"sources": {n: run.out.name for n, run in runs.items()}, "site_budget": site and vars(site.limits)}
-    write_json_atomic(root / "site.json", layout)
-    return run_concurrently(
-        root, runs, site=site, restart=restart, fresh=fresh, stop=stop, handle_signals=handle_signals
-    )
+    with hold_folder(root, command, site=True):
+        write_json_atomic(root / SITE_NAME, layout)
+        return run_concurrently(
+            root,
+            runs,
+            site=site,
+            restart=restart,
+            fresh=fresh,
+            stop=stop,
+            handle_signals=handle_signals,
+            command=command,
+        )

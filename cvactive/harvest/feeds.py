@@ -17,6 +17,7 @@ thread (its live reader waits or reconnects), so the others carry on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from cvactive.errors import ConfigError, CvactiveError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
+from cvactive.harvest.folder import HARVEST
 from cvactive.harvest.harvester import REASONS
 from cvactive.harvest.infer import SharedDetector as SharedDetector  # re-exported: its former home
 from cvactive.harvest.runner import HarvestRun
@@ -69,19 +71,36 @@ class FeedResult:
         return self.summary.stopped is not None
 
 
-def run_feed(run: HarvestRun, *, restart: Restart | None, stop: threading.Event, fresh: bool = False) -> FeedResult:
-    """Run one :class:`HarvestRun` until it finishes, is stopped or gives up.
+def run_feed(
+    run: HarvestRun,
+    *,
+    restart: Restart | None,
+    stop: threading.Event,
+    fresh: bool = False,
+    command: str = HARVEST,
+) -> FeedResult:
+    """Run one :class:`HarvestRun` until it finishes, is stopped or gives up, holding its folder
+    (locked, claimed: :meth:`HarvestRun.hold`) throughout, restart waits included.
 
     Args:
         run: the harvest of one source (its own folder, state and ledgers).
         restart: when and how often to restart it after it ended unfinished (``None``: run once).
         stop: set it to stop the feed (the state is saved first).
-        fresh: discard a previous harvest in the run's folder (first run only).
+        fresh: move a previous harvest in the run's folder aside first.
+        command: the command the folder lock names.
+
+    Raises:
+        OutputError: another process holds the folder, or it holds something other than a harvest.
     """
+    with run.hold(fresh, command):
+        return _feed(run, restart, stop)
+
+
+def _feed(run: HarvestRun, restart: Restart | None, stop: threading.Event) -> FeedResult:
     result = FeedResult(summary=run.summary)
     while True:
         started = time.monotonic()
-        summary = run.execute(fresh=fresh, progress=False, stop=stop, handle_signals=False)
+        summary = run.execute(progress=False, stop=stop, handle_signals=False)
         result.runs += 1
         _log_run(run, result, time.monotonic() - started)
         if stop.is_set() or summary.stopped:
@@ -155,17 +174,33 @@ def run_concurrently(
     fresh: bool,
     stop: threading.Event | None,
     handle_signals: bool,
+    command: str = HARVEST,
 ) -> SiteSummary:
-    """Prepare every run here (so the site ledger holds every source's share before any thread
-    decides), then run each as a feed in its own thread until all have ended.
+    """Hold and prepare every run here (so the site ledger holds every source's share before any
+    thread decides), then run each as a feed in its own thread until all have ended; each
+    source's folder stays held (locked) until every thread has ended.
 
     SIGTERM/SIGINT (when ``handle_signals``, main thread) or ``stop`` stop them all, each saving
     its state. An exception in one source's thread is logged at once and recorded in
     ``errors``; the other sources carry on.
     """
+    with contextlib.ExitStack() as held:
+        for run in runs.values():
+            held.enter_context(run.hold(fresh, command))
+            run.prepare()
+        return _run_held(out, runs, site=site, restart=restart, stop=stop, handle_signals=handle_signals)
+
+
+def _run_held(
+    out: Path,
+    runs: dict[str, HarvestRun],
+    *,
+    site: SiteBudget | None,
+    restart: Restart | None,
+    stop: threading.Event | None,
+    handle_signals: bool,
+) -> SiteSummary:
     summary = SiteSummary(out=out, folders={src: run.out for src, run in runs.items()})
-    for run in runs.values():
-        run.prepare(fresh)
     stop_all, flag = threading.Event(), StopFlag(stop)
     if handle_signals:
         flag.install()

@@ -18,7 +18,9 @@ For each frame on the ``stride`` grid, in order:
 
 The decisions are :class:`~cvactive.harvest.harvester.Harvester`'s; this module walks the
 sources (:class:`HarvestRun`: resume, plan the sources, read each one, process a frame, flush a
-batch). SIGTERM and SIGINT (Ctrl-C) set a flag: the loop stops at the next frame, saves its
+batch). A run holds its folder (:meth:`HarvestRun.hold`: locked, claimed, see
+:mod:`cvactive.harvest.folder`) from before it reads the state to after it saves it the last
+time. SIGTERM and SIGINT (Ctrl-C) set a flag: the loop stops at the next frame, saves its
 state and returns with ``stopped`` set, so the same call carries on later where it stopped.
 """
 
@@ -28,7 +30,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +40,7 @@ from cvactive.errors import SourceError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
 from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, list_sources, probe
+from cvactive.harvest.folder import HARVEST, check_out, hold_folder
 from cvactive.harvest.harvester import REASONS, Harvester
 from cvactive.harvest.infer import FrameTap, live_window, pipeline_engine
 from cvactive.harvest.options import HarvestOptions
@@ -46,11 +49,13 @@ from cvactive.harvest.state import (
     MANIFEST_NAME,
     HarvestState,
     SourceState,
+    check_resumable,
     frame_path,
     load_state,
     reconcile,
 )
 from cvactive.io import JsonlWriter
+from cvactive.outputs import OwnedDir
 from cvactive.record import ImageRecord
 from cvactive.sources import SourceReport, is_stream
 
@@ -85,6 +90,10 @@ class HarvestRun:
         sources: the videos or streams it names, in order (:func:`list_sources`).
         detector: the model, or ``None``.
         options: checked options.
+        site: the budget shared with the other sources of a several-source harvest, or ``None``.
+
+    Raises:
+        OutputError: ``out`` cannot take this harvest (:func:`~cvactive.harvest.folder.check_out`).
     """
 
     def __init__(
@@ -96,7 +105,8 @@ class HarvestRun:
         options: HarvestOptions,
         site: SiteBudget | None = None,
     ) -> None:
-        self.out, self.source, self.sources, self.options = out, source, sources, options
+        self.out = check_out(out, sources)
+        self.source, self.sources, self.options = source, sources, options
         self.detector, self.site = detector, site
         self.h = options.harvester(out, detector, site)
         self.state = HarvestState(fingerprint="")
@@ -107,6 +117,8 @@ class HarvestRun:
         self.on_log: Callable[[HarvestSummary], None] | None = None
         self.last_save = self.last_log = time.monotonic()
         self.prepared = False
+        self.owned: OwnedDir | None = None
+        self.moved_aside: Path | None = None
         self._engine: Engine | None = None
 
     @classmethod
@@ -129,15 +141,49 @@ class HarvestRun:
         return cls(Path(out), str(source), sources, detector, HarvestOptions.build(**options), site)
 
     # -- before the loop ------------------------------------------------------------------
-    def resume(self, fresh: bool) -> None:
-        """Load the state saved in ``out`` (none when ``fresh``) and cut the manifest back to it."""
+    def check_resume(self) -> None:
+        """Check, reading only, that the harvest in ``out`` (if any) is one this run resumes: its
+        state loads and was made by this config and source, and its manifest's lines past the
+        saved size are its own. (:meth:`resume` checks again once the folder is held.)
+
+        Raises:
+            ConfigError: it is not.
+        """
         fp = self.options.fingerprint(self.source, self.detector, self.site)
-        self.out.mkdir(parents=True, exist_ok=True)
-        if fresh:
-            for name in ("state.json", MANIFEST_NAME):
-                (self.out / name).unlink(missing_ok=True)
+        check_resumable(self.out, load_state(self.out, fp), self.sources)
+
+    @contextlib.contextmanager
+    def hold(self, fresh: bool = False, command: str = HARVEST) -> Iterator[HarvestRun]:
+        """Hold ``out`` for the block: locked against other runs and claimed as this harvest's folder.
+
+        With ``fresh`` a previous harvest there is moved aside (``moved_aside`` says where), never
+        deleted; without, the harvest there is checked first (:meth:`check_resume`), so a run
+        that cannot resume it changes nothing. Already held (a feed restarting this run, a site
+        holding its sources): nothing more.
+
+        Raises:
+            OutputError: another process holds ``out``, or it holds something other than a harvest.
+            ConfigError: ``out`` holds a harvest this run cannot resume.
+        """
+        if self.owned is not None:
+            yield self
+            return
+        if not fresh:
+            self.check_resume()
+        with hold_folder(self.out, command, fresh=fresh) as (owned, aside):
+            self.owned, self.moved_aside = owned, aside
+            try:
+                yield self
+            finally:
+                self.owned = None
+
+    def resume(self) -> None:
+        """Load the state saved in ``out`` and cut the manifest back to it (the folder must be held)."""
+        if self.owned is None:
+            raise RuntimeError("hold() the harvest folder before resuming it")
+        fp = self.options.fingerprint(self.source, self.detector, self.site)
         state = load_state(self.out, fp)
-        removed = reconcile(self.out, state)
+        removed = reconcile(self.out, state, self.sources)
         if removed:
             log.info("removed %d frame file(s) written after the last saved state", removed)
         self.state = state if state is not None else HarvestState(fingerprint=fp)
@@ -170,9 +216,10 @@ class HarvestRun:
         )
 
     # -- the loop -------------------------------------------------------------------------
-    def prepare(self, fresh: bool = False) -> None:
-        """Resume from ``out`` and plan the sources (once; a restarted loop carries on in memory)."""
-        self.resume(fresh)
+    def prepare(self) -> None:
+        """Resume from ``out`` and plan the sources (once; a restarted loop carries on in memory).
+        The folder must be held (:meth:`hold`)."""
+        self.resume()
         self.plan_sources()
         self.prepared = True
 
@@ -185,15 +232,28 @@ class HarvestRun:
         handle_signals: bool = True,
         on_log: Callable[[HarvestSummary], None] | None = None,
     ) -> HarvestSummary:
-        """Resume (unless already prepared), read every source not yet done, save, say what happened.
+        """Hold the folder (unless held), resume (unless already prepared), read every source not yet
+        done, save, say what happened.
 
         Called again on the same object (a feed restarted after its stream was given up on), it
-        carries on from the state in memory, which equals the state saved on disk.
+        carries on from the state in memory, which equals the state saved on disk. ``fresh``
+        moves a previous harvest in ``out`` aside first (when the folder is not held yet).
         """
+        with self.hold(fresh):
+            if not self.prepared:
+                self.prepare()
+            return self._execute(progress=progress, stop=stop, handle_signals=handle_signals, on_log=on_log)
+
+    def _execute(
+        self,
+        *,
+        progress: bool,
+        stop: threading.Event | None,
+        handle_signals: bool,
+        on_log: Callable[[HarvestSummary], None] | None,
+    ) -> HarvestSummary:
         from tqdm import tqdm
 
-        if not self.prepared:
-            self.prepare(fresh)
         self.flag, self.on_log = StopFlag(stop), on_log
         if handle_signals:
             self.flag.install()

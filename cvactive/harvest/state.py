@@ -8,8 +8,10 @@ Layout of a harvest folder::
 
 Order of writes for a kept frame: the JPEG, then its manifest line (flushed), then, at the end
 of the batch the frame belongs to, the state, which records the manifest's size in bytes. On a
-restart the manifest is cut back to that size and frame files it does not list are deleted;
-the frames after the saved position are then read again. Because every decision depends only
+restart the manifest is cut back to that size and the frame files written after the saved
+position are deleted (only files this harvest writes: ``frames/<source slug>/<index>.jpg`` of its
+own sources, never anything else under ``frames/``); the frames after the saved position are
+then read again. Because every decision depends only
 on the saved state and on seeded draws, the re-read frames get the same decisions, so a run
 killed at any instant (even with SIGKILL) and started again ends with the same kept frames as
 an uninterrupted run, none of them twice, and no budget spent twice.
@@ -17,10 +19,13 @@ an uninterrupted run, none of them twice, and no budget spent twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import re
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +36,8 @@ STATE_VERSION = 1
 STATE_NAME = "state.json"
 MANIFEST_NAME = "manifest.jsonl"
 FRAMES_DIR = "frames"
+#: the name of a frame file a harvest writes (its frame index)
+FRAME_NAME = re.compile(r"\d{8}\.jpg")
 
 
 def frame_path(out: Path, source: str, index: int) -> Path:
@@ -160,47 +167,123 @@ def load_state(out: Path, fp: str) -> HarvestState | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError(f"a JSON {type(data).__name__}, not an object")
         state = HarvestState.from_dict(data)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise ConfigError(f"{path}: harvest state is unreadable ({err}); remove it or use --fresh") from err
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ConfigError(
+            f"{path}: harvest state is unreadable ({err}); nothing was changed: --fresh moves this harvest aside "
+            "(frames and manifest kept) and starts a new one, or choose another --out"
+        ) from err
     if state.fingerprint != fp:
         raise ConfigError(
             f"{out} holds a harvest made with a different config, model or source "
             f"(state fingerprint {state.fingerprint}, this run {fp}); use the same command to resume, "
-            "another --out, or --fresh to start over"
+            "another --out, or --fresh to move this harvest aside and start over"
         )
     return state
 
 
-def reconcile(out: Path, state: HarvestState | None) -> int:
-    """Make the manifest and frame files agree with ``state``; return how many frame files were removed.
+def _manifest_paths(data: bytes) -> list[Path] | None:
+    """The ``path`` of each complete line of manifest bytes, or ``None`` when a line is not a harvest's."""
+    paths = []
+    for raw in data.split(b"\n")[:-1]:  # the last piece is empty or a half-written line
+        if not raw.strip():
+            continue
+        try:
+            paths.append(Path(json.loads(raw)["path"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+    return paths
 
-    The manifest is cut back to ``state.manifest_bytes`` (lines written after the last saved
-    state, and any half-written line, go: those frames are read and decided again), and any
-    frame file the manifest does not list is deleted.
+
+def _cut(out: Path, state: HarvestState | None, sources: Iterable[str]) -> tuple[int, set[Path], dict[str, str]]:
+    """Where the manifest is cut (its saved size), the frame files its cut lines list, and the slugs
+    of this harvest's sources; nothing is changed.
+
+    Raises:
+        ConfigError: the manifest is shorter than the state says, or its lines after the saved size
+            are not lines of this harvest.
     """
     manifest = out / MANIFEST_NAME
     keep_bytes = state.manifest_bytes if state is not None else 0
+    slugs = {source_slug(s): s for s in [*sources, *(state.sources if state is not None else ())]}
+    cut: list[Path] | None = []
     if manifest.exists():
         size = manifest.stat().st_size
         if size < keep_bytes:
             raise ConfigError(
                 f"{manifest} is shorter ({size} bytes) than its saved state says ({keep_bytes}); "
-                "it was edited or replaced: use --fresh or another --out"
+                "it was edited or replaced: use --fresh (moves this harvest aside) or another --out"
             )
-        if size > keep_bytes:
-            with manifest.open("r+b") as fh:
-                fh.truncate(keep_bytes)
-    listed: set[str] = set()
+        with manifest.open("rb") as fh:
+            fh.seek(keep_bytes)
+            cut = _manifest_paths(fh.read())
+        if cut is None or not all(_ours(out, p, slugs) for p in cut):
+            raise ConfigError(
+                f"{manifest} holds lines after its saved size ({keep_bytes} bytes) that this harvest did not "
+                "write; nothing was changed: choose another --out"
+            )
+    return keep_bytes, {p.resolve() for p in cut or ()}, slugs
+
+
+def _ours(out: Path, path: Path, slugs: dict[str, str]) -> bool:
+    """``path`` is a frame file a harvest of these sources writes: ``frames/<slug>/<index>.jpg``."""
+    path = path.resolve()
+    return (
+        path.parent.parent == (out / FRAMES_DIR).resolve()
+        and path.parent.name in slugs
+        and bool(FRAME_NAME.fullmatch(path.name))
+    )
+
+
+def check_resumable(out: Path, state: HarvestState | None, sources: Iterable[str] = ()) -> None:
+    """What :func:`reconcile` would refuse, checked without changing anything.
+
+    Raises:
+        ConfigError: as :func:`reconcile`.
+    """
+    _cut(out, state, sources)
+
+
+def reconcile(out: Path, state: HarvestState | None, sources: Iterable[str] = ()) -> int:
+    """Make the manifest and frame files agree with ``state``; return how many frame files were removed.
+
+    The manifest is cut back to ``state.manifest_bytes`` (lines written after the last saved
+    state, and any half-written line, go: those frames are read and decided again), and the
+    frame files this harvest wrote after the saved position go: those the cut lines list, and
+    ``frames/<slug>/<index>.jpg`` of its sources (``sources`` and those of ``state``) at or past the
+    source's saved ``next_frame`` that the kept manifest does not list (a kill between a JPEG and
+    its manifest line). No other file is removed, and a manifest whose cut lines are not a
+    harvest's is not cut.
+
+    Raises:
+        ConfigError: the manifest is shorter than the state says, or its lines after the saved size
+            are not lines of this harvest (nothing is changed).
+    """
+    manifest = out / MANIFEST_NAME
+    keep_bytes, doomed, slugs = _cut(out, state, sources)
+    if manifest.exists() and manifest.stat().st_size > keep_bytes:
+        with manifest.open("r+b") as fh:
+            fh.truncate(keep_bytes)
+    listed: set[Path] = set()
     if manifest.exists():
-        for line in manifest.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                listed.add(str(Path(json.loads(line)["path"]).resolve()))
+        for line in manifest.read_bytes().splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                listed.add(Path(json.loads(line)["path"]).resolve())
+    frames = (out / FRAMES_DIR).resolve()
+    for slug, source in slugs.items():
+        folder = frames / slug
+        if not folder.is_dir():
+            continue
+        saved = state.sources.get(source) if state is not None else None
+        start = saved.next_frame if saved is not None else 0
+        for path in folder.iterdir():
+            if FRAME_NAME.fullmatch(path.name) and int(path.name[:8]) >= start:
+                doomed.add(path.resolve())
     removed = 0
-    frames = out / FRAMES_DIR
-    if frames.is_dir():
-        for path in frames.rglob("*.jpg"):
-            if str(path.resolve()) not in listed:
-                path.unlink()
-                removed += 1
+    for path in sorted(doomed - listed):
+        if path.is_file() and _ours(out, path, slugs):
+            path.unlink()
+            removed += 1
     return removed
