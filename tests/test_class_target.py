@@ -50,9 +50,14 @@ def naive_class_balanced(class_conf, score, labeled, k, target, min_confidence=0
     counts = present[labeled].sum(axis=0).astype(float)
     cand = [i for i in range(len(score)) if i not in set(labeled)]
     t = target_shares(target, counts + present[cand].sum(axis=0), {i: str(i) for i in range(class_conf.shape[1])})
+    worst = float((1 - 2 * t + (t**2).sum()).max())  # a mix of nothing is as far as a mix can be
+
+    def distance(mix):
+        return float(squared_distance(mix, t)) if mix.sum() else worst
+
     picks = []
     for _ in range(k):
-        best = max(cand, key=lambda i: (round(float(squared_distance(counts + present[i], t)) * -1, 12), score[i]))
+        best = max(cand, key=lambda i: (present[i].any(), round(-distance(counts + present[i]), 12), score[i]))
         picks.append(best)
         cand.remove(best)
         counts += present[best]
@@ -106,3 +111,20 @@ def test_with_no_predicted_class_it_is_top_k_uncertainty():
     )
     idx, util = select(pool, 5, "class_balanced", rng=0)
     assert idx.tolist() == [29, 28, 27, 26, 25] and np.all(util == 0)
+
+
+@pytest.mark.parametrize("labeled", [None, []])
+def test_with_nothing_labeled_it_picks_images_that_show_classes_and_balances_them(labeled):
+    """Issue #25: with no labeled set every pick used to be an image with no box (utility 0)."""
+    n = 90
+    cls = np.repeat([-1, 0, 1, 2], [45, 30, 10, 5])  # half the pool shows nothing
+    class_conf = np.zeros((n, 3), np.float32)
+    shown = cls >= 0
+    class_conf[np.flatnonzero(shown), cls[shown]] = 0.9
+    score = np.where(shown, 0.2, 0.9)  # the empty images are even the most "uncertain"
+    pool = Pool.from_arrays(class_conf=class_conf, fields={"entropy_max": score}, names=NAMES)
+    kwargs = {} if labeled is None else {"labeled": np.array(labeled, np.int64)}
+    idx, util = select(pool, 12, "class_balanced", rng=0, **kwargs)
+    assert (cls[idx] >= 0).all()
+    assert np.bincount(cls[idx], minlength=3).tolist() == [4, 4, 4]
+    assert util[0] == 0 and util[1] > 0  # the first image makes a mix, the second improves it

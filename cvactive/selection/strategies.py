@@ -185,6 +185,7 @@ def class_balanced(
 ) -> Result:
     """Greedy: each pick is the candidate whose predicted classes bring the labeled set's class mix
     closest to ``target`` (squared distance of image shares); equal gains go to the most uncertain.
+    Images that show no class cannot move the mix, so they come only after every image that shows one.
 
     An image shows class ``c`` when a box of that class reaches ``min_confidence``; the mix counts
     images per class (labeled set plus earlier picks). Candidates with the same set of predicted
@@ -210,10 +211,13 @@ def class_balanced(
     cursor = start.copy()
     picks = np.empty(k, np.int64)
     utils = np.empty(k, np.float64)
+    empty = ~patterns.any(axis=1) if c else np.ones(patterns.shape[0], bool)
     for step in range(k):
         open_ = cursor < stop
-        gain = squared_distance(counts, t) - squared_distance(counts + gain_rows, t)
+        gain = _mix_distance(counts, t) - _mix_distance(counts + gain_rows, t)
         gain[~open_] = -np.inf
+        if (open_ & ~empty).any():  # an image with no class cannot move the mix: it goes last
+            gain[empty] = -np.inf
         best = np.flatnonzero(open_ & (gain >= gain.max() - 1e-12))
         heads = order[cursor[best]]
         j = int(best[np.lexsort((tie[heads], -s[heads]))[0]])
@@ -222,6 +226,20 @@ def class_balanced(
         cursor[j] += 1
         counts += gain_rows[j]
     return picks, utils
+
+
+def _mix_distance(counts: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Squared distance of the class mix to ``target``; a mix of nothing is as far as a mix can be.
+
+    With no image counted yet there is no mix, and calling its distance that of the zero vector
+    (``sum target^2``) makes every first image look like a step away from the target, so images
+    with no box won. The farthest a mix can be is a single class (a simplex vertex).
+    """
+    d = squared_distance(counts, target)
+    if target.size:
+        worst = float((1.0 - 2.0 * target + float((target**2).sum())).max())
+        d = np.where(np.asarray(counts).sum(axis=-1) > 0, d, worst)
+    return np.asarray(d, np.float64)
 
 
 @register(
