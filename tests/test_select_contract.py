@@ -17,7 +17,7 @@ from cvactive.selection import (
 from cvactive.selection.synthetic import synthetic_records
 
 STRATEGIES = available_strategies()
-EMBEDDING_STRATEGIES = ["coreset", "cluster", "hybrid", "badge", "representative"]
+EMBEDDING_STRATEGIES = ["coreset", "cluster", "hybrid", "badge", "representative", "typiclust", "probcover"]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,9 @@ def test_registry_lists_every_strategy_of_the_issue():
         "stratified",
         "outlier",
         "learned_error",
+        "typiclust",
+        "probcover",
+        "uniform_time",
     }
     assert set(STRATEGIES) == expected
     assert all(len(text) > 20 and "\n" not in text for text in describe_strategies().values())
@@ -122,6 +125,23 @@ def test_the_registry_says_which_strategy_needs_an_error_model():
     assert [n for n in STRATEGIES if get_strategy(n).needs_error_model] == ["learned_error"]
 
 
+def test_the_registry_says_which_strategies_take_the_temporal_window():
+    """The diversity strategies (those that read embeddings) take ``temporal_window`` and ``order_key``."""
+    temporal = [n for n in STRATEGIES if "temporal_window" in get_strategy(n).options]
+    assert temporal == EMBEDDING_STRATEGIES
+    assert [n for n in STRATEGIES if not get_strategy(n).needs_detections] == ["random", "uniform_time"]
+
+
+@pytest.mark.parametrize("name", EMBEDDING_STRATEGIES)
+def test_a_temporal_window_keeps_the_contract(name, pool):
+    """With a window the picks stay k distinct unlabeled items, deterministic for a seed."""
+    labeled = np.arange(0, 120, 10)
+    a, ua = select(pool, 12, name, labeled=labeled, rng=5, temporal_window=1)
+    b, _ = select(pool, 12, name, labeled=labeled, rng=5, temporal_window=1)
+    assert np.array_equal(a, b) and len(set(a.tolist())) == 12 and not np.isin(a, labeled).any()
+    assert np.all(np.isfinite(ua))
+
+
 def test_unknown_score_lists_the_fields(pool):
     with pytest.raises(ConfigError, match=r"unknown field 'entropy_median'.*entropy_max"):
         select(pool, 5, "uncertainty", score="entropy_median")
@@ -148,7 +168,7 @@ def test_every_copy_of_a_labeled_key_is_excluded(records):
     assert 3 not in idx.tolist() and 10 not in idx.tolist()
 
 
-@pytest.mark.parametrize("name", ["random", "uncertainty", "class_balanced", "stratified", "outlier"])
+@pytest.mark.parametrize("name", ["random", "uncertainty", "class_balanced", "stratified", "outlier", "uniform_time"])
 def test_strategies_without_embeddings_run_on_records_without_them(name):
     records = synthetic_records(40, rng=2, embeddings=False)
     idx = select(records, 7, name, labeled=records[:5], rng=0)[0]
@@ -173,7 +193,7 @@ def test_labeled_embeddings_of_another_model_are_refused(records):
 
 def test_rng_must_be_a_seed_or_a_generator(pool):
     with pytest.raises(ConfigError, match="rng must be an int seed"):
-        select(pool, 3, "random", rng="seven")
+        select(pool, 3, "random", rng="seven")  # type: ignore[arg-type]
 
 
 def test_a_broken_plugin_strategy_cannot_return_duplicates(pool):

@@ -41,6 +41,32 @@ def register(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="a strategy option, e.g. --set score=margin_max (repeatable; VALUE is read as YAML)",
     )
+    p.add_argument(
+        "--cost-budget",
+        type=float,
+        help="select until this expected annotation cost is spent, never more (boxes or seconds, see --cost-mode); "
+        "--k then caps the number of images",
+    )
+    p.add_argument(
+        "--cost-mode",
+        choices=("boxes", "draw", "correct"),
+        default="boxes",
+        help="what the cost budget counts: boxes to draw, seconds to draw them, or seconds to correct the "
+        "model's boxes (default: boxes)",
+    )
+    p.add_argument(
+        "--per-cost",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="under a cost budget, rank the strategy's picks by utility per expected cost (default) or keep its "
+        "own order (--no-per-cost)",
+    )
+    p.add_argument(
+        "--order-key",
+        help="frame order for uniform_time and temporal_window: a regex with groups (?P<seq>...) and "
+        "(?P<frame>...) searched in each source, or field names FRAME or SEQ:FRAME (default: the record's "
+        "frame / timestamp, else the last number of the file name)",
+    )
     p.add_argument("--list", action="store_true", help="list the strategies with a one-line description and exit")
     p.set_defaults(func=run)
 
@@ -60,7 +86,7 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
     import yaml
 
     from cvactive.errors import ConfigError
-    from cvactive.selection import get_strategy
+    from cvactive.selection import STRATEGIES, get_strategy
 
     unknown = sorted(set(config) - {"strategy", "k", "seed", "strategies"})
     if unknown:
@@ -73,8 +99,9 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
     name = args.strategy or config.get("strategy") or "uncertainty"
     strategy = get_strategy(name)
     k = args.k if args.k is not None else config.get("k")
-    if k is None:
-        raise ConfigError("no k given: pass --k K or set k in the config")
+    budgeted = getattr(args, "cost_budget", None) is not None
+    if k is None and not budgeted:
+        raise ConfigError("no k given: pass --k K (or --cost-budget B) or set k in the config")
     seed = args.seed if args.seed is not None else config.get("seed")
     options = dict(sections.get(name) or {})
     for item in args.overrides:
@@ -86,8 +113,15 @@ def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[s
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or "not a YAML value"
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem})") from None
+    if getattr(args, "order_key", None) is not None:
+        if "order_key" not in strategy.options:
+            takes = [n for n, s in STRATEGIES.items() if "order_key" in s.options]
+            raise ConfigError(
+                f"--order-key: strategy {name!r} reads no frame order; strategies that do: {', '.join(takes)}"
+            )
+        options["order_key"] = args.order_key
     strategy.check_options(options)
-    return name, int(k), None if seed is None else int(seed), options
+    return name, 0 if k is None else int(k), None if seed is None else int(seed), options
 
 
 def print_list() -> None:
@@ -132,9 +166,13 @@ def run(args: argparse.Namespace) -> int:
         records = ErrorModel.load(args.error_model).attach(records)
     labeled = load_jsonl(args.labeled) if args.labeled else None
     pool = Pool.from_records(records)
+    spent = ""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SelectionWarning)
-        indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
+        if args.cost_budget is not None:
+            indices, utilities, spent = _select_within_budget(args, pool, name, k, seed, labeled, options)
+        else:
+            indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
     for w in caught:
         print(f"warning: {w.message}")
     picks = [Selection(rank=rank, utility=round(float(u), 6), strategy=name) for rank, u in enumerate(utilities, 1)]
@@ -144,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
         write_jsonl(args.out, chosen, class_scores=True)  # whole or not at all
         where = f" -> {Path(args.out)}"
     lab_text = f", {len(labeled)} labeled records given" if labeled is not None else ""
-    print(f"selected {len(chosen)} of {len(records)} records with {name!r}{lab_text}{where}")
+    print(f"selected {len(chosen)} of {len(records)} records with {name!r}{lab_text}{where}{spent}")
     if options:
         print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
     for rec, sel in zip(chosen[:10], picks):
@@ -152,6 +190,28 @@ def run(args: argparse.Namespace) -> int:
     if len(chosen) > 10:
         print(f"  ... {len(chosen) - 10} more")
     return 0
+
+
+def _select_within_budget(
+    args: argparse.Namespace, pool: Any, name: str, k: int, seed: int | None, labeled: Any, options: dict[str, Any]
+) -> tuple[Any, Any, str]:
+    """Indices, utilities and the line saying what was spent, for ``--cost-budget``."""
+    from cvactive.selection.costaware import select_within_budget
+
+    within = select_within_budget(
+        pool,
+        args.cost_budget,
+        name,
+        cost_mode=args.cost_mode,
+        per_cost=args.per_cost,
+        max_items=k or None,
+        labeled=labeled,
+        rng=seed,
+        **options,
+    )
+    unit = "boxes" if args.cost_mode == "boxes" else f"s to {args.cost_mode}"
+    order = "utility per cost" if args.per_cost else "the strategy's order"
+    return within.indices, within.utilities, f"\n  expected cost {within.spent:g} of {within.budget:g} {unit} ({order})"
 
 
 def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, options: dict[str, Any]) -> int:
@@ -165,6 +225,10 @@ def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, o
     from cvactive.selection import SelectionWarning, resolve_labeled, select
     from cvactive.selection.columnar import fetch_rows, open_pool, stream_topk
 
+    if args.cost_budget is not None:
+        from cvactive.errors import ConfigError
+
+        raise ConfigError("--cost-budget needs a scores file (the boxes of every record), not a shards folder")
     pool = open_pool(args.scores)
     labeled = load_jsonl(args.labeled) if args.labeled else None
     with warnings.catch_warnings(record=True) as caught:

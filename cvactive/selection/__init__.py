@@ -10,6 +10,7 @@ strategies (:mod:`cvactive.selection.strategies`)::
 Pure numpy: importing this package needs neither torch nor ultralytics.
 """
 
+from cvactive.selection import budget as _budget  # noqa: F401  (typiclust, probcover, uniform_time)
 from cvactive.selection import strategies as _strategies  # noqa: F401  (registers the built-ins)
 from cvactive.selection.base import (
     STRATEGIES,

@@ -29,15 +29,12 @@ from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord
 from cvactive.selection.kernels import F32, l2_normalize
-from cvactive.selection.pool import LabeledLike, LabeledSet, Pool, resolve_labeled
+from cvactive.selection.pool import LabeledLike, LabeledSet, Pool, SelectionWarning, resolve_labeled
+from cvactive.selection.temporal import with_temporal_option
 
 log = logging.getLogger(__name__)
 
 StrategyFunc = Callable[..., tuple[np.ndarray, np.ndarray]]
-
-
-class SelectionWarning(UserWarning):
-    """A selection could not do exactly what was asked (for example ``k`` above the pool size)."""
 
 
 @dataclass(eq=False)
@@ -165,19 +162,24 @@ def register(
     needs_embeddings: bool = False,
     needs_detections: bool = True,
     needs_error_model: bool = False,
+    temporal: bool | None = None,
 ) -> Callable[[StrategyFunc], StrategyFunc]:
     """Register ``func(ctx, k, **options) -> (candidate positions, utilities)`` under ``name``.
 
     ``needs_embeddings``: the strategy reads image embeddings (``cvactive score --embed``);
     ``needs_detections``: it reads what the detector said (scores, classes); ``False`` only for
     strategies like ``random`` that a caller may run on unscored records; ``needs_error_model``:
-    it reads the per-image errors an error predictor attached (``learned_error``).
+    it reads the per-image errors an error predictor attached (``learned_error``); ``temporal``:
+    it gets the options ``temporal_window`` and ``order_key`` (frames within a window of one
+    sequence are neighbours, :mod:`cvactive.selection.temporal`); by default the diversity
+    strategies, those that read embeddings, do.
     """
 
     def wrap(func: StrategyFunc) -> StrategyFunc:
         if name in STRATEGIES:
             raise ConfigError(f"a selection strategy named {name!r} is already registered")
-        STRATEGIES[name] = Strategy(name, description, func, needs_embeddings, needs_detections, needs_error_model)
+        run = with_temporal_option(func) if (needs_embeddings if temporal is None else temporal) else func
+        STRATEGIES[name] = Strategy(name, description, run, needs_embeddings, needs_detections, needs_error_model)
         return func
 
     return wrap

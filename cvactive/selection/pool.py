@@ -11,6 +11,7 @@ the ``(N, D)`` float32 embedding matrix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,11 @@ import numpy.typing as npt
 
 from cvactive.errors import ConfigError, RecordError
 from cvactive.record import ImageRecord
+
+
+class SelectionWarning(UserWarning):
+    """A selection could not do exactly what was asked (for example ``k`` above the pool size)."""
+
 
 #: Fields derived from the boxes of each record.
 DERIVED_FIELDS = ("num_boxes", "max_confidence", "mean_confidence")
@@ -41,6 +47,10 @@ class Pool:
             :mod:`cvactive.selection.columnar`); the kernels stream it block by block.
         names: class id -> class name.
         missing_embeddings: how many items have no embedding.
+        box_confidence: ``(B,)`` float32 confidences of every box of every item, item by item
+            (``box_offsets[i]:box_offsets[i + 1]`` are item ``i``'s), or ``None`` when the pool
+            was not built from records (then :meth:`kept_boxes` cannot count boxes).
+        box_offsets: ``(N + 1,)`` int64 start of each item's boxes in ``box_confidence``.
     """
 
     keys: np.ndarray
@@ -49,6 +59,8 @@ class Pool:
     embeddings: np.ndarray | None = None
     names: dict[int, str] = field(default_factory=dict)
     missing_embeddings: int = 0
+    box_confidence: np.ndarray | None = None
+    box_offsets: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.keys = np.asarray(self.keys, dtype=object).reshape(-1)
@@ -77,6 +89,17 @@ class Pool:
             if not all(np.isfinite(emb[s : s + step]).all() for s in range(0, n, step)):
                 raise RecordError("pool embeddings: values must be finite")
             self.embeddings = emb
+        if (self.box_confidence is None) != (self.box_offsets is None):
+            raise RecordError("pool box_confidence and box_offsets go together: give both or neither")
+        if self.box_confidence is not None and self.box_offsets is not None:
+            self.box_confidence = np.asarray(self.box_confidence, np.float32).reshape(-1)
+            self.box_offsets = np.asarray(self.box_offsets, np.int64).reshape(-1)
+            off = self.box_offsets
+            if off.shape != (n + 1,) or off[0] != 0 or off[-1] != self.box_confidence.size or np.any(np.diff(off) < 0):
+                raise RecordError(
+                    f"pool box_offsets: expected ({n + 1},) non-decreasing offsets from 0 to "
+                    f"{self.box_confidence.size}, got shape {off.shape}"
+                )
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
@@ -134,7 +157,18 @@ class Pool:
             if len(dims) > 1:
                 raise RecordError(f"embeddings have different lengths {sorted(dims)}; score the pool with one model")
             embeddings = np.stack(present).astype(np.float32, copy=False)
-        return cls(keys, fields, class_conf, embeddings, names, missing_embeddings=n - len(present))
+        offsets = np.zeros(n + 1, np.int64)
+        np.cumsum(fields["num_boxes"].astype(np.int64), out=offsets[1:])
+        return cls(
+            keys,
+            fields,
+            class_conf,
+            embeddings,
+            names,
+            missing_embeddings=n - len(present),
+            box_confidence=confs.astype(np.float32, copy=False),
+            box_offsets=offsets,
+        )
 
     @classmethod
     def from_arrays(
@@ -187,6 +221,21 @@ class Pool:
                 f"fields every item has: {', '.join(complete)}"
             )
         return values
+
+    def kept_boxes(self, confidence: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """``(N,)`` float64: how many boxes of each item reach ``confidence`` (only ``rows`` when given).
+
+        Raises:
+            ConfigError: the pool holds no per-box confidences (it was not built from records).
+        """
+        if self.box_confidence is None or self.box_offsets is None:
+            raise ConfigError(
+                "this pool holds no per-box confidences (it was built from arrays or shards, not from "
+                "records), so the boxes each item would cost cannot be counted; build it with Pool.from_records"
+            )
+        kept = np.concatenate([[0], np.cumsum(self.box_confidence >= confidence, dtype=np.int64)])
+        counts = (kept[self.box_offsets[1:]] - kept[self.box_offsets[:-1]]).astype(np.float64)
+        return counts if rows is None else counts[rows]
 
     def require_embeddings(self, strategy: str) -> np.ndarray:
         """The ``(N, D)`` embeddings, or an error naming the strategy and ``cvactive score --embed``."""
@@ -259,6 +308,19 @@ class LabeledSet:
         """``(C,)`` how many labeled items show each class at ``min_confidence`` or above."""
         return (self.class_conf >= min_confidence).sum(axis=0).astype(np.int64)
 
+    def plus(self, pool: Pool, rows: np.ndarray) -> LabeledSet:
+        """This labeled set with the pool items ``rows`` added (picks made earlier in one batch)."""
+        rows = np.asarray(rows, np.int64).reshape(-1)
+        if rows.size == 0:
+            return self
+        in_pool = self.in_pool.copy()
+        in_pool[rows] = True
+        emb = self.embeddings
+        if pool.embeddings is not None:
+            new = np.asarray(pool.embeddings[rows], np.float32)
+            emb = new if emb is None or emb.shape[0] == 0 else np.concatenate([np.asarray(emb, np.float32), new])
+        return LabeledSet(in_pool, emb, np.concatenate([self.class_conf, pool.class_conf[rows]]))
+
 
 def resolve_labeled(pool: Pool, labeled: LabeledLike) -> LabeledSet:
     """Match the labeled set against the pool.
@@ -309,3 +371,135 @@ def _mask_from_indices(labeled: np.ndarray, n: int) -> np.ndarray:
     mask = np.zeros(n, bool)
     mask[idx] = True
     return mask
+
+
+# -- frame order: where each item sits in its video or flight -----------------------------------
+#: The default order of an image folder: the last number of the file name is the frame index and
+#: the name without it is the sequence (``flight3_000120.jpg`` -> sequence ``flight3_.jpg``, 120).
+LAST_NUMBER = r"(?P<frame>\d+)(?=\D*$)"
+#: An ``order_key`` that names fields (``FRAME`` or ``SEQ:FRAME``); anything else is a regular expression.
+FIELD_SPEC = re.compile(r"[\w.-]+(:[\w.-]+)?")
+
+
+@dataclass(eq=False)
+class FrameOrder:
+    """Each pool item's sequence (a video or a flight) and its position in it.
+
+    Attributes:
+        sequence: ``(N,)`` int64 sequence id of every item (ids follow the names' sort order).
+        position: ``(N,)`` float64 frame index (or seconds) of every item within its sequence.
+        names: sequence id -> its name (a video's source, or a file name without its frame number).
+        unit: what a position counts: ``"frame"`` or ``"seconds"`` (a window is in this unit).
+    """
+
+    sequence: np.ndarray
+    position: np.ndarray
+    names: list[str]
+    unit: str = "frame"
+
+    def timeline(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Positions into ``rows`` (all items when ``None``) sorted by sequence, then position, then row."""
+        idx = np.arange(self.sequence.shape[0]) if rows is None else np.asarray(rows, np.int64)
+        return np.lexsort((idx, self.position[idx], self.sequence[idx])).astype(np.int64)
+
+    def near(self, item: int, window: float, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows),)`` bool: which ``rows`` lie in ``item``'s sequence within ``window`` of it."""
+        return (self.sequence[rows] == self.sequence[item]) & (
+            np.abs(self.position[rows] - self.position[item]) <= window
+        )
+
+
+def frame_order(pool: Pool, order_key: str | None = None) -> FrameOrder:
+    """Where each pool item sits in time, from its record or from a key the user gives.
+
+    ``order_key`` ``None``: a record with a ``frame`` index sits at that frame of its video (the
+    sequence is its ``source``); one with only a ``timestamp`` at that time in seconds; any other
+    (a still image) at the last number of its file name. Items without a frame index belong to the
+    sequence named by their key without that number (no number: a sequence of their own).
+    ``order_key`` a regular expression with a named group ``frame`` (and optionally ``seq``):
+    searched in every item's key; the frame group is the position and the ``seq`` group the
+    sequence (without one, the key with the frame digits removed). An ``order_key`` of word
+    characters, ``"FRAME"`` or ``"SEQ:FRAME"``, names numeric pool fields instead (record fields
+    such as a manifest's flight id and frame index).
+
+    Raises:
+        ConfigError: a bad expression, a key it does not match, or an unknown or incomplete field.
+    """
+    n = len(pool)
+    keys = [str(k) for k in pool.keys.tolist()]
+    if order_key is None:
+        return _default_order(pool, keys)
+    if not isinstance(order_key, str) or not order_key.strip():
+        raise ConfigError(f"order_key must be a regular expression or field name(s), got {order_key!r}")
+    if not FIELD_SPEC.fullmatch(order_key.strip()):
+        return _regex_order(keys, order_key)
+    seq_field, _, frame_field = order_key.rpartition(":")
+    position = pool.field(frame_field.strip())
+    if seq_field:
+        seq_values = pool.field(seq_field.strip())
+        names = [f"{seq_field}={v:g}" for v in seq_values.tolist()]
+    else:
+        names = [""] * n
+    return _order(names, position, "frame")
+
+
+def _default_order(pool: Pool, keys: list[str]) -> FrameOrder:
+    n = len(keys)
+    frame = pool.fields.get("frame")
+    stamp = pool.fields.get("timestamp")
+    frame = np.full(n, np.nan) if frame is None else np.asarray(frame, np.float64)
+    stamp = np.full(n, np.nan) if stamp is None else np.asarray(stamp, np.float64)
+    has_frame, has_stamp = np.isfinite(frame), np.isfinite(stamp)
+    pattern = re.compile(LAST_NUMBER)
+    names: list[str] = []
+    position = np.zeros(n, np.float64)
+    for i, key in enumerate(keys):
+        if has_frame[i]:
+            names.append(key.rsplit("#", 1)[0])
+            position[i] = frame[i]
+            continue
+        cut = len(key) - len(key.rsplit("/", 1)[-1])  # only the file name, never a folder's digits
+        m = pattern.search(key, cut)
+        names.append(key if m is None else key[: m.start("frame")] + key[m.end("frame") :])
+        if has_stamp[i]:
+            position[i] = stamp[i]
+        elif m is not None:
+            position[i] = float(m.group("frame"))
+    # Positions count seconds only when every item has a timestamp and none a frame index.
+    unit = "seconds" if n and has_stamp.all() and not has_frame.any() else "frame"
+    return _order(names, position, unit)
+
+
+def _regex_order(keys: list[str], expression: str) -> FrameOrder:
+    try:
+        pattern = re.compile(expression)
+    except re.error as err:
+        raise ConfigError(f"order_key {expression!r} is not a valid regular expression: {err}") from err
+    if "frame" not in pattern.groupindex:
+        raise ConfigError(f"order_key {expression!r} needs a named group (?P<frame>...) holding the frame number")
+    names: list[str] = []
+    position = np.zeros(len(keys), np.float64)
+    unmatched = []
+    for i, key in enumerate(keys):
+        m = pattern.search(key)
+        value = None if m is None else m.group("frame")
+        try:
+            position[i] = float(value) if value is not None else np.nan
+        except ValueError:
+            position[i] = np.nan
+        if m is None or not np.isfinite(position[i]):
+            unmatched.append(key)
+            continue
+        seq = m.groupdict().get("seq")
+        names.append(seq if seq is not None else key[: m.start("frame")] + key[m.end("frame") :])
+    if unmatched:
+        raise ConfigError(
+            f"order_key {expression!r} finds no numeric frame in {len(unmatched)} of {len(keys)} item keys, "
+            f"e.g. {unmatched[0]!r}"
+        )
+    return _order(names, position, "frame")
+
+
+def _order(names: list[str], position: np.ndarray, unit: str) -> FrameOrder:
+    unique, sequence = np.unique(np.asarray(names, dtype=object), return_inverse=True)
+    return FrameOrder(sequence.astype(np.int64).reshape(-1), position, [str(u) for u in unique.tolist()], unit)
