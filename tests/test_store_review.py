@@ -86,6 +86,14 @@ def test_label_tags_survive_a_repush_and_dropped_reviewed_boxes_are_kept(
     pulled = pull_reviews(name, tmp_path / "pull", overwrite=True)
     assert pulled.approved == 2 and pulled.fp_removed == 1 and pulled.corrections == 1  # wrong-class seen aside
     assert len(ds.load_saved_view("review-queue")) == 2
+    # issue #25: pushing the same selection after the pull does not queue the finished reviews again
+    push_records(moved, name, round_=2, review=True, progress=False)
+    ds.reload()
+    assert len(ds.load_saved_view("review-queue")) == 2
+    assert "to-review" not in ds[first.id].tags and "labeled" in ds[first.id].tags
+    assert "to-review" not in ds[second.id].tags and "to-annotate" in ds[second.id].tags
+    again_pulled = pull_reviews(name, tmp_path / "pull2", overwrite=False)
+    assert again_pulled.approved == 0 and again_pulled.pending == 2
 
 
 def test_tags_added_during_a_slow_push_in_another_process_survive(porch_data: Path, name: str, fo: Any, tmp_path):

@@ -28,6 +28,10 @@ TO_REVIEW = "to-review"
 APPROVED, REJECTED = "approved", "rejected"
 #: Tags a reviewer puts on labels.
 FP, WRONG_CLASS, MISSED = "fp", "wrong-class", "missed"
+#: Tags ``cvactive pull`` leaves on a reviewed sample: its ground truth was written, or it waits
+#: for annotation. A later push does not put such a sample back in the review queue.
+LABELED, TO_ANNOTATE = "labeled", "to-annotate"
+FINISHED_TAGS = frozenset({LABELED, TO_ANNOTATE})
 #: Tag of synthetic images (made by cvactive's synthesis stage).
 SYNTHETIC = "synthetic"
 #: The field that holds each sample's cvactive identity (``record.key``).

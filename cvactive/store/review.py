@@ -23,14 +23,21 @@ from cvactive.boxes import fiftyone_to_xyxy
 from cvactive.errors import StoreError
 from cvactive.store._db import connect, load_dataset
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
+from cvactive.store.convert import (
+    APPROVED,
+    FP,
+    LABELED,
+    MISSED,
+    REJECTED,
+    REVIEW_VIEW,
+    TO_ANNOTATE,
+    TO_REVIEW,
+    WRONG_CLASS,
+)
 from cvactive.store.merge import REVIEWED_SUFFIX
 from cvactive.store.queue import review_settings
 
 log = logging.getLogger(__name__)
-
-#: Tags pull puts on samples.
-LABELED, TO_ANNOTATE = "labeled", "to-annotate"
 
 
 @dataclass

@@ -29,7 +29,7 @@ import numpy as np
 
 from cvactive.errors import StoreError
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import KEY_FIELD
+from cvactive.store.convert import FINISHED_TAGS, KEY_FIELD, TO_REVIEW
 from cvactive.store.fields import EMBEDDING_FIELD
 from cvactive.store.merge import REVIEWED_SUFFIX, carry_reviews, keep_unmatched
 
@@ -242,8 +242,8 @@ class RawWriter:
 
     # -- merging updates ------------------------------------------------------------------------
 
-    def _read_boxes(self, ids: list[str]) -> dict[str, tuple[Any, list[dict], list[dict]]]:
-        """Sample id -> (``last_modified_at``, its predicted boxes, its kept reviewed boxes)."""
+    def _read_boxes(self, ids: list[str]) -> dict[str, tuple[Any, list[dict], list[dict], list[str]]]:
+        """Sample id -> (``last_modified_at``, its predicted boxes, its kept reviewed boxes, its tags)."""
         slim = {k: f"$$d.{k}" for k in _BOX_KEYS}
         pipeline = [
             {"$match": {"_id": {"$in": [self._oid(i) for i in ids]}}},
@@ -252,17 +252,23 @@ class RawWriter:
                 "boxes": {"$map": {"input": {"$ifNull": [f"${self.label_field}.detections", []]}, "as": "d",
                                    "in": slim}},
                 "kept": {"$ifNull": [f"${self.reviewed_field}.detections", []]},
+                "tags": 1,
             }},
         ]  # fmt: skip
         docs = self.coll.aggregate(pipeline)
-        return {str(d["_id"]): (d.get("last_modified_at"), d["boxes"], d["kept"]) for d in docs}
+        return {str(d["_id"]): (d.get("last_modified_at"), d["boxes"], d["kept"], d.get("tags") or []) for d in docs}
 
     def _update_op(
-        self, sid: str, upd: Update, state: tuple[Any, list[dict], list[dict]], stamp: datetime, token: str
+        self,
+        sid: str,
+        upd: Update,
+        state: tuple[Any, list[dict], list[dict], list[str]],
+        stamp: datetime,
+        token: str,
     ) -> Any:
         from pymongo import UpdateOne
 
-        modified, old_boxes, kept = state
+        modified, old_boxes, kept, old_tags = state
         # every old box lends its id (and tags) to the new box that matches it, so a label id the App
         # holds stays valid; reviewed boxes that nothing matches are kept aside
         dets, dropped = carry_reviews(old_boxes, [dict(d) for d in upd.dets])
@@ -275,8 +281,11 @@ class RawWriter:
             archive = keep_unmatched(kept, [full.get(str(b["_id"]), b) for b in unmatched])
             values[self.reviewed_field] = {"_cls": "Detections", "detections": archive}
         update: dict[str, Any] = {"$set": {**values, WRITE_FIELD: token, "last_modified_at": stamp}}
-        if upd.tags:
-            update["$addToSet"] = {"tags": {"$each": list(upd.tags)}}
+        tags = list(upd.tags)
+        if FINISHED_TAGS & set(old_tags):  # a finished review is not queued again by a re-push
+            tags = [t for t in tags if t != TO_REVIEW]
+        if tags:
+            update["$addToSet"] = {"tags": {"$each": tags}}
         return UpdateOne({"_id": self._oid(sid), "last_modified_at": modified}, update)
 
     def _full_boxes(self, sid: str, label_ids: list[Any]) -> list[dict[str, Any]]:
