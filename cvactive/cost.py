@@ -29,6 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from cvactive._config import check_keys
 from cvactive.boxes import box_iou
 from cvactive.consistency.matching import match_boxes
 from cvactive.errors import ConfigError
@@ -74,10 +75,7 @@ class Corrections:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Corrections:
-        names = [f.name for f in fields(cls)]
-        unknown = set(data) - set(names)
-        if unknown:
-            raise ConfigError(f"corrections: unknown count(s) {sorted(unknown)}; valid: {', '.join(names)}")
+        check_keys(data, [f.name for f in fields(cls)], "corrections")
         return cls(**{k: int(v) for k, v in data.items()})
 
     @classmethod
@@ -139,10 +137,7 @@ class CostModel:
             return cls()
         if not isinstance(data, Mapping):
             raise ConfigError(f"cost: expected a mapping of unit costs, got {type(data).__name__}")
-        names = [f.name for f in fields(cls)]
-        unknown = set(data) - set(names)
-        if unknown:
-            raise ConfigError(f"cost: unknown option(s) {sorted(unknown)}; valid options: {', '.join(names)}")
+        check_keys(data, [f.name for f in fields(cls)], "cost")
         return cls(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in data.items()})
 
     def to_dict(self) -> dict[str, float]:

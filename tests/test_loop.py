@@ -95,6 +95,37 @@ def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path)
     assert settings["init"] == "previous" and settings["freeze"] == 2
 
 
+def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_path):
+    """budget_unit=boxes: a round labels, in the strategy's order, the images whose boxes fit in the
+    budget; every round records its labeled set's images, boxes and corrections; the report has
+    every cost axis."""
+    from cvactive.cli import main
+
+    out = tmp_path / "study"
+    args = ["loop", "--data", str(porch_data), "--out", str(out), "--strategies", "uncertainty", "--seeds", "1"]
+    args += ["--initial", "10", "--budget", "12", "--budget-unit", "boxes", "--rounds", "1", "--epochs", "1"]
+    args += ["--imgsz", "128", "--model", "pico", "--no-progress"]
+    assert main(args) == 0
+    round0 = json.loads((out / "seed0" / "round0" / "round.json").read_text())
+    ann0 = round0["annotation"]
+    assert ann0["images"] == 10 and ann0["boxes"] > 0
+    # No model before round 0: its images count as drawn in correct mode too.
+    assert ann0["correct"] == {"images": 10, "accepted": 0, "deleted": 0, "missed": ann0["boxes"], "reboxed": 0,
+                               "reclassed": 0}  # fmt: skip
+    for strategy in ("random", "uncertainty"):
+        r1 = json.loads((out / "seed0" / strategy / "round1" / "round.json").read_text())
+        ann = r1["annotation"]
+        assert ann["images"] == r1["labels_used"] == 10 + len(r1["chosen"]) and r1["chosen"]
+        assert 0 <= ann["boxes"] - ann0["boxes"] <= 12  # the round's spend never exceeds its budget
+        c = ann["correct"]
+        assert c["images"] == ann["images"]
+        assert c["missed"] >= ann0["boxes"] and c["missed"] <= ann["boxes"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["axes"] == ["images", "boxes", "seconds_draw", "seconds_correct"]
+    assert set(summary["strategies"]["uncertainty"]["axes"]) == set(summary["axes"])
+    assert (out / "cost_curves.png").exists()
+
+
 def test_bad_loop_settings_are_refused_before_training(porch_data, tmp_path):
     from functools import partial
 
@@ -109,6 +140,10 @@ def test_bad_loop_settings_are_refused_before_training(porch_data, tmp_path):
         run_loop(porch_data, tmp_path, LoopConfig(strategies=("magic",), model="pico"))
     with pytest.raises(ConfigError, match=r"strategy 'uncertainty': unknown option\(s\) \['k_means'\]"):
         run_loop(porch_data, tmp_path, LoopConfig(strategy_options={"uncertainty": {"k_means": 3}}, model="pico"))
+    with pytest.raises(ConfigError, match="unknown budget_unit 'hours'"):
+        run_loop(porch_data, tmp_path, LoopConfig(budget_unit="hours", model="pico"))
+    with pytest.raises(ConfigError, match=r"cost: unknown option\(s\) \['per_box'\]"):
+        run_loop(porch_data, tmp_path, LoopConfig(cost={"per_box": 3.0}, model="pico"))
     other = tmp_path / "other.yaml"
     other.write_text("path: /nowhere\ntrain: images/train\nval: images/val\nnames: {0: cat}\n")
     with pytest.raises(Exception, match="eval_data"):

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-FLAGS = ("initial", "budget", "rounds", "model", "init", "freeze", "epochs", "imgsz", "batch", "device", "measure")
+FLAGS: tuple[str, ...] = ("initial", "budget", "rounds", "model", "init", "freeze", "epochs", "imgsz", "batch")
+FLAGS += ("device", "measure")
+FLAGS += ("budget_unit",)
 
 
 def register(sub: Any) -> None:
@@ -21,7 +23,14 @@ def register(sub: Any) -> None:
     p.add_argument("--strategies", default=None, help="comma-separated strategies (random is always added)")
     p.add_argument("--seeds", default=None, help="number of seeds, or a comma-separated list")
     p.add_argument("--initial", type=int, default=None, help="initial labeled images")
-    p.add_argument("--budget", type=int, default=None, help="images labeled per round")
+    p.add_argument("--budget", type=int, default=None, help="images labeled per round (or a spend: --budget-unit)")
+    p.add_argument(
+        "--budget-unit",
+        choices=("images", "boxes", "seconds_draw", "seconds_correct"),
+        default=None,
+        help="what --budget counts: images (default), ground-truth boxes, or annotation seconds drawing every box "
+        "or correcting the model's predictions (priced by the config's cost section; docs/cost.md)",
+    )
     p.add_argument("--rounds", type=int, default=None, help="selection rounds")
     p.add_argument(
         "--model",

@@ -36,6 +36,12 @@ class LoopConfig:
         eval_conf: confidence threshold of evaluation (recorded with the results).
         measure: the image score given to every strategy that takes a ``score`` option.
         strategy_options: per-strategy keyword options for the selection registry.
+        cost: the annotation cost model's unit costs and matching settings (fields of
+            :class:`cvactive.cost.CostModel`; missing keys keep the documented defaults): every
+            round records its labeled set's images, boxes and corrections, and the report prices them.
+        budget_unit: what ``budget`` counts: ``images`` (default), or a spend of ``boxes``,
+            ``seconds_draw`` or ``seconds_correct`` per round (the strategy's ranking is labeled in
+            order until the next image would exceed it; see ``docs/loop.md``).
     """
 
     strategies: tuple[str, ...] = ("random", "uncertainty", "hybrid")
@@ -57,6 +63,8 @@ class LoopConfig:
     eval_conf: float = 0.001
     measure: str = "entropy_max"
     strategy_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cost: dict[str, float] = field(default_factory=dict)
+    budget_unit: str = "images"
 
     @property
     def seed_list(self) -> list[int]:
@@ -77,7 +85,12 @@ class LoopConfig:
             raise ConfigError(f"unknown init {self.init!r}; valid values: {', '.join(INITS)}")
         if self.freeze is not None and self.freeze < 0:
             raise ConfigError(f"freeze must be >= 0 layers, got {self.freeze}")
-        needed = self.initial + self.budget * self.rounds
+        from cvactive.cost import AXES, CostModel
+
+        if self.budget_unit not in AXES:
+            raise ConfigError(f"unknown budget_unit {self.budget_unit!r}; valid units: {', '.join(AXES)}")
+        CostModel.from_dict(self.cost)  # unknown or negative unit costs are refused before training
+        needed = self.initial + (self.budget if self.budget_unit == "images" else 1) * self.rounds
         if needed > pool_size:
             raise ConfigError(
                 f"initial + budget x rounds = {needed} labels, but the pool has only {pool_size} images; "
@@ -86,6 +99,13 @@ class LoopConfig:
         for name in self.strategy_list:
             strategy = get_strategy(name)  # an unknown name lists the valid ones
             strategy.check_options(self.options_for(name))
+
+    @property
+    def cost_model(self) -> Any:
+        """The :class:`cvactive.cost.CostModel` of the ``cost`` section."""
+        from cvactive.cost import CostModel
+
+        return CostModel.from_dict(self.cost)
 
     def options_for(self, strategy: str) -> dict[str, Any]:
         """The keyword options the study passes to ``strategy``."""

@@ -122,12 +122,16 @@ def t_interval(values: list[float] | np.ndarray, confidence: float = CONFIDENCE)
 
 
 def _common_labels(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    return np.intersect1d(a[0], b[0])
+    """The label counts of either curve inside the range both cover (the same counts when both
+    grew by the same image budget; under a cost budget their counts differ)."""
+    lo, hi = max(a[0][0], b[0][0]), min(a[0][-1], b[0][-1])
+    grid = np.union1d(a[0], b[0])
+    return grid[(grid >= lo) & (grid <= hi)]
 
 
 def _at(curve: tuple[np.ndarray, np.ndarray], labels: np.ndarray) -> np.ndarray:
-    idx = np.searchsorted(curve[0], labels)
-    return curve[1][idx]
+    """The curve at ``labels``, linearly interpolated (exact at its own points)."""
+    return np.interp(labels, curve[0].astype(float), curve[1])
 
 
 def paired(rows: list[dict[str, Any]], strategy: str, metric: str = "mAP50_95") -> dict[str, Any]:
@@ -296,7 +300,7 @@ def verdict(final_ci: dict[str, Any], auc_ci: dict[str, Any], random_final: floa
 
 
 def complete_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows of the (strategy, seed) curves that reach the study's last label count.
+    """The rows of the (strategy, seed) curves that reach the study's last round.
 
     A seed still running (or stopped mid-way) would otherwise pair its last round with random's
     final at another label count; its rounds stay in ``rounds.csv``/``rounds.json`` and enter
@@ -304,8 +308,8 @@ def complete_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """
     if not rows:
         return rows
-    top = max(int(r["labels_used"]) for r in rows)
-    done = {(r["strategy"], int(r["seed"])) for r in rows if int(r["labels_used"]) == top}
+    top = max(int(r["round"]) for r in rows)  # rounds, not labels: under a cost budget label counts differ
+    done = {(r["strategy"], int(r["seed"])) for r in rows if int(r["round"]) == top}
     return [r for r in rows if (r["strategy"], int(r["seed"])) in done]
 
 

@@ -128,7 +128,8 @@ class Study:
         for split in (cfg.pool_split, cfg.eval_split):
             if split not in self.ds.splits:
                 raise DatasetError(f"{data}: no {split!r} split; it has {', '.join(self.ds.splits)}")
-        self.pool = [item.image for item in self.ds.items(cfg.pool_split)]
+        self.pool_items = list(self.ds.items(cfg.pool_split))  # the oracle: each pool image's labels
+        self.pool = [item.image for item in self.pool_items]
         cfg.check(len(self.pool))
         self.evals = _eval_sets(self.ds, cfg)
         self.out = Path(out).resolve()
@@ -146,6 +147,9 @@ class Study:
         path = self.out / "settings.json"
         if path.exists():
             old = json.loads(path.read_text())
+            # A setting added to LoopConfig after the study started counts as its default there.
+            defaults = json.loads(json.dumps(asdict(LoopConfig())))
+            old = {**{k: defaults[k] for k in settings if k not in old and k in defaults}, **old}
             free = ("strategies", "seeds", "rounds")  # a study may grow: more strategies, seeds or rounds
             if {k: v for k, v in old.items() if k not in free} != {k: v for k, v in settings.items() if k not in free}:
                 raise ConfigError(
@@ -236,10 +240,113 @@ class Study:
         self._error_models[weights] = model
         return model
 
+    # -- annotation cost --------------------------------------------------------------------
+    def boxes_of(self, indices: Sequence[int]) -> int:
+        """Ground-truth boxes of the pool images at ``indices`` (what drawing them pays for)."""
+        return int(sum(len(self.pool_items[i].classes) for i in indices))
+
+    def predictions(self, weights: str, indices: Sequence[int]) -> list[ImageRecord]:
+        """The records of ``weights`` on the pool images at ``indices`` (from the scored pool when it
+        is cached, else predicted for these images only, at the scoring confidence)."""
+        if weights in self._scored:
+            return [self._scored[weights][i] for i in indices]
+        from cvactive.detector import Detector, FrameMeta
+        from cvactive.sources import read_image
+
+        cfg = self.cfg
+        detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
+        frames = ((read_image(self.pool[i]), FrameMeta(str(self.pool[i]))) for i in indices)
+        return list(detector.predict_stream(frames, POOL_BATCH, workers=self.workers))
+
+    def corrections(self, weights: str, indices: Sequence[int]) -> list[Any]:
+        """Per image, what correcting the predictions of ``weights`` into its labels takes
+        (:class:`cvactive.cost.Corrections`, at the cost model's operating confidence)."""
+        model = self.cfg.cost_model
+        out = []
+        for i, rec in zip(indices, self.predictions(weights, indices)):
+            item = self.pool_items[i]
+            out.append(
+                model.corrections(
+                    rec.xyxy, rec.class_id, rec.confidence, item.xyxy(rec.width, rec.height), item.classes
+                )
+            )
+        return out
+
+    def annotation(self, labeled: Sequence[int], corrected: Any) -> dict[str, Any]:
+        """A round's ``annotation`` record: its labeled set's images and ground-truth boxes, and the
+        corrections counted so far (``None``: not recorded)."""
+        return {
+            "images": len(labeled),
+            "boxes": self.boxes_of(labeled),
+            "correct": None if corrected is None else corrected.to_dict(),
+        }
+
+    def corrected(self, previous: dict, weights: str, chosen: Sequence[int]) -> Any:
+        """The corrections of the labeled set after ``chosen`` joins ``previous``'s: the batch is
+        counted against the predictions of the model that selected it (``weights``); ``None`` when
+        ``previous`` has no count (a round recorded before corrections were)."""
+        from cvactive.cost import Corrections
+
+        before = previous["annotation"].get("correct")
+        if before is None:
+            return None
+        total = Corrections.from_dict(before)
+        for c in self.corrections(weights, chosen):
+            total = total + c
+        return total
+
+    def fill_budget(self, ranked: Sequence[int], weights: str) -> list[int]:
+        """The images of ``ranked`` (best first) an annotator labels within one round's cost budget:
+        in ranking order, each image whose cost still fits in what is left (one that does not is
+        skipped); the round never spends more than ``budget`` in ``budget_unit``."""
+        cfg, model = self.cfg, self.cfg.cost_model
+        if cfg.budget_unit == "seconds_correct":
+            costs = [model.correct_seconds(c) for c in self.corrections(weights, ranked)]
+        elif cfg.budget_unit == "seconds_draw":
+            costs = [model.draw_seconds(1, self.boxes_of([i])) for i in ranked]
+        else:
+            costs = [float(self.boxes_of([i])) for i in ranked]
+        chosen, left = [], float(cfg.budget)
+        for i, c in zip(ranked, costs):
+            if c <= left:
+                chosen.append(int(i))
+                left -= c
+        if not chosen:
+            raise ConfigError(
+                f"a budget of {cfg.budget} {cfg.budget_unit} per round fits none of the {len(ranked)} images "
+                f"ranked first (the cheapest costs {min(costs):g}); raise --budget"
+            )
+        return chosen
+
+    def candidates(self, labeled: Sequence[int], spent: float) -> int:
+        """How many images to ask a strategy for: ``budget`` under an image budget; under a cost
+        budget three times what the budget buys at the labeled set's mean cost per image (all
+        unlabeled images at most)."""
+        cfg = self.cfg
+        unlabeled = len(self.pool) - len(labeled)
+        if cfg.budget_unit == "images":
+            return min(cfg.budget, unlabeled)
+        per_image = spent / max(len(labeled), 1)
+        if per_image <= 0:
+            return unlabeled
+        return int(min(unlabeled, np.ceil(3 * cfg.budget / per_image) + 1))
+
+    def spent(self, row: dict) -> float:
+        """The labeled set's spend in ``budget_unit`` (from its ``annotation`` record)."""
+        from cvactive.cost import Corrections
+
+        ann, model = row["annotation"], self.cfg.cost_model
+        corrected = ann.get("correct")
+        value = model.spend(
+            ann["images"], ann["boxes"], None if corrected is None else Corrections.from_dict(corrected)
+        )
+        return float(value[self.cfg.budget_unit] or 0.0)
+
     def select(
-        self, strategy: str, weights: str, labeled: list[int], rng: np.random.Generator
+        self, strategy: str, weights: str, labeled: list[int], rng: np.random.Generator, k: int | None = None
     ) -> tuple[list[int], float]:
-        """The pool indices ``strategy`` picks next, and the seconds selection took (scoring included)."""
+        """The pool indices ``strategy`` picks next (``k`` of them, ``budget`` by default), best
+        first, and the seconds selection took (scoring included)."""
         from cvactive.selection import get_strategy, select
 
         start = time.perf_counter()
@@ -252,7 +359,7 @@ class Study:
             records = self.error_model(weights).attach(records)
         indices, _utilities = select(
             records,
-            self.cfg.budget,
+            self.cfg.budget if k is None else k,
             strategy=strategy,
             labeled=np.asarray(labeled, np.int64),
             rng=rng,
@@ -269,7 +376,12 @@ class Study:
         if ckpt.exists():
             return dict(json.loads(ckpt.read_text()))
         metrics = self.train_and_eval(initial, seed, ckpt.parent, self.model)
+        from cvactive.cost import Corrections
+
+        # No model of the data's classes exists before round 0: its images are drawn in both modes.
+        drawn = Corrections.drawn(len(initial), self.boxes_of(initial))
         row = {"seed": seed, "round": 0, "labeled": initial, "labels_used": len(initial), **metrics}
+        row["annotation"] = self.annotation(initial, drawn)
         _atomic_write(ckpt, row)
         return row
 
@@ -309,8 +421,13 @@ class Study:
         # The rng of a round depends only on (seed, strategy, round): a resumed study makes the
         # same choices as an uninterrupted one.
         rng = np.random.default_rng([seed, r, sum(map(ord, strategy))])
-        chosen, select_seconds = self.select(strategy, previous_weights, previous["labeled"], rng)
+        previous.setdefault("annotation", self.annotation(previous["labeled"], None))
+        k = self.candidates(previous["labeled"], self.spent(previous))
+        chosen, select_seconds = self.select(strategy, previous_weights, previous["labeled"], rng, k)
+        if self.cfg.budget_unit != "images":
+            chosen = self.fill_budget(chosen, previous_weights)
         labeled = sorted(set(previous["labeled"]) | set(chosen))
+        annotation = self.annotation(labeled, self.corrected(previous, previous_weights, chosen))
         start_from = previous_weights if self.cfg.init == "previous" else self.model
         metrics = self.train_and_eval(labeled, seed, work, start_from)
         row = {
@@ -322,6 +439,7 @@ class Study:
             "labels_used": len(labeled),
             "select_seconds": select_seconds,
             **metrics,
+            "annotation": annotation,
         }
         _atomic_write(ckpt, row)
         return row
@@ -341,13 +459,18 @@ class Study:
             if not first.exists():
                 continue
             round0 = json.loads(first.read_text())
+            round0.setdefault("annotation", self.annotation(round0["labeled"], None))
             for strategy in strategies:
                 done = []
                 for r in range(1, self.cfg.rounds + 1):
                     path = self.work_dir(seed, strategy, r) / "round.json"
                     if not path.exists():
                         break
-                    done.append({**json.loads(path.read_text()), "strategy": strategy})
+                    row = {**json.loads(path.read_text()), "strategy": strategy}
+                    # Rounds checkpointed before annotation was recorded: images and boxes come from
+                    # their labeled set; their corrections were not counted and stay unknown.
+                    row.setdefault("annotation", self.annotation(row["labeled"], None))
+                    done.append(row)
                 if done or strategy == "random":
                     rows += [{**round0, "strategy": strategy, "select_seconds": 0.0}, *done]
         return rows

@@ -120,6 +120,8 @@ class Loop(Section):
     eval_conf: Prob = 0.001
     measure: ImageScore = "entropy_max"
     strategy_options: LoopStrategyOptions = {}
+    cost: dict[str, NonNegFloat] = {}
+    budget_unit: Literal["images", "boxes", "seconds_draw", "seconds_correct"] = "images"
 
 
 # -- cvactive synthesize (cvactive.synthesis.synthesize) and its recipes -------------------------
