@@ -135,6 +135,13 @@ def several_sources_into_one_harvest(tmp: Path) -> list[str | Path]:
     return ["harvest", tmp / "v.avi", tmp / "w.avi", "--config", tmp / "h.yaml", "--out", out, "--no-progress"]
 
 
+def several_sources_into_a_user_folder(tmp: Path) -> list[str | Path]:
+    write_video(tmp / "w.avi", seed=1)
+    (tmp / "h").mkdir()
+    (tmp / "h" / "site.json").write_text('{"mine": true}')
+    return ["feed", tmp / "v.avi", tmp / "w.avi", "--config", tmp / "h.yaml", "--out", tmp / "h", "--fresh"]
+
+
 CASES: dict[str, tuple[Callable[[Path], list[str | Path]], str]] = {
     "user files in --out": (user_folder, "holds no harvest (it holds frames/, manifest.jsonl); nothing there"),
     "user files in --out, --fresh": (user_folder_fresh, "holds no harvest"),
@@ -149,6 +156,7 @@ CASES: dict[str, tuple[Callable[[Path], list[str | Path]], str]] = {
     "unopenable video (harvest)": (unopenable_harvest, "cannot open video"),
     "--out inside the source folder": (out_inside_the_source, "overlaps the input"),
     "several sources into a one-source harvest": (several_sources_into_one_harvest, "holds the harvest of one"),
+    "several sources into a user folder": (several_sources_into_a_user_folder, "holds no harvest (it holds site"),
 }
 
 

@@ -96,12 +96,19 @@ def test_sigkill_then_rerun_equals_uninterrupted(uninterrupted, people, openvino
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert 6 <= len(manifest(out)) < 20
+    # the dead run's lock file stays but is not held; its ownership record names its files
+    assert (out / ".cvactive.lock").is_file()
+    assert set(json.loads((out / ".cvactive-owner.json").read_text())["files"]) == {"state.json", "manifest.jsonl"}
+    photo = out / "frames" / "mine" / "holiday.jpg"  # a user's file under frames/: the rerun leaves it alone
+    photo.parent.mkdir()
+    photo.write_bytes(b"a photo the user put there")
     done = subprocess.run(cli(people, openvino_model, out), capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert photo.read_bytes() == b"a photo the user put there"
     full, resumed = manifest(uninterrupted[0]), manifest(out)
     assert [ln["frame"] for ln in resumed] == [ln["frame"] for ln in full]
     assert [ln["rules"] for ln in resumed] == [ln["rules"] for ln in full]
-    assert len({ln["path"] for ln in resumed}) == 20 == len(list((out / "frames").rglob("*.jpg")))
+    assert len({ln["path"] for ln in resumed}) == 20 == len(list((out / "frames").rglob("*.jpg"))) - 1
 
 
 def test_sigterm_flushes_exits_143_and_resumes(uninterrupted, people, openvino_model, tmp_path):

@@ -90,15 +90,28 @@ def test_crash_midway_then_resume_matches_uninterrupted(tmp_path, monkeypatch):
         run(videos, tmp_path / "cut", **kw)
     monkeypatch.setattr(_Harvester, "keep", keep)
     assert len(manifest(tmp_path / "cut")) == 7
+    seventh = manifest(tmp_path / "cut")[6]["path"]
+    # files a user put beside the frames, one named like a frame: the reconcile leaves them alone
+    ours = next((tmp_path / "cut" / "frames").iterdir())
+    user = [tmp_path / "cut" / "frames" / "mine" / "holiday.jpg", ours / "notes.jpg", ours / "12345678.jpeg"]
+    user[0].parent.mkdir()
+    for path in user:
+        path.write_bytes(b"the user's")
     resumed = run(videos, tmp_path / "cut", **kw)
     assert resumed.kept == 6  # the 7th is decided again after the reconcile
+    assert all(path.read_bytes() == b"the user's" for path in user)
+    for path in user:
+        path.unlink()
     a, b = manifest(tmp_path / "full"), manifest(tmp_path / "cut")
     assert [(x["source"], x["frame"]) for x in a] == [(x["source"], x["frame"]) for x in b]
+    assert seventh == b[6]["path"]  # written again, at the same name
     assert len({x["path"] for x in b}) == 12 == len(list((tmp_path / "cut" / "frames").rglob("*.jpg")))
     assert {x["source"] for x in b} == {str(videos / "v0.avi"), str(videos / "v1.avi")}
     with pytest.raises(ConfigError, match="different config"):
         run(videos, tmp_path / "cut", **{**kw, "seed": 1})
     assert run(videos, tmp_path / "cut", fresh=True, **{**kw, "seed": 1}).kept == 12
+    (aside,) = tmp_path.glob("cut.old-*")  # --fresh moved the old harvest aside, whole
+    assert manifest(aside) == b and len(list((aside / "frames").rglob("*.jpg"))) == 12
 
 
 def test_stop_event_saves_state(tmp_path):
