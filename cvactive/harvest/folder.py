@@ -155,7 +155,7 @@ def hold_folder(
         if fresh and user_content(out):
             if Path.cwd().resolve().is_relative_to(out.resolve()):
                 raise OutputError(f"--fresh would move {out} aside while it is the current folder; run from elsewhere")
-            aside = move_aside(out.resolve())
+            aside = move_aside(os.path.abspath(out))  # a symlink is moved, not the folder it names
             log.info("moved the previous harvest in %s aside to %s (nothing deleted)", out, aside)
             stack.enter_context(folder_lock(out, command))
             owner = None
