@@ -206,6 +206,15 @@ def test_a_second_run_into_a_held_folder_fails_at_once_naming_the_first(tmp_path
     assert state["kept"] == len(lines) and state["manifest_bytes"] == (out / "manifest.jsonl").stat().st_size
 
 
+def test_feed_of_a_video_that_fails_part_way_exits_1(tmp_path):
+    data = write_video(tmp_path / "v.avi", frames=100).read_bytes()
+    (tmp_path / "t.avi").write_bytes(data[: len(data) // 2])
+    (tmp_path / "h.yaml").write_text(RANDOM)
+    done = cvactive("feed", tmp_path / "t.avi", "--config", tmp_path / "h.yaml", "--out", tmp_path / "h")
+    assert done.returncode == 1, done.stderr  # it exited 0 before
+    assert "of 100 (truncated or corrupt)" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_fresh_moves_the_old_harvest_aside_whole(tmp_path):
     write_video(tmp_path / "v.avi")
     out = a_harvest(tmp_path)

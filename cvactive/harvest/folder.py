@@ -76,7 +76,7 @@ def _legacy(out: Path, site: bool) -> OwnedDir | None:
     state = _json(out / STATE_NAME)
     if not isinstance(state, dict) or not {"version", "fingerprint"} <= set(state):
         return None
-    if not content <= {STATE_NAME, MANIFEST_NAME, FRAMES_DIR}:
+    if not content <= {STATE_NAME, MANIFEST_NAME, FRAMES_DIR, STATE_NAME + ".tmp"}:  # .tmp: a save cut short
         return None
     return OwnedDir(out, HARVEST, [STATE_NAME, MANIFEST_NAME])
 

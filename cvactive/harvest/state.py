@@ -5,6 +5,8 @@ Layout of a harvest folder::
     DIR/frames/<stem>-<id>/<frame>.jpg   kept frames
     DIR/manifest.jsonl                   one JSON line per kept frame
     DIR/state.json                       this state (written atomically: tmp file + os.replace)
+    DIR/.cvactive-owner.json             the folder is a harvest's (see cvactive.harvest.folder)
+    DIR/.cvactive.lock                   held (flock) by the run writing the folder
 
 Order of writes for a kept frame: the JPEG, then its manifest line (flushed), then, at the end
 of the batch the frame belongs to, the state, which records the manifest's size in bytes. On a
