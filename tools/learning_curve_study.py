@@ -74,7 +74,15 @@ PLANS: dict[str, str] = {
         "(the list of runs below says which)."
     ),
 }
-KEEP = ("rounds.csv", "rounds.json", "summary.json", "summary.md", "learning_curves.png", "settings.json")
+KEEP = (
+    "rounds.csv",
+    "rounds.json",
+    "summary.json",
+    "summary.md",
+    "learning_curves.png",
+    "cost_curves.png",
+    "settings.json",
+)
 
 
 def override(preset: list[str], extra: list[str]) -> list[str]:
@@ -137,7 +145,12 @@ def publish(work: Path, dest: Path, command: str) -> None:
         target = dest / "rounds" / rel.parent / f"{rel.name}.json"
         target.parent.mkdir(parents=True, exist_ok=True)
         row = json.loads(ckpt.read_text())
-        row["weights"] = str(Path(row["weights"]).relative_to(work)) if work in Path(row["weights"]).parents else ""
+        weights = Path(row["weights"])
+        if work in weights.parents:
+            row["weights"] = str(weights.relative_to(work))
+        elif weights.is_absolute():  # outside the study folder: not a path anyone else can use
+            row["weights"] = ""
+        # else: already relative (a checkpoint restored from the results): kept as it is
         target.write_text(json.dumps(row, indent=1))
     for file in KEEP:
         if (work / file).exists():

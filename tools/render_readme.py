@@ -92,8 +92,27 @@ def verdict_block(names: list[str]) -> str:
             + "; ".join(parts)
             + "."
             + tail
+            + boxes_verdicts(summary, strategies)
         )
     return "\n".join(lines) + "\n"
+
+
+def boxes_verdicts(summary: dict[str, Any], strategies: dict[str, Any]) -> str:
+    """The same study counted in ground-truth boxes: the verdicts at equal spend, and what each
+    strategy's labeled set cost in boxes against random's (empty when the study has no boxes axis)."""
+    if "boxes" not in summary.get("axes", []):
+        return ""
+    parts = []
+    for prefix, one, several in GROUPS:
+        members = [f"`{k}`" for k, v in strategies.items() if v["axes"]["boxes"]["verdict"].startswith(prefix)]
+        if members:
+            parts.append(f"{', '.join(members)} {one if len(members) == 1 else several}")
+    spend = summary["strategies"]["random"]["axes"]["boxes"]["final_spend"]
+    costs = ", ".join(f"`{k}` {v['axes']['boxes']['spend_vs_random']['mean']:+.0%}" for k, v in strategies.items())
+    return (
+        f" **Counted in boxes drawn** (random's labeled set holds {spend:,.0f} boxes; the others' hold, paired "
+        f"by seed: {costs}), at equal spend: " + "; ".join(parts) + "."
+    )
 
 
 #: benchmark JSON file -> function returning its README rows (what, baseline, result, goal, met).

@@ -603,7 +603,11 @@ def plot_cost_curves(rows: list[dict[str, Any]], path: Path, axes: list[str]) ->
     fig = new_figure((5.2 * len(shown), 4.4))
     panels = fig.subplots(1, len(shown), squeeze=False)[0]
     for ax, axis in zip(panels, shown):
-        curves = seed_axis_curves(rows, axis)
+        scale = 3600.0 if axis.startswith("seconds") else 1.0  # seconds are shown in hours
+        curves = {
+            s: {seed: (x / scale, y) for seed, (x, y) in seeds.items()}
+            for s, seeds in seed_axis_curves(rows, axis).items()
+        }
         for i, strategy in enumerate(sorted(curves)):
             color = "black" if strategy == "random" else f"C{i}"
             style = "--" if strategy == "random" else "-"
@@ -615,8 +619,6 @@ def plot_cost_curves(rows: list[dict[str, Any]], path: Path, axes: list[str]) ->
             my = np.mean([y[:n] for _, y in seeds], axis=0)
             ax.plot(mx, my, color=color, marker="o", linewidth=2, linestyle=style, label=f"{strategy} (n={len(seeds)})")
         ax.set_xlabel(AXIS_LABELS[axis] + (" (h)" if axis.startswith("seconds") else ""))
-        if axis.startswith("seconds"):
-            ax.xaxis.set_major_formatter(lambda v, _pos: f"{v / 3600:.1f}")
         ax.set_ylabel("mAP50-95")
         ax.grid(alpha=0.3)
     panels[0].legend(fontsize=7)
