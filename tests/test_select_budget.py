@@ -349,3 +349,13 @@ def test_select_command_under_a_cost_budget(tmp_path, capsys):
     assert "order_key=" in capsys.readouterr().out
     assert main(["select", str(scores), "--strategy", "random", "--k", "3", "--order-key", "x"]) == 2
     assert "reads no frame order" in capsys.readouterr().err
+
+
+def test_per_cost_order_for_a_caller_with_its_own_budget():
+    """The loop pays true costs itself: it only needs the strategy's picks in utility-per-cost order."""
+    from cvactive.selection.costaware import per_cost_order
+
+    assert per_cost_order(np.array([4.0, 3.0, 1.0]), np.array([3.0, 0.0, 0.0]), "boxes").tolist() == [1, 0, 2]
+    assert per_cost_order(np.array([4.0, 3.0, 1.0]), np.array([8.0, 2.0, 1.0]), "draw").tolist() == [1, 2, 0]
+    # negative gains are shifted to >= 0 before dividing: the worst stays last whatever its cost
+    assert per_cost_order(np.array([-1.0, 0.5]), np.array([1.0, 10.0]), "draw").tolist() == [1, 0]

@@ -191,9 +191,6 @@ def select_within_budget(
         raise ConfigError(f"max_items must be a positive integer or None, got {max_items!r}")
     gen = as_rng(rng)
     budget = float(budget)
-    # In boxes mode an image predicted empty costs 0 boxes; ranking by utility per (boxes + 1)
-    # keeps it from looking free (the budget itself counts the boxes only).
-    rank_cost = cost + 1.0 if cost_mode == "boxes" else np.maximum(cost, 1e-12)
     cap = len(pool) if max_items is None else int(max_items)
     window = options.pop("temporal_window", None)
     order_key = options.pop("order_key", None) if window is not None else None
@@ -242,8 +239,7 @@ def select_within_budget(
         ):
             raise RuntimeError(f"strategy {strategy!r} returned picks that are not distinct candidate positions")
         if per_cost:
-            shifted = util - min(0.0, float(util.min()))
-            rank = np.argsort(-(shifted / rank_cost[fits[local]]), kind="stable")
+            rank = per_cost_order(util, cost[fits[local]], cost_mode)
             local, util = local[rank], util[rank]
         before = len(order)
         for j, u in zip(local.tolist(), util.tolist()):
@@ -263,6 +259,26 @@ def select_within_budget(
             break
     idx = np.asarray(order, np.int64)
     return BudgetSelection(idx, np.asarray(utils, np.float64), cost[idx], budget, cost_mode)
+
+
+def per_cost_order(utilities: np.ndarray, costs: np.ndarray, mode: str = "boxes") -> np.ndarray:
+    """The order (positions, best first) of picks by utility per expected cost.
+
+    Utilities are shifted to be >= 0 (a strategy's utilities may be negative gains); in ``boxes``
+    mode the cost is boxes + 1, so that an image predicted empty does not look free (the budget
+    itself counts boxes only); ties keep the strategy's order. A caller with its own budget
+    accounting (the loop pays the true cost of each image) ranks a strategy's picks with this and
+    fills its budget in that order.
+    """
+    u = np.asarray(utilities, np.float64)
+    c = np.asarray(costs, np.float64)
+    if u.shape != c.shape:
+        raise ConfigError(f"utilities {u.shape} and costs {c.shape} must have the same shape")
+    if u.size == 0:
+        return np.zeros(0, np.int64)
+    shifted = u - min(0.0, float(u.min()))
+    per = shifted / (c + 1.0 if mode == "boxes" else np.maximum(c, 1e-12))
+    return np.argsort(-per, kind="stable").astype(np.int64)
 
 
 def _slots_cap(slots: int, factor: float, available: int) -> int:
