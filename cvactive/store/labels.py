@@ -59,7 +59,9 @@ def _unreadable(paths: list[Path]) -> list[str]:
         try:
             with Image.open(path) as im:
                 im.size  # noqa: B018 - reading the header is the check
-        except (OSError, UnidentifiedImageError, ValueError):
+        except (OSError, UnidentifiedImageError, ValueError, ImportError):
+            # ImportError: Ultralytics patches PIL's Image.open to try the pi-heif plugin on a
+            # file PIL cannot identify, and that plugin is not installed
             bad.append(str(path))
     return bad
 
