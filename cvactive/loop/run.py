@@ -368,13 +368,20 @@ class Study:
         return [int(i) for i in indices], time.perf_counter() - start
 
     # -- the whole study --------------------------------------------------------------------
+    def checkpoint(self, path: Path) -> dict:
+        """A finished round's row; one checkpointed before annotation was recorded gets its
+        images and boxes from its labeled set (its corrections stay unknown: ``None``)."""
+        row = dict(json.loads(path.read_text()))
+        row.setdefault("annotation", self.annotation(row["labeled"], None))
+        return row
+
     def round0(self, seed: int) -> dict:
         """Round 0 of a seed: the random initial set, trained and evaluated (from its checkpoint when finished)."""
         rng0 = np.random.default_rng(seed)
         initial = sorted(int(i) for i in rng0.choice(len(self.pool), size=self.cfg.initial, replace=False))
         ckpt = self.out / f"seed{seed}" / "round0" / "round.json"
         if ckpt.exists():
-            return dict(json.loads(ckpt.read_text()))
+            return self.checkpoint(ckpt)
         metrics = self.train_and_eval(initial, seed, ckpt.parent, self.model)
         from cvactive.cost import Corrections
 
@@ -415,13 +422,12 @@ class Study:
         work = self.work_dir(seed, strategy, r)
         ckpt = work / "round.json"
         if ckpt.exists():
-            return dict(json.loads(ckpt.read_text()))
+            return self.checkpoint(ckpt)
         previous = chain[-1]
         previous_weights = self.ensure_weights(chain, seed, strategy)
         # The rng of a round depends only on (seed, strategy, round): a resumed study makes the
         # same choices as an uninterrupted one.
         rng = np.random.default_rng([seed, r, sum(map(ord, strategy))])
-        previous.setdefault("annotation", self.annotation(previous["labeled"], None))
         k = self.candidates(previous["labeled"], self.spent(previous))
         chosen, select_seconds = self.select(strategy, previous_weights, previous["labeled"], rng, k)
         if self.cfg.budget_unit != "images":
@@ -458,19 +464,14 @@ class Study:
             first = self.work_dir(seed, "", 0) / "round.json"
             if not first.exists():
                 continue
-            round0 = json.loads(first.read_text())
-            round0.setdefault("annotation", self.annotation(round0["labeled"], None))
+            round0 = self.checkpoint(first)
             for strategy in strategies:
                 done = []
                 for r in range(1, self.cfg.rounds + 1):
                     path = self.work_dir(seed, strategy, r) / "round.json"
                     if not path.exists():
                         break
-                    row = {**json.loads(path.read_text()), "strategy": strategy}
-                    # Rounds checkpointed before annotation was recorded: images and boxes come from
-                    # their labeled set; their corrections were not counted and stay unknown.
-                    row.setdefault("annotation", self.annotation(row["labeled"], None))
-                    done.append(row)
+                    done.append({**self.checkpoint(path), "strategy": strategy})
                 if done or strategy == "random":
                     rows += [{**round0, "strategy": strategy, "select_seconds": 0.0}, *done]
         return rows
