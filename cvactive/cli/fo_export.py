@@ -14,13 +14,17 @@ def register(sub: Any) -> None:
         "samples without labels are left out.",
     )
     p.add_argument("--dataset", required=True, help="FiftyOne data set name")
-    p.add_argument("--out", required=True, help="an empty (or new) folder")
+    p.add_argument("--out", required=True, help="a new or empty folder (or an earlier export, with --overwrite)")
     p.add_argument("--label-field", default="ground_truth", help="labels to export (default ground_truth)")
     p.add_argument("--tag", default=None, help="export only samples with this tag")
     p.add_argument("--untagged", default="train", help="split of samples with no split tag (default train)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="held out when no sample is tagged val (0.2)")
     p.add_argument("--media", choices=("copy", "symlink"), default="copy", help="copy or symlink images (copy)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing export in --out")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="move an earlier export in --out aside (to <out>.old-<time>)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the held-out validation split (0)")
     p.set_defaults(func=run)
 
@@ -42,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{k} {v}" for k, v in s.splits.items())
     print(f"exported {sum(s.splits.values())} images ({splits}), {s.boxes} boxes, {len(s.classes)} classes")
     print(f"  -> {s.data_yaml}")
+    if s.moved_aside is not None:
+        print(f"  the earlier export was moved aside to {s.moved_aside}")
     if s.skipped_unlabeled:
         print(f"  {s.skipped_unlabeled} samples without {args.label_field} left out")
     return 0
