@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cvactive._renamed import RenamedWarning
-from cvactive.errors import ConfigError, DatasetError
+from cvactive.errors import ConfigError, DatasetError, OutputError
 from cvactive.synthesis import (
     RECIPE_DIR,
     CopyPasteOptions,
@@ -236,7 +236,7 @@ def test_bad_options_fail_before_writing(tmp_path):
     assert not (tmp_path / "o1").exists()
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("mine")
-    with pytest.raises(ConfigError, match="not empty"):
+    with pytest.raises(OutputError, match="not empty and was not written by cvactive synthesize"):
         synthesize(data, k=2, out=tmp_path / "full", progress=False)
     assert (tmp_path / "full" / "keep.txt").read_text() == "mine"
 

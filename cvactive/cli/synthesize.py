@@ -38,7 +38,9 @@ def register(sub: Any) -> None:
     p.add_argument("--config", default=None, help=f"options YAML (default: {DEFAULT_CONFIG.name} in configs/synthesis)")
     p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output)")
     p.add_argument("--split", default=None, help="split whose images are parents (default: train)")
-    p.add_argument("--overwrite", action="store_true", help="replace a synthetic set already in --out")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a synthetic set already in --out (only its own files go)"
+    )
     p.add_argument("--list-recipes", action="store_true", help="print the recipes with what they fill, then exit")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(func=run)
@@ -49,6 +51,13 @@ def run(args: argparse.Namespace) -> int:
     from cvactive.errors import ConfigError
     from cvactive.synthesis import load_recipes, synthesize
 
+    if args.out is not None and args.data is not None and not args.list_recipes:  # before any work
+        from pathlib import Path
+
+        from cvactive.synthesis.output import check_out
+
+        data = Path(args.data)
+        check_out(Path(args.out).resolve(), inputs=[data if data.is_dir() else data.parent])
     recipes = load_recipes(args.recipe)
     if args.list_recipes:
         for r in recipes.values():

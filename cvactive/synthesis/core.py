@@ -26,6 +26,7 @@ import numpy as np
 from cvactive._random import as_rng
 from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError
+from cvactive.outputs import write_text_atomic
 from cvactive.synthesis.gaps import GapThresholds
 from cvactive.synthesis.images import array_luma, image_luma
 from cvactive.synthesis.output import (
@@ -124,15 +125,17 @@ def synthesize(
     parents = LabeledSplit.load(data, split, tgt.classes)
     pick(book, tgt.conditions)
     out_dir = Path(out).resolve()
-    prepare_out(out_dir, overwrite)
-    parents.profile(progress)
-    rng = as_rng(seed)
-    plans, jobs, notes = plan_jobs(tgt, book, parents, thresholds, k, rng)
-    runner = JobRunner(parents.items, instances(parents.items, parents.readable), _albu)
-    with SyntheticWriter(out_dir, quality) as writer:
-        dropped = _run_jobs(jobs, parents, writer, runner, progress)
-    summary = _summarize(out_dir, parents, tgt, thresholds, plans, writer, k, dropped, notes)
-    (out_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=1) + "\n")
+    inputs = [] if isinstance(data, YoloDataset) else [Path(data) if Path(data).is_dir() else Path(data).parent]
+    with prepare_out(out_dir, overwrite, inputs=inputs) as owned:  # locked; only our own files removed
+        parents.profile(progress)
+        rng = as_rng(seed)
+        plans, jobs, notes = plan_jobs(tgt, book, parents, thresholds, k, rng)
+        runner = JobRunner(parents.items, instances(parents.items, parents.readable), _albu)
+        with SyntheticWriter(out_dir, quality, owned) as writer:
+            writer.plan(jobs, parents.items)
+            dropped = _run_jobs(jobs, parents, writer, runner, progress)
+        summary = _summarize(out_dir, parents, tgt, thresholds, plans, writer, k, dropped, notes)
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary.to_dict(), indent=1) + "\n", fsync=False)
     return summary
 
 

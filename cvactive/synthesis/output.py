@@ -7,9 +7,10 @@ Layout of ``OUT``: ``images/train``, ``labels/train``, ``data.yaml`` (the synthe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,13 +18,27 @@ from typing import Any
 import numpy as np
 
 from cvactive.boxes import xyxy_to_yolo
-from cvactive.errors import ConfigError, DatasetError, SourceError
+from cvactive.errors import ConfigError, DatasetError, OutputError, SourceError
+from cvactive.outputs import (
+    OwnedDir,
+    atomic_path,
+    check_dir_output,
+    claim_dir,
+    folder_lock,
+    read_owner,
+    user_content,
+    write_text_atomic,
+)
 from cvactive.synthesis.gaps import Profile
 from cvactive.synthesis.images import array_luma
 from cvactive.synthesis.plan import Job
 from cvactive.yolodata import YoloDataset, YoloItem
 
 PROVENANCE = "provenance.jsonl"
+SUMMARY = "summary.json"
+COMMAND = "synthesize"
+#: the files of a synthetic set besides its images and labels (summary.json is written last)
+SET_FILES = (PROVENANCE, "data.yaml", "combined.yaml", "combined_train.txt", SUMMARY)
 
 
 def yolo_label_text(xyxy: np.ndarray, classes: np.ndarray, width: int, height: int) -> str:
@@ -40,27 +55,83 @@ def yolo_label_text(xyxy: np.ndarray, classes: np.ndarray, width: int, height: i
     return "\n".join(rows) + ("\n" if rows else "")
 
 
-def prepare_out(out_dir: Path, overwrite: bool) -> None:
-    """Make sure ``out_dir`` may receive a synthetic set; with ``overwrite``, remove the one already there.
+def check_out(out_dir: Path, *, inputs: Iterable[str | os.PathLike[str]] = ()) -> None:
+    """Refuse, before any work, an ``out_dir`` that cannot take a synthetic set: a file, under a
+    file, not writable, overlapping an input (the labeled set), or holding files cvactive did not
+    write there (or that another cvactive command wrote).
 
     Raises:
-        ConfigError: ``out_dir`` holds a synthetic set and ``overwrite`` is off, or holds other files.
+        OutputError: what is wrong, in one line.
     """
-    prov = out_dir / PROVENANCE
-    if prov.exists():
-        if not overwrite:
+    check_dir_output(out_dir, inputs=inputs)
+    owner = read_owner(out_dir)
+    if owner is not None:
+        if owner.command != COMMAND:
+            raise OutputError(f"{out_dir} holds the output of cvactive {owner.command}; choose another --out")
+        return
+    if (out_dir / PROVENANCE).is_file():
+        return  # a set written before the ownership marker: its provenance lists its files
+    content = user_content(out_dir)
+    if content:
+        shown = ", ".join(p.name + ("/" if p.is_dir() else "") for p in content[:5])
+        more = f", ... ({len(content)} in all)" if len(content) > 5 else ""
+        raise OutputError(
+            f"{out_dir} is not empty and was not written by cvactive synthesize (holds {shown}{more}); "
+            "give an empty or new folder for the synthetic set"
+        )
+
+
+@contextlib.contextmanager
+def prepare_out(out_dir: Path, overwrite: bool, *, inputs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[OwnedDir]:
+    """Lock ``out_dir`` for the run and make it ready for a synthetic set; yields its ownership record.
+
+    A complete set already there (``summary.json``) needs ``overwrite``; then, as with the files of
+    an unfinished run (killed midway), only the files cvactive recorded writing are removed: other
+    files in the folder stay.
+
+    Raises:
+        OutputError: see :func:`check_out`, or another run holds the folder.
+        ConfigError: ``out_dir`` holds a synthetic set and ``overwrite`` is off.
+    """
+    check_out(out_dir, inputs=inputs)
+    with folder_lock(out_dir, COMMAND):
+        owned = read_owner(out_dir) or _adopt(out_dir)
+        if (out_dir / SUMMARY).is_file() and not overwrite:
             raise ConfigError(
                 f"{out_dir} already holds a synthetic set; pass overwrite=True (--overwrite) to replace it"
             )
-        for entry in load_provenance(out_dir).values():
-            for key in ("image", "label"):
-                p = Path(entry.get(key, ""))
-                if p.is_file() and out_dir in p.parents:
-                    p.unlink()
-        for name in (PROVENANCE, "summary.json", "data.yaml", "combined.yaml", "combined_train.txt"):
-            (out_dir / name).unlink(missing_ok=True)
-    elif out_dir.exists() and any(out_dir.iterdir()):
-        raise ConfigError(f"{out_dir} exists and is not empty; give an empty or new folder for the synthetic set")
+        owned.remove_owned()  # the earlier set, or what a killed run left
+        _remove_stale_temporaries(out_dir)
+        yield owned
+
+
+def _remove_stale_temporaries(out_dir: Path) -> None:
+    """Remove the temporary files (``.NAME.tmp-PID``) a killed run left in the set's folders; we hold
+    the folder's lock, so no run is writing them."""
+    import re
+
+    pattern = re.compile(r"^\..+\.tmp-\d+(\.png)?$")
+    for folder in (out_dir, out_dir / "images" / "train", out_dir / "labels" / "train"):
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if pattern.match(entry.name) and entry.is_file():
+                    entry.unlink()
+
+
+def _adopt(out_dir: Path) -> OwnedDir:
+    """The ownership record of ``out_dir``: new, or rebuilt from a set's provenance (written before the marker)."""
+    prov = out_dir / PROVENANCE
+    if not prov.is_file():
+        return claim_dir(out_dir, COMMAND)
+    files: list[Path] = []
+    for entry in load_provenance(out_dir).values():
+        for key in ("image", "label"):
+            p = Path(entry.get(key, ""))
+            if p.is_file() and out_dir in p.parents:
+                files.append(p)
+    owned = OwnedDir(out_dir, COMMAND)
+    owned.record([*files, *(out_dir / name for name in SET_FILES)])
+    return owned
 
 
 class SyntheticWriter:
@@ -70,8 +141,8 @@ class SyntheticWriter:
     is the :class:`Profile` of the written images and :attr:`by_recipe` counts them per recipe.
     """
 
-    def __init__(self, out_dir: Path, quality: int) -> None:
-        self.out_dir, self.quality = out_dir, quality
+    def __init__(self, out_dir: Path, quality: int, owned: OwnedDir | None = None) -> None:
+        self.out_dir, self.quality, self.owned = out_dir, quality, owned
         self.img_dir, self.lbl_dir = out_dir / "images" / "train", out_dir / "labels" / "train"
         self.img_dir.mkdir(parents=True, exist_ok=True)
         self.lbl_dir.mkdir(parents=True, exist_ok=True)
@@ -83,11 +154,30 @@ class SyntheticWriter:
         self._prov: Any = None
 
     def __enter__(self) -> SyntheticWriter:
-        self._prov = (self.out_dir / PROVENANCE).open("w", encoding="utf-8")
+        # provenance.jsonl appears (under its name) only when every image is written
+        self._stack = contextlib.ExitStack()
+        tmp = self._stack.enter_context(atomic_path(self.out_dir / PROVENANCE, fsync=False))
+        self._prov = self._stack.enter_context(tmp.open("w", encoding="utf-8"))
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
-        self._prov.close()
+        self._stack.__exit__(kind, err, tb)
+
+    @staticmethod
+    def stem(index: int, job: Job, parent: YoloItem) -> str:
+        """The file name (no suffix) of job ``index``'s image and label."""
+        return f"syn_{index:05d}_{job.recipe.name}_{parent.image.stem}"
+
+    def plan(self, jobs: Sequence[Job], items: Sequence[YoloItem]) -> None:
+        """Record every file the run may write before it writes any, so a later run can remove them
+        (and nothing else) even when this one is killed midway."""
+        if self.owned is None:
+            return
+        paths = [self.out_dir / name for name in SET_FILES]
+        for j, job in enumerate(jobs):
+            stem = self.stem(j, job, items[job.parent])
+            paths += [self.img_dir / f"{stem}.jpg", self.lbl_dir / f"{stem}.txt"]
+        self.owned.record(paths)
 
     def write(
         self, index: int, job: Job, parent: YoloItem, made: tuple[np.ndarray, np.ndarray, np.ndarray, Any], seed: int
@@ -97,14 +187,15 @@ class SyntheticWriter:
 
         image, boxes, classes, params = made
         h, w = image.shape[:2]
-        stem = f"syn_{index:05d}_{job.recipe.name}_{parent.image.stem}"
+        stem = self.stem(index, job, parent)
         img_path = self.img_dir / f"{stem}.jpg"
         lbl_path = self.lbl_dir / f"{stem}.txt"
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.quality])
         if not ok:  # pragma: no cover - OpenCV always encodes uint8 RGB
             raise SourceError(f"cannot encode {img_path}")
-        img_path.write_bytes(buf.tobytes())
-        lbl_path.write_text(yolo_label_text(boxes, classes, w, h))
+        with atomic_path(img_path, fsync=False) as tmp:
+            tmp.write_bytes(buf.tobytes())
+        write_text_atomic(lbl_path, yolo_label_text(boxes, classes, w, h), fsync=False)
         entry = {
             "image": str(img_path),
             "parent": str(parent.image.resolve()),
@@ -147,12 +238,13 @@ def write_yaml(
             break
     data = {"path": str(out_dir), "train": "images/train", "val": val or "images/train", "names": dict(names)}
     data_yaml = out_dir / "data.yaml"
-    data_yaml.write_text(yaml.safe_dump(data, sort_keys=False))
+    write_text_atomic(data_yaml, yaml.safe_dump(data, sort_keys=False), fsync=False)
     listing = out_dir / "combined_train.txt"
-    listing.write_text("\n".join([str(it.image.resolve()) for it in items] + list(written)) + "\n")
+    lines = [str(it.image.resolve()) for it in items] + list(written)
+    write_text_atomic(listing, "\n".join(lines) + "\n", fsync=False)
     combined = {"path": str(out_dir), "train": listing.name, "val": val or listing.name, "names": dict(names)}
     combined_yaml = out_dir / "combined.yaml"
-    combined_yaml.write_text(yaml.safe_dump(combined, sort_keys=False))
+    write_text_atomic(combined_yaml, yaml.safe_dump(combined, sort_keys=False), fsync=False)
     return data_yaml, combined_yaml
 
 
