@@ -102,7 +102,8 @@ def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_pa
     from cvactive.cli import main
 
     out = tmp_path / "study"
-    args = ["loop", "--data", str(porch_data), "--out", str(out), "--strategies", "uncertainty", "--seeds", "1"]
+    args = ["loop", "--data", str(porch_data), "--out", str(out), "--strategies", "uncertainty,uncertainty+cost"]
+    args += ["--seeds", "1"]
     args += ["--initial", "10", "--budget", "12", "--budget-unit", "boxes", "--rounds", "1", "--epochs", "1"]
     args += ["--imgsz", "128", "--model", "pico", "--no-progress"]
     assert main(args) == 0
@@ -112,7 +113,7 @@ def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_pa
     # No model before round 0: its images count as drawn in correct mode too.
     assert ann0["correct"] == {"images": 10, "accepted": 0, "deleted": 0, "missed": ann0["boxes"], "reboxed": 0,
                                "reclassed": 0}  # fmt: skip
-    for strategy in ("random", "uncertainty"):
+    for strategy in ("random", "uncertainty", "uncertainty+cost"):  # +cost: picks by utility per expected box
         r1 = json.loads((out / "seed0" / strategy / "round1" / "round.json").read_text())
         ann = r1["annotation"]
         assert ann["images"] == r1["labels_used"] == 10 + len(r1["chosen"]) and r1["chosen"]
@@ -122,7 +123,7 @@ def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_pa
         assert c["missed"] >= ann0["boxes"] and c["missed"] <= ann["boxes"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["axes"] == ["images", "boxes", "seconds_draw", "seconds_correct"]
-    assert set(summary["strategies"]["uncertainty"]["axes"]) == set(summary["axes"])
+    assert set(summary["strategies"]["uncertainty+cost"]["axes"]) == set(summary["axes"])
     assert (out / "cost_curves.png").exists()
 
 
@@ -144,6 +145,8 @@ def test_bad_loop_settings_are_refused_before_training(porch_data, tmp_path):
         run_loop(porch_data, tmp_path, LoopConfig(budget_unit="hours", model="pico"))
     with pytest.raises(ConfigError, match=r"cost: unknown option\(s\) \['per_box'\]"):
         run_loop(porch_data, tmp_path, LoopConfig(cost={"per_box": 3.0}, model="pico"))
+    with pytest.raises(ConfigError, match=r"arm 'uncertainty\+cost' .* needs a cost budget"):
+        run_loop(porch_data, tmp_path, LoopConfig(strategies=("uncertainty+cost",), model="pico"))
     other = tmp_path / "other.yaml"
     other.write_text("path: /nowhere\ntrain: images/train\nval: images/val\nnames: {0: cat}\n")
     with pytest.raises(Exception, match="eval_data"):

@@ -8,6 +8,14 @@ from typing import Any
 from cvactive.errors import ConfigError
 
 INITS = ("pretrained", "previous")
+#: An arm named ``<strategy>+cost`` runs ``strategy`` cost-aware: under a cost budget its picks are
+#: labeled in order of utility per expected cost (:func:`cvactive.selection.costaware.per_cost_order`).
+COST_AWARE = "+cost"
+
+
+def arm_strategy(arm: str) -> str:
+    """The registered strategy an arm of the study runs (``uncertainty+cost`` -> ``uncertainty``)."""
+    return arm[: -len(COST_AWARE)] if arm.endswith(COST_AWARE) else arm
 
 
 @dataclass(frozen=True)
@@ -15,7 +23,9 @@ class LoopConfig:
     """Settings of a learning-curve study (the YAML keys of ``configs/loop.yaml``).
 
     Attributes:
-        strategies: selection strategies; ``random`` is always included as the baseline.
+        strategies: selection strategies; ``random`` is always included as the baseline. Under a
+            cost budget, ``<strategy>+cost`` is an arm of that strategy whose picks are labeled in
+            order of utility per expected cost.
         initial: size of the initial labeled set (drawn at random per seed).
         budget: images labeled per round.
         rounds: selection rounds after round 0.
@@ -97,7 +107,12 @@ class LoopConfig:
                 "lower --initial, --budget or --rounds"
             )
         for name in self.strategy_list:
-            strategy = get_strategy(name)  # an unknown name lists the valid ones
+            if name != arm_strategy(name) and self.budget_unit == "images":
+                raise ConfigError(
+                    f"arm {name!r} orders its picks by utility per expected cost, so it needs a cost budget: "
+                    "set budget_unit (--budget-unit) to boxes, seconds_draw or seconds_correct"
+                )
+            strategy = get_strategy(arm_strategy(name))  # an unknown name lists the valid ones
             strategy.check_options(self.options_for(name))
 
     @property
@@ -108,10 +123,12 @@ class LoopConfig:
         return CostModel.from_dict(self.cost)
 
     def options_for(self, strategy: str) -> dict[str, Any]:
-        """The keyword options the study passes to ``strategy``."""
+        """The keyword options the study passes to ``strategy`` (an arm ``<name>+cost`` takes those
+        given for it, else those of ``<name>``)."""
         from cvactive.selection import get_strategy
 
-        options = dict(self.strategy_options.get(strategy, {}))
-        if "score" in get_strategy(strategy).options:
+        base = arm_strategy(strategy)
+        options = dict(self.strategy_options.get(strategy, self.strategy_options.get(base, {})))
+        if "score" in get_strategy(base).options:
             options.setdefault("score", self.measure)
         return options

@@ -346,25 +346,36 @@ class Study:
         self, strategy: str, weights: str, labeled: list[int], rng: np.random.Generator, k: int | None = None
     ) -> tuple[list[int], float]:
         """The pool indices ``strategy`` picks next (``k`` of them, ``budget`` by default), best
-        first, and the seconds selection took (scoring included)."""
+        first, and the seconds selection took (scoring included). A cost-aware arm
+        (``<strategy>+cost``) orders the strategy's picks by utility per expected cost."""
+        from cvactive.loop.config import arm_strategy
         from cvactive.selection import get_strategy, select
 
         start = time.perf_counter()
+        arm, strategy = strategy, arm_strategy(strategy)
         spec = get_strategy(strategy)
-        if spec.needs_detections:
+        if spec.needs_detections or arm != strategy:  # expected costs come from the predictions
             records = self.scored_pool(weights)
         else:  # the registry says it needs no model: do not pay for scoring
             records = [ImageRecord.empty(str(p), 1, 1) for p in self.pool]
         if spec.needs_error_model:  # predicted errors, from a predictor fitted with this round's model
             records = self.error_model(weights).attach(records)
-        indices, _utilities = select(
+        indices, utilities = select(
             records,
             self.cfg.budget if k is None else k,
             strategy=strategy,
             labeled=np.asarray(labeled, np.int64),
             rng=rng,
-            **self.cfg.options_for(strategy),
+            **self.cfg.options_for(arm),
         )
+        if arm != strategy:
+            from cvactive.selection.base import as_pool
+            from cvactive.selection.costaware import expected_cost, per_cost_order
+
+            mode = {"boxes": "boxes", "seconds_draw": "draw", "seconds_correct": "correct"}[self.cfg.budget_unit]
+            rows = np.asarray(indices, np.int64)
+            cost = expected_cost(as_pool(records), mode, costs=self.cfg.cost_model, rows=rows)
+            indices = rows[per_cost_order(utilities, cost, mode)]
         return [int(i) for i in indices], time.perf_counter() - start
 
     # -- the whole study --------------------------------------------------------------------

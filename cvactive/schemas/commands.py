@@ -20,6 +20,8 @@ from cvactive.schemas.common import (
     Seed,
     StrategyName,
     StrategyOptions,
+    _one_of,
+    _strategies,
 )
 
 # -- cvactive health (cvactive.health.check.analyse) -------------------------------------------
@@ -98,10 +100,21 @@ class EvalData(Section):
     name: str | None = None
 
 
+#: An arm of a loop study: a strategy, or ``<strategy>+cost`` (cost-aware under a cost budget).
+LoopArm = Annotated[
+    str,
+    _one_of(
+        lambda: [*_strategies(), *(f"{s}+cost" for s in _strategies())],
+        "a selection strategy",
+        lambda: f"one of {', '.join(_strategies())} (each may end in +cost: picks by utility per expected cost)",
+    ),
+]
+
+
 class Loop(Section):
     """``configs/loop.yaml``: the fields of :class:`cvactive.loop.LoopConfig`."""
 
-    strategies: list[StrategyName] = ["random", "uncertainty", "hybrid"]
+    strategies: list[LoopArm] = ["random", "uncertainty", "hybrid"]
     initial: PosInt = 40
     budget: PosInt = 40
     rounds: NonNegInt = 3
