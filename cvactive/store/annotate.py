@@ -154,7 +154,7 @@ def credentials(url: str | None = None, api_key: str | None = None) -> tuple[str
     return url.rstrip("/"), api_key
 
 
-def _redact(url: str) -> str:
+def redact_url(url: str) -> str:
     """The URL without a password, for messages."""
     parts = urllib.parse.urlsplit(url)
     if parts.password:
@@ -208,11 +208,13 @@ class LabelStudio:
                     "--enable-legacy-api-token)"
                 )
             raise StoreError(
-                f"Label Studio at {_redact(self.url)}: {method} {path} -> {err.code} {detail}{hint}"
+                f"Label Studio at {redact_url(self.url)}: {method} {path} -> {err.code} {detail}{hint}"
             ) from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise StoreError(f"cannot reach Label Studio at {_redact(self.url)} ({reason}); is it running?") from None
+            raise StoreError(
+                f"cannot reach Label Studio at {redact_url(self.url)} ({reason}); is it running?"
+            ) from None
         return json.loads(raw) if raw else None
 
     def version(self) -> str:
@@ -267,7 +269,7 @@ def _pushed_ids(ds: Any, path: Path, summary: AnnotateSummary, push: dict[str, A
     from cvactive.store.resolve import sample_key
 
     keys = [sample_key(r, [path.parent.resolve()]) for r in read_jsonl(path)]
-    options = {"progress": False, "create": False, **push}
+    options = {"progress": False, **push}
     push_file(path, ds.name, **options)
     ds.reload()
     from fiftyone import ViewField as F
@@ -371,7 +373,8 @@ def annotate(
     if min_conf is not None and not 0 <= min_conf <= 1:
         raise ConfigError(f"min_conf must lie in [0, 1], got {min_conf}")
     LabelStudio(url, api_key).request("GET", "/api/projects", {"page_size": 1})  # reachable, token accepted
-    ds = open_dataset(dataset, create=False)
+    is_file = isinstance(batch, Path) or (isinstance(batch, str) and batch not in QUEUES)
+    ds = open_dataset(dataset, create=is_file)  # a records file is pushed into a new data set
     summary = AnnotateSummary(dataset=ds.name)
     with dataset_lock(ds, "annotate", timeout_s=120, ttl_s=900):
         ds.reload()
@@ -439,7 +442,7 @@ def _upload(view: Any, key: str, field_name: str, classes: list[str], url: str, 
         )  # fmt: skip
     except Exception as err:  # the SDK's and requests' errors; the token is not in their text
         text = str(err).replace(api_key, "***")[:300]
-        raise StoreError(f"sending to Label Studio at {_redact(url)} failed: {type(err).__name__}: {text}") from err
+        raise StoreError(f"sending to Label Studio at {redact_url(url)} failed: {type(err).__name__}: {text}") from err
 
 
 def _save_info(ds: Any, key: str, values: dict[str, Any]) -> None:
