@@ -183,7 +183,7 @@ def test_attach_adds_box_and_image_scores_without_touching_the_input(fitted):
 
 def test_save_load_round_trip_and_bad_files(fitted, tmp_path):
     _, model = fitted
-    path = model.save(tmp_path / "m.errors.pkl")
+    path = model.save(tmp_path / "m.errors.npz")
     assert (tmp_path / "m.errors.json").is_file()
     recs = synthetic_records(8, rng=2)
     a, b = model.attach(recs), ErrorModel.load(path).attach(recs)
@@ -193,7 +193,7 @@ def test_save_load_round_trip_and_bad_files(fitted, tmp_path):
     (tmp_path / "bad.pkl").write_bytes(b"not a pickle")
     with pytest.raises(ConfigError, match="not an error model"):
         ErrorModel.load(tmp_path / "bad.pkl")
-    assert default_path("runs/w/best.pt").name == "best.errors.pkl"
+    assert default_path("runs/w/best.pt").name == "best.errors.npz"
 
 
 def test_fitting_is_deterministic_and_logistic_works(fitted):

@@ -16,7 +16,7 @@ def fitted(openvino_model, assets, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("errors")
     data = assets / "coco128" / "config.yaml"
-    out = tmp / "coco.errors.pkl"
+    out = tmp / "coco.errors.npz"
     code = main(["errors", "fit", "--model", openvino_model, "--data", str(data), "--split", "val", "--limit", "48",
                  "--folds", "3", "--out", str(out), "--no-progress"])  # fmt: skip
     assert code == 0

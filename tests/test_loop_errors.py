@@ -45,7 +45,7 @@ def test_tiny_study_with_learned_error_and_class_balanced(porch_data, tmp_path):
     assert sorted(narrowed.finished_rows(), key=key) == sorted(rows, key=key)  # arms run before stay reported
     round0 = json.loads((tmp_path / "study" / "seed0" / "round0" / "round.json").read_text())
     weights = Path(round0["weights"])
-    saved = weights.parent / "error_model.pkl"
+    saved = weights.parent / "error_model.npz"
     report = json.loads(saved.with_suffix(".json").read_text())
     assert report["fit"]["images"] == 20  # the porch val split, never the pool
     assert report["cross_validation"]["per_image"]["images"] == 20

@@ -2,7 +2,7 @@
 
 * ``fit --model M --data D [--split val] [--out FILE]``: score the labeled split (down to a low
   NMS confidence, 0.05, so misses near weak boxes are seen), judge every prediction, fit the
-  predictor with cross-validation, save it beside the model (``<model>.errors.pkl`` and a JSON
+  predictor with cross-validation, save it beside the model (``<model>.errors.npz`` and a JSON
   report) and print its held-out quality beside the built-in measures;
 * ``predict SCORES.jsonl --predictor FILE --out OUT.jsonl``: add the expected errors to scored
   records (``cvactive select --strategy learned_error`` reads them; ``cvactive select
@@ -28,7 +28,9 @@ def register(sub: Any) -> None:
     cmds = p.add_subparsers(dest="errors_command", metavar="ACTION", required=True)
     fit = cmds.add_parser("fit", help="fit and save the predictor; print its cross-validated quality")
     _labeled_options(fit)
-    fit.add_argument("--out", help="predictor file (default: <model>.errors.pkl beside the model)")
+    fit.add_argument(
+        "--out", help="predictor file, a .npz of plain arrays (default: <model>.errors.npz beside the model)"
+    )
     fit.add_argument("--kind", default="boosting", help="boosting (default) or logistic")
     fit.add_argument("--folds", type=int, default=5, help="cross-validation folds over images (5; 0: none)")
     fit.add_argument("--threshold", type=float, default=0.25, help="operating confidence of the detector (0.25)")
@@ -40,13 +42,13 @@ def register(sub: Any) -> None:
 
     pred = cmds.add_parser("predict", help="add expected errors to a scores file (JSON lines)")
     pred.add_argument("scores", help="JSON-lines scores written by `cvactive score --with-class-scores`")
-    pred.add_argument("--predictor", required=True, help="the file `cvactive errors fit` wrote")
+    pred.add_argument("--predictor", required=True, help="the .npz `cvactive errors fit` wrote (never unpickled)")
     pred.add_argument("--out", required=True, help="JSON-lines file to write")
     pred.set_defaults(func=run_predict)
 
     ev = cmds.add_parser("evaluate", help="the predictor's quality on other labeled images")
     _labeled_options(ev)
-    ev.add_argument("--predictor", required=True, help="the file `cvactive errors fit` wrote")
+    ev.add_argument("--predictor", required=True, help="the .npz `cvactive errors fit` wrote (never unpickled)")
     ev.add_argument("--out", help="JSON report to write")
     ev.set_defaults(func=run_evaluate)
 

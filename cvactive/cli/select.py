@@ -30,7 +30,11 @@ def register(sub: Any) -> None:
     p.add_argument("--strategy", help="strategy name (config: strategy); see --list")
     p.add_argument("--labeled", help="JSON-lines records already labeled (matched by source/frame, never selected)")
     p.add_argument("--out", help="JSON-lines file for the chosen records (default: print a table only)")
-    p.add_argument("--error-model", help="add the expected errors of this predictor (cvactive errors fit) first")
+    p.add_argument(
+        "--error-model",
+        help="add the expected errors of this predictor (the .npz cvactive errors fit writes) first; it is read as "
+        "plain arrays and never unpickled (an old pickle .pkl is refused: re-create it with cvactive errors fit)",
+    )
     p.add_argument("--config", help="YAML config (default: configs/select.yaml when present)")
     p.add_argument("--seed", type=int, help="random seed (config: seed)")
     p.add_argument(

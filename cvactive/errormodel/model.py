@@ -21,7 +21,6 @@ of one outcome to fit a model give a constant (the Laplace-smoothed rate), said 
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy.typing as npt
 
 from cvactive.errormodel.features import FeatureSpec
 from cvactive.errormodel.labels import check_ious, cover_misses, label_predictions
+from cvactive.errormodel.portable import ConstantCount, ConstantProbability, from_arrays, to_arrays
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.record import ImageRecord
 
@@ -41,7 +41,8 @@ BOX_SCORE = "learned_error"
 #: per-image scores attached by :meth:`ErrorModel.attach`: expected errors (wrong kept boxes plus
 #: misses), expected wrong kept boxes, expected misses, expected objects (right kept boxes plus misses).
 TOTAL, BOX_ERRORS, MISSES, OBJECTS = "learned_errors", "learned_box_errors", "learned_misses", "learned_objects"
-FORMAT = 1
+FORMAT = 2  # 1: a pickle (refused: unpickling runs code); 2: JSON + arrays in one .npz
+PARTS = (("box", "logit"), ("sub", "logit"), ("residual", "log"))  # the fitted parts and their links
 MIN_PER_CLASS = 5  # fewer examples of an outcome than this: a constant, not a fitted model
 
 
@@ -139,26 +140,6 @@ def build_training_set(
         c[:, 4],
         c[:, 5],
     )
-
-
-class ConstantProbability:
-    """A stand-in classifier that gives every row the same probability."""
-
-    def __init__(self, p: float) -> None:
-        self.p = float(p)
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.column_stack([np.full(len(x), 1 - self.p), np.full(len(x), self.p)])
-
-
-class ConstantCount:
-    """A stand-in regressor that gives every row the same expected count."""
-
-    def __init__(self, mu: float) -> None:
-        self.mu = float(mu)
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.full(len(x), self.mu)
 
 
 def one_thread() -> Any:
@@ -300,39 +281,118 @@ class ErrorModel:
 
     # -- files ----------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the predictor (a pickle: load only files you wrote) and a JSON report beside it."""
+        """Write the predictor and a JSON report beside it (``<name>.json``).
+
+        The predictor is one ``.npz`` archive of plain arrays with a JSON description in it (see
+        :mod:`.portable`): no pickle, so reading it back runs nothing from the file.
+        """
         import json
 
         import sklearn
 
+        from cvactive.outputs import atomic_open, write_json_atomic
+
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"format": FORMAT, "sklearn": sklearn.__version__, "model": self}
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(pickle.dumps(payload))
-        tmp.replace(p)
+        arrays: dict[str, Any] = {_META: None}  # the description first, filled in below
+        parts: dict[str, Any] = {}
+        for name, link in PARTS:
+            meta, values = to_arrays(getattr(self, name), link)
+            parts[name] = meta
+            arrays.update({f"{name}.{k}": np.ascontiguousarray(v) for k, v in values.items()})
+        spec: dict[str, Any] = {"num_classes": self.spec.num_classes, "threshold": self.spec.threshold}
+        spec["extra_measures"] = list(self.spec.extra_measures)
+        for key in ("embedding_mean", "embedding_axes"):
+            value = getattr(self.spec, key)
+            spec[key] = value is not None
+            if value is not None:
+                arrays[f"spec.{key}"] = np.asarray(value, np.float64)
+        head = {
+            "format": FORMAT,
+            "written_with": {"sklearn": sklearn.__version__},
+            "spec": spec,
+            "parts": parts,
+            "settings": self.settings,
+            "components": self.components,
+            "report": self.report,
+        }
+        with atomic_open(p, "wb") as fh:
+            arrays[_META] = np.array(json.dumps(head))
+            np.savez(fh, **arrays)
         summary = {"settings": self.settings, "components": self.components, **self.report}
-        p.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+        write_json_atomic(p.with_suffix(".json"), summary, indent=1)
         return p
 
     @classmethod
     def load(cls, path: str | Path) -> ErrorModel:
-        """Read a predictor written by :meth:`save` (``cvactive errors fit --out``)."""
+        """Read a predictor written by :meth:`save` (``cvactive errors fit --out``).
+
+        Nothing is unpickled: the file is read with ``numpy.load(allow_pickle=False)`` and every
+        array is checked. A file of the old pickle format is refused, never opened as a pickle.
+        """
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"error model {str(p)!r} does not exist; fit one with `cvactive errors fit`")
+        with p.open("rb") as fh:
+            magic = fh.read(4)
+        if magic[:1] == b"\x80":  # a pickle (protocol 2+), what format 1 was: refused, never opened as one
+            raise ConfigError(
+                f"{p}: an error model in the old pickle format, which is not loaded because unpickling runs code "
+                f"from the file; re-create it with `cvactive errors fit --model MODEL --data DATA --out "
+                f"{p.with_suffix('.npz')}`"
+            )
+        if magic != b"PK\x03\x04":
+            raise ConfigError(f"{p}: not an error model written by cvactive (not a .npz archive)")
         try:
-            payload = pickle.loads(p.read_bytes())
-        except Exception as err:
-            raise ConfigError(f"{p}: not an error model written by cvactive ({err})") from err
-        if (
-            not isinstance(payload, dict)
-            or payload.get("format") != FORMAT
-            or not isinstance(payload.get("model"), cls)
+            return cls._from_npz(p)
+        except (ValueError, KeyError, TypeError, OSError, EOFError) as err:
+            raise ConfigError(f"{p}: not a readable error model of format {FORMAT} ({err})") from err
+
+    @classmethod
+    def _from_npz(cls, p: Path) -> ErrorModel:
+        import json
+
+        with np.load(p, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        meta = arrays.pop(_META, None)
+        if meta is None or meta.dtype.kind != "U" or meta.ndim != 0:
+            raise ValueError("no description")
+        head = json.loads(str(meta))
+        if not isinstance(head, dict) or head.get("format") != FORMAT:
+            found = head.get("format") if isinstance(head, dict) else None
+            raise ValueError(f"format {found!r}, expected {FORMAT}; refit it with `cvactive errors fit`")
+        s = head["spec"]
+        emb = {k: arrays.get(f"spec.{k}") if s[k] else None for k in ("embedding_mean", "embedding_axes")}
+        mean, axes = emb["embedding_mean"], emb["embedding_axes"]
+        if (mean is None) != (axes is None) or (
+            mean is not None
+            and axes is not None
+            and (mean.ndim != 1 or axes.ndim != 2 or axes.shape[1] != mean.shape[0] or axes.dtype.kind != "f")
         ):
-            raise ConfigError(f"{p}: not an error model of format {FORMAT}; refit it with `cvactive errors fit`")
-        model: ErrorModel = payload["model"]
-        return model
+            raise ValueError("embedding mean and axes of mismatched shapes")
+        if int(s["num_classes"]) < 1:
+            raise ValueError("no classes")
+        spec = FeatureSpec(
+            int(s["num_classes"]),
+            float(s["threshold"]),
+            tuple(str(m) for m in s["extra_measures"]),
+            embedding_mean=mean,
+            embedding_axes=axes,
+        )
+        sizes = {"box": len(spec.box_names), "sub": len(spec.box_names), "residual": len(spec.image_names)}
+        parts = {}
+        for name, link in PARTS:
+            values = {k.partition(".")[2]: v for k, v in arrays.items() if k.partition(".")[0] == name}
+            meta_part = head["parts"][name]
+            if not isinstance(meta_part, dict) or meta_part.get("link") != link:
+                raise ValueError(f"the {name} part has no valid description")
+            parts[name] = from_arrays(meta_part, values, sizes[name])
+        settings, components, report = (head[k] for k in ("settings", "components", "report"))
+        if not all(isinstance(v, dict) for v in (settings, components, report)):
+            raise ValueError("settings, components and report must be mappings")
+        return cls(spec, parts["box"], parts["sub"], parts["residual"], settings, components, report)
+
+
+_META = "cvactive_error_model.json"
 
 
 _LOADED: dict[tuple[str, int], ErrorModel] = {}
@@ -369,9 +429,9 @@ def record_utility(model: ErrorModel, record: ImageRecord, miss_weight: float = 
 
 
 def default_path(model: str | Path) -> Path:
-    """Where ``cvactive errors fit`` saves the predictor of a detector: beside it, ``<stem>.errors.pkl``."""
+    """Where ``cvactive errors fit`` saves the predictor of a detector: beside it, ``<stem>.errors.npz``."""
     p = Path(model)
-    return p.with_name(f"{p.stem if p.suffix else p.name}.errors.pkl")
+    return p.with_name(f"{p.stem if p.suffix else p.name}.errors.npz")
 
 
 def check_settings(kind: str, folds: int) -> None:

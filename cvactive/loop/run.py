@@ -222,7 +222,7 @@ class Study:
 
         The evaluation images are scored by ``weights`` as the pool is (same NMS confidence),
         matched to their ground truth, and the predictor is fitted on them (the evaluation split
-        is never selected from). It is saved beside the weights as ``error_model.pkl``, with its
+        is never selected from). It is saved beside the weights as ``error_model.npz``, with its
         cross-validated quality in ``error_model.json``.
         """
         if weights in self._error_models:
@@ -236,7 +236,7 @@ class Study:
         items = list(self.ds.items(cfg.eval_split))
         samples = collect_labeled(detector, items, self.ds.names, progress=False, workers=self.workers)
         model = fit_error_model(samples, seed=0, num_classes=len(detector.names))
-        model.save(Path(weights).parent / "error_model.pkl")
+        model.save(Path(weights).parent / "error_model.npz")
         self._error_models[weights] = model
         return model
 
