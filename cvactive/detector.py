@@ -60,6 +60,10 @@ class Detector:
         device: ``None`` picks CUDA when available, else CPU; or any Ultralytics device string.
         max_det: most boxes kept per image.
         embed: also return an image embedding (PyTorch models only).
+        trust_checkpoint: a ``.pt`` is loaded weights-only (:mod:`cvactive.weights.checkpoint`),
+            and one that needs more (code could run while unpickling it) is refused with
+            :class:`~cvactive.weights.checkpoint.UntrustedCheckpointError`; ``True`` loads such a
+            file anyway, with a warning. Only for files whose origin you trust.
     """
 
     def __init__(
@@ -72,6 +76,7 @@ class Detector:
         device: str | None = None,
         max_det: int = 300,
         embed: bool = False,
+        trust_checkpoint: bool = False,
     ) -> None:
         offline_defaults()
         require_pinned("ultralytics")  # the predictor's steps and raw outputs are Ultralytics' internals
@@ -79,6 +84,7 @@ class Detector:
             raise ModelError(f"conf and iou must lie in [0, 1], got conf={conf}, iou={iou}")
         self.model_path = _check_model_path(model)
         self.requested_device = device
+        self.trust_checkpoint = bool(trust_checkpoint)
         self._engines: dict[int, Any] = {}
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         try:
@@ -87,12 +93,17 @@ class Detector:
             from cvactive.errors import MissingDependencyError
 
             raise MissingDependencyError("ultralytics is not installed: pip install ultralytics") from err
+        from cvactive.weights.checkpoint import UntrustedCheckpointError, checkpoint_loading
+
         try:
-            self.yolo = YOLO(self.model_path, task="detect")
-            # One call on a blank image builds the model's own predictor (preprocessing, backend,
-            # device, warm-up) with exactly the arguments a user's predict() would pass.
-            blank = np.zeros((self.imgsz, self.imgsz, 3), np.uint8)
-            self.yolo.predict(blank, **self.predict_kwargs(device=device), verbose=False)
+            with checkpoint_loading(trust=self.trust_checkpoint):  # a .pt: weights only, never its code
+                self.yolo = YOLO(self.model_path, task="detect")
+                # One call on a blank image builds the model's own predictor (preprocessing, backend,
+                # device, warm-up) with exactly the arguments a user's predict() would pass.
+                blank = np.zeros((self.imgsz, self.imgsz, 3), np.uint8)
+                self.yolo.predict(blank, **self.predict_kwargs(device=device), verbose=False)
+        except UntrustedCheckpointError:
+            raise
         except ModuleNotFoundError as err:
             raise ModelError(
                 f"cannot load {self.model_path!r}: {err}. Exported OpenVINO models need the "

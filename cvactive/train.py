@@ -292,6 +292,7 @@ def train_detector(
     verbose: bool = False,
     progress: bool = True,
     recipe: str | Recipe | None = None,
+    trust_checkpoint: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train a YOLO detector with Ultralytics and return the path of its best (or last) weights.
@@ -311,9 +312,14 @@ def train_detector(
             the epochs and batch from the number of training images and its step count.
         overrides: any further ``YOLO.train`` argument (e.g. ``lr0``, ``mosaic``, ``patience``); they
             win over the recipe's.
+        trust_checkpoint: every ``.pt`` of the run (``model``, the run's own ``last.pt`` / ``best.pt``)
+            is loaded weights-only and one that needs more is refused
+            (:mod:`cvactive.weights.checkpoint`); ``True`` loads it anyway, with a warning.
     """
     offline_defaults()
     from ultralytics import YOLO
+
+    from cvactive.weights.checkpoint import checkpoint_loading
 
     data_path = Path(data)
     if not data_path.is_file():
@@ -328,10 +334,11 @@ def train_detector(
     start = time.perf_counter()
     bar, on_epoch_end = _epoch_progress(plan.epochs, arch, show=progress and not verbose)
     try:
-        yolo = YOLO(arch, task="detect")
+        with checkpoint_loading(trust=trust_checkpoint):  # a .pt: weights only, never code from the file
+            yolo = YOLO(arch, task="detect")
         yolo.add_callback("on_train_epoch_end", on_epoch_end)
         work = _count_work(yolo)
-        with quiet_ultralytics(not verbose), full_nms():
+        with quiet_ultralytics(not verbose), full_nms(), checkpoint_loading(trust=trust_checkpoint):
             yolo.train(
                 data=str(data_path),
                 epochs=plan.epochs,
@@ -464,7 +471,9 @@ def validate_detector(
     offline_defaults()
     from ultralytics import YOLO
 
-    with quiet_ultralytics(), full_nms():
+    from cvactive.weights.checkpoint import checkpoint_loading
+
+    with quiet_ultralytics(), full_nms(), checkpoint_loading():  # weights only (trust: an outer context)
         metrics = YOLO(str(weights), task="detect").val(
             data=str(data_yaml),
             split="val",

@@ -38,7 +38,7 @@ def default_model() -> str:
 
 
 def add_detector_options(parser: argparse.ArgumentParser) -> None:
-    """--model, --imgsz, --conf, --iou, --device, --batch."""
+    """--model, --imgsz, --conf, --iou, --device, --batch, --trust-checkpoint."""
     parser.add_argument(
         "--model",
         help="a .pt checkpoint, a model .yaml, or an exported model folder "
@@ -49,6 +49,18 @@ def add_detector_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     parser.add_argument("--device", default=None, help="cpu, 0, cuda:0 ... (default: CUDA if available)")
     parser.add_argument("--batch", type=int, default=8, help="images per forward pass (default 8)")
+    add_trust_option(parser)
+
+
+def add_trust_option(parser: argparse.ArgumentParser) -> None:
+    """--trust-checkpoint (every command that takes a .pt)."""
+    parser.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="a .pt is loaded weights-only (Ultralytics and torch model classes, no code from the file); one "
+        "that needs more is refused (exit 2). This flag loads it anyway with full unpickling, which runs any "
+        "code inside it: only for files you trust",
+    )
 
 
 def make_detector(args: argparse.Namespace, **overrides: Any) -> Any:
@@ -61,6 +73,7 @@ def make_detector(args: argparse.Namespace, **overrides: Any) -> Any:
     from cvactive.detector import Detector
 
     kwargs = {"imgsz": args.imgsz, "conf": args.conf, "iou": args.iou, "device": args.device}
+    kwargs["trust_checkpoint"] = bool(getattr(args, "trust_checkpoint", False))
     kwargs.update(overrides)
     detector = Detector(args.model or default_model(), **kwargs)
     return with_consistency(args, detector)

@@ -26,6 +26,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", default="demo-output", help="output folder (default: demo-output)")
     p.add_argument("--model", default=None, help="your own .pt weights for the porch classes (skips training)")
+    from cvactive.cli._common import add_trust_option
+
+    add_trust_option(p)
     p.add_argument("--dataset", default="cvactive-demo", help="FiftyOne data set name (default: cvactive-demo)")
     p.add_argument(
         "--base",
@@ -256,6 +259,13 @@ class _Demo:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cvactive.weights.checkpoint import checkpoint_loading
+
+    with checkpoint_loading(trust=args.trust_checkpoint):  # every step's .pt loads: weights only unless trusted
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     demo = _Demo(args)
     demo.render_data()

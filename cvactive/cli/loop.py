@@ -38,6 +38,9 @@ def register(sub: Any) -> None:
         help="auto (default: the COCO-pretrained YOLOv8n rebuilt from the shared OpenVINO model when present, "
         "else pico), pretrained, a .pt, a model YAML or a scale (pico, n, s: random init)",
     )
+    from cvactive.cli._common import add_trust_option
+
+    add_trust_option(p)
     p.add_argument(
         "--init",
         choices=("pretrained", "previous"),
@@ -106,9 +109,11 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from cvactive.loop import run_loop
+    from cvactive.weights.checkpoint import checkpoint_loading
 
     cfg = build_config(args)
-    rounds = run_loop(args.data, args.out, cfg, progress=not args.no_progress)
+    with checkpoint_loading(trust=args.trust_checkpoint):  # every .pt the study loads: weights only unless trusted
+        rounds = run_loop(args.data, args.out, cfg, progress=not args.no_progress)
     out = rounds.parent
     print((out / "summary.md").read_text())
     summary = json.loads((out / "summary.json").read_text())

@@ -95,7 +95,10 @@ class MeasuredDetector:
 
     def _member(self, model: str | Path) -> Detector:
         d = self.detector
-        return Detector(model, imgsz=d.imgsz, conf=d.conf, iou=d.iou, device=d.device, max_det=d.max_det)
+        trust = bool(getattr(d, "trust_checkpoint", False))  # members load as the main model does
+        return Detector(
+            model, imgsz=d.imgsz, conf=d.conf, iou=d.iou, device=d.device, max_det=d.max_det, trust_checkpoint=trust
+        )
 
     def __getattr__(self, name: str) -> Any:
         # names, model_path, imgsz, conf, ... of the wrapped detector
