@@ -288,22 +288,26 @@ def _score_into(
         strict=strict,
         skip=done,
     )
+    sidecar = partial.with_name(partial.name + ".json")
+    writer = JsonlWriter(partial, append=True, class_scores=class_scores)
+    bar = tqdm(total=total, initial=summary.resumed, disable=not progress, unit="img", desc="scoring")
     try:
-        with (
-            JsonlWriter(partial, append=True, class_scores=class_scores) as writer,
-            tqdm(total=total, initial=summary.resumed, disable=not progress, unit="img", desc="scoring") as bar,
-        ):
+        with writer, bar:
             for record in records:
                 writer.write(record)
                 summary.boxes += len(record)
                 bar.update(1)
             _fsync(partial)
+    except BaseException:
+        if not summary.resumed and not writer.count:  # nothing to resume from: leave no trace
+            partial.unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+        raise
     finally:
         close = getattr(records, "close", None)
         if close is not None:  # stop the pipeline's threads now, not at interpreter exit
             close()
     summary.records = summary.resumed + writer.count
-    sidecar = partial.with_name(partial.name + ".json")
     if summary.records == 0:  # nothing could be read: keep the old file, leave no empty one
         partial.unlink(missing_ok=True)
         sidecar.unlink(missing_ok=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 from typing import Any
 
 from cvactive.cli._common import (
@@ -56,15 +55,13 @@ _NOT_IN_COMMAND = frozenset({"out", "workers", "strict", "no_progress", "func", 
 
 def check_out(args: argparse.Namespace) -> None:
     """Refuse, before the model loads, an ``--out`` that cannot take the pool file or is one of the inputs."""
-    from cvactive.errors import SourceError
     from cvactive.outputs import check_file_output
     from cvactive.score import partial_path
     from cvactive.sources import expand, is_stream
 
     inputs: list[str] = [args.source]
     if not is_stream(str(args.source)):
-        with contextlib.suppress(SourceError):  # the scoring run names it
-            inputs += [str(p) for p in expand(args.source)]
+        inputs += [str(p) for p in expand(args.source)]  # a missing source is named before the model loads
     inputs += [p for p in (getattr(args, "calibration", None),) if p]
     check_file_output(args.out, inputs=inputs)
     check_file_output(partial_path(args.out), inputs=inputs, what="--out's unfinished file")
