@@ -168,6 +168,16 @@ def main_line_for(path: Path, images: dict[str, str], out: Path, capsys: pytest.
     return one_error_line(capsys)
 
 
+@pytest.mark.slow
+def test_a_crafted_committee_member_is_refused(evil_pts, openvino_model, ultralytics_images, tmp_path, capsys):
+    marker, (evil, _) = evil_pts
+    out = tmp_path / "pool.jsonl"
+    argv = ["score", ultralytics_images["bus"], "--model", openvino_model, "--measures", "committee_disagreement"]
+    assert main([*argv, "--committee", str(evil), "--out", str(out), "--device", "cpu", "--no-progress"]) == 2
+    assert "refused to load checkpoint" in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not marker.exists() and not out.exists()
+
+
 def test_training_and_validation_refuse_a_crafted_checkpoint(evil_pts, porch_data, tmp_path):
     from cvactive.train import train_detector, validate_detector
     from cvactive.weights.checkpoint import UntrustedCheckpointError
