@@ -57,12 +57,29 @@ def test_import_aquarium_and_evaluate_ground_truth_against_itself(assets: Path, 
     code = main([*args, "--round", "1", "--out", str(tmp_path)])
     assert code == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[2:10]}
     classes = ["fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray"]
+    rows = {
+        line.split()[0]: line.split()[1:3]
+        for line in out.splitlines()
+        if line.split()[:1] in ([c] for c in [*classes, "mAP"])
+    }
     assert {c: rows[c] for c in classes} == {c: ["1.0000", "1.0000"] for c in classes}
     assert rows["mAP"] == ["1.0000", "1.0000"]
+    assert "evaluating the 127 samples tagged val" in out  # the fixed split by default
     history = json.loads((tmp_path / "history.json").read_text())
     assert history["rounds"][0]["iou_threshs"][0] == 0.5 and len(history["rounds"][0]["iou_threshs"]) == 10
+    assert history["rounds"][0]["samples"] == 127
+    # a model of other classes (COCO names on fish): its AP of 0 comes with the reason (issue #25)
+    coco = {"fish": "bird", "jellyfish": "kite", "penguin": "person", "puffin": "bird", "shark": "bear"}
+    ds.clone_sample_field("ground_truth", "predictions")
+    coco.update(starfish="kite", stingray="kite")
+    labels = ds.values("predictions.detections.label")
+    ds.set_values("predictions.detections.label", [[coco[x] for x in row] for row in labels])
+    assert main(["evaluate", "--dataset", name, "--tag", "all", "--out", str(tmp_path / "coco")]) == 0
+    captured = capsys.readouterr()
+    assert "round 1 (the latest round-<n> tag" in captured.out and "samples tagged val" not in captured.out
+    assert "predictions vs ground_truth on 575 samples" in captured.out
+    assert "share no class name" in captured.out + captured.err
 
 
 def test_push_is_idempotent_and_updates_imported_samples(porch_data: Path, name: str, tmp_path: Path, fo: Any):

@@ -141,8 +141,11 @@ def previous_round(history: Sequence[dict[str, Any]], round_: int) -> dict[str, 
     return max(earlier, key=lambda h: int(h["round"])) if earlier else None
 
 
-def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: str = "") -> Path:
+def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: str = "", max_classes: int = 12) -> Path:
     """Draw per-class AP50:95 (solid) and AP50 (dotted) over rounds, plus mAP (black), to a PNG.
+
+    With more than ``max_classes`` classes only the ``max_classes`` with the lowest AP50:95 in the
+    last round are drawn (the ones to watch), each in a colour of its own.
 
     Uses a matplotlib ``Figure`` of its own (no pyplot state, no backend switch).
     """
@@ -154,6 +157,12 @@ def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: s
         raise StoreError("no evaluation rounds to plot")
     rounds = [int(h["round"]) for h in history]
     classes = sorted({c for h in history for c in h["per_class"]})
+    shown_note = ""
+    if len(classes) > max_classes:  # 80 lines and a legend taller than the plot help nobody
+        latest = history[-1]["per_class"]
+        valued = [c for c in classes if (latest.get(c) or {}).get("ap") is not None]
+        classes = sorted(valued, key=lambda c: (float(latest[c]["ap"]), c))[:max_classes]
+        shown_note = f" ({len(classes)} lowest of the last round; all in history.json)"
     fig = Figure(figsize=(8, 5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -169,7 +178,7 @@ def plot_history(history: Sequence[dict[str, Any]], out: str | Path, *, title: s
     ax.set_ylabel("AP50:95 (solid), AP50 (dotted)")
     ax.set_ylim(0, 1.02)
     ax.set_xticks(rounds)
-    ax.set_title(title or "per-class AP by round")
+    ax.set_title((title or "per-class AP by round") + shown_note, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     path = Path(out)
@@ -263,6 +272,10 @@ def evaluate_round(
     map50_vals = [r["ap50"] for r in result.per_class.values() if r["ap50"] is not None]
     result.map50 = float(np.mean(map50_vals)) if map50_vals else None
     history = _record(ds, result, ap_drop_warning)
+    disjoint = class_overlap_warning(view, pred_field, gt_field)
+    if disjoint:
+        log.warning("%s round %d: %s", ds.name, result.round, disjoint)
+        result.warnings.append(disjoint)
     history_path, plot_path = _write_history(ds.name, history, out_dir)
     return result, history_path, plot_path
 
@@ -341,6 +354,21 @@ def _classes(ds: Any, view: Any, pred_field: str, gt_field: str) -> list[str]:
     classes = dataset_classes(ds, gt_field)
     found = set(view.distinct(f"{gt_field}.detections.label")) | set(view.distinct(f"{pred_field}.detections.label"))
     return list(classes) + sorted(found - set(classes))
+
+
+def class_overlap_warning(view: Any, pred_field: str, gt_field: str) -> str | None:
+    """A warning when the predicted and the true labels share no class name (a model of another
+    domain, such as COCO's on fish: every AP is 0 for that reason alone), else ``None``."""
+    predicted = set(view.distinct(f"{pred_field}.detections.label"))
+    truth = set(view.distinct(f"{gt_field}.detections.label"))
+    if not predicted or not truth or predicted & truth:
+        return None
+    shown = ", ".join(sorted(predicted)[:5]) + (", ..." if len(predicted) > 5 else "")
+    return (
+        f"{pred_field} and {gt_field} share no class name (predicted: {shown}; true: "
+        f"{', '.join(sorted(truth)[:5])}{', ...' if len(truth) > 5 else ''}): the model was trained on other "
+        "classes, so its AP is 0 here; fine-tune it on this data set's classes first"
+    )
 
 
 def _per_class(view: Any, results: Any, ious: list[float], pred_field: str, gt_field: str) -> dict[str, dict]:
