@@ -196,6 +196,11 @@ def _weights_zero_calib_limit(t: Path) -> tuple[list[object], str]:
     return ["weights", "from-openvino", t / "ir", "--out", t / "m.pt", "--calib-limit", 0], "or 'all'"
 
 
+def _weights_out_is_a_folder(t: Path) -> tuple[list[object], str]:
+    (t / "ckpt").mkdir()
+    return ["weights", "from-openvino", t / "ir", "--out", t / "ckpt"], "is a folder"
+
+
 HOSTILE: dict[str, Callable[[Path], tuple[list[object], str]]] = {
     name.lstrip("_"): fn
     for name, fn in list(globals().items())
@@ -208,6 +213,50 @@ def test_hostile_output_is_one_line_exit_2_and_touches_nothing(case: str, tmp_pa
     argv, match = HOSTILE[case](tmp_path)
     before = snapshot(tmp_path)
     assert_refused(cli(*argv), before, tmp_path, match)
+
+
+@contextlib.contextmanager
+def read_only_folder(folder: Path) -> Iterator[Path]:
+    """A small tmpfs at ``folder`` holding ``old.jsonl``, remounted read-only (root cannot write it either)."""
+    with tiny_disk(folder, "1m"):
+        pool(folder / "old.jsonl", n=2)
+        (folder / "sub").mkdir()
+        if subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True).returncode != 0:
+            pytest.skip("cannot remount the tmpfs read-only")
+        yield folder
+
+
+READ_ONLY: dict[str, Callable[[Path, Path], list[object]]] = {
+    # (tmp, the read-only folder) -> argv
+    "score --out in it": lambda t, ro: ["score", t / "d" / "images" / "train", "--out", ro / "pool.jsonl"],
+    "score --out replacing a file in it": lambda t, ro: [
+        "score",
+        t / "d" / "images" / "train",
+        "--out",
+        ro / "old.jsonl",
+    ],
+    "select --out in it": lambda t, ro: [
+        "select",
+        ro / "old.jsonl",
+        "--k",
+        1,
+        "--strategy",
+        "random",
+        "--out",
+        ro / "s.jsonl",
+    ],
+    "synthesize --out in it": lambda t, ro: ["synthesize", t / "d" / "data.yaml", "--k", 1, "--out", ro / "sub"],
+    "health --out in it": lambda t, ro: ["health", t / "d", "--out", ro / "report", "--no-progress"],
+    "weights --out in it": lambda t, ro: ["weights", "from-openvino", t / "ir", "--out", ro / "m.pt"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(READ_ONLY))
+def test_read_only_output_is_one_line_exit_2(case: str, tmp_path: Path) -> None:
+    tiny_yolo(tmp_path / "d", LABELS)
+    with read_only_folder(tmp_path / "ro") as ro:
+        before = snapshot(tmp_path)
+        assert_refused(cli(*READ_ONLY[case](tmp_path, ro)), before, tmp_path, "is not writable")
 
 
 # -- score: resume, keep, full disk, kill --------------------------------------------------------

@@ -40,9 +40,12 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from cvactive.assets import asset
     from cvactive.errors import ConfigError
+    from cvactive.outputs import check_file_output
     from cvactive.weights import rebuild_from_openvino
 
     limit = calib_limit(args.calib_limit)
+    check_file_output(args.out, inputs=[args.ir])  # before the IR is read
+    check_file_output(args.out + ".json", inputs=[args.ir], what="--out's record")
     calib = args.calib or asset("coco128/images/train2017")
     if calib is None:
         raise ConfigError("give --calib IMAGES (a folder or a .txt list): the shared coco128 images are not here")
