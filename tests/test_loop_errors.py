@@ -59,3 +59,34 @@ def test_tiny_study_with_learned_error_and_class_balanced(porch_data, tmp_path):
     chosen = json.loads((tmp_path / "study" / "seed0" / "learned_error" / "round1" / "round.json").read_text())
     assert chosen["chosen"] == sorted(int(i) for i in expected)
     assert not set(chosen["chosen"]) & set(round0["labeled"])
+
+
+def test_a_second_study_into_a_running_study_folder_fails_at_once(porch_data, tmp_path, capsys):
+    """Issue #24: one writer per study folder; the second run names the first and trains nothing."""
+    from cvactive.cli import main
+    from cvactive.outputs import folder_lock
+
+    out = tmp_path / "study"
+    with folder_lock(out, "loop (the first run)"):
+        code = main(
+            [
+                "loop",
+                "--data",
+                str(porch_data),
+                "--out",
+                str(out),
+                "--model",
+                "pico",
+                "--seeds",
+                "1",
+                "--initial",
+                "10",
+                "--budget",
+                "10",
+                "--rounds",
+                "1",
+            ]
+        )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is in use by pid" in err[0] and "the first run" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == [".cvactive.lock"]

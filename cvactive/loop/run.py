@@ -491,7 +491,16 @@ class Study:
         """Train and evaluate every round not yet checkpointed; return every row.
 
         ``on_round(rows)`` is called after each round this call trained, with every row so far.
+        The study folder is locked for the whole run: a second run into it fails at once, naming
+        the first (:func:`cvactive.outputs.folder_lock`).
         """
+        from cvactive.outputs import check_dir_output, folder_lock
+
+        check_dir_output(self.out, what="study folder")
+        with folder_lock(self.out, "loop"):
+            return self._run(progress, on_round)
+
+    def _run(self, progress: bool, on_round: Callable[[list[dict]], None] | None) -> list[dict]:
         from tqdm import tqdm
 
         cfg = self.cfg
