@@ -304,7 +304,8 @@ def train_detector(
             an architecture YAML or a scale name (``pico``, ``n``, ``s``).
         epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train``.
         freeze: freeze the first ``freeze`` layers (``None``: train every layer).
-        val: validate during training (needed for ``best.pt``; ``last.pt`` otherwise).
+        val: validate during training (needed for a ``best.pt`` that is not the last epoch's);
+            ``False`` validates nothing, not even the last epoch (Ultralytics would, twice).
         verbose: show Ultralytics' own logs; otherwise one progress bar over the epochs.
         progress: show that progress bar.
         recipe: a :class:`Recipe` or the name of one in :data:`RECIPES` (``None``: Ultralytics'
@@ -338,6 +339,8 @@ def train_detector(
             yolo = YOLO(arch, task="detect")
         yolo.add_callback("on_train_epoch_end", on_epoch_end)
         work = _count_work(yolo)
+        if not val:
+            _skip_validation(yolo)
         with quiet_ultralytics(not verbose), full_nms(), checkpoint_loading(trust=trust_checkpoint):
             yolo.train(
                 data=str(data_path),
@@ -395,6 +398,29 @@ def _train_images(data_yaml: Path) -> int:
     if count == 0:
         raise DatasetError(f"the train split of {data_yaml} names no images")
     return count
+
+
+def _skip_validation(yolo: Any) -> None:
+    """Train without validating: no validation after the last epoch nor of ``best.pt`` at the end.
+
+    Ultralytics validates the final epoch and then ``best.pt`` even with ``val=False``: on a CPU
+    that is two passes over the val split per training, which a caller that evaluates the weights
+    itself (the loop, the recipe benchmark) pays for nothing. Without a fitness every epoch's
+    weights are ``best.pt`` as well as ``last.pt`` (the final epoch's, as before); the optimizer
+    state is stripped from both as Ultralytics' final step does.
+    """
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    def on_setup(trainer: Any) -> None:
+        def final() -> None:
+            for weights in (trainer.last, trainer.best):
+                if weights.exists():
+                    strip_optimizer(weights)
+
+        trainer.validate = lambda: (trainer.metrics, None)
+        trainer.final_eval = final
+
+    yolo.add_callback("on_pretrain_routine_end", on_setup)
 
 
 def _count_work(yolo: Any) -> dict[str, int]:

@@ -93,6 +93,18 @@ def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path)
     assert {r["strategy"] for r in rows} == {"random", "coreset"}
     settings = json.loads((tmp_path / "study" / "settings.json").read_text())
     assert settings["init"] == "previous" and settings["freeze"] == 2
+    # Where each round's seconds go, and what its training did (issue #22).
+    for strategy in ("random", "coreset"):
+        r1 = json.loads((tmp_path / "study" / "seed0" / strategy / "round1" / "round.json").read_text())
+        assert set(r1["seconds"]) == {"train", "score", "select", "evaluate"}
+        assert r1["seconds"]["train"] == r1["train_seconds"] > 0 and r1["seconds"]["evaluate"] > 0
+        assert r1["seconds"]["score"] + r1["seconds"]["select"] == pytest.approx(r1["select_seconds"])
+        # 20 labeled images, 1 epoch of 16: 2 batches, gradients accumulated to 64 images: 1 step
+        assert r1["training"] == {"recipe": "epochs", "epochs": 1, "steps": 1, "images": 20}
+    coreset = json.loads((tmp_path / "study" / "seed0" / "coreset" / "round1" / "round.json").read_text())
+    random_r1 = json.loads((tmp_path / "study" / "seed0" / "random" / "round1" / "round.json").read_text())
+    assert coreset["seconds"]["score"] > 0 and random_r1["seconds"]["score"] == 0.0  # random scores nothing
+    assert round0["seconds"]["score"] == round0["seconds"]["select"] == 0.0
 
 
 def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_path):
@@ -137,6 +149,8 @@ def test_bad_loop_settings_are_refused_before_training(porch_data, tmp_path):
     LoopConfig = partial(Full, initial=10, budget=10, rounds=1)
     with pytest.raises(ConfigError, match="unknown init 'warm'"):
         run_loop(porch_data, tmp_path, LoopConfig(init="warm", model="pico"))
+    with pytest.raises(ConfigError, match="unknown recipe 'fast'; valid recipes: epochs, steps"):
+        run_loop(porch_data, tmp_path, LoopConfig(recipe="fast", model="pico"))
     with pytest.raises(ConfigError, match="unknown selection strategy 'magic'"):
         run_loop(porch_data, tmp_path, LoopConfig(strategies=("magic",), model="pico"))
     with pytest.raises(ConfigError, match=r"strategy 'uncertainty': unknown option\(s\) \['k_means'\]"):

@@ -184,3 +184,23 @@ def test_rows_without_annotation_have_only_the_images_axis():
     summary = summarise(rows)
     assert summary["axes"] == ["images"]
     assert set(summary["strategies"]["good"]["axes"]) == {"images"}
+
+
+def test_where_a_rounds_seconds_go(tmp_path):
+    """Round 0 counted once per seed; each strategy's later rounds; untimed rows left out."""
+    from cvactive.loop.report import time_split
+
+    rows = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("uncertainty", [0.1, 0.25, 0.35])
+    for row in rows:
+        r = row["round"]
+        score = 0.0 if r == 0 or row["strategy"] == "random" else 4.0
+        row["seconds"] = {"train": 10.0 * (r + 1), "score": score, "select": 1.0 if r else 0.0, "evaluate": 2.0}
+    split = time_split(rows)
+    assert split["round 0"] == {"train": 10.0, "score": 0.0, "select": 0.0, "evaluate": 2.0, "total": 12.0, "rounds": 3}
+    assert split["uncertainty"]["score"] == 4.0 and split["random"]["score"] == 0.0
+    assert split["random"]["train"] == 25.0 and split["random"]["rounds"] == 6  # rounds 1 and 2 of 3 seeds
+    assert time_split(rows_for("random", [0.1, 0.2])) == {}  # recorded before rounds were timed by part
+    write_report(rows, tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["seconds_per_round"]["uncertainty"]["total"] == pytest.approx(25.0 + 4.0 + 1.0 + 2.0)
+    assert "| uncertainty | 6 | 25.0 | 4.0 | 1.0 | 2.0 | 32.0 |" in (tmp_path / "summary.md").read_text()

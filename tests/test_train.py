@@ -101,12 +101,23 @@ def test_train_images_counts_listings_and_folders(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data):
+def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data, monkeypatch):
     """The recipe's schedule is what Ultralytics runs: one optimizer step per batch, its optimizer,
-    learning rate, warm-up and mosaic; the counters say what the trainer did."""
+    learning rate, warm-up and mosaic; the counters say what the trainer did; ``val=False``
+    validates nothing (Ultralytics would validate the last epoch and best.pt)."""
     import yaml
+    from ultralytics.models.yolo.detect import DetectionValidator
 
     from cvactive.train import Recipe, train_detector
+
+    validations = []
+    original = DetectionValidator.__call__
+
+    def counted(self, *args, **kwargs):  # the real validator, counted
+        validations.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DetectionValidator, "__call__", counted)
 
     recipe = Recipe(
         "tiny", steps=12, batch=32, warmup_steps=2, optimizer="AdamW", lr0=0.002, lrf=0.1, cos_lr=True, mosaic_min=500
@@ -122,3 +133,6 @@ def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data):
     # Ultralytics' own schedule accumulates gradients to 64 images: fewer steps than batches
     plain = train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, val=False, name="e")
     assert (plain.batches, plain.images) == (5, 160) and 1 <= plain.steps < plain.batches
+    assert validations == [] and plain.weights.name == "best.pt"
+    validated = train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, name="v")
+    assert len(validations) == 2 and validated.weights.is_file()  # the last epoch and best.pt, as Ultralytics does

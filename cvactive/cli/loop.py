@@ -7,6 +7,7 @@ from typing import Any
 
 FLAGS: tuple[str, ...] = ("initial", "budget", "rounds", "model", "init", "freeze", "epochs", "imgsz", "batch")
 FLAGS += ("device", "measure")
+FLAGS += ("recipe",)
 FLAGS += ("budget_unit",)
 
 
@@ -54,6 +55,12 @@ def register(sub: Any) -> None:
         default=None,
         metavar="DATA[:SPLIT]",
         help="a further evaluation set (same class names) whose per-class AP is recorded each round; repeatable",
+    )
+    p.add_argument(
+        "--recipe",
+        default=None,
+        help="fine-tuning recipe of every round: epochs (--epochs epochs, Ultralytics' defaults) or steps "
+        "(a fixed number of optimizer steps whatever the labeled-set size); see docs/loop.md",
     )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--imgsz", type=int, default=None)

@@ -37,6 +37,10 @@ class LoopConfig:
         init: ``pretrained``: each round trains from ``model``; ``previous``: each round after
             round 0 warm-starts from the previous round's weights.
         freeze: freeze the first ``freeze`` layers while training (``None``: train all).
+        recipe: how each round fine-tunes (:data:`cvactive.train.RECIPES`): ``epochs`` trains
+            ``epochs`` epochs of ``batch`` images with Ultralytics' defaults; ``steps`` a fixed number
+            of optimizer steps whatever the labeled-set size, with a warm-up and learning rate set
+            for fine-tuning (``epochs`` and ``batch`` unused). See ``docs/loop.md`` for how they compare.
         epochs, imgsz, batch, device: training settings.
         pool_split: the split whose images form the pool (their labels are the oracle).
         eval_split: the fixed evaluation split.
@@ -62,6 +66,7 @@ class LoopConfig:
     model: str = "auto"
     init: str = "pretrained"
     freeze: int | None = None
+    recipe: str = "epochs"
     epochs: int = 20
     imgsz: int = 256
     batch: int = 16
@@ -95,6 +100,9 @@ class LoopConfig:
             raise ConfigError(f"unknown init {self.init!r}; valid values: {', '.join(INITS)}")
         if self.freeze is not None and self.freeze < 0:
             raise ConfigError(f"freeze must be >= 0 layers, got {self.freeze}")
+        from cvactive.train import get_recipe
+
+        get_recipe(self.recipe)  # an unknown name lists the valid ones
         from cvactive.cost import AXES, CostModel
 
         if self.budget_unit not in AXES:

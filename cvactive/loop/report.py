@@ -2,6 +2,8 @@
 
 * ``rounds.json`` / ``rounds.csv``: one row per (seed, strategy, round) with labels used,
   mAP50, mAP50-95, per-class AP and the seconds spent training and selecting.
+* ``seconds_per_round`` in ``summary.json`` (a table in ``summary.md``): where a round's wall
+  seconds go (train, score, select, evaluate; :func:`time_split`), for round 0 and per strategy.
 * ``learning_curves.png``: mAP50-95 against labels, each seed a thin line and the mean over
   seeds a thick one per strategy; beside it the paired difference to random (mean and 95%
   interval over seeds) at every label count.
@@ -54,6 +56,8 @@ from cvactive.cost import AXES, AXIS_LABELS, Corrections, CostModel
 METRICS = ("mAP50_95", "mAP50")
 WEAK_MAP = 0.02
 CONFIDENCE = 0.95
+#: The parts of a round's wall time recorded in its ``seconds`` (scoring the pool is its own part).
+SECONDS_PARTS = ("train", "score", "select", "evaluate")
 
 
 def mean_curves(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, np.ndarray]]:
@@ -404,7 +408,46 @@ def summarise(rows: list[dict[str, Any]], cost: CostModel | None = None) -> dict
             entry["verdict"] = "baseline"
             entry["axes"] = {axis: _random_axis(rows, axis) for axis in axes}
         result["strategies"][strategy] = entry
+    result["seconds_per_round"] = time_split(rows)
     return result
+
+
+def time_split(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean wall seconds per round of each part (:data:`SECONDS_PARTS`) and their total.
+
+    ``round 0`` (trained once per seed, shared by its strategies) is counted once per seed; each
+    strategy's entry is its rounds after round 0. Rows recorded before rounds were timed by part
+    are left out; ``rounds`` says how many rounds each mean is over.
+    """
+    groups: dict[str, list[dict[str, float]]] = defaultdict(list)
+    first: set[int] = set()
+    for row in rows:
+        seconds = row.get("seconds")
+        if not seconds:
+            continue
+        if int(row["round"]) == 0:
+            if int(row["seed"]) in first:
+                continue
+            first.add(int(row["seed"]))
+        groups["round 0" if int(row["round"]) == 0 else str(row["strategy"])].append(seconds)
+    out = {}
+    for key, timed in groups.items():
+        means = {part: float(np.mean([t.get(part, 0.0) for t in timed])) for part in SECONDS_PARTS}
+        out[key] = {**means, "total": sum(means.values()), "rounds": float(len(timed))}
+    return out
+
+
+def _time_table(summary: dict[str, Any]) -> list[str]:
+    """``summary.md``'s table of where a round's seconds go (nothing when no round was timed by part)."""
+    split = summary.get("seconds_per_round") or {}
+    if not split:
+        return []
+    lines = ["", "Where a round's wall seconds go (mean per round):", ""]
+    lines += ["| rounds of | rounds | " + " | ".join(SECONDS_PARTS) + " | total |", "|---" * 7 + "|"]
+    for key, s in split.items():
+        cells = " | ".join(f"{s[p]:.1f}" for p in (*SECONDS_PARTS, "total"))
+        lines.append(f"| {key} | {s['rounds']:.0f} | {cells} |")
+    return lines
 
 
 def _rare_classes(rows: list[dict[str, Any]], how_many: int = 2) -> list[str]:
@@ -510,6 +553,7 @@ def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         )
     lines += _by_labels_table(summary)
     lines += _axes_tables(summary)
+    lines += _time_table(summary)
     return "\n".join(lines) + "\n"
 
 

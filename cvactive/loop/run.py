@@ -135,6 +135,9 @@ class Study:
         self.out = Path(out).resolve()
         self.model = resolve_model_name(cfg.model)
         self._scored: dict[str, list[ImageRecord]] = {}
+        #: Seconds spent scoring the pool (and the evaluation split for error models), all rounds;
+        #: a pool scored once serves every round and strategy that asks for it again.
+        self.scoring_seconds = 0.0
         self._error_models: dict[str, Any] = {}
 
     # -- settings ---------------------------------------------------------------------------
@@ -147,6 +150,7 @@ class Study:
         path = self.out / "settings.json"
         if path.exists():
             old = json.loads(path.read_text())
+            old.setdefault("recipe", "epochs")  # a study recorded before recipes trained by epochs
             # A setting added to LoopConfig after the study started counts as its default there.
             defaults = json.loads(json.dumps(asdict(LoopConfig())))
             old = {**{k: defaults[k] for k in settings if k not in old and k in defaults}, **old}
@@ -158,8 +162,9 @@ class Study:
         _atomic_write(path, settings)
 
     # -- one round --------------------------------------------------------------------------
-    def train(self, labeled: list[int], seed: int, work: Path, start_from: str) -> tuple[Path, Path]:
-        """Train on the labeled pool images from ``start_from``; return the weights and the data.yaml."""
+    def train(self, labeled: list[int], seed: int, work: Path, start_from: str) -> tuple[Path, Path, Any]:
+        """Train on the labeled pool images from ``start_from`` with the study's recipe; return the
+        weights, the data.yaml and the :class:`~cvactive.train.TrainResult` (steps, images processed)."""
         from cvactive.train import train_detector
 
         main = self.evals[0]
@@ -178,21 +183,31 @@ class Study:
             freeze=cfg.freeze,
             val=False,
             progress=False,
+            recipe=cfg.recipe,
         )
-        return result.weights, data_yaml
+        return result.weights, data_yaml, result
 
     def train_and_eval(self, labeled: list[int], seed: int, work: Path, start_from: str) -> dict:
-        """Train on the labeled pool images from ``start_from``; evaluate on every evaluation set."""
+        """Train on the labeled pool images from ``start_from``; evaluate on every evaluation set.
+
+        The row's ``seconds`` splits the round's wall time: ``train``, ``evaluate`` (every
+        evaluation set), and ``score`` / ``select`` (0 here; :meth:`next_round` fills them in).
+        """
         start = time.perf_counter()
-        weights, data_yaml = self.train(labeled, seed, work, start_from)
+        weights, data_yaml, trained = self.train(labeled, seed, work, start_from)
         train_seconds = time.perf_counter() - start
+        start = time.perf_counter()
         main = self.evals[0]
         metrics = evaluate_weights(weights, data_yaml, self.cfg, main.names, work)
         others = {}
         for ev in self.evals[1:]:
             yaml_path = _subset_yaml(work, ev.names, [self.pool[i] for i in labeled], ev.images, ev.name)
             others[ev.name] = evaluate_weights(weights, yaml_path, self.cfg, ev.names, work)
+        seconds = {"train": train_seconds, "score": 0.0, "select": 0.0, "evaluate": time.perf_counter() - start}
+        work_done = {"recipe": self.cfg.recipe, "epochs": trained.epochs, "steps": trained.steps}
+        work_done["images"] = trained.images
         row = {"weights": str(weights), "start_from": start_from, "train_seconds": train_seconds, **metrics}
+        row.update(seconds=seconds, training=work_done)
         if others:
             row["eval_sets"] = others
         return row
@@ -213,7 +228,9 @@ class Study:
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
         frames = ((read_image(p), FrameMeta(str(p))) for p in self.pool)
+        start = time.perf_counter()
         records = list(detector.predict_stream(frames, POOL_BATCH, workers=self.workers, scorer=Scorer()))
+        self.scoring_seconds += time.perf_counter() - start
         self._scored[weights] = records
         return records
 
@@ -232,9 +249,11 @@ class Study:
         from cvactive.errormodel.collect import collect_labeled
 
         cfg = self.cfg
+        start = time.perf_counter()
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
         items = list(self.ds.items(cfg.eval_split))
         samples = collect_labeled(detector, items, self.ds.names, progress=False, workers=self.workers)
+        self.scoring_seconds += time.perf_counter() - start
         model = fit_error_model(samples, seed=0, num_classes=len(detector.names))
         model.save(Path(weights).parent / "error_model.npz")
         self._error_models[weights] = model
@@ -439,6 +458,7 @@ class Study:
         # The rng of a round depends only on (seed, strategy, round): a resumed study makes the
         # same choices as an uninterrupted one.
         rng = np.random.default_rng([seed, r, sum(map(ord, strategy))])
+        scored_before = self.scoring_seconds
         k = self.candidates(previous["labeled"], self.spent(previous))
         chosen, select_seconds = self.select(strategy, previous_weights, previous["labeled"], rng, k)
         if self.cfg.budget_unit != "images":
@@ -458,6 +478,8 @@ class Study:
             **metrics,
             "annotation": annotation,
         }
+        score_seconds = self.scoring_seconds - scored_before  # 0 when an earlier round scored this pool
+        row["seconds"] = {**row["seconds"], "score": score_seconds, "select": select_seconds - score_seconds}
         _atomic_write(ckpt, row)
         return row
 
