@@ -151,6 +151,9 @@ def test_schema_choices_match_the_code():
     assert literal("porch", "classes") == list(CLASS_COLORS)
     assert set(literal("recipe", "fills")) == set(FILLS)
     assert literal("recipe", "kind") == list(KINDS)
+    from cvactive.train import RECIPES
+
+    assert literal("loop", "recipe") == list(RECIPES)
 
 
 def _literals(ann: Any) -> list[Any]:
