@@ -109,7 +109,7 @@ def export_yolo(
     ds = load_dataset(dataset)
     if not ds.has_sample_field(label_field):
         raise StoreError(f"data set {ds.name!r} has no field {label_field!r}; label fields: {_label_fields(ds)}")
-    media_dirs = sorted({str(Path(f).resolve().parent) for f in ds.values("filepath")})
+    media_dirs = sorted({str(Path(d).resolve()) for d in {os.path.dirname(f) for f in ds.values("filepath")}})
     check_dir_output(out_dir, inputs=media_dirs)
     view = ds if tag is None else ds.match_tags(tag)
     labeled = view.exists(label_field)
