@@ -190,6 +190,17 @@ CASES: dict[str, Case] = {
     "push an input file whose name is not UTF-8": Case(
         lambda t, img: ["push", _jsonl_named_badly(t), "--dataset", "never-made"]
     ),
+    "push into a data set whose name is not UTF-8": Case(
+        lambda t, img: [
+            "push",
+            _jsonl(t, '{"source": "a.jpg", "width": 10, "height": 10}'),
+            "--dataset",
+            fs(b"n" + BAD),
+        ]
+    ),
+    "health of a data set whose name is not UTF-8": Case(
+        lambda t, img: ["health", "--dataset", fs(b"n" + BAD), "--out", str(t / "report"), "--no-progress"]
+    ),
     # JSON lines that are not records (item 9)
     "push a line that is 42": Case(lambda t, img: ["push", _jsonl(t, "42"), "--dataset", "never-made"]),
     "push a line that is null": Case(lambda t, img: ["push", _jsonl(t, "null"), "--dataset", "never-made"]),
@@ -246,6 +257,8 @@ SAYS: dict[str, str] = {
     "synthesize from a data set holding an image whose name is not UTF-8": "image path(s) are not valid UTF-8",
     "push a record whose source is not UTF-8": "in.jsonl:1: not a valid record (source",
     "push an input file whose name is not UTF-8": "not valid UTF-8",
+    "push into a data set whose name is not UTF-8": "data set name 'n?' is not valid UTF-8",
+    "health of a data set whose name is not UTF-8": "data set name 'n?' is not valid UTF-8",
     "push a line that is 42": "in.jsonl:1: not a valid record (expected a JSON object",
     "push a line that is null": "in.jsonl:1: not a valid record (expected a JSON object",
     'push a record with "width": "abc"': "in.jsonl:1: not a valid record (width: expected a whole number",

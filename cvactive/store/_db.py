@@ -146,8 +146,26 @@ def dataset_names() -> list[str]:
     return list(fo.list_datasets())
 
 
+def check_dataset_name(name: Any) -> str:
+    """``name`` when it can name a data set: a non-empty string of valid UTF-8 (MongoDB stores
+    UTF-8 only; a name read from a file name that is not UTF-8 holds surrogates).
+
+    Raises:
+        StoreError: it cannot.
+    """
+    if not name or not isinstance(name, str):
+        raise StoreError(f"a data set name must be a non-empty string, got {name!r}")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "replace").decode("utf-8")
+        raise StoreError(f"data set name {shown!r} is not valid UTF-8") from None
+    return name
+
+
 def load_dataset(name: str) -> Any:
     """Load an existing FiftyOne data set; a name that does not exist is a :class:`StoreError`."""
+    check_dataset_name(name)
     fo = connect()
     if not fo.dataset_exists(name):
         names = sorted(fo.list_datasets())
@@ -158,9 +176,8 @@ def load_dataset(name: str) -> Any:
 
 def open_dataset(name: str, *, create: bool = True) -> Any:
     """Load the data set ``name``, or create it (persistent) when ``create`` and it does not exist."""
+    check_dataset_name(name)
     fo = connect()
-    if not name or not isinstance(name, str):
-        raise StoreError(f"a data set name must be a non-empty string, got {name!r}")
     if fo.dataset_exists(name):
         return fo.load_dataset(name)
     if not create:

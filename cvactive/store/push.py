@@ -28,7 +28,7 @@ from typing import Any
 
 from cvactive.errors import RecordError, StoreError
 from cvactive.record import ImageRecord
-from cvactive.store._db import connect, open_dataset
+from cvactive.store._db import check_dataset_name, connect, open_dataset
 from cvactive.store.convert import KEY_FIELD, TO_REVIEW, ProvenanceIndex, chosen_for_review, merge_tags, record_tags
 from cvactive.store.fields import (  # noqa: F401  (re-exported: the names push offered before the split)
     EMBEDDING_FIELD,
@@ -252,8 +252,9 @@ def push_records(
         raise StoreError(f"display_conf must lie in [0, 1], got {display_conf}")
     chunks = _chunks(records, batch_size)
     first = next(chunks, None)  # a malformed input fails here, before the database is touched
+    check_dataset_name(dataset)
     fo = connect()
-    created = create and isinstance(dataset, str) and bool(dataset) and not fo.dataset_exists(dataset)
+    created = create and not fo.dataset_exists(dataset)
     ds = open_dataset(dataset, create=create)
     try:
         summary = _push_all(ds, first, chunks, round_=round_, strategy=strategy, tags=tags, review=review,

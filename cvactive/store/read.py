@@ -41,8 +41,9 @@ def detection_columns(name: str, field: str = "ground_truth") -> DetectionColumn
         StoreError: the data set does not exist (the message lists those that do).
         DatasetError: the field is missing or is not a ``Detections`` field.
     """
-    from cvactive.store._db import connect
+    from cvactive.store._db import check_dataset_name, connect
 
+    check_dataset_name(name)
     fo = connect()
     if not fo.dataset_exists(name):
         known = ", ".join(sorted(fo.list_datasets())) or "none"
