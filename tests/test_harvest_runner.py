@@ -227,3 +227,19 @@ def test_frame_tap_hands_out_at_most_its_window_until_frames_are_taken():
     assert [tap.taken().index for _ in range(2)] == [1, 2]
     unlimited = FrameTap(frames, None, threading.Event())
     assert [meta.frame for _image, meta in unlimited] == [0, 1, 2, 3, 4]
+
+
+def test_default_config_spreads_its_per_minute_cap_over_a_short_clip(tmp_path):
+    # issue #25: the shipped config's pacing aimed at budget.total (5,000), so on a 30 s clip every
+    # candidate passed pacing and the per-minute cap of 6 was spent in the first seconds
+    from cvactive.config import CONFIG_DIR, load_config
+
+    config = load_config("harvest", CONFIG_DIR / "harvest.yaml")
+    video = write_video(tmp_path / "v.avi", frames=300, fps=10.0)  # 30 s
+    pacing = {**config["pacing"], "score": "random"}  # no model here: random thinning, same budget
+    s = run(video, tmp_path / "h", rules=[{"kind": "random", "every_n": 1}], budget=config["budget"], pacing=pacing)
+    times = [line["timestamp"] for line in manifest(tmp_path / "h")]
+    assert s.kept == config["budget"]["per_minute"] == 6
+    # over the clip, not its first seconds: the straight-line schedule (budget by 90% of the clip,
+    # 1 frame of slack) allows at most 3 before 6 s and forces the 5th after 18 s
+    assert sum(t < 6.0 for t in times) <= 3 and max(times) >= 15.0

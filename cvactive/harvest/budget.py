@@ -32,6 +32,11 @@ feed) with a threshold that tracks the score distribution:
    of the span, so a static last stretch cannot leave it unspent): a candidate is refused while the pacer is
    ``slack`` or more frames ahead of it, and kept whatever its score while it is more than
    ``slack`` frames behind (``slack`` defaults to 5% of the budget, at least 1).
+6. Caps. The budget paced is never more than the hard caps let through over the span:
+   ``min(budget, cap * ceil(span / window))`` for each of ``per_minute``, ``per_hour`` and
+   ``per_day`` (:func:`cap_allowance`). Without this a ``total`` of 5,000 over a 30 s clip
+   means "keep every candidate", and a per-minute cap of 6 is spent in the first seconds; with
+   it the pacer spreads the 6 over the clip.
 
 This is the variable-threshold idea of Zliobaite et al. (*Active learning with drifting
 streaming data*, 2014) with the threshold set by quantile instead of by fixed steps. With
@@ -186,6 +191,22 @@ def target_rate(remaining_budget: int, seconds_left: float, frame_interval: floa
     return remaining_budget / candidates_left
 
 
+def cap_allowance(limits: Limits | None, span: float | None) -> int | None:
+    """The most frames the windowed caps of ``limits`` let through over ``span`` seconds.
+
+    ``cap * ceil(span / window)`` for each of ``per_minute``, ``per_hour`` and ``per_day`` that
+    is set, the smallest of them; ``None`` when there is no such cap or no span yet.
+    """
+    if limits is None or span is None:
+        return None
+    allowed = [
+        int(cap) * max(1, int(np.ceil(span / seconds - 1e-9)))
+        for name, seconds in WINDOWS.items()
+        if (cap := getattr(limits, name)) is not None
+    ]
+    return min(allowed) if allowed else None
+
+
 def quantile_threshold(window: np.ndarray, rate: float) -> float:
     """The score above which the top ``rate`` fraction of ``window`` lies (``-inf`` when ``rate >= 1``)."""
     if rate >= 1.0 or window.size == 0:
@@ -202,10 +223,13 @@ class Pacer:
     Args:
         pacing: the parameters.
         budget: frames to spread (``pacing.budget`` or the harvest's total).
+        limits: the harvest's hard caps; the budget paced is at most what their windowed caps
+            let through over the span (:func:`cap_allowance`).
     """
 
     pacing: Pacing
     budget: int
+    limits: Limits | None = None
     scores: deque[float] = field(default_factory=deque)
     seen: int = 0
     candidates: int = 0
@@ -213,6 +237,12 @@ class Pacer:
     period_index: int = 0
     span: float | None = None
     last_rate: float = 0.0
+
+    @property
+    def effective_budget(self) -> int:
+        """The budget paced: ``budget``, or less when the windowed caps allow less over the span."""
+        allowed = cap_allowance(self.limits, self.span)
+        return self.budget if allowed is None else min(self.budget, allowed)
 
     def observe_frame(self) -> None:
         """Count one evaluated frame (candidate or not)."""
@@ -242,13 +272,14 @@ class Pacer:
         left = self.seconds_left(clock, stream_seconds_left)
         if self.span is None or left > self.span:
             self.span = max(left, 1e-9)
-        rate = target_rate(self.budget - self.kept, left, frame_interval, self.candidates / max(self.seen, 1))
+        budget = self.effective_budget
+        rate = target_rate(budget - self.kept, left, frame_interval, self.candidates / max(self.seen, 1))
         self.last_rate = rate
         value = float(score) + 1e-6 * draw
         # The schedule ends at FINISH of the span: the last stretch of a stream is often static
         # (near-duplicates), so the band makes up any shortfall before it rather than in it.
-        planned = self.budget * min(max(1.0 - left / self.span, 0.0) / FINISH, 1.0)
-        slack = self.pacing.slack if self.pacing.slack is not None else max(1.0, 0.05 * self.budget)
+        planned = budget * min(max(1.0 - left / self.span, 0.0) / FINISH, 1.0)
+        slack = self.pacing.slack if self.pacing.slack is not None else max(1.0, 0.05 * budget)
         if self.kept >= planned + slack:
             keep = False
         elif self.kept <= planned - slack:

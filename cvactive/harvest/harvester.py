@@ -67,7 +67,7 @@ class Harvester:
         pace_budget = (pacing.budget if pacing and pacing.budget else None) or budget.total
         if pacing is not None and pace_budget is None:
             raise ConfigError("pacing needs a budget: set pacing.budget or budget.total")
-        self.pacer = Pacer(pacing, int(pace_budget)) if pacing is not None and pace_budget else None
+        self.pacer = Pacer(pacing, int(pace_budget), budget) if pacing is not None and pace_budget else None
         self.deduper = Deduper(dedup) if dedup is not None else None
         needs_scores = pacing is not None and pacing.score != "random"
         self.infer_every_frame = bool(self.model_rules)
@@ -121,7 +121,7 @@ class Harvester:
         if self.ledger.exhausted() or (self.site is not None and self.site.exhausted()):
             return True
         p = self.pacer
-        return p is not None and p.pacing.period is None and p.kept >= p.budget
+        return p is not None and p.pacing.period is None and p.kept >= p.effective_budget
 
     def count_frame(self) -> None:
         """Count one frame looked at (for the summary and the pacer's candidate rate)."""
