@@ -266,6 +266,26 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
+def epoch_schedule_steps(images: int, *, epochs: int, batch: int, warmup_epochs: float = 3.0) -> int:
+    """Optimizer steps of Ultralytics' epoch schedule: ``images`` in batches of ``batch`` for ``epochs``.
+
+    Gradients accumulate over ``round(64 / batch)`` batches per step; during the warm-up
+    (``warmup_epochs``, at most all epochs but the last) the accumulation rises linearly from one
+    batch. 40 images at batch 16 for 10 epochs: 30 batches, 9 steps.
+    """
+    per_epoch = math.ceil(images / batch)
+    total = per_epoch * epochs
+    target = min(max(round(NOMINAL_BATCH / batch), 1), total)
+    warmup = round(min(warmup_epochs, max(epochs - 1, 0)) * per_epoch) if warmup_epochs > 0 else 0
+    steps, last, accumulate = 0, -1, target
+    for i in range(total):
+        if warmup and i <= warmup:
+            accumulate = max(1, int(np.interp(i, [0, warmup], [1, target]).round()))
+        if i - last >= accumulate:
+            steps, last = steps + 1, i
+    return steps
+
+
 def get_recipe(name: str | Recipe) -> Recipe:
     """The recipe called ``name`` (a :class:`Recipe` is returned as it is)."""
     if isinstance(name, Recipe):

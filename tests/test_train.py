@@ -108,7 +108,7 @@ def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data, 
     import yaml
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    from cvactive.train import Recipe, train_detector
+    from cvactive.train import Recipe, epoch_schedule_steps, train_detector
 
     validations = []
     original = DetectionValidator.__call__
@@ -133,6 +133,18 @@ def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data, 
     # Ultralytics' own schedule accumulates gradients to 64 images: fewer steps than batches
     plain = train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, val=False, name="e")
     assert (plain.batches, plain.images) == (5, 160) and 1 <= plain.steps < plain.batches
+    assert plain.steps == epoch_schedule_steps(160, epochs=1, batch=32)  # the arithmetic is Ultralytics'
     assert validations == [] and plain.weights.name == "best.pt"
     validated = train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, name="v")
     assert len(validations) == 2 and validated.weights.is_file()  # the last epoch and best.pt, as Ultralytics does
+
+
+def test_ultralytics_epoch_schedule_takes_few_optimizer_steps_on_small_sets():
+    """Accumulation to 64 images and 3 warm-up epochs: 10 epochs of 40 images are 9 steps (measured
+    on HIT-UAV, benchmarks/results/recipe), of 250 images 51."""
+    from cvactive.train import epoch_schedule_steps
+
+    assert epoch_schedule_steps(40, epochs=10, batch=16) == 9
+    assert epoch_schedule_steps(250, epochs=10, batch=16) == 51
+    assert epoch_schedule_steps(64, epochs=1, batch=64) == 1  # no accumulation, no warm-up in one epoch
+    assert epoch_schedule_steps(40, epochs=10, batch=16, warmup_epochs=0) == 7  # every 4th of 30 batches
