@@ -173,7 +173,9 @@ def summarize(out: Path) -> tuple[Path, Path]:
                 "per_seed_mAP50_95": {str(r["seed"]): r["mAP50_95"] for r in rs},
             }
         )
+    paired = paired_differences(runs)
     summary = {
+        "paired_vs_epochs": paired,
         "note": "2 CPU cores shared with other engineers' tests and a training job: seconds are noisy; "
         "compare recipes by steps and images processed as well",
         "rows": rows,
@@ -201,9 +203,50 @@ def summarize(out: Path) -> tuple[Path, Path]:
             f"| {r['images_processed']['mean']:.0f} | {r['seconds_per_image']['mean']:.2f} "
             f"| {r['load_start']['mean']:.1f} |"
         )
+    if paired:
+        lines += [
+            "",
+            "Paired by seed (the same labeled images): mAP50-95 of each recipe minus the `epochs` recipe's.",
+            "",
+            "| data | px | size | recipe | seeds | per seed | mean | train seconds ratio (mean) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in paired:
+            per_seed = ", ".join(f"s{k} {v:+.4f}" for k, v in r["per_seed"].items())
+            lines.append(
+                f"| {r['data']} | {r['imgsz']} | {r['size']} | {r['recipe']} | {len(r['per_seed'])} | {per_seed} "
+                f"| {r['mean']:+.4f} | {r['train_seconds_ratio']:.2f} |"
+            )
     md_path = out / "summary.md"
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return json_path, md_path
+
+
+def paired_differences(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per data set, size and recipe other than ``epochs``: its mAP50-95 minus ``epochs``' on the same seed."""
+    base = {(r["data"], r["imgsz"], r["size"], r["seed"]): r for r in runs if r["recipe"] == "epochs"}
+    groups: dict[tuple[str, int, int, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+    for r in runs:
+        other = base.get((r["data"], r["imgsz"], r["size"], r["seed"]))
+        if r["recipe"] != "epochs" and other is not None:
+            groups.setdefault((r["data"], r["imgsz"], r["size"], r["recipe"]), []).append((r, other))
+    out = []
+    for (data, imgsz, size, recipe), pairs in sorted(groups.items()):
+        pairs.sort(key=lambda p: p[0]["seed"])
+        diffs = {str(r["seed"]): r["mAP50_95"] - b["mAP50_95"] for r, b in pairs}
+        ratio = statistics.fmean(r["train_seconds"] / b["train_seconds"] for r, b in pairs)
+        out.append(
+            {
+                "data": data,
+                "imgsz": imgsz,
+                "size": size,
+                "recipe": recipe,
+                "per_seed": diffs,
+                "mean": statistics.fmean(diffs.values()),
+                "train_seconds_ratio": ratio,
+            }
+        )
+    return out
 
 
 def commit(paths: list[Path], message: str) -> None:
@@ -229,8 +272,8 @@ def main() -> int:
     from cvactive.yolodata import load_yolo_dataset
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="YOLO data.yaml (train split = the pool, val = evaluation)")
-    p.add_argument("--name", required=True, help="short name of the data set in run names and tables")
+    p.add_argument("--data", help="YOLO data.yaml (train split = the pool, val = evaluation)")
+    p.add_argument("--name", help="short name of the data set in run names and tables")
     p.add_argument("--sizes", default="40,160", help="labeled-set sizes, comma-separated (smallest first)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--recipes", default="epochs,steps", help=f"comma-separated, of: {', '.join(RECIPES)}")
@@ -242,7 +285,17 @@ def main() -> int:
     p.add_argument("--out", default=str(REPO / "benchmarks/results/recipe"))
     p.add_argument("--work", default=str(REPO / "data/bench-recipe"), help="runs and weights (out of git)")
     p.add_argument("--commit", action="store_true", help="commit each finished run's JSON and the summary")
+    p.add_argument(
+        "--summary-only", action="store_true", help="rewrite the summary from the runs in --out; train nothing"
+    )
     args = p.parse_args()
+    if args.summary_only:
+        for path in summarize(Path(args.out).resolve()):
+            print(path)
+        return 0
+    if not args.data or not args.name:
+        print("--data and --name are needed to run (only --summary-only goes without)", file=sys.stderr)
+        return 2
 
     recipes = [r.strip() for r in args.recipes.split(",") if r.strip()]
     unknown = [r for r in recipes if r not in RECIPES]
