@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "review": "cvactive.cli.fo_review",
     "pull": "cvactive.cli.fo_pull",
     "annotate": "cvactive.cli.annotate",
+    "round": "cvactive.cli.round",
     "import": "cvactive.cli.fo_import",
     "export": "cvactive.cli.fo_export",
     "evaluate": "cvactive.cli.fo_evaluate",
