@@ -243,6 +243,9 @@ CASES: dict[str, Case] = {
     ),
     "loop --imgsz 5": Case(lambda t, img: ["loop", "--data", str(t), "--out", str(t / "study"), "--imgsz", "5"]),
     "loop --epochs 0": Case(lambda t, img: ["loop", "--data", str(t), "--out", str(t / "study"), "--epochs", "0"]),
+    "loop --device bogus": Case(
+        lambda t, img: ["loop", "--data", str(t), "--out", str(t / "study"), "--device", "bogus"]
+    ),
     "loop --batch 0": Case(lambda t, img: ["loop", "--data", str(t), "--out", str(t / "study"), "--batch", "0"]),
 }
 
@@ -273,6 +276,7 @@ SAYS: dict[str, str] = {
     "loop --imgsz 5": "imgsz: got 5",
     "loop --epochs 0": "epochs: got 0",
     "loop --batch 0": "batch",
+    "loop --device bogus": "--device 'bogus'",
 }
 
 

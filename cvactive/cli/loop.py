@@ -96,7 +96,32 @@ def build_config(args: argparse.Namespace) -> Any:
             options[key] = tuple(options[key])
     if isinstance(options.get("seeds"), list):
         options["seeds"] = tuple(options["seeds"])
-    return LoopConfig(**options)
+    cfg = LoopConfig(**options)
+    check_device(cfg.device)
+    return cfg
+
+
+def check_device(device: str | int | None) -> None:
+    """Refuse, before any training, a ``--device`` that is not cpu, mps, cuda or CUDA indices
+    (``0``, ``0,1``, ``cuda:0``), or names a CUDA device torch does not see here."""
+    import re
+
+    from cvactive.errors import ConfigError
+
+    if device is None:
+        return
+    text = str(device).strip().lower()
+    if text in ("cpu", "mps"):
+        return
+    m = re.fullmatch(r"(?:cuda:)?(\d+(?:,\d+)*)|cuda", text)
+    if m is None:
+        raise ConfigError(f"--device {device!r}: expected cpu, mps, cuda or CUDA device indices such as 0 or 0,1")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    wanted = [int(i) for i in m.group(1).split(",")] if m.group(1) else [0]
+    if max(wanted) >= count:
+        raise ConfigError(f"--device {device!r}: torch sees {count} CUDA device(s) here; use --device cpu")
 
 
 def _seeds(text: str) -> int | list[int]:
