@@ -35,11 +35,13 @@ PRIVATE: dict[str, Pin] = {
         "8.4.190",
         "the predictor's preprocess/inference steps and raw head outputs, non_max_suppression(return_idxs=True), "
         "the checkpoint layout rebuilt from an OpenVINO export, and the NMS time limit lifted during "
-        "training and validation (ultralytics.utils.nms.non_max_suppression swapped for the call)",
+        "training and validation (ultralytics.utils.nms.non_max_suppression swapped for the call), and the "
+        "weights-only checkpoint allow-list (ultralytics.nn.tasks._SafeLoad.loading)",
         (
             "cvactive/detector.py",
             "cvactive/train.py",
             "cvactive/weights/architecture.py",
+            "cvactive/weights/checkpoint.py",
             "cvactive/weights/rebuild.py",
         ),
     ),
