@@ -274,7 +274,7 @@ def test_resume_drops_a_half_written_last_line(tmp_path: Path) -> None:
 VIDEO = "videos/slow_traffic_small.mp4"
 
 
-def _score_argv(assets: Path, model: str, out: Path, stride: int = 30) -> list[object]:
+def _score_argv(assets: Path, model: str, out: Path, stride: int = 60) -> list[object]:
     return ["score", assets / VIDEO, "--model", model, "--out", out, "--stride", stride, "--no-progress"]
 
 
@@ -290,13 +290,13 @@ def test_score_killed_midway_then_rerun_equals_an_uninterrupted_run(
     partial = tmp_path / "pool.jsonl.partial"
     proc = subprocess.Popen([*CLI, *map(str, _score_argv(assets, openvino_model, out))], cwd=REPO)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not partial.is_file() or partial.read_bytes().count(b"\n") < 10):
+    while time.monotonic() < deadline and (not partial.is_file() or partial.read_bytes().count(b"\n") < 5):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
     assert out.read_bytes() == earlier  # the earlier pool is kept until the new one is complete
-    assert 10 <= partial.read_bytes().count(b"\n") < 31  # killed midway (31 frames at stride 30)
+    assert 5 <= partial.read_bytes().count(b"\n") < 16  # killed midway (16 frames at stride 60)
     with partial.open("ab") as fh:  # as if killed in the middle of a line
         fh.write(b'{"source":"half')
     rerun = cli(*_score_argv(assets, openvino_model, out))
@@ -365,14 +365,14 @@ def _tree(root: Path) -> dict[str, bytes | str]:
 @pytest.mark.slow
 def test_synthesize_killed_midway_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     data = tiny_yolo(tmp_path / "d", LABELS * 2, size=(360, 480))
-    argv: list[object] = ["synthesize", data, "--k", 24, "--seed", 3, "--no-progress", "--target", "conditions=night"]
+    argv: list[object] = ["synthesize", data, "--k", 12, "--seed", 3, "--no-progress", "--target", "conditions=night"]
     ref = cli(*argv, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]
     out = tmp_path / "out"
     proc = subprocess.Popen([*CLI, *map(str, [*argv, "--out", out])], cwd=REPO)
     images = out / "images" / "train"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and (not images.is_dir() or len(list(images.glob("*.jpg"))) < 3):
+    while time.monotonic() < deadline and (not images.is_dir() or len(list(images.glob("*.jpg"))) < 2):
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
@@ -384,10 +384,8 @@ def test_synthesize_killed_midway_then_rerun_equals_an_uninterrupted_run(tmp_pat
     got = _tree(out)
     assert got.pop("notes.txt") == b"a user file in the folder"
     assert got == _tree(tmp_path / "ref")
-    again = cli(*argv, "--out", out)
+    again = cli(*argv, "--out", out)  # a complete set is there now (--overwrite: tests/test_synthesis.py)
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    assert cli(*argv, "--out", out, "--overwrite").returncode == 0
-    assert (out / "notes.txt").is_file() and _tree(out).keys() == _tree(tmp_path / "ref").keys() | {"notes.txt"}
 
 
 # -- export (FiftyOne with its MongoDB) -----------------------------------------------------------

@@ -255,8 +255,11 @@ def test_small_run_writes_provenance_and_refuses_to_overwrite(tmp_path):
     json.dumps(list(prov.values()))
     with pytest.raises(ConfigError, match="overwrite"):
         synthesize(data, k=2, out=out, progress=False)
+    (out / "images" / "train" / "mine.jpg").write_bytes(b"a user's file")
     with pytest.warns(RenamedWarning, match=r"synthesize\(\): keyword argument 'n' is renamed 'k'"):
         s2 = synthesize(data, n=2, out=out, target="conditions=flip", progress=False, overwrite=True)  # old name
+    assert (out / "images" / "train" / "mine.jpg").read_bytes() == b"a user's file"  # only its own files go
+    (out / "images" / "train" / "mine.jpg").unlink()
     assert s2.written == 2 and len(list((out / "images" / "train").iterdir())) == 2
     with pytest.raises(ConfigError, match=r"both n= and k= given; pass k= only"):
         synthesize(data, n=2, k=2, out=out, progress=False, overwrite=True)
