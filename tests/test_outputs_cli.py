@@ -447,6 +447,14 @@ def test_export_hostile_outputs_touch_nothing(
     assert main(["export", "--dataset", name, "--out", str(tmp_path / "exp"), "--media", "symlink"]) == 0
     assert "export will be merged" not in caplog.text  # FiftyOne's note on our own temporary folder
     assert (tmp_path / "exp" / "data.yaml").is_file()
+    (tmp_path / "empty").mkdir()  # an empty folder is taken
+    assert main(["export", "--dataset", name, "--out", str(tmp_path / "empty"), "--media", "symlink"]) == 0
+    assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == [
+        ".cvactive-owner.json",
+        "data.yaml",
+        "images",
+        "labels",
+    ]
     capsys.readouterr()
     for case, make in EXPORT_CASES.items():
         out, more, match = make(tmp_path, data)
