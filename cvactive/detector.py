@@ -31,11 +31,22 @@ from cvactive.sources import FrameMeta as FrameMeta  # re-exported: the provenan
 if TYPE_CHECKING:
     from cvactive.pipeline import Engine
     from cvactive.scoring import Scorer
+    from cvactive.sources import Source
 
 _MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript", ".mlpackage", ".tflite")
 
 
+def _is_yolo_object(model: Any) -> bool:
+    """An Ultralytics model object (``YOLO(...)``, ``RTDETR(...)``), told apart without importing Ultralytics."""
+    return any(cls.__module__.startswith("ultralytics.") and cls.__name__ == "Model" for cls in type(model).__mro__)
+
+
 def _check_model_path(model: str | Path) -> str:
+    if not isinstance(model, (str, Path)):
+        raise ModelError(
+            f"model must be a path (.pt, .yaml, an exported model folder) or an Ultralytics model object such as "
+            f"YOLO('yolov8n.pt'), got a {type(model).__name__}"
+        )
     text = str(model)
     path = Path(text)
     if path.exists():
@@ -48,12 +59,24 @@ def _check_model_path(model: str | Path) -> str:
     )
 
 
+def _object_name(model: Any) -> str:
+    """What to call a model object in messages and records: its checkpoint, else its class."""
+    for attr in ("ckpt_path", "model_name"):
+        value = getattr(model, attr, None)
+        if isinstance(value, (str, Path)) and str(value):
+            return str(value)
+    return f"{type(model).__name__} object"
+
+
 class Detector:
     """A YOLO detector that keeps full class-score rows and, optionally, embeddings.
 
     Args:
         model: a ``.pt`` checkpoint, a model ``.yaml`` (random init, offline) or any exported
-            format Ultralytics can run (an OpenVINO model folder needs ``pip install openvino``).
+            format Ultralytics can run (an OpenVINO model folder needs ``pip install openvino``);
+            or an Ultralytics model object already loaded (``YOLO(...)``): it is used as it is, not
+            reloaded (so ``trust_checkpoint`` does not apply), and its predictor takes this
+            detector's ``imgsz``, ``conf``, ``iou`` and ``max_det``.
         imgsz: inference image size, as in ``predict``.
         conf: confidence threshold of NMS.
         iou: IoU threshold of NMS.
@@ -68,7 +91,7 @@ class Detector:
 
     def __init__(
         self,
-        model: str | Path,
+        model: str | Path | Any,
         *,
         imgsz: int = 640,
         conf: float = 0.25,
@@ -82,7 +105,10 @@ class Detector:
         require_pinned("ultralytics")  # the predictor's steps and raw outputs are Ultralytics' internals
         if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
             raise ModelError(f"conf and iou must lie in [0, 1], got conf={conf}, iou={iou}")
-        self.model_path = _check_model_path(model)
+        given: Any = model if _is_yolo_object(model) else None
+        if given is not None and getattr(given, "task", "detect") != "detect":
+            raise ModelError(f"Detector needs a detection model; this {type(given).__name__} is a {given.task!r} model")
+        self.model_path = _object_name(given) if given is not None else _check_model_path(model)
         self.requested_device = device
         self.trust_checkpoint = bool(trust_checkpoint)
         self._engines: dict[int, Any] = {}
@@ -97,7 +123,7 @@ class Detector:
 
         try:
             with checkpoint_loading(trust=self.trust_checkpoint):  # a .pt: weights only, never its code
-                self.yolo = YOLO(self.model_path, task="detect")
+                self.yolo: Any = given if given is not None else YOLO(self.model_path, task="detect")
                 # One call on a blank image builds the model's own predictor (preprocessing, backend,
                 # device, warm-up) with exactly the arguments a user's predict() would pass.
                 blank = np.zeros((self.imgsz, self.imgsz, 3), np.uint8)
@@ -282,16 +308,34 @@ class Detector:
                 )
         return records
 
-    def predict(self, images: Sequence[np.ndarray], metas: Sequence[FrameMeta] | None = None) -> list[ImageRecord]:
-        """Detect on a batch of BGR ``uint8`` images ``(H, W, 3)``; one record per image.
+    def predict(self, images: Source, metas: Sequence[FrameMeta] | None = None, *, batch: int = 8) -> list[ImageRecord]:
+        """Detect on images; one record per image or video frame, in order.
+
+        ``images`` is what Ultralytics' ``predict`` takes (:data:`cvactive.sources.Source`): a
+        list of BGR ``uint8`` arrays ``(H, W, 3)`` (one forward pass, ``metas`` optional), one
+        array, a ``(B, H, W, 3)`` stack, a PIL image, an image path, a list of paths, a folder, a
+        glob pattern or a video (read and run in batches of ``batch``; every frame of a video, so
+        for a long one prefer :meth:`predict_stream` or :func:`cvactive.score.iter_scored`).
 
         The returned records carry ``class_scores`` ``(N, C)`` and, with ``embed``, an
         ``embedding``. They are not yet scored (see :class:`cvactive.scoring.Scorer`).
+
+        Raises:
+            SourceError: a path that does not exist or an object that is not an image (strict:
+                an unreadable file stops the call rather than being skipped).
         """
         import torch
 
-        if len(images) == 0:
+        from cvactive.sources import as_image, iter_frames, source_items
+
+        if not _is_array_list(images):
+            if metas is not None:
+                raise ValueError("metas go with a list of arrays; paths and videos carry their own")
+            return list(self.predict_stream(iter_frames(images, strict=True), batch))
+        arrays = [as_image(image, f"image-{i}") for i, image in enumerate(source_items(images))] if len(images) else []
+        if not arrays:
             return []
+        images = arrays
         if metas is None:
             metas = [FrameMeta(source=f"image-{i}") for i in range(len(images))]
         if len(metas) != len(images):
@@ -341,3 +385,52 @@ class Detector:
         if images:
             records = self.predict(images, metas)
             yield from records if scorer is None else map(scorer, records)
+
+
+def _is_array_list(images: Any) -> bool:
+    """A list (or stack) of in-memory images, the batch :meth:`Detector.predict` runs in one pass."""
+    if isinstance(images, np.ndarray):
+        return True
+    if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
+        return False
+    return all(not isinstance(i, (str, Path)) for i in images)
+
+
+def records_from_results(results: Any) -> list[ImageRecord]:
+    """Records from Ultralytics ``Results`` (one, or a list as ``YOLO(...)(images)`` returns).
+
+    The bridge for a user who already ran ``model.predict``, in the way of supervision's
+    ``Detections.from_ultralytics``: boxes (``xyxy`` pixels), confidences, class ids, class
+    names, the image size and its path. A ``Results`` keeps only each box's post-NMS confidence,
+    not its row of class scores, so these records have ``class_scores=None``: score them with
+    ``Scorer().for_record(record)`` (the confidence measures), or run :class:`Detector` on the
+    same images for the full rows (margin, entropy and the other vector measures).
+
+    Raises:
+        ModelError: something that is not a detection ``Results`` (a classification or
+            segmentation-only result has no boxes).
+    """
+    items = results if isinstance(results, (list, tuple)) else [results]
+    records = []
+    for i, result in enumerate(items):
+        boxes = getattr(result, "boxes", None)
+        shape = getattr(result, "orig_shape", None)
+        if boxes is None or shape is None:
+            raise ModelError(
+                f"item {i} is a {type(result).__name__}, not an Ultralytics detection Results (it has no boxes)"
+            )
+        data = boxes.data.cpu().numpy() if hasattr(boxes.data, "cpu") else np.asarray(boxes.data)
+        names = {int(k): str(v) for k, v in dict(getattr(result, "names", {}) or {}).items()}
+        path = str(getattr(result, "path", "") or f"image-{i}")
+        records.append(
+            ImageRecord(
+                source=path,
+                width=int(shape[1]),
+                height=int(shape[0]),
+                xyxy=data[:, :4].astype(np.float32),
+                confidence=np.clip(data[:, -2], 0.0, 1.0).astype(np.float32),
+                class_id=data[:, -1].astype(np.int64),
+                names=names,
+            )
+        )
+    return records

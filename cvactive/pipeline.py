@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from cvactive.detector import Detector
     from cvactive.record import ImageRecord
     from cvactive.scoring import Scorer
-    from cvactive.sources import FrameMeta, SourceReport
+    from cvactive.sources import FrameMeta, Source, SourceReport
 
 #: Called by an engine when a submitted chunk's inference ends: ``(output, None)`` or ``(None, error)``.
 Done = Callable[[Any, "BaseException | None"], None]
@@ -107,7 +107,7 @@ def _engine_of(model: Detector | Engine, batch: int) -> Engine:
 
 
 def read_frames(
-    source: str | Path,
+    source: Source,
     *,
     stride: int = 1,
     report: SourceReport | None = None,
@@ -125,18 +125,22 @@ def read_frames(
         VIDEO_SUFFIXES,
         SourceReport,
         expand,
+        is_path_like,
         is_stream,
         iter_frames,
         iter_video,
+        source_items,
     )
 
     report = report if report is not None else SourceReport()
-    if workers < 2 or is_stream(str(source)):
+    items = source_items(source)
+    if workers < 2 or not all(is_path_like(i) and not is_stream(str(i)) for i in items):
         yield from iter_frames(source, stride=stride, report=report, strict=strict)
         return
+    files = [path for item in items for path in expand(item)]
     with ThreadPoolExecutor(workers, thread_name_prefix="cvactive-decode") as pool:
         pending: deque[tuple[Path, Future[np.ndarray]]] = deque()
-        for path in expand(source):
+        for path in files:
             suffix = path.suffix.lower()
             if suffix in IMAGE_SUFFIXES:
                 pending.append((path, pool.submit(_read_image, path)))

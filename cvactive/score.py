@@ -30,6 +30,7 @@ from cvactive.scoring import Scorer
 from cvactive.sources import (
     VIDEO_SUFFIXES,
     FrameMeta,
+    Source,
     SourceReport,
     expand,
     is_stream,
@@ -87,7 +88,7 @@ def estimate_frames(source: str | Path, stride: int = 1) -> int | None:
 
 
 def iter_scored(
-    source: str | Path,
+    source: Source,
     detector: Detector | MeasuredDetector,
     scorer: Scorer,
     *,
@@ -101,6 +102,8 @@ def iter_scored(
     """Yield a scored record for every image and every ``stride``-th frame of ``source``, in order.
 
     Args:
+        source: what Ultralytics' ``predict`` takes: a path, folder, glob, video, stream, a BGR
+            ``uint8`` array, a PIL image, or a list of these (:data:`cvactive.sources.Source`).
         workers: pipeline worker threads (``None``: :func:`cvactive.pipeline.default_workers`;
             ``0``: no pipeline, batch after batch on this thread). Same records either way.
         skip: keys (:attr:`ImageRecord.key <cvactive.record.ImageRecord.key>`) of images and frames

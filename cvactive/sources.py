@@ -1,6 +1,9 @@
 """Image and video sources: files, folders, glob patterns and videos, with provenance.
 
-A source yields ``(image, FrameMeta)`` pairs: a BGR ``uint8`` array and where it came from
+A source is what Ultralytics' ``predict`` takes: a path (image, video, folder, glob pattern), a
+stream URL or camera index, a BGR ``uint8`` array (or a ``(B, H, W, 3)`` stack, a greyscale
+``(H, W)`` one, a PIL image), or a list of any of these (:data:`Source`).
+It yields ``(image, FrameMeta)`` pairs: a BGR ``uint8`` array and where it came from
 (path, plus frame index and timestamp in seconds for video frames). Unreadable images and
 broken videos are reported in a :class:`SourceReport` (path, reason) and skipped, unless
 ``strict`` asks for the first failure to stop the run. A source that does not exist at all
@@ -31,6 +34,10 @@ log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"})
 STREAM_PREFIXES = ("rtsp://", "rtmp://", "http://", "https://", "udp://", "tcp://")
+
+
+#: What a source may be: a path or pattern, an in-memory image, or a list of them (see the module text).
+Source = Any  # str | Path | np.ndarray | PIL.Image.Image | Sequence[...] (PIL is not a dependency here)
 
 
 @dataclass(frozen=True)
@@ -321,8 +328,62 @@ def iter_video(
         cap.release()  # type: ignore[attr-defined]
 
 
+def is_path_like(source: Any) -> bool:
+    """A path or pattern (``str`` or ``os.PathLike``), as opposed to an in-memory image or a list."""
+    return isinstance(source, (str, os.PathLike))
+
+
+def source_items(source: Source) -> list[Any]:
+    """The items of a list source; a single source as a one-item list.
+
+    A ``(B, H, W, C)`` array counts as ``B`` images. An empty list is a :class:`SourceError`.
+    """
+    if is_path_like(source):
+        return [source]
+    if isinstance(source, np.ndarray):
+        return list(source) if source.ndim == 4 else [source]
+    if isinstance(source, (list, tuple)):
+        if not source:
+            raise SourceError("the source list is empty")
+        return [
+            i for item in source for i in (list(item) if isinstance(item, np.ndarray) and item.ndim == 4 else [item])
+        ]
+    return [source]  # a PIL image or another single object: as_image() decides
+
+
+def _is_stack(item: Any) -> bool:
+    return isinstance(item, np.ndarray) and item.ndim == 4
+
+
+def as_image(obj: Any, where: str = "image") -> np.ndarray:
+    """An in-memory image as BGR ``uint8`` ``(H, W, 3)``, the convention of OpenCV and Ultralytics.
+
+    A numpy array is taken as BGR (as ``cv2.imread`` gives it), ``(H, W)`` as greyscale and
+    ``(H, W, 4)`` as BGRA; a PIL image is RGB and is converted. Anything else is a
+    :class:`SourceError` saying what was given.
+    """
+    import cv2
+
+    if not isinstance(obj, np.ndarray) and hasattr(obj, "convert") and hasattr(obj, "size"):  # a PIL image
+        return np.ascontiguousarray(np.asarray(obj.convert("RGB"))[:, :, ::-1])
+    if not isinstance(obj, np.ndarray):
+        raise SourceError(
+            f"{where}: cannot read a {type(obj).__name__}; give a path, a folder, a glob pattern, a video, "
+            "a BGR uint8 numpy array, a PIL image, or a list of these"
+        )
+    if obj.dtype != np.uint8:
+        raise SourceError(f"{where}: images must be uint8 arrays (0-255), got dtype {obj.dtype}")
+    if obj.ndim == 2 or (obj.ndim == 3 and obj.shape[2] == 1):
+        return cv2.cvtColor(np.ascontiguousarray(obj.reshape(obj.shape[:2])), cv2.COLOR_GRAY2BGR)
+    if obj.ndim == 3 and obj.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(obj), cv2.COLOR_BGRA2BGR)
+    if obj.ndim != 3 or obj.shape[2] != 3 or min(obj.shape[:2]) < 1:
+        raise SourceError(f"{where}: expected an image array (H, W, 3), (H, W) or (B, H, W, 3), got shape {obj.shape}")
+    return np.ascontiguousarray(obj)
+
+
 def iter_frames(
-    source: str | Path,
+    source: Source,
     *,
     stride: int = 1,
     report: SourceReport | None = None,
@@ -331,7 +392,9 @@ def iter_frames(
     """Yield ``(image, meta)`` for every image and every ``stride``-th video frame of a source.
 
     Args:
-        source: an image, a video, a folder, a glob pattern, a stream URL or a camera index.
+        source: an image, a video, a folder, a glob pattern, a stream URL or a camera index; an
+            in-memory image (metadata ``image-<i>``, ``i`` its place among the source's in-memory
+            images); or a list of any of these, read in order (:data:`Source`).
         stride: keep every n-th frame of each video.
         report: collects counts and failures (a fresh one when ``None``).
         strict: raise on the first unreadable file instead of reporting and going on.
@@ -340,6 +403,9 @@ def iter_frames(
         SourceError: the source does not exist.
     """
     report = report if report is not None else SourceReport()
+    if not is_path_like(source):
+        yield from _iter_items(source_items(source), stride, report, strict)
+        return
     text = str(source)
     if is_stream(text):
         yield from iter_video(text, stride=stride, report=report, strict=strict)
@@ -359,3 +425,19 @@ def iter_frames(
             continue
         report.images += 1
         yield image, FrameMeta(source=str(path))
+
+
+def _iter_items(
+    items: list[Any], stride: int, report: SourceReport, strict: bool
+) -> Iterator[tuple[np.ndarray, FrameMeta]]:
+    """The frames of a list source: each path expanded in turn, each in-memory image as ``image-<i>``."""
+    in_memory = 0
+    for item in items:
+        if is_path_like(item):
+            yield from iter_frames(item, stride=stride, report=report, strict=strict)
+            continue
+        name = f"image-{in_memory}"
+        in_memory += 1
+        image = as_image(item, name)
+        report.images += 1
+        yield image, FrameMeta(source=name)
