@@ -11,8 +11,9 @@ that each record carries them and aggregates them like the others.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cvactive.errors import ConfigError
 from cvactive.measures import (
@@ -77,3 +78,73 @@ class Scorer:
             image_scores(per_box, self.aggregations, if_empty=self.if_empty, k=self.topk, band=self.band)
         )
         return record
+
+
+#: File names of a YOLO data set's description looked for beside and above a source.
+DATA_YAML_NAMES = ("data.yaml", "dataset.yaml")
+
+
+def find_data_yaml(source: object, levels: int = 3) -> Path | None:
+    """The ``data.yaml`` (or ``dataset.yaml``) of the YOLO data set a source lies in, if any.
+
+    Looked for in the source's folder (a folder source, a file's or a glob pattern's folder) and
+    up to ``levels`` folders above it: ``aquarium/valid/images`` finds ``aquarium/data.yaml``.
+    A source that is not a path (arrays, a stream, a list) has none.
+    """
+    if not isinstance(source, (str, Path)) or "://" in str(source) or str(source).isdigit():
+        return None
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        text = text[: min(text.index(ch) for ch in "*?[" if ch in text)]
+        folder = Path(text if text.endswith(("/", "\\")) else Path(text).parent)
+    else:
+        folder = Path(text) if Path(text).is_dir() else Path(text).parent
+    for here in [folder, *folder.parents][: levels + 1]:
+        for name in DATA_YAML_NAMES:
+            if (here / name).is_file():
+                return here / name
+    return None
+
+
+def data_class_names(path: str | Path) -> list[str]:
+    """The class names a YOLO ``data.yaml`` declares (a list or an id -> name mapping under ``names``).
+
+    Raises:
+        ConfigError: the file does not exist, is not YAML, or has no ``names``.
+    """
+    import yaml
+
+    if not Path(path).is_file():
+        raise ConfigError(f"data set file {str(path)!r} does not exist (give the data set's data.yaml)")
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError, OSError) as err:
+        raise ConfigError(f"{path}: not a readable YAML file ({' '.join(str(err).split())[:200]})") from err
+    names = data.get("names") if isinstance(data, dict) else None
+    if isinstance(names, dict):
+        return [str(v) for v in names.values()]
+    if isinstance(names, list) and names:
+        return [str(v) for v in names]
+    raise ConfigError(f"{path}: no 'names' list of the data set's classes")
+
+
+def class_overlap_warning(model_names: Iterable[str], data_names: Iterable[str], where: str) -> str | None:
+    """A warning when a model's classes share no name with a data set's (case aside), else ``None``.
+
+    A COCO model on aquarium photos calls fish "bird" and "kite": every box's class is one the
+    data set does not have, and the scores rank images by the wrong question.
+    """
+    model = {n.strip().lower() for n in model_names}
+    data = {n.strip().lower() for n in data_names}
+    if not model or not data or model & data:
+        return None
+
+    def shown(names: set[str]) -> str:
+        listed = sorted(names)
+        return ", ".join(listed[:5]) + (f", ... ({len(listed)} in all)" if len(listed) > 5 else "")
+
+    return (
+        f"the model's classes ({shown(model)}) share no name with the data set's ({shown(data)}, from {where}): "
+        "its boxes are labeled with classes this data set does not have, so its scores answer the wrong "
+        "question; fine-tune it on these classes first (cvactive loop, or Ultralytics' train)"
+    )

@@ -130,7 +130,11 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
         "committee_disagreement, mc_variance, mc_bald (extra model passes)",
     )
     parser.add_argument(
-        "--aggregations", default=",".join(AGGREGATIONS), help="comma-separated aggregations (default: all)"
+        "--aggregations",
+        default=",".join(AGGREGATIONS),
+        help="comma-separated aggregations of the boxes' measures per image (default: all): max, mean, sum, topk "
+        "(mean of the --topk largest), count (how many boxes score in [0.5, 1] on the measure: <measure>_count "
+        "is a number of uncertain boxes, not a score in [0, 1])",
     )
     parser.add_argument("--threshold", type=float, default=0.5, help="threshold of threshold_closeness (0.5)")
     parser.add_argument("--if-empty", type=float, default=0.0, help="image score of a frame with no boxes (0)")

@@ -37,6 +37,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--embed", action="store_true", help="add an image embedding (PyTorch models)")
     p.add_argument("--with-class-scores", action="store_true", help="write each box's full class-score row")
+    p.add_argument(
+        "--data",
+        help="the YOLO data.yaml of the images (found by itself beside or up to 3 folders above the source): "
+        "a warning when the model's classes share no name with the data set's",
+    )
     p.add_argument("--strict", action="store_true", help="stop at the first unreadable file")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_engine_options(p)
@@ -50,7 +55,32 @@ def _workers(text: str) -> int:
 
 
 #: options that do not change the lines written (a run resumes across them)
-_NOT_IN_COMMAND = frozenset({"out", "workers", "strict", "no_progress", "func", "command", "verbose", "engine"})
+_NOT_IN_COMMAND = frozenset({"out", "workers", "strict", "no_progress", "func", "command", "verbose", "engine", "data"})
+
+
+def warn_class_overlap(args: argparse.Namespace, model_names: Any) -> None:
+    """One ``warning:`` line on stderr when the model's classes share no name with the data set's.
+
+    The data set is ``--data`` (a file that cannot be read is an error), else a ``data.yaml``
+    beside or above the source (one that cannot be read is passed over).
+    """
+    import sys
+
+    from cvactive.errors import ConfigError
+    from cvactive.scoring import class_overlap_warning, data_class_names, find_data_yaml
+
+    path = getattr(args, "data", None) or find_data_yaml(args.source)
+    if path is None or not model_names:
+        return
+    try:
+        names = data_class_names(path)
+    except ConfigError:
+        if getattr(args, "data", None):
+            raise
+        return
+    message = class_overlap_warning(dict(model_names).values(), names, str(path))
+    if message:
+        print(f"warning: {message}", file=sys.stderr)
 
 
 def check_out(args: argparse.Namespace) -> None:
@@ -87,7 +117,12 @@ def run(args: argparse.Namespace) -> int:
     check_out(args)
     with path_lock(args.out, "score " + str(args.source)):
         scorer = make_scorer(args)
+        if getattr(args, "data", None):
+            from cvactive.scoring import data_class_names
+
+            data_class_names(args.data)  # a bad --data is refused before the model loads
         detector = make_detector(args, embed=args.embed)
+        warn_class_overlap(args, getattr(detector, "names", {}))
         summary = score_source(
             args.source,
             detector,
