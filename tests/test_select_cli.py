@@ -52,6 +52,15 @@ def test_select_writes_ranked_records(scores_file, tmp_path, capsys):
     assert "options: score=entropy_max, factor=10" in text  # from configs/select.yaml
 
 
+def test_random_prints_its_draws_as_draws_not_utility(scores_file, capsys):
+    # issue #25: `random` printed its uniform draws as "utility"
+    assert main(["select", str(scores_file[0]), "--k", "3", "--strategy", "random"]) == 0
+    picks = [ln.split() for ln in capsys.readouterr().out.splitlines() if ln.startswith("  ") and "options" not in ln]
+    assert len(picks) == 3 and all(p[1] == "draw" for p in picks)
+    assert main(["select", str(scores_file[0]), "--k", "3", "--strategy", "uncertainty"]) == 0
+    assert "utility" in capsys.readouterr().out
+
+
 def test_config_and_overrides(scores_file, tmp_path, capsys):
     scores, _ = scores_file
     config = tmp_path / "sel.yaml"

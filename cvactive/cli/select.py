@@ -190,10 +190,15 @@ def run(args: argparse.Namespace) -> int:
     if options:
         print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
     for rec, sel in zip(chosen[:10], picks):
-        print(f"  {sel.rank:>4}  utility {sel.utility:.4f}  {rec.key}")
+        print(f"  {sel.rank:>4}  {_value_label(name)} {sel.utility:.4f}  {rec.key}")
     if len(chosen) > 10:
         print(f"  ... {len(chosen) - 10} more")
     return 0
+
+
+def _value_label(strategy: str) -> str:
+    """What a pick's number is, as printed: ``random`` ranks by a uniform draw, not by a utility."""
+    return "draw" if strategy == "random" else "utility"
 
 
 def _select_within_budget(
@@ -260,7 +265,7 @@ def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, o
     if options:
         print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
     for row in rows[:10]:
-        print(f"  {row['rank']:>4}  utility {row['utility']:.4f}  {row.get('key') or _key(row)}")
+        print(f"  {row['rank']:>4}  {_value_label(name)} {row['utility']:.4f}  {row.get('key') or _key(row)}")
     if len(rows) > 10:
         print(f"  ... {len(rows) - 10} more")
     return 0
