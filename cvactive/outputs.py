@@ -346,3 +346,31 @@ def move_aside(path: str | os.PathLike[str]) -> Path | None:
         target = p.with_name(f"{p.name}.old-{stamp}-{n}")
     os.replace(p, target)
     return target
+
+
+def portable_text(text: str, root: str | os.PathLike[str] | None = None) -> str:
+    """``text`` (a command line, a JSON document, a report) with this machine's locations taken out.
+
+    Files the repository ships must not carry the absolute paths of the machine that wrote
+    them: the repository's own location becomes nothing (``/x/checkout/data/w.pt`` ->
+    ``data/w.pt``), and the shared assets folder (:func:`cvactive.assets.assets_dir`) its path
+    relative to the repository (``../shared/assets/...`` in the usual layout). Other text is
+    left as it is.
+    """
+    from cvactive.assets import REPO_ROOT, assets_dir
+
+    base = Path(root) if root is not None else REPO_ROOT
+    assets = assets_dir()
+    prefixes: list[tuple[str, str]] = []
+    if assets is not None:
+        prefixes.append((str(assets.resolve()), os.path.relpath(assets.resolve(), base.resolve())))
+        prefixes.append((str(assets), os.path.relpath(assets.resolve(), base.resolve())))
+    prefixes += [(str(base.resolve()), "."), (str(base), ".")]
+    for prefix, short in sorted(set(prefixes), key=lambda p: -len(p[0])):  # the longest (innermost) first
+        text = text.replace(prefix + "/", "" if short == "." else short + "/")
+    return text
+
+
+def portable_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:
+    """One path as :func:`portable_text` records it (a relative path is returned as it is)."""
+    return portable_text(str(path), root)

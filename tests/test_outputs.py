@@ -141,3 +141,20 @@ def test_move_aside_renames_and_never_deletes(tmp_path: Path) -> None:
     aside = move_aside(out)
     assert aside is not None and aside.read_text() == "data" and not out.exists()
     assert move_aside(out) is None
+
+
+def test_portable_text_takes_the_machine_out_of_recorded_paths(tmp_path, monkeypatch):
+    from cvactive.outputs import portable_path, portable_text
+
+    repo = tmp_path / "checkout"
+    assets = tmp_path / "shared" / "assets"
+    repo.mkdir()
+    assets.mkdir(parents=True)
+    monkeypatch.setenv("CVACTIVE_ASSETS", str(assets))
+    assert portable_path(repo / "data" / "w.pt", repo) == "data/w.pt"
+    assert portable_path(assets / "aquarium" / "data.yaml", repo) == "../shared/assets/aquarium/data.yaml"
+    assert portable_path("data/w.pt", repo) == "data/w.pt"
+    command = f"cvactive loop --data {assets}/aquarium/data.yaml --out {repo}/data/studies/x"
+    expected = "cvactive loop --data ../shared/assets/aquarium/data.yaml --out data/studies/x"
+    assert portable_text(command, repo) == expected
+    assert portable_text('{"start_from": "' + str(repo) + '/data/w.pt"}', repo) == '{"start_from": "data/w.pt"}'

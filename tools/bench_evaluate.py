@@ -105,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=2))
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    path.write_text(portable_text(json.dumps(out, indent=2)))
     print(json.dumps({k: out[k] for k in ("samples", "boxes", "median_s", "over_plain", "extra_s_per_round")}))
     print(f"-> {path}")
     return 0

@@ -342,7 +342,9 @@ def main() -> int:
     results.update(model_rule_vs_predict=a, random_vs_decode=b, memory_long_run=c)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(results, indent=2)) + "\n")
     wa, wb = a["work"]["harvest"], b["work"]["harvest"]
     print(
         f"(a) harvest with a model rule / decode + YOLO.predict: {a['ratio']:.2f} ({a['harvest_fps']:.1f} vs "

@@ -356,7 +356,9 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(result, indent=1)) + "\n")
     print(json.dumps(result, indent=1))
     print(
         f"\n{files} label files, {cv['boxes']} boxes: cvactive {result['cvactive']['total_s']} s, naive "

@@ -165,7 +165,9 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(result, indent=2)) + "\n")
     print("\ncost relative to plain prediction (same frames, same run):")
     for name, ratio in result["measures"].items():
         print(f"  {name:<24} {ratio:6.2f}x")

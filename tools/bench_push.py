@@ -180,7 +180,9 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(result, indent=2)) + "\n")
     print(
         f"batched: {result['batched_records_per_s']} rec/s, re-push: {result['repush_records_per_s']} rec/s, "
         f"naive add_sample: {result['naive_records_per_s']} rec/s, "

@@ -186,7 +186,9 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(result, indent=2)) + "\n")
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({k: result[k] for k in ("paths", "best_ratio_to_local", "ray_init_seconds")}, indent=1))
     print(f"-> {out}")

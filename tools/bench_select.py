@@ -386,7 +386,9 @@ def main() -> int:
         }
         result[part] = data
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+        out.write_text(portable_text(json.dumps(result, indent=2)) + "\n")
     print(f"-> {out}")
     return 0
 

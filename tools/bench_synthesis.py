@@ -163,7 +163,9 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(report, indent=1)) + "\n")
     print(f"\nwrote {out}")
     return 0
 

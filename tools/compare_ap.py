@@ -87,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    from cvactive.outputs import portable_text
+
+    out.write_text(portable_text(json.dumps(result, indent=2)))  # paths relative to the repository / assets
     for key in ("map_fiftyone", "map_pycocotools", "map_ultralytics"):
         print(f"{key:<18} AP50 {result[key][0]:.4f}  AP50:95 {result[key][1]:.4f}")
     print(json.dumps({k: result[k] for k in result if k.startswith(("max_", "mean_"))}, indent=2))

@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+
+    out.write_text(portable_text(json.dumps(result, indent=1)) + "\n")
     print_summary(result)
     print(f"-> {out}")
     return 0

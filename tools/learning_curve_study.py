@@ -131,15 +131,24 @@ def restore(dest: Path, work: Path) -> int:
 def command_history(dest: Path, shown: str) -> list[str]:
     """Every distinct ``cvactive loop`` command this study has run, oldest first, with ``shown`` last
     (kept in ``dest/commands.json``: a study narrowed or extended by later runs says so)."""
+    from cvactive.outputs import portable_text
+
     path = dest / "commands.json"
-    history = json.loads(path.read_text()) if path.exists() else []
+    history = [portable_text(c) for c in json.loads(path.read_text())] if path.exists() else []
     history = [c for c in history if c != shown] + [shown]
     path.write_text(json.dumps(history, indent=1) + "\n")
     return history
 
 
 def publish(work: Path, dest: Path, command: str) -> None:
-    """Copy every round checkpoint and the report of the work folder into ``dest``."""
+    """Copy every round checkpoint and the report of the work folder into ``dest``.
+
+    Paths in what is copied are recorded relative to the repository (``data/weights/...``) or
+    the assets folder (``../shared/assets/...``), never this machine's absolute locations
+    (:func:`cvactive.outputs.portable_text`).
+    """
+    from cvactive.outputs import portable_text
+
     for ckpt in sorted(work.rglob("round.json")):
         rel = ckpt.parent.relative_to(work)
         target = dest / "rounds" / rel.parent / f"{rel.name}.json"
@@ -151,11 +160,15 @@ def publish(work: Path, dest: Path, command: str) -> None:
         elif weights.is_absolute():  # outside the study folder: not a path anyone else can use
             row["weights"] = ""
         # else: already relative (a checkpoint restored from the results): kept as it is
-        target.write_text(json.dumps(row, indent=1))
+        target.write_text(portable_text(json.dumps(row, indent=1)))
     for file in KEEP:
         if (work / file).exists():
-            shutil.copy2(work / file, dest / file)
-    (dest / "COMMAND.md").write_text(command)
+            if file.endswith((".json", ".csv", ".md")):
+                text = (work / file).read_bytes().decode("utf-8")  # bytes: a CSV keeps its \r\n
+                (dest / file).write_bytes(portable_text(text).encode("utf-8"))
+            else:
+                shutil.copy2(work / file, dest / file)
+    (dest / "COMMAND.md").write_text(portable_text(command))
 
 
 def readme_clean() -> bool:
@@ -211,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     dest.mkdir(parents=True, exist_ok=True)
     loop_args = ["loop", "--data", str(data), "--out", str(work), *override(PRESETS[args.preset], extra)]
     cfg = build_config(build_parser().parse_args(loop_args))
-    shown = shlex.join(["cvactive", *loop_args]).replace(str(ROOT) + "/", "")
+    from cvactive.outputs import portable_text
+
+    shown = portable_text(shlex.join(["cvactive", *loop_args]))
     rel = ["tools/learning_curve_study.py", args.preset, *(["--name", name] if args.name else []), *extra]
     command = f"Made by\n\n```bash\n.venv/bin/python {shlex.join(rel)}\n```\n\nwhich runs\n\n```bash\n{shown}\n```\n"
     command += f"\n## Plan\n\n{PLANS[args.preset]}\n"
