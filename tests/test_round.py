@@ -4,6 +4,7 @@ rounds on the porch data through a real Label Studio server, FiftyOne and Ultral
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,208 @@ def test_collected_boxes_become_yolo_labels_of_the_train_split(project: Path):
     assert item.classes.tolist() == [1] and np.allclose(item.boxes, [[0.25, 0.4, 0.3, 0.4]], atol=1e-6)
     with pytest.raises(DatasetError, match="bird"):
         steps_mod._add_to_labeled(p, str(src), ["bird"], [[0.1, 0.2, 0.3, 0.4]], {"cat": 0, "dog": 1})
+
+
+# --- two real rounds: Label Studio, FiftyOne, Ultralytics -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def label_studio(session_tmp: Path) -> Any:
+    from labelstudio import running_server
+
+    with running_server(session_tmp / "labelstudio-round") as server:
+        yield server
+
+
+def _initial_and_pool(porch: Path, root: Path, initial: int) -> tuple[Path, Path, dict[str, Path]]:
+    """The porch set split into an initial labeled set (the first train images and val) and a pool of the rest
+    (images only); returns its data.yaml, the pool folder and each pool image's true label file."""
+    src = porch.parent
+    names = yaml.safe_load(porch.read_text())["names"]
+    train = sorted((src / "images" / "train").glob("*.jpg"))
+    for split, images in (("train", train[:initial]), ("val", sorted((src / "images" / "val").glob("*.jpg")))):
+        for folder in ("images", "labels"):
+            (root / "initial" / folder / split).mkdir(parents=True, exist_ok=True)
+        for image in images:
+            shutil.copyfile(image, root / "initial" / "images" / split / image.name)
+            shutil.copyfile(src / "labels" / split / f"{image.stem}.txt", root / "initial" / "labels" / split /
+                            f"{image.stem}.txt")  # fmt: skip
+    data = root / "initial" / "data.yaml"
+    data.write_text(yaml.safe_dump({"path": str(root / "initial"), "train": "images/train", "val": "images/val",
+                                    "names": names}))  # fmt: skip
+    (root / "pool").mkdir()
+    truth = {}
+    for image in train[initial:]:
+        shutil.copyfile(image, root / "pool" / image.name)
+        truth[image.name] = src / "labels" / "train" / f"{image.stem}.txt"
+    return data, root / "pool", truth
+
+
+def _truth_boxes(label: Path, names: list[str], w: int, h: int) -> list[tuple[str, list[float]]]:
+    """A YOLO label file's boxes in pixels ``x0 y0 x1 y1``."""
+    out = []
+    for line in label.read_text().split("\n"):
+        if line.strip():
+            c, cx, cy, bw, bh = line.split()
+            x, y, ww, hh = float(cx) * w, float(cy) * h, float(bw) * w, float(bh) * h
+            out.append((names[int(c)], [x - ww / 2, y - hh / 2, x + ww / 2, y + hh / 2]))
+    return sorted(out)
+
+
+def _ls_result(xyxy: list[float], label: str, w: int, h: int, rid: str) -> dict[str, Any]:
+    """A rectangle as Label Studio's front end submits it (percent of the image, top-left corner)."""
+    x0, y0, x1, y1 = xyxy
+    value = {"x": x0 / w * 100, "y": y0 / h * 100, "width": (x1 - x0) / w * 100, "height": (y1 - y0) / h * 100}
+    return {
+        "id": rid, "from_name": "predictions", "to_name": "image", "type": "rectanglelabels", "origin": "manual",
+        "original_width": w, "original_height": h, "image_rotation": 0,
+        "value": {**value, "rotation": 0, "rectanglelabels": [label]},
+    }  # fmt: skip
+
+
+def _annotate_round(
+    server: Any, ds: Any, project: int, truth: dict[str, Path], names: list[str], skip: int = 0
+) -> dict:
+    """Submit the true boxes of the round's tasks through Label Studio's API as an annotator would (all but the last
+    ``skip`` tasks); returns sample id -> (image name, the submitted boxes in pixels) of the tasks submitted."""
+    from cvactive.store.annotate import ANNO_FIELD
+
+    ds.reload()
+    by_task = {r["task"]: sid for sid, r in zip(*ds.exists(ANNO_FIELD).values(["id", ANNO_FIELD])) if r}
+    tasks = server.tasks(project)
+    submitted = {}
+    for task in tasks[: len(tasks) - skip]:
+        if task.get("annotations"):  # submitted before
+            continue
+        sample = ds[by_task[task["id"]]]
+        w, h = sample.metadata.width, sample.metadata.height
+        boxes = _truth_boxes(truth[Path(sample.filepath).name], names, w, h)
+        server.submit(task["id"], [_ls_result(b, lab, w, h, f"t{task['id']}-{i}") for i, (lab, b) in enumerate(boxes)])
+        submitted[sample.id] = (Path(sample.filepath).name, boxes)
+    return submitted
+
+
+def _collected(ds: Any, sid: str) -> list[tuple[str, list[float]]]:
+    sample = ds[sid]
+    w, h = sample.metadata.width, sample.metadata.height
+    out = []
+    for d in sample["ground_truth"].detections:
+        x, y, bw, bh = d.bounding_box
+        out.append((d.label, [x * w, y * h, (x + bw) * w, (y + bh) * h]))
+    return sorted(out)
+
+
+def _same_boxes(got: list[tuple[str, list[float]]], want: list[tuple[str, list[float]]], atol: float) -> bool:
+    return len(got) == len(want) and all(a[0] == b[0] and np.allclose(a[1], b[1], atol=atol) for a, b in zip(got, want))
+
+
+@pytest.mark.slow
+def test_two_real_rounds_through_label_studio(
+    tmp_path: Path, porch_data: Path, porch_model: Path, label_studio: Any, monkeypatch: pytest.MonkeyPatch
+):
+    """select -> annotate -> annotations submitted through Label Studio's API -> collect -> check -> train ->
+    evaluate, twice: the collected ground truth is what was submitted (to a hundredth of a pixel in FiftyOne, the
+    YOLO label files to the porch truth), a collect interrupted midway and a train killed midway give the same
+    state when run again, and the second round's per-class AP is in FiftyOne's evaluations and in the history."""
+    import uuid
+
+    from cvactive.store import connect
+    from cvactive.yolodata import load_yolo_dataset
+
+    for key, value in label_studio.env().items():
+        monkeypatch.setenv(key, value)
+    data, pool, truth = _initial_and_pool(porch_data, tmp_path, initial=20)
+    names = list(yaml.safe_load(data.read_text())["names"].values())
+    dataset = f"round-{uuid.uuid4().hex[:6]}"
+    settings = Settings(
+        data=str(data), pool=[str(pool)], model=str(porch_model), dataset=dataset, budget=6, imgsz=256,
+        train={"epochs": 1, "batch": 8, "imgsz": 64, "val": False, "workers": 0},
+        health={"min_instances": 1, "max_imbalance": None, "max_label_errors": None, "image_checks": False},
+    )  # fmt: skip
+    root = tmp_path / "proj"
+    init_project(root, settings)
+    ds = connect().load_dataset  # the data set appears at the first push
+    everything: dict[str, tuple[str, list]] = {}
+    for n in (1, 2):
+        assert run_next(root) == ["select", "annotate"]  # collect found every annotation pending
+        project = open_project(root)
+        assert status(root).pending == 6 and project.round == n
+        fo_ds = ds(dataset)
+        submitted = _annotate_round(label_studio, fo_ds, project.done["annotate"]["project"], truth, names,
+                                    skip=1 if n == 1 else 0)  # fmt: skip
+        if n == 1:  # one task left: collect takes the five, the round waits
+            with pytest.raises(Pending):
+                run_step(root, "collect")
+            assert status(root).pending == 1 and "collect" not in open_project(root).done
+            submitted.update(_annotate_round(label_studio, fo_ds, project.done["annotate"]["project"], truth, names))
+            _interrupted_collect(root, monkeypatch)
+            run_step(root, "collect")
+            run_step(root, "check")
+            _kill_train(root)
+            assert run_next(root) == ["train", "evaluate"]
+        else:
+            assert run_next(root) == ["collect", "check", "train", "evaluate"]
+        assert len(submitted) == 6 and not set(submitted) & set(everything)
+        everything.update(submitted)
+        fo_ds.reload()
+        for sid, (name, boxes) in submitted.items():
+            assert _same_boxes(_collected(fo_ds, sid), boxes, atol=0.01), name
+    # the labeled set on disk: the initial 20 and the 12 collected, their labels the porch truth
+    labeled = load_yolo_dataset(root / "labeled" / "data.yaml")
+    added = [i for i in labeled.items("train") if i.image.name.startswith("r00")]
+    assert len(list(labeled.items("train"))) == 32 and len(added) == 12 and not labeled.issues
+    for item in added:
+        original = item.image.name.split("-", 2)[2]
+        want = load_yolo_dataset(porch_data).items("train")
+        true = next(i for i in want if i.image.name == original)
+        order, true_order = np.lexsort(item.boxes.T), np.lexsort(true.boxes.T)
+        assert item.classes[order].tolist() == true.classes[true_order].tolist()
+        assert np.allclose(item.boxes[order], true.boxes[true_order], atol=2e-6)
+    # the rounds in FiftyOne and in the history
+    state = json.loads((root / "state.json").read_text())
+    assert state["round"] == 3 and [h["round"] for h in state["history"]] == [1, 2]
+    assert state["weights"].endswith("round-002.pt") and Path(state["weights"]).is_file()
+    assert state["history"][1]["train"]["from"].endswith("round-001.pt")
+    fo_ds = ds(dataset)
+    assert {"eval_round_1", "eval_round_2"} <= set(fo_ds.list_evaluations())
+    history = json.loads((root / "eval" / "history.json").read_text())
+    rounds = history["rounds"] if isinstance(history, dict) else history
+    second = next(r for r in rounds if r["round"] == 2)
+    assert set(second["per_class"]) == set(names) and second["samples"] == 20
+    assert state["history"][1]["evaluate"]["per_class_ap"] == {c: v["ap"] for c, v in second["per_class"].items()}
+    assert (root / "eval" / "per_class_ap.png").is_file()
+    text = "".join(p.read_text(errors="replace") for p in root.rglob("*") if p.suffix in (".json", ".yaml", ".md"))
+    assert label_studio.token not in text
+
+
+def _interrupted_collect(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run collect and stop it (KeyboardInterrupt) after it has written two label files of the labeled set."""
+    real, calls = steps_mod._add_to_labeled, []
+
+    def interrupted(*args: Any) -> int:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(steps_mod, "_add_to_labeled", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_step(root, "collect")
+    monkeypatch.setattr(steps_mod, "_add_to_labeled", real)
+    assert len(calls) == 3 and "collect" not in open_project(root).done
+
+
+def _kill_train(root: Path) -> None:
+    """Start `cvactive round train` and kill it (SIGKILL) once Ultralytics has begun its run."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "cvactive.cli", "round", "train", str(root), "--no-progress"],
+                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    run = root / "rounds" / "001" / "train"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not (run / "args.yaml").exists():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert "train" not in open_project(root).done and (run / "args.yaml").exists()

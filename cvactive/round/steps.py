@@ -149,13 +149,16 @@ def step_collect(project: Project, progress: bool = False) -> dict[str, Any]:
 
     s = project.settings
     summary = collect(s.dataset)
-    cols = detection_columns(s.dataset, GT_FIELD)
-    tag = _round_tag(project.round)
-    rows = [i for i, tags in enumerate(cols.tags) if tag in tags]
     selected = project.state["done"]["select"]["selected"]
-    labeled = [i for i in rows if cols.labels[i] is not None and "labeled" in cols.tags[i]]
     info = {"collected_now": summary.collected, "updated": summary.updated, "annotators": summary.annotators,
             "edited": summary.edited, "deleted": summary.deleted, "added": summary.added}  # fmt: skip
+    try:
+        cols = detection_columns(s.dataset, GT_FIELD)
+    except DatasetError:  # no ground truth in the data set yet: nothing annotated
+        raise Pending({**info, "pending": selected, "labeled": 0}) from None
+    tag = _round_tag(project.round)
+    rows = [i for i, tags in enumerate(cols.tags) if tag in tags]
+    labeled = [i for i in rows if cols.labels[i] is not None and "labeled" in cols.tags[i]]
     if len(labeled) < selected or len(rows) < selected:
         raise Pending({**info, "pending": selected - len(labeled), "labeled": len(labeled)})
     names = {name: i for i, name in enumerate(project.state["classes"])}
