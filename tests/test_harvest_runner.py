@@ -243,3 +243,28 @@ def test_default_config_spreads_its_per_minute_cap_over_a_short_clip(tmp_path):
     # over the clip, not its first seconds: the straight-line schedule (budget by 90% of the clip,
     # 1 frame of slack) allows at most 3 before 6 s and forces the 5th after 18 s
     assert sum(t < 6.0 for t in times) <= 3 and max(times) >= 15.0
+
+
+@pytest.mark.slow
+def test_a_rerun_with_nothing_left_does_not_load_the_model(tmp_path, openvino_model, monkeypatch, capsys):
+    # issue #25: a harvest rerun that had nothing left loaded the model all the same
+    import cvactive.cli.harvest as cli_harvest
+
+    loads = []
+    real = cli_harvest.make_detector
+
+    def counting(args, **kw):
+        loads.append(args.model)
+        return real(args, **kw)
+
+    monkeypatch.setattr(cli_harvest, "make_detector", counting)
+    video = write_video(tmp_path / "v.avi", frames=20)
+    config = tmp_path / "h.yaml"
+    config.write_text("rules: [{kind: count, min_count: 0}]\nbudget: {total: 2}\n")
+    args = ["harvest", str(video), "--model", openvino_model, "--config", str(config), "--out", str(tmp_path / "h")]
+    assert main([*args, "--no-progress"]) == 0 and len(loads) == 1
+    assert main([*args, "--no-progress"]) == 0 and len(loads) == 1  # budget spent: nothing to infer
+    assert "looked at 0 frames" in capsys.readouterr().out
+    assert len(manifest(tmp_path / "h")) == 2
+    bad = ["harvest", str(video), "--model", str(tmp_path / "none.pt"), "--config", str(config)]
+    assert main([*bad, "--out", str(tmp_path / "new")]) == 2 and not (tmp_path / "new").exists()

@@ -162,8 +162,26 @@ def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str
         scorer["measures"] = list(dict.fromkeys([*(scorer.get("measures") or MEASURES), *extra]))
         options["scorer"] = scorer
     args.measures = ",".join(extra)
-    detector = make_detector(args) if needs_model or args.model else None
+    detector = lazy_detector(args) if needs_model or args.model else None
     return options, detector
+
+
+def lazy_detector(args: argparse.Namespace) -> Any:
+    """The detector of the options, loaded only when a frame needs it: a rerun of a harvest that has
+    nothing left (its sources read, its budget spent) says so without loading the model."""
+    from pathlib import Path
+
+    from cvactive.cli._common import default_model
+    from cvactive.detector import _check_model_path
+    from cvactive.harvest.infer import LazyDetector
+    from cvactive.harvest.state import STATE_NAME
+
+    path = _check_model_path(args.model or default_model())  # a missing model is named before any work
+    detector = LazyDetector(lambda: make_detector(args), path, args.imgsz, args.conf, args.iou)
+    outs = [Path(args.out)] + [p for p in Path(args.out).glob("*") if p.is_dir()]  # one source, or a site's
+    if getattr(args, "fresh", False) or not any((o / STATE_NAME).is_file() for o in outs):
+        detector.get()  # a new harvest: a model that cannot load is refused before the folder is taken
+    return detector
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +50,48 @@ class SharedDetector:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.detector, name)
+
+
+class LazyDetector:
+    """A detector loaded on first use, so a harvest that has nothing left to do never loads its model.
+
+    Until then it answers what a harvest's fingerprint reads (``model_path``, ``imgsz``,
+    ``conf``, ``iou``: give them as the detector will have them); any other attribute loads the
+    detector (once, thread-safe) and is the loaded one's.
+
+    Args:
+        load: builds the detector (a :class:`~cvactive.detector.Detector`, or a wrapper of one).
+        model_path, imgsz, conf, iou: the detector's settings, as it will record them.
+    """
+
+    def __init__(self, load: Callable[[], Any], model_path: str, imgsz: int, conf: float, iou: float) -> None:
+        self._load, self._detector, self._lock = load, None, threading.Lock()
+        self.model_path, self.imgsz, self.conf, self.iou = str(model_path), int(imgsz), float(conf), float(iou)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model has been loaded."""
+        return self._detector is not None
+
+    def get(self) -> Any:
+        """The detector, loaded now if it was not yet."""
+        with self._lock:
+            if self._detector is None:
+                self._detector = self._load()
+            return self._detector
+
+    def predict(self, images: Sequence[np.ndarray], metas: Sequence[Any] | None = None) -> list[ImageRecord]:
+        return list(self.get().predict(images, metas))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
+
+
+def _unwrap(detector: Any) -> Any:
+    """The detector behind a :class:`LazyDetector` (loading it), or ``detector`` itself."""
+    return detector.get() if isinstance(detector, LazyDetector) else detector
 
 
 class SharedEngine:
@@ -105,9 +147,11 @@ def pipeline_engine(detector: Any, batch: int) -> Engine | None:
     consistency measures' :class:`~cvactive.consistency.measured.MeasuredDetector`, whose extra
     passes are not pipelined, or a user's wrapper) is inferred frame batch by frame batch.
     """
+    detector = _unwrap(detector)
     if isinstance(detector, Detector):
         return detector.engine(batch)
-    if isinstance(detector, SharedDetector) and isinstance(detector.detector, Detector):
+    if isinstance(detector, SharedDetector) and isinstance(_unwrap(detector.detector), Detector):
+        detector.detector = _unwrap(detector.detector)
         with detector.lock:
             engine = detector.detector.engine(batch)
         return SharedEngine(engine, detector.lock)
