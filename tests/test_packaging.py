@@ -22,9 +22,10 @@ def _run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -
 
 def _source_copy(dst: Path) -> Path:
     """The files a wheel is built from (pyproject, README, the package), so the build writes nothing in the checkout."""
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in"):
         shutil.copy(REPO / name, dst / name)
-    shutil.copytree(REPO / "cvactive", dst / "cvactive", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder in ("cvactive", "buildsys"):  # the package, and the build backend pyproject names
+        shutil.copytree(REPO / folder, dst / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     return dst
 
 
@@ -75,6 +76,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
     return venv / "bin", env, elsewhere
+
+
+@pytest.mark.slow
+def test_building_the_wheel_leaves_nothing_in_the_source_tree(installed):
+    # issue #25: `pip wheel .` wrote build/ (and cvactive.egg-info/) into the checkout
+    src = installed[2].parent / "src"
+    names = sorted(p.name for p in src.iterdir())
+    assert names == ["MANIFEST.in", "README.md", "buildsys", "cvactive", "pyproject.toml"]
+    assert not list((src / "cvactive").glob("*.egg-info"))
 
 
 @pytest.mark.slow
