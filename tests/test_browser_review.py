@@ -196,3 +196,81 @@ def test_review_in_the_app_then_pull_returns_the_tags(porch_data: Path, tmp_path
     if fo.dataset_exists(name):
         fo.delete_dataset(name)
     assert _wait_for(lambda: port_free(port), 20), "the App server is still listening after review stopped"
+
+
+def _action(page: Any, label: str) -> Any:
+    """A plugin button of the App's action bars, by its exact text."""
+    return page.locator("div:has(> span)", has=page.get_by_text(label, exact=True)).last
+
+
+def test_the_app_shows_how_to_review_and_its_buttons_tag_the_database(porch_data: Path, tmp_path: Path):
+    """The queue shows "How to review" with the tag words; an open sample has one button per verdict;
+    fp on a clicked box and Approve on the sample reach the database, and Approve moves to the next
+    sample of the queue."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium, or ./dev.sh test)")
+    from playwright.sync_api import sync_playwright
+
+    from cvactive.store import connect
+    from cvactive.store.push import push_records
+    from cvactive.store.verdicts import queue_order
+
+    fo = connect()
+    name = f"verdicts-{uuid.uuid4().hex[:6]}"
+    records = _records(porch_data)[:6]
+    push_records(records, name, round_=1, strategy="uncertainty", progress=False)
+    ds = fo.load_dataset(name)
+    assert "approved" in ds.description and "wrong-class" in ds.get_saved_view_info("review-queue")["description"]
+    proc, url, _port = _launch(name)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                page.set_default_timeout(90_000)
+                _open_queue(page, url, len(records))
+                page.get_by_text("How to review", exact=True).click()  # the grid's plugin button
+                page.get_by_text("Review the queue").wait_for()
+                help_text = page.inner_text("body")
+                for word in ("approved", "rejected", "fp", "wrong-class", "missed", "cvactive pull"):
+                    assert word in help_text, word
+                page.get_by_text("Cancel", exact=True).click()
+                page.wait_for_timeout(500)
+                page.locator("[data-cy=looker]").first.click()
+                page.wait_for_selector("#modal.modalon", timeout=30_000)
+                for label in ("Approve", "Reject", "fp", "wrong-class", "missed", "Next"):
+                    _action(page, label).wait_for(state="visible", timeout=30_000)
+                page.wait_for_timeout(1500)
+                filepath = page.locator("#modal [data-cy=sidebar-entry-filepath]").inner_text().strip()
+                sample = ds.match(fo.ViewField("filepath") == filepath).first()
+                assert sample.id == queue_order(ds)[0]
+                target = max(sample.predictions.detections, key=lambda d: d.bounding_box[2] * d.bounding_box[3])
+                _click_box(page, target, sample.metadata.width, sample.metadata.height)
+                page.wait_for_timeout(500)
+                _action(page, "fp").click()
+
+                def box_tagged() -> bool:
+                    ds.reload()
+                    return [d.id for d in ds[sample.id].predictions.detections if "fp" in d.tags] == [target.id]
+
+                assert _wait_for(box_tagged), "the fp button did not tag the clicked box"
+                _action(page, "Approve").click()
+
+                def approved() -> bool:
+                    ds.reload()
+                    return "approved" in ds[sample.id].tags
+
+                assert _wait_for(approved), "the Approve button did not tag the sample"
+
+                def moved_on() -> bool:
+                    shown = page.locator("#modal [data-cy=sidebar-entry-filepath]").inner_text().strip()
+                    return shown != filepath
+
+                assert _wait_for(moved_on, 20), "Approve did not open the next sample of the queue"
+                page.screenshot(path=str(tmp_path / "verdicts.png"))
+            finally:
+                browser.close()
+    finally:
+        _stop(proc)
+    assert not [d for d in ds[sample.id].predictions.detections if "fp" in d.tags and d.id != target.id]
+    fo.delete_dataset(name)

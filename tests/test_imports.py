@@ -37,7 +37,10 @@ ADAPTERS = {
     "pymongo": ("cvactive.store",),
 }
 #: (module, library) imports still outside the adapter, each waiting for its fix (none now).
-DEFERRED_LIBRARIES: dict[tuple[str, str], str] = {}
+DEFERRED_LIBRARIES: dict[tuple[str, str], str] = {
+    ("cvactive.resources.fiftyone-plugins.cvactive-review", "fiftyone"): "a FiftyOne App plugin: FiftyOne's App "
+    "server loads it (fiftyone.operators at its top), cvactive never imports it; its work is cvactive.store.verdicts",
+}
 #: OpenCV's video API (capture, properties, writer): only :mod:`cvactive.sources` touches it;
 #: image calls (decode, resize, colour) are fine anywhere.
 CV2_VIDEO_OWNER = "cvactive.sources"

@@ -119,6 +119,12 @@ def test_push_is_idempotent_and_updates_imported_samples(porch_data: Path, name:
     assert top.entropy_max == 5.0 and top.filepath == str(Path(records[0].source).resolve())
     values = queue.values("entropy_max")
     assert values == sorted(values, reverse=True)
+    # what the App tells a reviewer: descriptions with the tag words, tag colours, no internal field
+    for text in (ds.description, ds.get_saved_view_info("review-queue")["description"]):
+        assert all(w in text for w in ("approved", "rejected", "fp", "wrong-class", "missed", "cvactive pull"))
+    assert "cva_write" in ds.get_field_schema() and "cva_write" not in queue.get_field_schema()
+    assert {v["value"] for v in ds.app_config.color_scheme.label_tags["valueColors"]} == {"fp", "wrong-class", "missed"}
+    assert "cva_write" in next(g.paths for g in ds.app_config.sidebar_groups if g.name == "cvactive")
 
 
 def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, name: str, fo: Any, tmp_path: Path):

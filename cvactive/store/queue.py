@@ -7,6 +7,13 @@ them). The settings are kept in the data set's ``info["cvactive_review"]`` so th
 ``cvactive pull`` turns into ground truth exactly the boxes the reviewer saw. The App's sidebar
 groups cvactive's fields: a "review" group (the sort score, the selecting strategy and harvest
 rules, rank, round) after the tags, the other image scores collapsed, the source fields collapsed.
+
+What the App tells a reviewer: the data set and the saved view carry a description naming the
+verdict tags; the colour scheme gives the label tags fixed colours (``fp`` red, ``wrong-class``
+orange, ``missed`` magenta) in the sidebar's label-tag filter; the internal ``cva_write`` field
+is left out of the saved view and sits in the collapsed "cvactive" group. The buttons that apply
+the verdicts are the App plugin in ``cvactive/resources/fiftyone-plugins/cvactive-review``
+(:mod:`cvactive.store.verdicts`).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import logging
 from typing import Any
 
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import REVIEW_VIEW, TO_REVIEW
+from cvactive.store.convert import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
 from cvactive.store.fields import EMBEDDING_FIELD, REVIEW_FIELDS, SOURCE_FIELDS, SYNTHETIC_FIELDS
 
 log = logging.getLogger(__name__)
@@ -24,6 +31,23 @@ log = logging.getLogger(__name__)
 REVIEW_INFO = "cvactive_review"
 #: Predictions below this confidence are hidden in the review queue by default.
 DISPLAY_CONF = 0.25
+#: Fields of cvactive's own bookkeeping, never shown to a reviewer (``cvactive.store.write.WRITE_FIELD``).
+INTERNAL_FIELDS = ("cva_write",)
+#: A label tag -> the colour of its boxes in the App.
+TAG_COLORS = {FP: "#ff1f1f", WRONG_CLASS: "#ff9900", MISSED: "#ff00ff"}
+#: The saved view's description (the App shows it in the saved-view menu).
+VIEW_DESCRIPTION = (
+    f"cvactive's review queue, highest score first. Open a sample: tag it {APPROVED} (its boxes are right, "
+    f"less those tagged {FP} / {WRONG_CLASS}) or {REJECTED} (annotate from scratch); tag a box {FP} (not an object), "
+    f"{WRONG_CLASS} (wrong class) or {MISSED} (an object has no box). The Approve / Reject / fp / wrong-class / "
+    "missed / Next buttons above the sample do it in one click; then run `cvactive pull`."
+)
+#: The data set's description.
+DATASET_DESCRIPTION = (
+    f"Pushed by cvactive. Review the saved view '{REVIEW_VIEW}' (samples tagged {TO_REVIEW}): sample tags "
+    f"{APPROVED} / {REJECTED}, box tags {FP} / {WRONG_CLASS} / {MISSED}; 'How to review' above the grid "
+    "explains each. `cvactive pull` reads the verdicts back."
+)
 
 
 def review_settings(dataset: Any) -> dict[str, Any]:
@@ -44,6 +68,9 @@ def build_view(dataset: Any, label_field: str, review_score: str | None, display
     from fiftyone import ViewField as F
 
     view = dataset.match_tags(TO_REVIEW)
+    hidden = [f for f in INTERNAL_FIELDS if dataset.has_sample_field(f)]
+    if hidden:
+        view = view.exclude_fields(hidden)
     if display_conf > 0 and dataset.has_sample_field(label_field):
         view = view.filter_labels(label_field, F("confidence") >= display_conf, only_matches=False)
     if review_score:
@@ -66,7 +93,7 @@ def sidebar_groups(dataset: Any, label_field: str, review_score: str | None) -> 
     schema = dataset.get_field_schema()
     review = [p for p in [review_score, *REVIEW_FIELDS, "uniqueness"] if p and p in schema]
     review = list(dict.fromkeys(review))
-    source = [p for p in [*SOURCE_FIELDS, *SYNTHETIC_FIELDS, EMBEDDING_FIELD] if p in schema]
+    source = [p for p in [*SOURCE_FIELDS, *SYNTHETIC_FIELDS, EMBEDDING_FIELD, *INTERNAL_FIELDS] if p in schema]
     scores = [p for p in _score_fields(dataset, {"timestamp", "uniqueness", *REVIEW_FIELDS}) if p not in review]
     ours = set(review) | set(source) | set(scores)
     groups = []
@@ -80,6 +107,32 @@ def sidebar_groups(dataset: Any, label_field: str, review_score: str | None) -> 
     return [g for g in groups if g.paths or g.name in ("tags", "labels")]
 
 
+def color_scheme() -> Any:
+    """The verdict tags in fixed colours (:data:`TAG_COLORS`) in the App's label-tag filters and counts.
+
+    Colouring the boxes themselves by tag (``colorByAttribute: "tags"``) was tried and left out:
+    FiftyOne 1.22's grid then draws no untagged box at all.
+    """
+    import fiftyone as fo
+
+    values = [{"value": tag, "color": color} for tag, color in TAG_COLORS.items()]
+    return fo.ColorScheme(label_tags={"valueColors": values})
+
+
+def _describe(dataset: Any) -> bool:
+    """Set the data set's description and colour scheme; return whether anything changed."""
+    changed = False
+    if dataset.description != DATASET_DESCRIPTION:
+        dataset.description = DATASET_DESCRIPTION
+        changed = True
+    scheme = color_scheme()
+    current = dataset.app_config.color_scheme
+    if current is None or current.to_dict() != scheme.to_dict():
+        dataset.app_config.color_scheme = scheme
+        changed = True
+    return changed
+
+
 def update_review_queue(
     dataset: Any,
     *,
@@ -87,7 +140,8 @@ def update_review_queue(
     review_score: str | None = "entropy_max",
     display_conf: float = DISPLAY_CONF,
 ) -> Any:
-    """(Re)save the view ``review-queue``, the review settings and the App's sidebar groups.
+    """(Re)save the view ``review-queue``, the review settings, the App's sidebar groups, the
+    descriptions and the colour scheme.
 
     A score field the data set does not have is logged and the queue is left unsorted.
     """
@@ -99,8 +153,14 @@ def update_review_queue(
             dataset.info[REVIEW_INFO] = settings
             dataset.save()
         saved = dataset.load_saved_view(REVIEW_VIEW) if dataset.has_saved_view(REVIEW_VIEW) else None
-        if saved is None or saved._serialize() != view._serialize():
-            dataset.save_view(REVIEW_VIEW, view, overwrite=True)
+        if (
+            saved is None
+            or saved._serialize() != view._serialize()
+            or dataset.get_saved_view_info(REVIEW_VIEW).get("description") != VIEW_DESCRIPTION
+        ):
+            dataset.save_view(REVIEW_VIEW, view, description=VIEW_DESCRIPTION, overwrite=True)
+        if _describe(dataset):
+            dataset.save()
         groups = sidebar_groups(dataset, label_field, review_score)
         if [(g.name, g.paths, g.expanded) for g in dataset.app_config.sidebar_groups or []] != [
             (g.name, g.paths, g.expanded) for g in groups

@@ -342,5 +342,9 @@ def launch_review(
             app_view = ds.load_saved_view(view)
         else:
             log.warning("data set %s has no saved view %r; showing all of it", ds.name, view)
+    from cvactive.store.plugins import quiet_removed_app_options, use_review_plugin
+
+    use_review_plugin()  # the App server it starts loads the verdict buttons (FIFTYONE_PLUGINS_DIR)
+    quiet_removed_app_options()
     session = fo.launch_app(ds, view=app_view, port=port, address=address, remote=True, auto=False)
     return session, str(session.url)
