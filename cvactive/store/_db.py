@@ -113,18 +113,23 @@ def connect(timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
                 else f"FiftyOne's own database (FIFTYONE_DATABASE_DIR={fo.config.database_dir!r})"
             )
             raise StoreError(f"cannot start or reach {where}: {type(err).__name__}: {err}") from err
-        _CONNECTED = True
         if not uri:
             _check_database_dir(fodb, str(fo.config.database_dir))
+        _CONNECTED = True
     return fo
 
 
 def _check_database_dir(fodb: Any, wanted: str) -> None:
-    """Warn when this process uses a ``mongod`` of another database folder.
+    """Refuse a ``mongod`` of another database folder than ``FIFTYONE_DATABASE_DIR``.
 
     :func:`~cvactive.store._service.ensure_local_service` starts or joins the service of
-    ``FIFTYONE_DATABASE_DIR``; a ``FIFTYONE_PRIVATE_DATABASE_PORT`` inherited from a parent
-    process (or set by hand) can still point at another folder's ``mongod``.
+    ``FIFTYONE_DATABASE_DIR``, but FiftyOne joins *any* running database service when it connects
+    on its own (a plain ``import fiftyone`` and a query before :func:`connect`), and a
+    ``FIFTYONE_PRIVATE_DATABASE_PORT`` inherited from a parent process (or set by hand) can point
+    at another folder's ``mongod``. cvactive never writes into a database it was not pointed at.
+
+    Raises:
+        StoreError: the server's ``dbPath`` is not ``wanted``.
     """
     try:
         opts = fodb.get_db_conn().client.admin.command("getCmdLineOpts")
@@ -132,11 +137,13 @@ def _check_database_dir(fodb: Any, wanted: str) -> None:
     except Exception:  # a server that does not tell is not an error
         return
     if actual and os.path.realpath(actual) != os.path.realpath(os.path.expanduser(wanted)):
-        log.warning(
-            "FiftyOne uses the database in %s, not FIFTYONE_DATABASE_DIR=%s (FIFTYONE_PRIVATE_DATABASE_PORT "
-            "points at another folder's mongod); unset it, or set FIFTYONE_DATABASE_URI to choose",
-            actual,
-            wanted,
+        port = os.environ.get("FIFTYONE_PRIVATE_DATABASE_PORT")
+        on = f" on port {port}" if port else ""
+        raise StoreError(
+            f"FiftyOne is connected to the database in {actual}{on}, not FIFTYONE_DATABASE_DIR={wanted}; cvactive "
+            "does not write into it. A FIFTYONE_PRIVATE_DATABASE_PORT in the environment, or a FiftyOne call before "
+            "cvactive.store.connect(), joins whichever database runs: unset it and call connect() before any other "
+            "FiftyOne call (or set FIFTYONE_DATABASE_URI to choose a server)"
         )
 
 
