@@ -14,7 +14,9 @@ def register(sub: Any) -> None:
         "review",
         help="open the FiftyOne App (remote mode) on a data set's review-queue view and print its URL",
         description="Start the FiftyOne App server without opening a browser and wait until Ctrl-C. "
-        "Reviewers tag samples approved/rejected and labels fp/wrong-class/missed; `cvactive pull` reads them.",
+        "Reviewers tag samples approved/rejected and labels fp/wrong-class/missed, with the Approve, Reject, fp, "
+        "wrong-class, missed and Next buttons above an open sample ('How to review' above the grid explains them); "
+        "`cvactive pull` reads them.",
     )
     p.add_argument("--dataset", required=True, help="FiftyOne data set name")
     p.add_argument("--port", type=int, default=5151, help="App port, 1-65535 (default 5151)")
