@@ -17,8 +17,8 @@ def test_quick_demo_runs_the_whole_cycle(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--dataset", "cvactive-test-demo"]) == 0
     text = capsys.readouterr().out
-    for step in range(1, 13):
-        assert f"[{step}/12]" in text
+    for step in range(1, 14):
+        assert f"[{step}/13]" in text
     for command in ("cvactive harvest", "cvactive score", "cvactive select", "cvactive synthesize", "cvactive push"):
         assert command in text
     assert "summary: the whole cycle ran in" in text

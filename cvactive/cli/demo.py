@@ -75,7 +75,7 @@ class _Demo:
         self.args = args
         self.quick = bool(args.quick)
         self.out = Path(args.out).resolve()
-        self.tour = _Tour(total=12)
+        self.tour = _Tour(total=13)
         self.dataset = args.dataset
         self.data = self.video = self.harvest_dir = self.selected = self.synthetic = self.health = Path()
         self.model = ""
@@ -243,8 +243,51 @@ class _Demo:
         )
         self.tour.note("learning curves", study / "learning_curves.png")
 
+    def real_round(self) -> None:
+        """12. One real round of ``cvactive round`` through Label Studio, when a server is configured."""
+        import os
+
+        tour = self.tour
+        tour.step += 1
+        print(f"\n[{tour.step}/{tour.total}] one real round: select -> annotate in Label Studio -> collect -> check "
+              "-> train -> evaluate")  # fmt: skip
+        if not (os.environ.get("LABEL_STUDIO_URL") and os.environ.get("LABEL_STUDIO_API_KEY")):
+            print("skipped: no Label Studio server; start one with ./dev.sh labelstudio, set LABEL_STUDIO_URL and "
+                  "LABEL_STUDIO_API_KEY, and run the demo again (docs/round.md)")  # fmt: skip
+            return
+        from cvactive.cli import main
+        from cvactive.round import Settings, init_project
+        from cvactive.store.stand_in import submit_known_labels
+
+        root, dataset = self.out / "round", f"{self.dataset}-round"
+        data, pool, truth = _round_data(self.data, self.out / "round-data")
+        if not (root / "state.json").exists():
+            print(
+                f"$ cvactive round init {root} --data {data} --pool {pool} --model {self.model} --dataset {dataset}"
+                " --budget 10 --imgsz 256  (round.yaml: health.allow_leakage true, as the porch camera repeats)"
+            )
+            init_project(root, Settings(
+                data=str(data), pool=[str(pool)], model=self.model, dataset=dataset, budget=10, imgsz=256,
+                train={"epochs": 2 if self.quick else self.epochs}, health={"allow_leakage": True},
+            ))  # fmt: skip
+        if main(["round", "next", str(root), "--no-progress"]) != 0:
+            raise CvactiveError("demo: cvactive round next failed")
+        names = truth["names"]
+
+        def labels_for(path: str, width: int, height: int) -> list[tuple[str, list[float]]] | None:
+            label = truth["labels"].get(Path(path).name)
+            return None if label is None else _pixel_boxes(label, names, width, height)
+
+        done = submit_known_labels(dataset, labels_for)
+        print(f"an annotator (the porch ground truth standing in for a person) submitted {len(done)} images through "
+              "Label Studio's HTTP API")  # fmt: skip
+        if main(["round", "next", str(root), "--no-progress"]) != 0:
+            raise CvactiveError("demo: cvactive round next failed")
+        main(["round", "status", str(root)])
+        tour.note("round project", root)
+
     def summarise(self, seconds: float, health_code: int) -> None:
-        """12. What the tour made and where, and how to review it."""
+        """13. What the tour made and where, and how to review it."""
         tour, ds = self.tour, self.dataset
         print(f"\n[{tour.total}/{tour.total}] summary: the whole cycle ran in {seconds / 60:.1f} min")
         for what, where in tour.notes:
@@ -277,8 +320,55 @@ def _run(args: argparse.Namespace) -> int:
     health_code = demo.check_health()
     demo.evaluate()
     demo.loop()
+    demo.real_round()
     demo.summarise(time.perf_counter() - start, health_code)
     return 0
+
+
+def _round_data(data: Path, out: Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The porch set as a round's starting point: the first half of train and val labeled, the second half's
+    images the pool (their labels kept aside for the stand-in annotator)."""
+    import shutil
+
+    import yaml
+
+    src = data.parent
+    spec = yaml.safe_load(data.read_text())
+    train = sorted((src / "images" / "train").glob("*.jpg"))
+    half = len(train) // 2
+    initial = out / "initial"
+    for split, images in (("train", train[:half]), ("val", sorted((src / "images" / "val").glob("*.jpg")))):
+        for image in images:
+            for kind, name in (("images", image.name), ("labels", f"{image.stem}.txt")):
+                dst = initial / kind / split / name
+                if not dst.exists() and (src / kind / split / name).exists():
+                    dst.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(src / kind / split / name, dst)
+    yaml_path = initial / "data.yaml"
+    if not yaml_path.exists():
+        yaml_path.write_text(yaml.safe_dump({"path": str(initial), "train": "images/train", "val": "images/val",
+                                             "names": spec["names"]}))  # fmt: skip
+    pool = out / "pool"
+    pool.mkdir(parents=True, exist_ok=True)
+    labels = {}
+    for image in train[half:]:
+        if not (pool / image.name).exists():
+            shutil.copyfile(image, pool / image.name)
+        labels[image.name] = src / "labels" / "train" / f"{image.stem}.txt"
+    names = spec["names"]
+    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    return yaml_path, pool, {"labels": labels, "names": names}
+
+
+def _pixel_boxes(label: Path, names: list[str], width: int, height: int) -> list[tuple[str, list[float]]]:
+    """A YOLO label file's boxes as ``(class name, [x0, y0, x1, y1])`` in pixels."""
+    boxes = []
+    for line in label.read_text().splitlines() if label.exists() else []:
+        if line.strip():
+            c, cx, cy, w, h = line.split()[:5]
+            x, y, bw, bh = float(cx) * width, float(cy) * height, float(w) * width, float(h) * height
+            boxes.append((names[int(c)], [x - bw / 2, y - bh / 2, x + bw / 2, y + bh / 2]))
+    return boxes
 
 
 def _config(name: str) -> str:

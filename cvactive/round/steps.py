@@ -295,7 +295,7 @@ def run_step(root: str | Path, step: str, *, progress: bool = False) -> tuple[Pr
         project.state.pop("pending", None)
         project.state.pop("gate_failed", None)
         project.mark(step, info)
-        log.info("round %d: %s done", n, step)
+        log.debug("round %d: %s done", n, step)
     return project, info
 
 
