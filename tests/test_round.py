@@ -49,14 +49,15 @@ def _tiny_yolo(root: Path, train: int = 4, val: int = 2) -> Path:
     return data
 
 
-def _settings(data: Path, pool: Path, **kw: Any) -> Settings:
-    return Settings(data=str(data), pool=[str(pool)], model="model.pt", dataset="round-test", **kw)
+def _settings(data: Path, pool: Path, folder: Path, **kw: Any) -> Settings:
+    return Settings(data=str(data), pool=[str(pool)], model=str(folder / "model.pt"), dataset="round-test", **kw)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     data = _tiny_yolo(tmp_path / "labeled-src")
-    init_project(tmp_path / "proj", _settings(data, tmp_path / "labeled-src" / "images" / "train"))
+    (tmp_path / "model.pt").write_bytes(b"")  # never loaded by the fast tests
+    init_project(tmp_path / "proj", _settings(data, tmp_path / "labeled-src" / "images" / "train", tmp_path))
     return tmp_path / "proj"
 
 
@@ -92,7 +93,8 @@ def test_init_refuses_a_foreign_folder_a_project_and_bad_settings(tmp_path: Path
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    base = ["init", "--data", str(data), "--pool", str(tmp_path), "--model", "m.pt", "--dataset", "d"]
+    (tmp_path / "m.pt").write_bytes(b"")
+    base = ["init", "--data", str(data), "--pool", str(tmp_path), "--model", str(tmp_path / "m.pt"), "--dataset", "d"]
     for target, words in ((foreign, "is not empty"), (project, "is a round project already")):
         before = _tree(target)
         out = _cli(*base[:1], str(target), *base[1:])
@@ -100,6 +102,13 @@ def test_init_refuses_a_foreign_folder_a_project_and_bad_settings(tmp_path: Path
         assert _tree(target) == before
     out = _cli("init", str(tmp_path / "new"), *base[1:], "--strategy", "nonesuch")
     assert out.returncode == 2 and "unknown strategy 'nonesuch'" in out.stderr and not (tmp_path / "new").exists()
+    for flag, value, words in (
+        ("--model", str(tmp_path / "none.pt"), "none.pt' does not exist"),
+        ("--pool", str(tmp_path / "nowhere"), "pool source"),
+        ("--budget", "0", "budget must be a positive integer"),
+    ):
+        out = _cli("init", str(tmp_path / "new"), *base[1:], flag, value)
+        assert out.returncode == 2 and words in out.stderr and not (tmp_path / "new").exists(), out.stderr
     out = _cli("init", str(tmp_path / "new"), *base[1:], "--eval-split", "test")
     assert out.returncode == 2 and "no 'test' split" in out.stderr and not (tmp_path / "new").exists()
     (project / "round.yaml").write_text((project / "round.yaml").read_text() + "budgett: 3\n")
@@ -156,7 +165,8 @@ def test_a_killed_step_rerun_gives_the_uninterrupted_state(tmp_path: Path, monke
     states = []
     for kill in (False, True):
         root = tmp_path / f"proj-{kill}"
-        init_project(root, _settings(data, tmp_path / "src"))
+        (tmp_path / "model.pt").write_bytes(b"")
+        init_project(root, _settings(data, tmp_path / "src", tmp_path))
         calls: list[str] = []
         _fake_runners(monkeypatch, calls, {"train": KeyboardInterrupt()} if kill else {})
         for step in STEPS[:4]:

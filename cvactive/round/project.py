@@ -251,6 +251,7 @@ def init_project(root: str | Path, settings: Settings) -> Project:
         )
     if "train" not in data.splits:
         raise DatasetError(f"{settings.data}: no 'train' split to grow")
+    _check_inputs(settings)
     path = Path(root)
     if (path / STATE).exists():
         raise ConfigError(
@@ -260,6 +261,7 @@ def init_project(root: str | Path, settings: Settings) -> Project:
     with folder_lock(path, "round init"):
         settings.data = str(Path(settings.data).resolve())
         settings.pool = [str(Path(p).resolve()) if Path(p).exists() else p for p in settings.pool]
+        settings.model = str(Path(settings.model).resolve())
         labeled = path / LABELED
         copied: list[Path] = []
         for item in data.items():
@@ -282,6 +284,17 @@ def init_project(root: str | Path, settings: Settings) -> Project:
         write_json_atomic(path / STATE, state)
         owned.record([*copied, labeled / "data.yaml", path / SETTINGS, path / STATE])
     return Project(path, settings, state)
+
+
+def _check_inputs(settings: Settings) -> None:
+    """The model and every local pool source exist (streams and glob patterns are checked when scored)."""
+    from cvactive.sources import is_stream
+
+    if not Path(settings.model).exists():
+        raise ConfigError(f"model {settings.model!r} does not exist; give a .pt checkpoint or an exported model")
+    for source in settings.pool:
+        if not is_stream(source) and not any(c in source for c in "*?[") and not Path(source).exists():
+            raise ConfigError(f"pool source {source!r} does not exist")
 
 
 def _copy(src: Path, dst: Path) -> None:
