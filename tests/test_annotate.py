@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,26 @@ from labelstudio import REPO, Server, running_server
 
 from cvactive.record import ImageRecord
 
-pytestmark = pytest.mark.slow
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "cvactive.cli", "annotate", *args]
+    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_no_server_no_batch_or_a_refused_token_is_one_line(tmp_path: Path):
+    """Without LABEL_STUDIO_URL/API_KEY, without --batch, or with a server that refuses: one line, exit 2."""
+    env = {k: v for k, v in os.environ.items() if "LABELSTUDIO" not in k and "LABEL_STUDIO" not in k}
+    out = _cli("--dataset", "none", "--batch", "review-queue", env=env)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().count("\n") == 0 and "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY" in out.stderr
+    out = _cli("--dataset", "none", env=env)
+    assert out.returncode == 2 and "annotate needs --batch" in out.stderr
+    from cvactive.store.review import free_port
+
+    env.update(LABEL_STUDIO_URL=f"http://127.0.0.1:{free_port()}", LABEL_STUDIO_API_KEY="s3cret-token")
+    out = _cli("--dataset", "none", "--collect", env=env)
+    assert out.returncode == 2 and "cannot reach Label Studio at http://127.0.0.1:" in out.stderr
+    assert "s3cret-token" not in out.stderr + out.stdout
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +96,7 @@ def _same(got: list[tuple[str, list[float]]], want: list[tuple[str, list[float]]
     return len(got) == len(want) and all(a[0] == b[0] and np.allclose(a[1], b[1], atol=0.01) for a, b in zip(got, want))
 
 
+@pytest.mark.slow
 def test_a_batch_round_trips_through_label_studio(porch_data: Path, ls_env: Server):
     """Send the review queue (pre-labels shown, the low-confidence box not), send it again (one task set),
     annotate through Label Studio's API (accept, move + delete + add, relabel, no objects, skip, leave),
@@ -185,6 +206,7 @@ def _no_token_in_database(fo: Any, token: str) -> None:
             assert token not in json.dumps(doc, default=str), f"the token is stored in {name}"
 
 
+@pytest.mark.slow
 def test_a_killed_collect_rerun_loses_nothing(porch_data: Path, ls_env: Server, monkeypatch: pytest.MonkeyPatch):
     """A collect stopped after writing ground truth but before its records, run again, ends where an
     uninterrupted collect ends; the CLI sends a selection file and collects with one line each."""
@@ -237,3 +259,98 @@ def test_a_killed_collect_rerun_loses_nothing(porch_data: Path, ls_env: Server, 
         assert _same(_gt(ds, sample.id), kept)
     out = subprocess.run([*cli, "--collect"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert "collected 0 samples" in out.stdout and "3 collected before" in out.stdout
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _free_corner(boxes: np.ndarray, w: int, h: int, size: tuple[int, int], visible: Any) -> list[float]:
+    """A ``size`` box whose corners lie in no pre-label (a drag there draws rather than grabs a box) and
+    on the visible part of the image (``visible(x, y)``: the editor may show it zoomed and clipped)."""
+    for y in range(4, h - size[1] - 4, 6):
+        for x in range(4, w - size[0] - 4, 6):
+            corners = [(x, y), (x + size[0], y + size[1])]
+            if not all(visible(cx, cy) for cx, cy in corners):
+                continue
+            if not any(x0 <= cx <= x1 and y0 <= cy <= y1 for cx, cy in corners for x0, y0, x1, y1 in boxes):
+                return [float(x), float(y), float(x + size[0]), float(y + size[1])]
+    raise AssertionError("no free corner in the image")
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_box_drawn_in_label_studios_ui_is_collected(porch_data: Path, ls_env: Server):
+    """An annotator logs in to Label Studio in a real headless Chromium, opens the task, picks a class,
+    drags a new box over the image and submits; collect brings that box into the ground truth."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium, or ./dev.sh test)")
+    from playwright.sync_api import sync_playwright
+
+    from cvactive.store import connect
+    from cvactive.store.annotate import ANNO_FIELD, annotate, collect
+    from cvactive.store.push import push_records
+
+    fo = connect()
+    name = f"annotate-ui-{uuid.uuid4().hex[:6]}"
+    record = _records(porch_data, 1)[0]
+    names = list(record.names.values())
+    push_records([record], name, review=True, progress=False)
+    sent = annotate(name, "review-queue", classes=names)
+    ds = fo.load_dataset(name)
+    sample = ds.first()
+    task = sample[ANNO_FIELD]["task"]
+    shown = [d for d in sample["predictions"].detections if d.confidence >= 0.25]
+    taken = np.array([_pixels(d.bounding_box, record.width, record.height) for d in shown])
+    label = names[-1]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{ls_env.url}/user/login", wait_until="domcontentloaded", timeout=90_000)
+            page.fill("input[name=email]", ls_env.username)
+            page.fill("input[name=password]", ls_env.password)
+            page.click("button[type=submit]")
+            page.wait_for_load_state("domcontentloaded")
+            page.goto(f"{ls_env.url}/projects/{sent.project}/data?task={task}", wait_until="domcontentloaded")
+            image = page.locator("img[src^=blob]")  # the image Label Studio draws the regions over
+            image.wait_for(timeout=90_000)
+            page.get_by_text("Submit", exact=True).wait_for(timeout=60_000)
+            page.wait_for_timeout(2000)  # the editor lays its canvas out after the image shows
+            natural = image.evaluate("e => [e.naturalWidth, e.naturalHeight]")
+            assert natural == [record.width, record.height]
+            box, stage = image.bounding_box(), page.locator("canvas").last.bounding_box()  # the image, its viewport
+            assert box is not None and stage is not None
+            scale = box["width"] / natural[0]
+
+            def visible(x: float, y: float) -> bool:
+                sx, sy = box["x"] + x * scale, box["y"] + y * scale
+                return (
+                    stage["x"] + 2 < sx < stage["x"] + stage["width"] - 2
+                    and stage["y"] + 2 < sy < stage["y"] + stage["height"] - 2
+                )
+
+            want = _free_corner(taken, record.width, record.height, (70, 55), visible)
+            page.keyboard.press(str(names.index(label) + 1))  # the class of the next box, by its hotkey
+            page.wait_for_timeout(300)
+            x0, y0, x1, y1 = want
+            page.mouse.move(box["x"] + x0 * scale, box["y"] + y0 * scale)
+            page.mouse.down()
+            for t in np.linspace(0.1, 1.0, 10):
+                page.mouse.move(box["x"] + (x0 + (x1 - x0) * t) * scale, box["y"] + (y0 + (y1 - y0) * t) * scale)
+            page.mouse.up()
+            page.wait_for_timeout(500)
+            page.get_by_text("Submit", exact=True).click()
+            deadline = time.monotonic() + 60
+            while not ls_env.request("GET", f"/api/tasks/{task}/annotations") and time.monotonic() < deadline:
+                page.wait_for_timeout(500)
+        finally:
+            browser.close()
+    got = collect(name)
+    assert (got.collected, got.added, got.kept, got.pending) == (1, 1, len(shown), 0)
+    ds.reload()
+    gt = _gt(ds, sample.id)
+    drawn = [b for lab, b in gt if lab == label and np.allclose(b, want, atol=1.0)]
+    assert len(drawn) == 1, (gt, want)  # the box drawn in the UI, to within a pixel of where the mouse went
+    kept = sorted((d.label, _pixels(d.bounding_box, record.width, record.height)) for d in shown)
+    assert _same([g for g in gt if not (g[0] == label and np.allclose(g[1], want, atol=1.0))], kept)
+    assert ds.first()[ANNO_FIELD]["annotator"] == ls_env.username

@@ -544,6 +544,8 @@ def collect(
         StoreError: the data set is missing, or the server cannot be reached or refuses the token.
     """
     url, api_key = credentials(url, api_key)
+    client = LabelStudio(url, api_key)
+    users = client.users()  # reachable, token accepted: before the database
     ds = load_dataset(dataset)
     runs = _runs(ds)
     if anno_key is not None and anno_key not in runs:
@@ -553,8 +555,6 @@ def collect(
     summary = CollectSummary(dataset=ds.name, runs=[anno_key] if anno_key else runs)
     if not summary.runs:
         return summary
-    client = LabelStudio(url, api_key)
-    users = client.users()
     with dataset_lock(ds, "annotate", timeout_s=120, ttl_s=900):
         ds.reload()
         _reconcile(ds, url, api_key)
