@@ -76,9 +76,7 @@ def run(args: argparse.Namespace) -> int:
         f"{s.dataset}: sent {s.sent} samples with {s.prelabels} pre-labels to Label Studio project {s.project} "
         f"(run {s.anno_key}; {s.already_sent} of the batch sent before); classes: {', '.join(s.classes)}"
     )
-    print(
-        f"annotate at {redact_url(url)}/projects/{s.project}, then: cvactive annotate --dataset {s.dataset} --collect"
-    )
+    print(f"annotate at {redact_url(url)}/projects/{s.project}; then cvactive annotate --dataset {s.dataset} --collect")
     return 0
 
 

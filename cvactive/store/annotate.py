@@ -268,7 +268,12 @@ def _pushed_ids(ds: Any, path: Path, summary: AnnotateSummary, push: dict[str, A
     from cvactive.store.push import push_file
     from cvactive.store.resolve import sample_key
 
-    keys = [sample_key(r, [path.parent.resolve()]) for r in read_jsonl(path)]
+    keys: list[str] = []
+    names: dict[int, str] = {}
+    for record in read_jsonl(path):
+        keys.append(sample_key(record, [path.parent.resolve()]))
+        names.update(record.names or {})
+    summary.classes = [str(names[i]) for i in sorted(names)]  # the classes the records name, by class id
     options = {"progress": False, **push}
     push_file(path, ds.name, **options)
     ds.reload()
@@ -279,11 +284,15 @@ def _pushed_ids(ds: Any, path: Path, summary: AnnotateSummary, push: dict[str, A
     return list(dict.fromkeys(str(by_key[k]) for k in keys if k in by_key))
 
 
-def _classes(ds: Any, fields: Iterable[str], classes: Sequence[str] | None) -> list[str]:
+def _classes(ds: Any, fields: Iterable[str], classes: Sequence[str] | None, model: list[str]) -> list[str]:
+    """The labels to choose from: given, else the data set's class list, else those a batch file's records
+    name (JSON lines keep only the classes of their boxes), else the labels the fields hold."""
     if classes:
         return list(dict.fromkeys(str(c) for c in classes))
     if ds.default_classes:
         return list(ds.default_classes)
+    if model:
+        return model
     found: list[str] = []
     for name in fields:
         if name and ds.has_sample_field(name):
@@ -385,7 +394,7 @@ def annotate(
         todo = [i for i in ids if resend or i not in sent]
         summary.already_sent = len(ids) - len(todo)
         field_name = prelabel_field if prelabel_field and ds.has_sample_field(prelabel_field) else label_field
-        summary.classes = _classes(ds, (field_name, label_field), classes)
+        summary.classes = _classes(ds, (field_name, label_field), classes, summary.classes)
         if not todo:
             return summary
         key = RUN_PREFIX + hashlib.sha1(",".join(sorted(todo)).encode()).hexdigest()[:12]
