@@ -123,7 +123,9 @@ def test_push_is_idempotent_and_updates_imported_samples(porch_data: Path, name:
     for text in (ds.description, ds.get_saved_view_info("review-queue")["description"]):
         assert all(w in text for w in ("approved", "rejected", "fp", "wrong-class", "missed", "cvactive pull"))
     assert "cva_write" in ds.get_field_schema() and "cva_write" not in queue.get_field_schema()
-    assert {v["value"] for v in ds.app_config.color_scheme.label_tags["valueColors"]} == {"fp", "wrong-class", "missed"}
+    scheme = ds.app_config.color_scheme
+    assert {v["value"] for v in scheme.label_tags["valueColors"]} == {"fp", "wrong-class", "missed"}
+    assert scheme.color_by == "value" and scheme.fields[0]["colorByAttribute"] == "tags"  # a verdict shows on its box
     assert "cva_write" in next(g.paths for g in ds.app_config.sidebar_groups if g.name == "cvactive")
 
 

@@ -9,8 +9,8 @@ groups cvactive's fields: a "review" group (the sort score, the selecting strate
 rules, rank, round) after the tags, the other image scores collapsed, the source fields collapsed.
 
 What the App tells a reviewer: the data set and the saved view carry a description naming the
-verdict tags; the colour scheme gives the label tags fixed colours (``fp`` red, ``wrong-class``
-orange, ``missed`` magenta) in the sidebar's label-tag filter; the internal ``cva_write`` field
+verdict tags; the colour scheme colours a box by its label tag (``fp`` red, ``wrong-class``
+orange, ``missed`` magenta; untagged boxes in other colours); the internal ``cva_write`` field
 is left out of the saved view and sits in the collapsed "cvactive" group. The buttons that apply
 the verdicts are the App plugin in ``cvactive/resources/fiftyone-plugins/cvactive-review``
 (:mod:`cvactive.store.verdicts`).
@@ -35,6 +35,8 @@ DISPLAY_CONF = 0.25
 INTERNAL_FIELDS = ("cva_write",)
 #: A label tag -> the colour of its boxes in the App.
 TAG_COLORS = {FP: "#ff1f1f", WRONG_CLASS: "#ff9900", MISSED: "#ff00ff"}
+#: The App's colour pool: untagged boxes (and the sidebar's fields) take these, never a verdict's colour.
+UNTAGGED_POOL = ("#00e5ff", "#76ff03", "#2979ff", "#ffee58", "#1de9b6")
 #: The saved view's description (the App shows it in the saved-view menu).
 VIEW_DESCRIPTION = (
     f"cvactive's review queue, highest score first. Open a sample: tag it {APPROVED} (its boxes are right, "
@@ -107,25 +109,30 @@ def sidebar_groups(dataset: Any, label_field: str, review_score: str | None) -> 
     return [g for g in groups if g.paths or g.name in ("tags", "labels")]
 
 
-def color_scheme() -> Any:
-    """The verdict tags in fixed colours (:data:`TAG_COLORS`) in the App's label-tag filters and counts.
+def color_scheme(label_field: str) -> Any:
+    """Boxes of ``label_field`` coloured by their label tag (:data:`TAG_COLORS`), so a verdict shows on the box.
 
-    Colouring the boxes themselves by tag (``colorByAttribute: "tags"``) was tried and left out:
-    FiftyOne 1.22's grid then draws no untagged box at all.
+    An untagged box takes a colour of :data:`UNTAGGED_POOL` (none of them a verdict's colour); the
+    tags have the same colours in the sidebar's label-tag filter.
     """
     import fiftyone as fo
 
     values = [{"value": tag, "color": color} for tag, color in TAG_COLORS.items()]
-    return fo.ColorScheme(label_tags={"valueColors": values})
+    return fo.ColorScheme(
+        color_by="value",
+        color_pool=list(UNTAGGED_POOL),
+        fields=[{"path": label_field, "colorByAttribute": "tags", "valueColors": values}],
+        label_tags={"valueColors": values},
+    )
 
 
-def _describe(dataset: Any) -> bool:
+def _describe(dataset: Any, label_field: str) -> bool:
     """Set the data set's description and colour scheme; return whether anything changed."""
     changed = False
     if dataset.description != DATASET_DESCRIPTION:
         dataset.description = DATASET_DESCRIPTION
         changed = True
-    scheme = color_scheme()
+    scheme = color_scheme(label_field)
     current = dataset.app_config.color_scheme
     if current is None or current.to_dict() != scheme.to_dict():
         dataset.app_config.color_scheme = scheme
@@ -159,7 +166,7 @@ def update_review_queue(
             or dataset.get_saved_view_info(REVIEW_VIEW).get("description") != VIEW_DESCRIPTION
         ):
             dataset.save_view(REVIEW_VIEW, view, description=VIEW_DESCRIPTION, overwrite=True)
-        if _describe(dataset):
+        if _describe(dataset, label_field):
             dataset.save()
         groups = sidebar_groups(dataset, label_field, review_score)
         if [(g.name, g.paths, g.expanded) for g in dataset.app_config.sidebar_groups or []] != [

@@ -34,8 +34,8 @@ INSTRUCTIONS = f"""\
 - **missed** (tag `{MISSED}`, on the selected boxes or on the sample): an object has no box. Queued for correction.
 - **Next** opens the next sample of the queue that has no verdict yet; Approve and Reject move on by themselves.
 
-The sidebar's *label tags* counts the box tags (fp red, wrong-class orange, missed magenta) and
-filters by them. When the queue is done, run `cvactive pull`.
+A box's colour shows its tag: fp red, wrong-class orange, missed magenta. When the queue is done,
+run `cvactive pull`.
 """
 
 
