@@ -20,7 +20,7 @@ PLUGINS_DIR = Path(__file__).resolve().parent.parent / "resources" / "fiftyone-p
 #: The plugin's name in its ``fiftyone.yml``.
 REVIEW_PLUGIN = "@cvactive/review"
 #: The start of FiftyOne's warning about App options it removed (``show_label`` and two others),
-#: logged three times each time the App's state is read back: about 30 lines per review session.
+#: logged three times each time the App's state is read back (30 lines in a review session of issue #25).
 _REMOVED_OPTION = "The `%s` App config option has been removed"
 
 
