@@ -90,9 +90,33 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_SHARED: list[Server] = []  # the session's server while some fixture holds it (a start costs 30-60 s)
+
+
 @contextlib.contextmanager
 def running_server(data_dir: Path) -> Iterator[Server]:
-    """Start ``./dev.sh labelstudio`` on a free port with its data in ``data_dir``; stop it afterwards."""
+    """Start ``./dev.sh labelstudio`` on a free port with its data in ``data_dir``; stop it afterwards.
+
+    A second caller while the first still holds it (two session fixtures) gets the same server
+    (its data stays in the first caller's folder); the last one out stops it.
+    """
+    if _SHARED:
+        _SHARED.append(_SHARED[0])
+        try:
+            yield _SHARED[0]
+        finally:
+            _SHARED.pop()
+        return
+    with _started(data_dir) as server:
+        _SHARED.append(server)
+        try:
+            yield server
+        finally:
+            _SHARED.clear()
+
+
+@contextlib.contextmanager
+def _started(data_dir: Path) -> Iterator[Server]:
     reason = _install()
     if reason:
         pytest.skip(reason)

@@ -208,11 +208,11 @@ def _no_token_in_database(fo: Any, token: str) -> None:
 
 @pytest.mark.slow
 def test_a_killed_collect_rerun_loses_nothing(porch_data: Path, ls_env: Server, monkeypatch: pytest.MonkeyPatch):
-    """A collect stopped after writing ground truth but before its records, run again, ends where an
-    uninterrupted collect ends; the CLI sends a selection file and collects with one line each."""
+    """A send or a collect stopped between its writes, run again, ends where an uninterrupted one ends;
+    the CLI sends a selection file and collects with one line each."""
     from cvactive.io import write_jsonl
     from cvactive.store import connect
-    from cvactive.store.annotate import ANNO_FIELD, collect
+    from cvactive.store.annotate import ANNO_FIELD, annotate, collect
 
     fo = connect()
     name = f"annotate-kill-{uuid.uuid4().hex[:6]}"
@@ -228,6 +228,12 @@ def test_a_killed_collect_rerun_loses_nothing(porch_data: Path, ls_env: Server, 
     assert f"{name}: sent 3 samples" in out.stdout and ls_env.token not in out.stdout + out.stderr
     ds = fo.load_dataset(name)
     project = ds.first()[ANNO_FIELD]["project"]
+    tasks = ds.values(f"{ANNO_FIELD}.task")
+    ds.set_values(ANNO_FIELD, [None] * len(ds))  # a send killed after FiftyOne saved its run, before the records
+    again = annotate(name, str(selection))
+    assert (again.sent, again.already_sent) == (0, 3)  # the run's tasks are found, not sent again
+    ds.reload()
+    assert ds.values(f"{ANNO_FIELD}.task") == tasks and set(ds.values(f"{ANNO_FIELD}.status")) == {"pending"}
     for task in ls_env.tasks(project):
         ls_env.submit(task["id"], task["predictions"][-1]["result"])  # accept every pre-label
 
