@@ -158,6 +158,9 @@ def test_steps_run_in_order_and_a_step_out_of_order_is_one_line(project: Path, m
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "round 2: check comes after select, which is not done; run: cvactive round select" in out.stderr
     assert _tree(project) == before
+    out = _cli("status", str(project))
+    assert out.returncode == 0 and f"{project}: round 2 (1 done)" in out.stdout
+    assert "[ ] select [ ] annotate" in out.stdout and f"next: run: cvactive round select {project}" in out.stdout
 
 
 def test_a_killed_step_rerun_gives_the_uninterrupted_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
