@@ -4,6 +4,7 @@ rounds on the porch data through a real Label Studio server, FiftyOne and Ultral
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -422,3 +423,14 @@ def _kill_train(root: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert "train" not in open_project(root).done and (run / "args.yaml").exists()
+
+
+def test_annotate_without_a_server_is_one_line_and_leaves_the_step_to_do(project: Path):
+    """No LABEL_STUDIO_URL/API_KEY: annotate says what to set (exit 2) and the round still waits for annotate."""
+    state = json.loads((project / "state.json").read_text())
+    state["done"] = {"select": {"selected": 2}}
+    (project / "state.json").write_text(json.dumps(state))
+    env = {k: v for k, v in os.environ.items() if "LABEL_STUDIO" not in k and "LABELSTUDIO" not in k}
+    out = _cli("annotate", str(project), env=env)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "LABEL_STUDIO_URL" in out.stderr, out.stderr
+    assert open_project(project).done.keys() == {"select"} and status(project).next == "annotate"
