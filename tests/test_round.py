@@ -341,6 +341,7 @@ def test_two_real_rounds_through_label_studio(
     ds = connect().load_dataset  # the data set appears at the first push
     everything: dict[str, Any] = {}
     for n in (1, 2):
+        state_round1: Any = json.loads((root / "state.json").read_text()).get("history", [None])[0] if n == 2 else None
         assert run_next(root) == ["select", "annotate"]  # collect found every annotation pending
         project = open_project(root)
         assert status(root).pending == 6 and project.round == n
@@ -356,7 +357,8 @@ def test_two_real_rounds_through_label_studio(
             run_step(root, "check")
             _kill_train(root)
             assert run_next(root) == ["train", "evaluate"]
-        else:
+        else:  # meanwhile a reviewer corrects a round-1 image in Label Studio: round 2's collect carries it over
+            moved = _move_a_box(label_studio, ds(dataset), state_round1["annotate"]["project"])
             assert run_next(root) == ["collect", "check", "train", "evaluate"]
         assert len(submitted) == 6 and not set(submitted) & set(everything)
         everything.update(submitted)
@@ -372,9 +374,13 @@ def test_two_real_rounds_through_label_studio(
     for item in added:
         original = item.image.name.split("-", 2)[2]
         true = next(i for i in load_yolo_dataset(porch_data).items("train") if i.image.name == original)
-        order, true_order = np.lexsort(item.boxes.T), np.lexsort(true.boxes.T)
+        expected = true.boxes.copy()
+        if original == moved[0]:  # the corrected box: 1 % of the width to the right
+            row = int(np.argmin(np.abs(expected[:, :2] - moved[1]).sum(axis=1)))
+            expected[row, 0] += 0.01
+        order, true_order = np.lexsort(item.boxes.T), np.lexsort(expected.T)
         assert item.classes[order].tolist() == true.classes[true_order].tolist()
-        assert np.allclose(item.boxes[order], true.boxes[true_order], atol=2e-6)
+        assert np.allclose(item.boxes[order], expected[true_order], atol=2e-6), original
     # the rounds in FiftyOne and in the history
     state = json.loads((root / "state.json").read_text())
     assert state["round"] == 3 and [h["round"] for h in state["history"]] == [1, 2]
@@ -392,15 +398,31 @@ def test_two_real_rounds_through_label_studio(
     assert label_studio.token not in text
 
 
+def _move_a_box(server: Any, ds: Any, project: int) -> tuple[str, np.ndarray]:
+    """Move the first box of a round-1 annotation 1 % of the image width right (a reviewer's correction in
+    Label Studio); returns the image name and the box's original centre (fractions)."""
+    from cvactive.store.annotate import ANNO_FIELD
+
+    task = next(t for t in server.tasks(project) if t["annotations"] and t["annotations"][-1]["result"])
+    annotation = task["annotations"][-1]
+    result = annotation["result"]
+    value = result[0]["value"]
+    centre = np.array([value["x"] + value["width"] / 2, value["y"] + value["height"] / 2]) / 100
+    value["x"] += 1.0
+    server.request("PATCH", f"/api/annotations/{annotation['id']}", {"result": result})
+    path = next(p for p, r in zip(*ds.exists(ANNO_FIELD).values(["filepath", ANNO_FIELD])) if r["task"] == task["id"])
+    return Path(path).name, centre
+
+
 def _interrupted_collect(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run collect and stop it (KeyboardInterrupt) after it has written two label files of the labeled set."""
     real, calls = steps_mod._add_to_labeled, []
 
-    def interrupted(*args: Any) -> int:
+    def interrupted(*args: Any, **kwargs: Any) -> int:
         calls.append(1)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(steps_mod, "_add_to_labeled", interrupted)
     with pytest.raises(KeyboardInterrupt):

@@ -165,20 +165,32 @@ def step_collect(project: Project, progress: bool = False) -> dict[str, Any]:
     boxes = 0
     for i in labeled:
         boxes += _add_to_labeled(project, cols.paths[i], cols.labels[i] or [], cols.boxes[i] or [], names)
+    earlier = {f"round-{k}": k for k in range(1, project.round)}  # corrections made since their round was collected
+    for i, tags in enumerate(cols.tags):
+        k = next((earlier[t] for t in tags if t in earlier), None)
+        if k is not None and cols.labels[i] is not None and "labeled" in tags:
+            _add_to_labeled(project, cols.paths[i], cols.labels[i] or [], cols.boxes[i] or [], names, round_=k)
     return {**info, "images": len(labeled), "boxes": boxes, "pending": 0}
 
 
 def _add_to_labeled(
-    project: Project, image: str, labels: list[str], boxes: list[list[float]], names: dict[str, int]
+    project: Project,
+    image: str,
+    labels: list[str],
+    boxes: list[list[float]],
+    names: dict[str, int],
+    round_: int | None = None,
 ) -> int:
-    """Copy one collected image and write its YOLO label file into the labeled set's train split."""
+    """Copy one collected image (of ``round_``, default the current round) and write its YOLO label file into
+    the labeled set's train split (rewritten each time: a corrected annotation replaces the earlier one)."""
     from cvactive.outputs import atomic_path, write_text_atomic
 
     src = Path(image)
     unknown = sorted(set(labels) - set(names))
     if unknown:
         raise DatasetError(f"{src}: collected label(s) {', '.join(unknown)} are not classes of the labeled set")
-    stem = f"r{project.round:03d}-{hashlib.sha1(str(src).encode()).hexdigest()[:8]}-{src.stem}"
+    n = project.round if round_ is None else round_
+    stem = f"r{n:03d}-{hashlib.sha1(str(src).encode()).hexdigest()[:8]}-{src.stem}"
     root = project.root / "labeled"
     dst = root / "images" / "train" / f"{stem}{src.suffix.lower()}"
     rows = []
