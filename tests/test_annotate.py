@@ -42,6 +42,18 @@ def test_no_server_no_batch_or_a_refused_token_is_one_line(tmp_path: Path):
     assert "s3cret-token" not in out.stderr + out.stdout
 
 
+def test_label_studio_rectangles_become_normalised_boxes_and_rotated_ones_their_hull():
+    from cvactive.store.annotate import _box
+
+    box, rotated = _box({"x": 12.5, "y": 10.0, "width": 20.0, "height": 30.0, "rotation": 0}, 640, 480)
+    assert box == [0.125, 0.1, 0.2, 0.3] and not rotated  # percent -> fraction, nothing rounded
+    # 90 degrees clockwise about the top-left corner (Label Studio's convention, y down): 20 x 10 px -> 10 x 20 px
+    box, rotated = _box({"x": 10.0, "y": 10.0, "width": 20.0, "height": 10.0, "rotation": 90}, 100, 100)
+    assert rotated and np.allclose(box, [0.0, 0.1, 0.1, 0.2])
+    box, _ = _box({"x": 5.0, "y": 50.0, "width": 20.0, "height": 10.0, "rotation": 90}, 100, 100)
+    assert np.allclose(box, [0.0, 0.5, 0.05, 0.2])  # the hull is clipped to the image
+
+
 @pytest.fixture(scope="session")
 def label_studio(session_tmp: Path) -> Iterator[Server]:
     with running_server(session_tmp / "labelstudio") as server:
