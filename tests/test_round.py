@@ -244,8 +244,8 @@ def test_collected_boxes_become_yolo_labels_of_the_train_split(project: Path):
 # --- two real rounds: Label Studio, FiftyOne, Ultralytics -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def label_studio(session_tmp: Path) -> Any:
+@pytest.fixture(scope="session")
+def label_studio(session_tmp: Path) -> Any:  # the session's one server when test_annotate holds it already
     from labelstudio import running_server
 
     with running_server(session_tmp / "labelstudio-round") as server:
