@@ -105,8 +105,9 @@ def porch_model_data(session_tmp: Path) -> Path:
 def porch_model(session_tmp: Path, porch_model_data: Path) -> Path:
     """A small detector trained once per session by cvactive's own code on the porch data (pico scale).
 
-    It is weak (a couple of minutes of CPU training) but finds every class; tests that need a
-    trained PyTorch model share it.
+    It is weak (a couple of minutes of CPU training): it finds brown boxes well and predicts every
+    class, but not every class well enough for an AP above 0; tests that need a trained PyTorch
+    model share it.
     """
     from cvactive.train import train_detector
 
