@@ -22,10 +22,7 @@ MACHINE_ROOTS = ("work", "home", "root", "Users", "mnt", "srv", "scratch")
 PATTERN = re.compile(r"(?<![\w.~$-])/(?:" + "|".join(MACHINE_ROOTS) + r")/[^\s\"'`),]+")
 TEXT_SUFFIXES = (".json", ".md", ".csv", ".txt", ".yaml", ".yml")
 #: Folders left to their owners, with why: remove an entry once its files are rewritten.
-KNOWN = {
-    "benchmarks/results/recipe/": "the recipe study's files, written by tools/bench_recipe.py while its run is under "
-    "way (issue #25 left that folder to its owner): its writer should pass its text through portable_text",
-}
+KNOWN: dict[str, str] = {}
 
 
 def shipped_files() -> list[Path]:

@@ -40,7 +40,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cvactive.outputs import write_json_atomic, write_text_atomic  # noqa: E402
+from cvactive.outputs import portable_text, write_json_atomic, write_text_atomic  # noqa: E402
 
 
 def load() -> float:
@@ -324,7 +324,7 @@ def main() -> int:
                     continue
                 print(f"{time.strftime('%H:%M:%S')} {path.stem}: training (load {load()})", flush=True)
                 row = run_one(args, ds, pool, val, size, seed, recipe)
-                write_json_atomic(path, row)
+                write_json_atomic(path, json.loads(portable_text(json.dumps(row))))
                 paths = [path, *summarize(out)]
                 print(
                     f"{time.strftime('%H:%M:%S')} {path.stem}: mAP50-95 {row['mAP50_95']:.4f}, "
