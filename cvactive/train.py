@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -234,35 +234,23 @@ class TrainPlan:
 #: processed whatever the set size), 8 warm-up steps, AdamW at 0.001 with a cosine decay to a
 #: tenth, mosaic from 100 labeled images. ``steps-frozen``: the same with the backbone (the
 #: first 10 layers of YOLOv8) frozen. See ``benchmarks/results/recipe/`` for how they compare.
+_STEPS = Recipe(
+    "steps",
+    steps=80,
+    batch=8,
+    warmup_steps=8,
+    optimizer="AdamW",
+    lr0=0.001,
+    lrf=0.1,
+    cos_lr=True,
+    momentum=0.9,
+    weight_decay=0.0005,
+    mosaic_min=100,
+)
 RECIPES: dict[str, Recipe] = {
     "epochs": Recipe("epochs"),
-    "steps": Recipe(
-        "steps",
-        steps=80,
-        batch=8,
-        warmup_steps=8,
-        optimizer="AdamW",
-        lr0=0.001,
-        lrf=0.1,
-        cos_lr=True,
-        momentum=0.9,
-        weight_decay=0.0005,
-        mosaic_min=100,
-    ),
-    "steps-frozen": Recipe(
-        "steps-frozen",
-        steps=80,
-        batch=8,
-        warmup_steps=8,
-        optimizer="AdamW",
-        lr0=0.001,
-        lrf=0.1,
-        cos_lr=True,
-        momentum=0.9,
-        weight_decay=0.0005,
-        mosaic_min=100,
-        freeze=10,
-    ),
+    "steps": _STEPS,
+    "steps-frozen": replace(_STEPS, name="steps-frozen", freeze=10),
 }
 
 
