@@ -291,3 +291,20 @@ def test_the_jpeg_frame_header_says_what_pillow_says(assets: Path, tmp_path: Pat
     assert (meta["width"], meta["height"], meta["num_channels"]) == (53, 37, 3)
     cut = image_metadata(tmp_path / "cut.jpg", 7, 9)  # unreadable header: the record's size, no channels
     assert (cut["width"], cut["height"]) == (7, 9) and "num_channels" not in cut
+
+
+def test_a_record_reached_through_a_linked_folder_has_the_key_of_the_real_file(tmp_path):
+    """Import keys samples by the real path; push must too (a data folder behind a symlink, as
+    ../shared can be, pushed predictions as new samples beside the imported ones)."""
+    from cvactive.record import ImageRecord
+    from cvactive.store.resolve import sample_key
+
+    real = tmp_path / "real"
+    real.mkdir()
+    (real / "a.jpg").write_bytes(b"x")
+    (tmp_path / "link").symlink_to(real)
+    linked = ImageRecord(source=str(tmp_path / "link" / "a.jpg"), width=1, height=1)
+    assert sample_key(linked) == str((real / "a.jpg").resolve())
+    assert sample_key(ImageRecord(source=str(tmp_path / "link" / "a.jpg"), frame=3, width=1, height=1)).endswith(
+        "real/a.jpg#3"
+    )

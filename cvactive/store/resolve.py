@@ -24,10 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def resolve_file(text: str, base_dirs: Iterable[Path]) -> Path | None:
-    """The existing file ``text`` names: absolute, or relative to the working folder or one of ``base_dirs``."""
+    """The existing file ``text`` names (absolute, or relative to the working folder or one of
+    ``base_dirs``), with symbolic links resolved as import resolves them, so a record reached through
+    a linked folder finds the sample imported from the real one."""
     p = Path(text)
     if p.is_absolute():
-        return p if p.is_file() else None
+        return p.resolve() if p.is_file() else None
     for base in (Path.cwd(), *base_dirs):
         cand = base / p
         if cand.is_file():
