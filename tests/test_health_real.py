@@ -54,7 +54,7 @@ def test_coco128_missing_label_files_and_orphan_labels(assets, tmp_path, capsys)
     }
     assert "label warnings (Ultralytics copes; not gated): 1 {'data_yaml': 1}" in printed
     assert "train: 128 images, 929 boxes, 0 empty label file(s), 2 image(s) without label file" in printed
-    assert "label problems: 4 {'label_without_image': 2, 'image_without_label': 2}" in printed
+    assert "label problems: 4 (label_without_image 2, image_without_label 2)" in printed
     assert "gate max_label_errors: FAIL - 4 label error(s)" in printed
     assert "classes with no instance: parking meter, cow, toaster, hair drier" in printed
 

@@ -56,7 +56,8 @@ def summary_lines(report: HealthReport, max_errors: int = 5) -> list[str]:
         more = f" (+{len(empty) - 3} more)" if len(empty) > 3 else ""
         lines.append(f"  empty label files (images with no object): {', '.join(empty[:3])}{more}")
     le = f["label_errors"]
-    lines.append(f"  label problems: {le['total']} " + str({k: v for k, v in le["by_kind"].items() if v}))
+    kinds = ", ".join(f"{k} {v}" for k, v in le["by_kind"].items() if v)
+    lines.append(f"  label problems: {le['total']} ({kinds})" if kinds else "  label problems: none")
     for p in le["listed"][:max_errors]:
         where = p["path"] + (f":{p['line']}" if p["line"] else "")
         lines.append(f"    {p['kind']}: {where}: {p['message']}")
