@@ -39,6 +39,7 @@ from cvactive.scale.shards import (
     manifest_shards,
     read_done,
     remove_stale_temporaries,
+    shard_path,
 )
 from cvactive.scale.work import DetectorFactory, ShardScorer
 from cvactive.scoring import Scorer
@@ -136,9 +137,9 @@ def _prepare(
         data = load_manifest(out)
         check_settings(data["settings"], settings, out)
         return manifest_shards(data)
-    if overwrite and path.is_file():
-        for done in (out / "shards").glob("*.done.json"):
-            done.unlink()
+    if overwrite and path.is_file():  # the done markers of the shards this folder's manifest planned, no others
+        for shard in manifest_shards(load_manifest(out)):
+            shard_path(out, shard, ".done.json").unlink(missing_ok=True)
     shards = plan_shards(sources, shard_size=shard_size, stride=stride)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, settings, shards, {})
