@@ -49,10 +49,11 @@ PRESETS: dict[str, list[str]] = {
         "--model pretrained --init pretrained --epochs 10 --imgsz 256 --measure binary_entropy_max"
     ),
     # 1,904 pool frames of drone video (train), 316 evaluation frames of another day (val), 4 classes
-    # (OtherVehicle rare); 40 -> 200 labels in rounds of 40, the 80-step recipe at 640 px.
+    # (OtherVehicle rare); 40 images, then rounds of 380 boxes (about 40 images at the pool's 9.5 boxes
+    # per frame) to about 200 images, the 80-step recipe at 640 px.
     "hit-uav": shlex.split(
         "--strategies random,uniform_time,uncertainty+cost,typiclust,uncertainty,probcover,class_balanced,"
-        "learned_error+cost --seeds 3 --initial 40 --budget 40 --rounds 4 "
+        "learned_error+cost --seeds 3 --initial 40 --budget 380 --budget-unit boxes --rounds 4 "
         "--model pretrained --init pretrained --recipe steps --imgsz 640 --measure binary_entropy_max"
     ),
 }
@@ -82,8 +83,11 @@ PLANS: dict[str, str] = {
     ),
     "hit-uav": (
         "Thermal drone video (`../shared/assets/hit-uav`): the pool is the 1,904 train frames, most with a "
-        "neighbour a few frame indices away, evaluation on the 316 val frames of another capture date. Rounds "
-        "of 40 labels from 40 to 200 (about 2-10% of the pool: the regime where selection can matter). Every "
+        "neighbour a few frame indices away, evaluation on the 316 val frames of another capture date. 40 "
+        "random images, then four rounds whose budget is 380 boxes drawn (the pool holds 18,027 boxes, 9.5 "
+        "a frame: a round is about 40 images at random), to about 200 images or 2-10% of the pool, the regime "
+        "where selection can matter; every arm pays the same boxes, so the `+cost` arms can pick cheaper "
+        "frames and the plain ones cannot hide extra annotation. Every "
         "round fine-tunes the COCO-pretrained YOLOv8n rebuilt from the shared OpenVINO export with the "
         "`steps` recipe (80 AdamW steps of 8 images at 640 px, the measured winner of "
         "`benchmarks/results/recipe/`), from the same weights every round. The arms: random and every n-th "
