@@ -11,7 +11,7 @@ replaced by a team's own timings):
   box whose class is changed, and ``accept`` per prediction kept as it is.
 
 In the simulated loop the costs are exact: :func:`corrections` matches an image's predictions to its
-ground truth one to one (Hungarian on IoU, :func:`cvactive.consistency.matching.match_boxes`). A
+ground truth one to one (Hungarian on IoU, :func:`cvactive.matching.hungarian_match`). A
 prediction matched at IoU >= ``match_iou`` is corrected rather than deleted: re-boxed when its IoU is
 below ``accept_iou``, re-classed when its class is wrong (a box can need both; each fix is paid), and
 accepted when it needs neither. Unmatched predictions are deleted, unmatched ground-truth boxes drawn.
@@ -31,8 +31,8 @@ import numpy.typing as npt
 
 from cvactive._config import check_keys
 from cvactive.boxes import box_iou
-from cvactive.consistency.matching import match_boxes
 from cvactive.errors import ConfigError
+from cvactive.matching import hungarian_match
 
 Mode = Literal["draw", "correct"]
 MODES: tuple[str, ...] = ("draw", "correct")
@@ -226,7 +226,7 @@ def corrections(
         raise ValueError(f"ground truth: {len(gt)} boxes but {len(gt_cls)} classes")
     shown = score >= conf
     xyxy, cls = xyxy[shown], cls[shown]
-    match = match_boxes(box_iou(gt, xyxy), min_iou=match_iou)  # (M,): the prediction each truth box got
+    match = hungarian_match(box_iou(gt, xyxy), min_iou=match_iou)  # (M,): the prediction each truth box got
     found = match >= 0
     truth, pred = np.flatnonzero(found), match[found]
     iou = box_iou(gt[truth], xyxy[pred])[np.arange(len(truth)), np.arange(len(truth))] if len(truth) else np.zeros(0)

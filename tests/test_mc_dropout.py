@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cvactive.consistency.matching import mutual_information
+from cvactive.consistency.divergence import mutual_information
 from cvactive.consistency.mc_dropout import mc_box_scores
 from cvactive.errors import ConfigError, ModelError
 

@@ -6,7 +6,7 @@
 * :mod:`~cvactive.consistency.calibration`: ``calibrate`` (fit a temperature, D-ECE before/after, reliability
   diagram), on the maths of :mod:`~cvactive.consistency.temperature` and the detector run of
   :mod:`~cvactive.consistency.calibration_run`;
-* :mod:`~cvactive.consistency.matching`: vectorised IoU, Hungarian matching, JS divergence, BALD;
+* :mod:`~cvactive.consistency.divergence`: JS divergence, BALD (boxes are paired by :mod:`cvactive.matching`);
 * :class:`~cvactive.consistency.measured.MeasuredDetector`: a detector that adds them to its records.
 
 Importing this package needs only numpy; models load in the classes that use them.

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cvactive.boxes import box_iou
-from cvactive.consistency.matching import floor_rounding, match_boxes, mutual_information
+from cvactive.consistency.divergence import floor_rounding, mutual_information
 from cvactive.errors import ConfigError
-from cvactive.measures import COMMITTEE_MEASURES as COMMITTEE_MEASURES  # the name lives in measures
+from cvactive.matching import hungarian_match
 from cvactive.record import ImageRecord
 
 
@@ -79,7 +79,7 @@ def committee_box_scores(members: Sequence[ImageRecord], *, match_iou: float = 0
             missed.append(len(member))
             continue
         iou = box_iou(ref.xyxy, member.xyxy)
-        match = match_boxes(iou, match_iou)
+        match = hungarian_match(iou, match_iou)
         hit = match >= 0
         stacked[k, hit, :c] = member_rows[match[hit]]
         seen[k, hit] = True

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cvactive._random import as_rng
-from cvactive.consistency.matching import floor_rounding, mutual_information
+from cvactive.consistency.divergence import floor_rounding, mutual_information
 from cvactive.errors import ConfigError, ModelError
-from cvactive.measures import MC_MEASURES as MC_MEASURES  # the name lives in measures
 from cvactive.record import ImageRecord
 
 if TYPE_CHECKING:

@@ -20,14 +20,20 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.consistency import CONSISTENCY_MEASURES
 from cvactive.consistency.calibration import Calibration
-from cvactive.consistency.committee import COMMITTEE_MEASURES, committee_box_scores
-from cvactive.consistency.mc_dropout import MC_MEASURES, MCDropout, mc_box_scores
-from cvactive.consistency.tta import DEFAULT_VIEWS, TTA_MEASURES, View, mapped_back, tta_box_scores
+from cvactive.consistency.committee import committee_box_scores
+from cvactive.consistency.mc_dropout import MCDropout, mc_box_scores
+from cvactive.consistency.tta import DEFAULT_VIEWS, View, mapped_back, tta_box_scores
 from cvactive.detector import Detector, FrameMeta
 from cvactive.errors import ConfigError
-from cvactive.measures import check_names, image_scores
+from cvactive.measures import (
+    COMMITTEE_MEASURES,
+    CONSISTENCY_MEASURES,
+    MC_MEASURES,
+    TTA_MEASURES,
+    check_names,
+    image_scores,
+)
 from cvactive.record import ImageRecord
 from cvactive.scoring import Scorer
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from cvactive.boxes import box_iou
 from cvactive.errors import ConfigError, DatasetError
+from cvactive.matching import greedy_match
 
 _CLIP = 1e-7
 
@@ -115,22 +116,11 @@ def match_to_truth(
     iou: float = 0.5,
 ) -> np.ndarray:
     """Which predictions of one image are true positives (COCO rule: by falling confidence, each
-    ground-truth box matched at most once, same class, IoU >= ``iou``); ``(N,)`` bool."""
-    n = len(confidence)
-    correct = np.zeros(n, bool)
-    if n == 0 or len(gt_class) == 0:
-        return correct
+    ground-truth box matched at most once, same class, IoU >= ``iou``; :func:`cvactive.matching.greedy_match`);
+    ``(N,)`` bool."""
     ious = box_iou(xyxy, gt_xyxy)
-    same = np.asarray(class_id)[:, None] == np.asarray(gt_class)[None, :]
-    ious = np.where(same, ious, -1.0)
-    taken = np.zeros(len(gt_class), bool)
-    for i in np.argsort(-np.asarray(confidence), kind="stable"):
-        cand = np.where(taken, -1.0, ious[i])
-        j = int(np.argmax(cand))
-        if cand[j] >= iou:
-            taken[j] = True
-            correct[i] = True
-    return correct
+    same = np.asarray(class_id).reshape(-1)[:, None] == np.asarray(gt_class).reshape(-1)[None, :]
+    return greedy_match(ious, confidence, iou, allowed=same) >= 0
 
 
 @dataclass

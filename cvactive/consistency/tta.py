@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cvactive.boxes import box_iou
-from cvactive.consistency.matching import js_divergence, match_boxes, reduce_views
+from cvactive.consistency.divergence import js_divergence, reduce_views
 from cvactive.errors import ConfigError, MissingClassScoresError
+from cvactive.matching import hungarian_match
 from cvactive.measures import TTA_MEASURES
 from cvactive.record import ImageRecord
 
@@ -140,7 +141,7 @@ def tta_box_scores(
         if view.class_scores is None:
             raise MissingClassScoresError(f"tta_consistency needs class scores in every view record ({view.key})")
         iou = box_iou(base.xyxy, view.xyxy)
-        match = match_boxes(iou, match_iou)
+        match = hungarian_match(iou, match_iou)
         hit = match >= 0
         loc[v, hit] = 1.0 - iou[hit, match[hit]]
         cls[v, hit] = js_divergence(base_rows[hit], view.class_scores[match[hit]])

@@ -4,7 +4,8 @@ Pure numpy. Boxes are absolute pixel ``xyxy``. The rules (Hoiem et al.'s error t
 the COCO matching rule):
 
 1. **correct**: taken in order of falling confidence, a prediction matches the not yet
-   matched ground-truth box of its own class with the highest IoU, when that IoU is >= ``iou``;
+   matched ground-truth box of its own class with the highest IoU, when that IoU is >= ``iou``
+   (:func:`cvactive.matching.greedy_match`);
 2. otherwise, look at the ground-truth box it overlaps most (any class, matched or not):
 
    * **poorly localised**: that box has the predicted class (IoU below ``iou``, or a
@@ -28,6 +29,7 @@ import numpy as np
 
 from cvactive.boxes import box_iou
 from cvactive.errors import ConfigError
+from cvactive.matching import greedy_match
 
 CORRECT, WRONG_CLASS, POOR_LOCALISATION, FALSE_POSITIVE = 0, 1, 2, 3
 #: outcome code -> name.
@@ -100,11 +102,9 @@ def label_predictions(
         return Matching(outcome, truth, missed)
     ious = box_iou(xyxy, gt_xyxy)
     same = cls[:, None] == gcls[None, :]
-    for i in np.argsort(-np.asarray(confidence, np.float64).reshape(-1), kind="stable"):
-        cand = np.where(same[i] & missed, ious[i], -1.0)
-        j = int(np.argmax(cand))
-        if cand[j] >= iou:
-            outcome[i], truth[i], missed[j] = CORRECT, j, False
+    found = greedy_match(ious, confidence, iou, allowed=same)
+    hit = found >= 0
+    outcome[hit], truth[hit], missed[found[hit]] = CORRECT, found[hit], False
     rest = np.flatnonzero(outcome != CORRECT)
     if rest.size:
         best = np.argmax(ious[rest], axis=1)
@@ -131,14 +131,7 @@ def cover_misses(
         ``(K,)`` bool.
     """
     k = np.asarray(confidence).reshape(-1).shape[0]
-    covers = np.zeros(k, bool)
-    open_ = np.asarray(missed, bool).copy()
+    open_ = np.asarray(missed, bool)
     if k == 0 or not open_.any():
-        return covers
-    ious = box_iou(xyxy, gt_xyxy)
-    for i in np.argsort(-np.asarray(confidence, np.float64).reshape(-1), kind="stable"):
-        cand = np.where(open_, ious[i], -1.0)
-        j = int(np.argmax(cand))
-        if cand[j] >= iou:
-            covers[i], open_[j] = True, False
-    return covers
+        return np.zeros(k, bool)
+    return greedy_match(box_iou(xyxy, gt_xyxy), confidence, iou, free=open_) >= 0

@@ -44,7 +44,7 @@ def carry_reviews(
         no new box took over.
     """
     from cvactive.boxes import box_iou, fiftyone_to_xyxy
-    from cvactive.consistency.matching import match_boxes
+    from cvactive.matching import hungarian_match
 
     unmatched: list[dict[str, Any]] = []
     taken: set[int] = set()
@@ -56,7 +56,7 @@ def carry_reviews(
             continue
         old_xyxy = fiftyone_to_xyxy([r["bounding_box"] for r in rows], 1.0, 1.0)  # IoU needs no image size
         iou = box_iou(old_xyxy, fiftyone_to_xyxy([new[j]["bounding_box"] for j in cols], 1.0, 1.0))
-        assignment = match_boxes(iou, min_iou)
+        assignment = hungarian_match(iou, min_iou)
         for row, col in zip(rows, assignment.tolist()):
             if col < 0:
                 unmatched.append(row)

@@ -1,8 +1,8 @@
-"""Box matching and distribution maths shared by the consistency measures (pure numpy/scipy).
+"""How far class distributions disagree, the maths the consistency measures share (pure numpy).
 
-Boxes are absolute pixel ``xyxy`` ``(N, 4)``; their IoU is :func:`cvactive.boxes.box_iou`.
 Class-score rows are YOLO's independent sigmoids ``(N, C)``; the "which class" distribution of a
-row is :func:`cvactive.measures.normalize_scores`.
+row is :func:`cvactive.measures.normalize_scores`. The boxes of two views are paired first by
+:func:`cvactive.matching.hungarian_match`.
 """
 
 from __future__ import annotations
@@ -11,37 +11,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cvactive.boxes import box_iou as box_iou  # re-exported: the one IoU lives in cvactive.boxes
 from cvactive.errors import ConfigError
 from cvactive.measures import normalize_scores
 
 #: Differences smaller than this are float rounding, not disagreement: they score exactly 0.
 ROUNDING_FLOOR = 1e-12
-
-
-def match_boxes(iou: np.ndarray, min_iou: float = 0.3) -> np.ndarray:
-    """One-to-one assignment that maximises the total IoU (Hungarian, scipy).
-
-    Args:
-        iou: ``(N, M)`` IoU matrix of reference boxes (rows) against candidate boxes.
-        min_iou: pairs below this IoU are never matched.
-
-    Returns:
-        ``(N,)`` int64: the matched column of each row, or ``-1`` for an unmatched row.
-    """
-    from scipy.optimize import linear_sum_assignment
-
-    if not 0.0 <= min_iou <= 1.0:
-        raise ConfigError(f"min_iou must lie in [0, 1], got {min_iou}")
-    iou = np.asarray(iou, np.float64)
-    out = np.full(iou.shape[0], -1, np.int64)
-    if iou.size == 0:
-        return out
-    gain = np.where(iou >= min_iou, iou, 0.0)
-    rows, cols = linear_sum_assignment(gain, maximize=True)
-    ok = gain[rows, cols] > 0
-    out[rows[ok]] = cols[ok]
-    return out
 
 
 def entropy_bits(p: np.ndarray) -> np.ndarray:
