@@ -23,21 +23,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
-#: label problems that make Ultralytics drop the image, plus missing files on either side.
-ERROR_KINDS = (
+#: The one list of error kinds: the problems of a data set that make Ultralytics drop an image
+#: (``verify_image_label`` logs it as corrupt and trains without it), plus missing files on
+#: either side. The label reader here finds the first six; ``unreadable_image`` (an image file
+#: that does not decode, which Ultralytics' ``im.verify()`` drops too) is found by the health
+#: check's image pass. The health gate counts these; ``configs/health.yaml``'s ``error_kinds``
+#: chooses among them (its schema is this ``Literal``).
+ErrorKind = Literal[
     "out_of_range",
     "non_positive_size",
     "unknown_class",
     "malformed",
     "label_without_image",
     "image_without_label",
-)
-#: problems Ultralytics tolerates or repairs by itself: warnings, not errors.
-WARNING_KINDS = ("clipped", "duplicate", "zero_size", "data_yaml")
+    "unreadable_image",
+]
+ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
+#: Problems Ultralytics tolerates or repairs by itself: warnings, listed and never gated.
+WarningKind = Literal["clipped", "duplicate", "zero_size", "data_yaml"]
+WARNING_KINDS: tuple[WarningKind, ...] = get_args(WarningKind)
+IssueKind = ErrorKind | WarningKind
 
 #: Ultralytics' tolerance: coordinates up to 1.01 and down to -0.01 pass its check (in float32).
 HIGH, LOW = np.float32(1.01), np.float32(-0.01)
@@ -55,7 +64,7 @@ class LabelIssue:
         message: what is wrong, for people.
     """
 
-    kind: str
+    kind: IssueKind
     path: str
     line: int | None
     message: str
@@ -120,7 +129,7 @@ def parse_label_text(
     for lineno, parts, raw in rows:
         parsed = _parse_line(parts, raw, polygons, num_classes)
         if isinstance(parsed[0], str):
-            issues.append(LabelIssue(parsed[0], path, lineno, f"{parsed[1]}; {_DROPPED}"))
+            issues.append(LabelIssue(cast(ErrorKind, parsed[0]), path, lineno, f"{parsed[1]}; {_DROPPED}"))
         else:
             kept.append((lineno, parsed[0], parsed[1], parsed[2], raw))
     vals = np.asarray([k[2] for k in kept], np.float32).reshape(-1, 4)
@@ -142,7 +151,9 @@ def parse_label_text(
     )
 
 
-def _judge(val: np.ndarray, box: np.ndarray, reached: bool, first: int | None, raw: str) -> tuple[str, str]:
+def _judge(
+    val: np.ndarray, box: np.ndarray, reached: bool, first: int | None, raw: str
+) -> tuple[IssueKind | Literal[""], str]:
     """The kind and message of a parsed line's problem (``""`` when it is fine), Ultralytics' rules in order."""
     if (val[2:] < 0).any():
         return "non_positive_size", f"negative width or height: {raw!r}; {_DROPPED}"

@@ -138,9 +138,9 @@ def test_harvest_schema_covers_every_config_key_of_harvest():
 
 def test_schema_choices_match_the_code():
     from cvactive.harvest.dedup import DEDUP_METHODS
-    from cvactive.health.check import ERROR_KINDS
     from cvactive.porch import CLASS_COLORS
     from cvactive.synthesis.recipes import FILLS, KINDS
+    from cvactive.yolo_labels import ERROR_KINDS
 
     def literal(kind: str, field: str) -> list[str]:
         ann = SCHEMAS[kind].model_fields[field].annotation
@@ -335,7 +335,8 @@ def test_the_config_reference_page_is_the_schemas():
 def test_the_health_config_lists_the_error_kinds_the_health_check_knows():
     from typing import get_args
 
-    from cvactive.health.check import ERROR_KINDS
+    from cvactive import yolo_labels
     from cvactive.schemas.commands import ErrorKind
 
-    assert get_args(ErrorKind) == ERROR_KINDS  # the schema's Literal is spelled out for mypy; same order
+    assert ErrorKind is yolo_labels.ErrorKind  # one definition: the schema uses the label reader's Literal
+    assert get_args(ErrorKind) == yolo_labels.ERROR_KINDS

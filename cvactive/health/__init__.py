@@ -6,12 +6,11 @@ plots. ``cvactive health`` is its command line (exit 0: all gates pass, 1: a gat
 2: the input cannot be read).
 """
 
-from cvactive.health.check import ERROR_KINDS, HealthReport, analyse, check_health
+from cvactive.health.check import HealthReport, analyse, check_health
 from cvactive.health.gates import GateResult
 from cvactive.health.table import LabelTable, load_table, table_from_fiftyone, table_from_manifest, table_from_yolo
 
 __all__ = [
-    "ERROR_KINDS",
     "GateResult",
     "HealthReport",
     "LabelTable",

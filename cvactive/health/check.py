@@ -19,14 +19,15 @@ from cvactive._random import as_rng
 from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import figures as F
-from cvactive.health.figures import ERROR_KINDS, MAX_LISTED
+from cvactive.health.figures import MAX_LISTED
 from cvactive.health.images import ImageInfo, read_images
 from cvactive.health.report import write_report
 from cvactive.health.result import HealthReport
 from cvactive.health.table import LabelTable, load_table
 from cvactive.selection.targets import TargetLike
+from cvactive.yolo_labels import ERROR_KINDS
 
-__all__ = ["ERROR_KINDS", "MAX_LISTED", "HealthReport", "analyse", "check_health"]
+__all__ = ["MAX_LISTED", "HealthReport", "analyse", "check_health"]
 
 #: The options of :func:`analyse` that are gates (a gate set to ``None`` is not checked).
 GATE_OPTIONS = ("min_instances", "max_imbalance", "max_label_errors", "allow_leakage", "min_dark_images")

@@ -21,13 +21,11 @@ from cvactive.health import gates as G
 from cvactive.health import stats as S
 from cvactive.health.images import ImageInfo, cross_split_pairs, exact_groups, group_pairs, hamming_pairs
 from cvactive.health.result import HealthReport
-from cvactive.health.table import ISSUE_KINDS, LabelTable
+from cvactive.health.table import LabelTable
 from cvactive.health.target import target_figures
 from cvactive.selection.targets import TargetLike
-from cvactive.yolodata import WARNING_KINDS
+from cvactive.yolo_labels import ERROR_KINDS, WARNING_KINDS
 
-#: Kinds of problem a health check reports: the label issues plus images that cannot be decoded.
-ERROR_KINDS = (*ISSUE_KINDS, "unreadable_image")
 MAX_LISTED = 500  # problems listed one by one in report.json (all are counted)
 
 

@@ -25,10 +25,8 @@ import numpy as np
 
 from cvactive.boxes import fiftyone_to_yolo, xyxy_to_yolo
 from cvactive.errors import DatasetError, RecordError
-from cvactive.yolodata import ERROR_KINDS, LabelIssue, YoloDataset, load_yolo_dataset
-
-#: Kinds of label issue, as :class:`~cvactive.yolodata.LabelIssue` names them.
-ISSUE_KINDS = ERROR_KINDS
+from cvactive.yolo_labels import LabelIssue
+from cvactive.yolodata import YoloDataset, load_yolo_dataset
 
 
 @dataclass

@@ -23,17 +23,9 @@ from cvactive.schemas.common import (
     _one_of,
     _strategies,
 )
+from cvactive.yolo_labels import ErrorKind
 
 # -- cvactive health (cvactive.health.check.analyse) -------------------------------------------
-ErrorKind = Literal[
-    "out_of_range",
-    "non_positive_size",
-    "unknown_class",
-    "malformed",
-    "label_without_image",
-    "image_without_label",
-    "unreadable_image",
-]
 
 
 class Health(Section):
