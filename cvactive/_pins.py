@@ -3,7 +3,8 @@
 Every other dependency is declared as a tested range in ``pyproject.toml``; these are pinned
 exactly there, and :func:`require` checks the installed version before the code that depends
 on the private parts runs, so a different version fails with one clear line instead of an
-``AttributeError`` deep inside a library. ``CVACTIVE_ALLOW_UNPINNED=1`` turns the error into a
+``AttributeError`` deep inside a library. Ultralytics' private modules are reached only through
+:func:`cvactive._ultralytics.private`, which runs this check first. ``CVACTIVE_ALLOW_UNPINNED=1`` turns the error into a
 warning (to try a newer release on purpose).
 
 torch/torchvision (the one pair that works together here) and albumentations (2.0.8, its last
@@ -38,6 +39,7 @@ PRIVATE: dict[str, Pin] = {
         "training and validation (ultralytics.utils.nms.non_max_suppression swapped for the call), and the "
         "weights-only checkpoint allow-list (ultralytics.nn.tasks._SafeLoad.loading)",
         (
+            "cvactive/_ultralytics.py",
             "cvactive/detector.py",
             "cvactive/train.py",
             "cvactive/weights/architecture.py",

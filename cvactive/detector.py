@@ -24,6 +24,7 @@ import numpy as np
 
 from cvactive._env import offline_defaults
 from cvactive._pins import require as require_pinned
+from cvactive._ultralytics import private
 from cvactive.errors import ModelError
 from cvactive.record import ImageRecord
 from cvactive.sources import FrameMeta as FrameMeta  # re-exported: the provenance type lives in sources
@@ -235,8 +236,7 @@ class Detector:
             per image, the kept boxes ``(n, 6)`` (``xyxy`` in the input's pixels, confidence,
             class) and the ``(n,)`` anchor index each came from (its column of ``raw``).
         """
-        from ultralytics.utils.nms import non_max_suppression
-
+        non_max_suppression = private("ultralytics.utils.nms").non_max_suppression
         # max_time_img: no time limit (Ultralytics' default stops NMS mid-batch on a loaded machine,
         # leaving the batch's later images without boxes)
         kept, idxs = non_max_suppression(
@@ -272,7 +272,8 @@ class Detector:
         Thread-safe: the pipeline calls it from worker threads.
         """
         import torch
-        from ultralytics.utils import ops
+
+        ops = private("ultralytics.utils.ops")
 
         if isinstance(raw, np.ndarray):
             raw = torch.from_numpy(raw)

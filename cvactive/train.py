@@ -83,10 +83,11 @@ def full_nms() -> Iterator[None]:
     middle of a batch: the batch's later images get no boxes and the mAP comes out low by chance
     (Ultralytics only logs "NMS time limit exceeded"). A measurement must not depend on the
     machine's load. The validator calls ``ultralytics.utils.nms.non_max_suppression`` through its
-    module, so the module attribute is swapped for the duration (see :mod:`cvactive._pins`).
+    module, so the module attribute is swapped for the duration (a private use: see :mod:`cvactive._ultralytics`).
     """
-    from ultralytics.utils import nms
+    from cvactive._ultralytics import private
 
+    nms = private("ultralytics.utils.nms")  # the pin check: the swap relies on how the validator calls it
     original = nms.non_max_suppression
     nms.non_max_suppression = functools.partial(original, max_time_img=math.inf)
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._ultralytics import private
 from cvactive.errors import ConfigError, ModelError, SourceError
 
 #: YOLOv8 scales tried, smallest first, when the IR does not say which one it is.
@@ -16,9 +17,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def _architecture(scale: str, nc: int) -> Any:
-    from ultralytics.nn.tasks import DetectionModel
-
-    return DetectionModel(f"yolov8{scale}.yaml", nc=nc, verbose=False)
+    tasks = private("ultralytics.nn.tasks")
+    return tasks.DetectionModel(f"yolov8{scale}.yaml", nc=nc, verbose=False)
 
 
 def _mismatch(model: Any, convs: dict[str, tuple[np.ndarray, np.ndarray | None]]) -> list[str]:
@@ -92,11 +92,10 @@ def calibration_images(source: str | Path | Sequence[str | Path], limit: int | N
 def letterboxed(files: Iterable[Path], imgsz: int, batch: int) -> Iterable[Any]:
     """Batches of float tensors (B, 3, imgsz, imgsz), RGB in [0, 1], letterboxed as Ultralytics does."""
     import torch
-    from ultralytics.data.augment import LetterBox
 
     from cvactive.sources import read_image
 
-    box = LetterBox((imgsz, imgsz), auto=False, stride=32)
+    box = private("ultralytics.data.augment").LetterBox((imgsz, imgsz), auto=False, stride=32)
     chunk: list[np.ndarray] = []
     for f in files:
         img = np.asarray(box(image=read_image(f)))
@@ -112,8 +111,8 @@ def restore_batch_norm(model: Any, convs: dict[str, tuple[np.ndarray, np.ndarray
     """Load folded weights; re-estimate every ``Conv`` block's batch norm; return the images seen."""
     import torch
     import torch.nn as nn
-    from ultralytics.nn.modules.conv import Conv
 
+    conv_block = private("ultralytics.nn.modules.conv").Conv
     modules = dict(model.named_modules())
     blocks: dict[str, Any] = {}
     with torch.no_grad():
@@ -122,7 +121,7 @@ def restore_batch_norm(model: Any, convs: dict[str, tuple[np.ndarray, np.ndarray
             conv.weight.copy_(torch.from_numpy(weight))
             b = torch.zeros(weight.shape[0]) if bias is None else torch.from_numpy(bias)
             parent = modules.get(name.rsplit(".", 1)[0]) if name.endswith(".conv") else None
-            if isinstance(parent, Conv) and isinstance(getattr(parent, "bn", None), nn.BatchNorm2d):
+            if isinstance(parent, conv_block) and isinstance(getattr(parent, "bn", None), nn.BatchNorm2d):
                 bn = parent.bn
                 bn.weight.fill_(1.0)
                 bn.bias.copy_(b)

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from cvactive._pins import require as require_pinned
+from cvactive._ultralytics import private
 from cvactive.errors import ModelError
 
 TRUST_HINT = "pass --trust-checkpoint (trust_checkpoint=True) only if you trust where the file came from"
@@ -125,13 +126,12 @@ def _guarded_load(f: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _weights_only(original: Callable[..., Any], f: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    from ultralytics.nn.tasks import _SafeLoad
-
+    safe_load = private("ultralytics.nn.tasks")._SafeLoad
     try:
         with warnings.catch_warnings():
             # torch notes every pickle protocol it did not write; the refusal (if any) says what matters
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            with _SafeLoad.loading(f):
+            with safe_load.loading(f):
                 return original(f, *args, weights_only=True, **kwargs)
     except pickle.UnpicklingError as err:
         raise _refusal(f, _reason(str(err))) from None

@@ -16,6 +16,7 @@ import numpy as np
 
 from cvactive._env import offline_defaults
 from cvactive._pins import require as require_pinned
+from cvactive._ultralytics import private
 from cvactive.errors import ConfigError, ModelError
 from cvactive.weights.architecture import (
     YOLOV8_SCALES,
@@ -170,7 +171,8 @@ def _save_checkpoint(model: Any, names: dict[int, str], imgsz: int, out: Path, *
 
     import torch
     import ultralytics
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    DEFAULT_CFG_DICT = private("ultralytics.cfg").DEFAULT_CFG_DICT
 
     model.names = names
     model.nc = len(names)
