@@ -19,6 +19,7 @@ from cvactive.scale.plan import Shard
 from cvactive.scale.shards import ShardResult, write_shard
 from cvactive.selection import Pool, SelectionWarning, select
 from cvactive.selection import kernels as K
+from cvactive.selection.blocks import STREAM_ROWS
 from cvactive.selection.synthetic import synthetic_pool, synthetic_records
 
 pytest.importorskip("pyarrow", reason="sharded pools need pyarrow: pip install 'cvactive[ray]'")
@@ -84,7 +85,7 @@ def test_stream_topk_equals_uncertainty_select(pools):
 
 
 def test_streamed_kernels_equal_the_in_memory_ones(tmp_path):
-    x, _ = __import__("cvactive.selection.synthetic", fromlist=["x"]).clustered_embeddings(K.STREAM_ROWS + 5000, 8, 6)
+    x, _ = __import__("cvactive.selection.synthetic", fromlist=["x"]).clustered_embeddings(STREAM_ROWS + 5000, 8, 6)
     np.save(tmp_path / "x.npy", x)
     xm = np.load(tmp_path / "x.npy", mmap_mode="r")
     assert K.column_spread(xm) == pytest.approx(float(np.mean(np.var(x.astype(np.float64), axis=0))), rel=1e-9)

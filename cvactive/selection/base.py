@@ -28,7 +28,8 @@ from cvactive._random import RngLike, as_rng
 from cvactive.errors import ConfigError, EmptyPoolError, RecordError
 from cvactive.measures import check_names
 from cvactive.record import ImageRecord
-from cvactive.selection.kernels import F32, l2_normalize
+from cvactive.selection.blocks import F32
+from cvactive.selection.kernels import l2_normalize
 from cvactive.selection.pool import LabeledLike, LabeledSet, Pool, SelectionWarning, resolve_labeled
 from cvactive.selection.temporal import with_temporal_option
 

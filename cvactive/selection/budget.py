@@ -24,7 +24,8 @@ import numpy as np
 import cvactive.selection.strategies  # noqa: F401  (the built-ins register first: the registry keeps that order)
 from cvactive.errors import ConfigError
 from cvactive.selection.base import Context, register
-from cvactive.selection.kernels import DEFAULT_BLOCK, F32, as_f32, kmeans, nearest, row_sq_norms
+from cvactive.selection.blocks import DEFAULT_BLOCK, F32, as_f32, row_sq_norms
+from cvactive.selection.kernels import kmeans, nearest
 from cvactive.selection.pool import frame_order
 
 Result = tuple[np.ndarray, np.ndarray]

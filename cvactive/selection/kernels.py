@@ -21,21 +21,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvactive._random import RngLike as RngLike  # re-exported: the one rng helper lives in cvactive._random
-from cvactive._random import as_rng as as_rng
 from cvactive.errors import ConfigError
-
-# Re-exported: the block helpers live in cvactive.selection.blocks (below this module and cover).
-from cvactive.selection.blocks import DEFAULT_BLOCK as DEFAULT_BLOCK
-from cvactive.selection.blocks import F32 as F32
-from cvactive.selection.blocks import F64 as F64
-from cvactive.selection.blocks import I64 as I64
-from cvactive.selection.blocks import STREAM_ROWS as STREAM_ROWS
-from cvactive.selection.blocks import as_f32 as as_f32
-from cvactive.selection.blocks import block_f32 as block_f32
-from cvactive.selection.blocks import dots_with as dots_with
-from cvactive.selection.blocks import row_blocks as row_blocks
-from cvactive.selection.blocks import row_sq_norms as row_sq_norms
+from cvactive.selection.blocks import (
+    DEFAULT_BLOCK,
+    F32,
+    F64,
+    I64,
+    STREAM_ROWS,
+    as_f32,
+    block_f32,
+    row_blocks,
+    row_sq_norms,
+)
 from cvactive.selection.cover import NearestChosen, afkmc2
 
 
@@ -59,21 +56,6 @@ def l2_normalize(x: F32) -> F32:
     """Rows scaled to unit L2 norm (a zero row stays zero); a new float32 matrix."""
     norms = np.sqrt(row_sq_norms(x))
     return as_f32(x / np.maximum(norms, 1e-12)[:, None])
-
-
-def sq_dists_to(x: np.ndarray, x_sq: F32, c: F32) -> F32:
-    """``(N,)`` squared distances from every row of ``x`` (squared norms ``x_sq``) to one point ``c``.
-
-    The matrix-vector product goes through ``einsum`` rather than BLAS: it is memory-bound, so
-    threads gain little, and on a busy machine waking BLAS worker threads for each of thousands
-    of sequential picks costs more than the product itself.
-    """
-    c = np.asarray(c, dtype=np.float32)
-    d = dots_with(x, c * np.float32(-2.0))
-    d += x_sq
-    d += np.float32(c @ c)
-    np.maximum(d, 0.0, out=d)
-    return d
 
 
 def _block_rows(cols: int, block: int) -> int:

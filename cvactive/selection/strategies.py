@@ -13,19 +13,8 @@ import numpy as np
 from cvactive.errormodel.model import BOX_ERRORS, MISSES, OBJECTS, learned_utility
 from cvactive.errors import ConfigError
 from cvactive.selection.base import Context, check_choice, register
-from cvactive.selection.kernels import (
-    DEFAULT_BLOCK,
-    F32,
-    I64,
-    as_f32,
-    kcenter_greedy,
-    kmeans,
-    kmeanspp,
-    nearest,
-    round_robin,
-    row_sq_norms,
-    topk_desc,
-)
+from cvactive.selection.blocks import DEFAULT_BLOCK, F32, I64, as_f32, row_sq_norms
+from cvactive.selection.kernels import kcenter_greedy, kmeans, kmeanspp, nearest, round_robin, topk_desc
 from cvactive.selection.targets import TargetLike, squared_distance, target_shares
 
 Result = tuple[np.ndarray, np.ndarray]
