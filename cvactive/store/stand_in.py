@@ -83,3 +83,30 @@ def submit_known_labels(
         client.request("POST", f"/api/tasks/{task_id}/annotations", body={"result": result, "was_cancelled": False})
         submitted[str(sid)] = [(str(label), [float(v) for v in xyxy]) for label, xyxy in boxes]
     return submitted
+
+
+def matching_ground_truth(
+    dataset: str,
+    submitted: dict[str, list[tuple[str, list[float]]]],
+    *,
+    field: str = "ground_truth",
+    atol: float = 0.01,
+) -> tuple[int, int]:
+    """How many of the submitted images' collected ground truth equals what was submitted, box for box (same
+    classes, each corner within ``atol`` pixels, in any order); returns ``(matching images, submitted images)``."""
+    import numpy as np
+
+    ds = load_dataset(dataset)
+    same = 0
+    for sid, want in submitted.items():
+        sample = ds[sid]
+        w, h = sample.metadata.width, sample.metadata.height
+        label = sample[field] if sample.has_field(field) else None
+        got = []
+        for d in label.detections if label is not None else []:
+            x, y, bw, bh = d.bounding_box
+            got.append((str(d.label), [x * w, y * h, (x + bw) * w, (y + bh) * h]))
+        a, b = sorted(got), sorted((str(lab), [float(v) for v in xyxy]) for lab, xyxy in want)
+        if len(a) == len(b) and all(p[0] == q[0] and np.allclose(p[1], q[1], atol=atol) for p, q in zip(a, b)):
+            same += 1
+    return same, len(submitted)
