@@ -26,7 +26,7 @@ from cvactive.errors import CvactiveError
 COMMANDS: dict[str, str] = {
     "score": "cvactive.cli.score",
     "calibrate": "cvactive.cli.calibrate",
-    "errors": "cvactive.cli.errors",
+    "errors": "cvactive.cli.errormodel",
     "porch": "cvactive.cli.porch",
     "demo": "cvactive.cli.demo",
     "select": "cvactive.cli.select",

@@ -3,7 +3,7 @@
 :func:`check_health` is the one public call (the keys of ``configs/health.yaml`` are its
 keyword arguments); :func:`analyse` does the same on an already loaded
 :class:`~cvactive.health.table.LabelTable`, step by step (the steps are in
-:mod:`~cvactive.health.figures`); :mod:`~cvactive.health.report` writes the result.
+:mod:`~cvactive.health.measure`, the numbers); :mod:`~cvactive.health.report` writes and draws the result.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import numpy as np
 from cvactive._random import as_rng
 from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError, DatasetError
-from cvactive.health import figures as F
-from cvactive.health.figures import MAX_LISTED
+from cvactive.health import measure as F
 from cvactive.health.images import ImageInfo, read_images
+from cvactive.health.measure import MAX_LISTED
 from cvactive.health.report import write_report
 from cvactive.health.result import HealthReport
 from cvactive.health.table import LabelTable, load_table

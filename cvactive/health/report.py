@@ -1,6 +1,8 @@
-"""Writing a health report: ``report.json``, ``report.md`` (and ``report.html``), PNG plots, a terminal summary.
+"""Writing and drawing a health report: ``report.json``, ``report.md`` (and ``report.html``), PNG plots,
+a terminal summary.
 
-The markdown and HTML text come from :mod:`cvactive.health.markdown`.
+The numbers come from :mod:`cvactive.health.measure`, the markdown and HTML text from
+:mod:`cvactive.health.markdown`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The measuring steps of a health check, on a loaded label table and its image facts (numpy, no I/O).
+"""The numbers of a health check: its measuring steps on a loaded label table and its image facts (numpy, no I/O).
 
 :func:`label_figures` (class counts, sizes, positions per split), :func:`label_problems` (label
 errors and unreadable images), :func:`image_figures` (sizes, brightness, duplicates, leakage),
