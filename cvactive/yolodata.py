@@ -29,25 +29,18 @@ from typing import Any
 import numpy as np
 
 from cvactive._config import load_yaml
-from cvactive.boxes import xyxy_to_yolo as xyxy_to_yolo  # re-exported: conversions live in cvactive.boxes
-from cvactive.boxes import yolo_to_xyxy as yolo_to_xyxy
+from cvactive.boxes import yolo_to_xyxy
 from cvactive.errors import ConfigError, DatasetError
-from cvactive.yolo_labels import ERROR_KINDS, WARNING_KINDS, LabelIssue, parse_label_text
+from cvactive.yolo_labels import LabelIssue, parse_label_text
 
 __all__ = [
-    "ERROR_KINDS",
     "IMAGE_FORMATS",
     "SPLITS",
-    "WARNING_KINDS",
-    "LabelIssue",
     "YoloDataset",
     "YoloItem",
     "format_label_lines",
     "label_path_for",
     "load_yolo_dataset",
-    "parse_label_text",
-    "xyxy_to_yolo",
-    "yolo_to_xyxy",
 ]
 
 SPLITS = ("train", "val", "test")

@@ -132,9 +132,6 @@ def _old_table_tlwh_to_yolo(tlwh_list):
 
 
 def test_bit_for_bit_the_copies_it_replaces(rng):
-    from cvactive.store import convert
-    from cvactive.yolodata import xyxy_to_yolo, yolo_to_xyxy
-
     xyxy = random_xyxy(rng, 200)
     xyxy[:5] -= 50  # some outside the image
     yolo = B.xyxy_to_yolo(xyxy, 640, 480)
@@ -150,6 +147,3 @@ def test_bit_for_bit_the_copies_it_replaces(rng):
     np.testing.assert_array_equal(table, _old_table_tlwh_to_yolo(listed))
     for empty in ([], np.zeros((0, 4))):
         assert B.fiftyone_to_yolo(empty).astype(np.float32).shape == _old_table_tlwh_to_yolo([]).shape == (0, 4)
-    # the older names still answer, with the one implementation
-    assert (xyxy_to_yolo, yolo_to_xyxy) == (B.xyxy_to_yolo, B.yolo_to_xyxy)
-    assert (convert.xyxy_to_tlwh, convert.yolo_to_tlwh) == (B.xyxy_to_fiftyone, B.yolo_to_fiftyone)

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from cvactive.boxes import xyxy_to_fiftyone, xyxy_to_yolo, yolo_to_fiftyone
 from cvactive.errors import StoreError
 from cvactive.record import Selection
 from cvactive.store import probe_uri
@@ -20,30 +21,27 @@ from cvactive.store.convert import (
     merge_tags,
     provenance_fields,
     record_tags,
-    xyxy_to_tlwh,
-    yolo_to_tlwh,
 )
 from cvactive.store.evaluate import ap_drops, ap_per_iou, merge_history, plot_history, previous_round
 from cvactive.store.export import assign_splits
 from cvactive.store.merge import carry_reviews, keep_unmatched
 from cvactive.store.review import free_port, label_tag_counts, port_free, split_reviewed
-from cvactive.yolodata import xyxy_to_yolo
 
 
 def test_box_conventions_agree():
     xyxy = np.array([[10, 20, 50, 80], [0, 0, 100, 50]], np.float32)
-    tlwh = xyxy_to_tlwh(xyxy, 100, 200)
+    tlwh = xyxy_to_fiftyone(xyxy, 100, 200)
     np.testing.assert_allclose(tlwh, [[0.1, 0.1, 0.4, 0.3], [0.0, 0.0, 1.0, 0.25]])
     # YOLO centre boxes of the same pixels give the same FiftyOne boxes
-    np.testing.assert_allclose(yolo_to_tlwh(xyxy_to_yolo(xyxy, 100, 200)), tlwh, atol=1e-6)
+    np.testing.assert_allclose(yolo_to_fiftyone(xyxy_to_yolo(xyxy, 100, 200)), tlwh, atol=1e-6)
     # COCO pixel x, y, w, h too
     np.testing.assert_allclose(coco_to_tlwh([10, 20, 40, 60], 100, 200), tlwh[0])
 
 
 def test_boxes_outside_the_image_are_clipped():
-    tlwh = xyxy_to_tlwh(np.array([[-10, -10, 120, 30]]), 100, 100)
+    tlwh = xyxy_to_fiftyone(np.array([[-10, -10, 120, 30]]), 100, 100)
     np.testing.assert_allclose(tlwh, [[0.0, 0.0, 1.0, 0.3]])
-    assert xyxy_to_tlwh(np.zeros((0, 4)), 10, 10).shape == (0, 4)
+    assert xyxy_to_fiftyone(np.zeros((0, 4)), 10, 10).shape == (0, 4)
 
 
 def test_record_tags_from_round_rules_and_strategy():

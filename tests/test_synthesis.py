@@ -30,7 +30,7 @@ from cvactive.synthesis import (
     yolo_label_text,
 )
 from cvactive.synthesis.gaps import allocate
-from cvactive.yolodata import parse_label_text
+from cvactive.yolo_labels import parse_label_text
 
 CONDITIONS = ("night", "fog", "glare", "motion_blur", "zoom_out", "zoom_in", "shift", "flip", "rotate", "weather")
 

@@ -5,18 +5,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cvactive.boxes import xyxy_to_yolo, yolo_to_xyxy
 from cvactive.config import load_yaml
 from cvactive.errors import DatasetError
-from cvactive.yolodata import (
-    YoloDataset,
-    format_label_lines,
-    label_path_for,
-    load_yolo_dataset,
-    parse_label_text,
-    resolve_splits,
-    xyxy_to_yolo,
-    yolo_to_xyxy,
-)
+from cvactive.yolo_labels import parse_label_text
+from cvactive.yolodata import YoloDataset, format_label_lines, label_path_for, load_yolo_dataset, resolve_splits
 
 
 def test_parse_reports_every_bad_line_and_keeps_good_ones():

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cvactive.boxes import xyxy_to_fiftyone, yolo_to_fiftyone
 from cvactive.record import Selection
 
 log = logging.getLogger(__name__)
@@ -39,11 +38,6 @@ KEY_FIELD = "cva_key"
 #: The name of the saved view of samples waiting for review.
 REVIEW_VIEW = "review-queue"
 PROVENANCE_FILE = "provenance.jsonl"
-
-#: The box conversions to FiftyOne's top-left ``[x, y, w, h]`` under their older names here
-#: (the one implementation is :mod:`cvactive.boxes`).
-xyxy_to_tlwh = xyxy_to_fiftyone
-yolo_to_tlwh = yolo_to_fiftyone
 
 
 def coco_to_tlwh(bbox: Iterable[float], width: int, height: int) -> list[float]:

@@ -25,7 +25,8 @@ from cvactive.store.convert import (
     provenance_fields,
     read_provenance,
 )
-from cvactive.yolodata import LabelIssue, load_yolo_dataset, parse_label_text
+from cvactive.yolo_labels import LabelIssue, parse_label_text
+from cvactive.yolodata import load_yolo_dataset
 
 log = logging.getLogger(__name__)
 
