@@ -6,12 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from cvactive.consistency.calibration import (
-    Calibration,
+from cvactive.consistency.calibration import Calibration, calibration_report
+from cvactive.consistency.calibration_run import class_map
+from cvactive.consistency.temperature import (
     ImagePredictions,
     apply_temperature,
-    calibration_report,
-    class_map,
     detection_ece,
     fit_temperature,
     match_to_truth,

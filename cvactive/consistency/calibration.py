@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cvactive._random import as_rng
-from cvactive.consistency.calibration_run import class_map, collect_predictions
+from cvactive.consistency.calibration_run import collect_predictions
 from cvactive.consistency.temperature import (
     ImagePredictions,
     Reliability,
     apply_temperature,
     detection_ece,
     fit_temperature,
-    logit,
-    match_to_truth,
     reliability,
 )
 from cvactive.errors import ConfigError, DatasetError
@@ -36,22 +34,7 @@ from cvactive.record import ImageRecord
 if TYPE_CHECKING:
     from cvactive.detector import Detector
 
-__all__ = [
-    "Calibration",
-    "CalibrationReport",
-    "ImagePredictions",
-    "Reliability",
-    "apply_temperature",
-    "calibrate",
-    "calibration_report",
-    "class_map",
-    "collect_predictions",
-    "detection_ece",
-    "fit_temperature",
-    "logit",
-    "match_to_truth",
-    "reliability",
-]
+__all__ = ["Calibration", "CalibrationReport", "calibrate", "calibration_report"]
 
 
 @dataclass
