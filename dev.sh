@@ -10,6 +10,7 @@
 # Both are idempotent: a second run skips the install unless pyproject.toml or this file changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+export CVACTIVE_DATA=${CVACTIVE_DATA:-$PWD/data}  # the checkout's data/ (installed elsewhere: ~/.cache/cvactive)
 
 PYTHON=${PYTHON:-python3}
 VENV=.venv

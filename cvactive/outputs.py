@@ -352,14 +352,14 @@ def portable_text(text: str, root: str | os.PathLike[str] | None = None) -> str:
     """``text`` (a command line, a JSON document, a report) with this machine's locations taken out.
 
     Files the repository ships must not carry the absolute paths of the machine that wrote
-    them: the repository's own location becomes nothing (``/x/checkout/data/w.pt`` ->
-    ``data/w.pt``), and the shared assets folder (:func:`cvactive.assets.assets_dir`) its path
-    relative to the repository (``../shared/assets/...`` in the usual layout). Other text is
-    left as it is.
+    them: the repository's own location (``root``, default: the working directory, where the
+    tools run from) becomes nothing (``/x/checkout/data/w.pt`` -> ``data/w.pt``), and the shared
+    assets folder (:func:`cvactive.assets.assets_dir`) its path relative to the repository
+    (``../shared/assets/...`` in the usual layout). Other text is left as it is.
     """
-    from cvactive.assets import REPO_ROOT, assets_dir
+    from cvactive.assets import assets_dir
 
-    base = Path(root) if root is not None else REPO_ROOT
+    base = Path(root) if root is not None else Path.cwd()
     assets = assets_dir()
     prefixes: list[tuple[str, str]] = []
     if assets is not None:

@@ -25,6 +25,9 @@ for key, value in {
     "CVACTIVE_DATA": str(_SESSION_TMP / "data"),
 }.items():
     os.environ[key] = value
+# the shared assets beside this checkout, whatever folder a test runs in (cvactive's own default is
+# ../shared/assets from the working directory: cvactive.assets)
+os.environ.setdefault("CVACTIVE_ASSETS", str(Path(__file__).resolve().parent.parent.parent / "shared" / "assets"))
 
 from cvactive.assets import OPENVINO_MODEL, asset, assets_dir  # noqa: E402
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cvactive.assets import REPO_ROOT, assets_dir
+from cvactive.assets import assets_dir
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 #: Top-level folders whose paths belong to one machine (a checkout, a home, a mount).
 MACHINE_ROOTS = ("work", "home", "root", "Users", "mnt", "srv", "scratch")

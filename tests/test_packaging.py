@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cvactive.cli import COMMANDS
 
@@ -128,3 +130,54 @@ def test_commands_run_from_another_folder(installed):
     if "feed" in COMMANDS:  # the feed harvester's command, where this checkout has it
         feed = _run([cli, "feed", "--help"], elsewhere, env)
         assert feed.returncode == 0 and "usage: cvactive feed" in feed.stdout, feed.stderr
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder``: relative path -> (size, mtime in ns)."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")}
+
+
+@pytest.mark.slow
+def test_the_wheel_needs_no_checkout(installed, assets):
+    # issue #27: installed, cvactive found its assets and wrote its data beside site-packages (the package's parent)
+    bin_dir, env, elsewhere = installed
+    home = elsewhere.parent / "no-checkout"  # work/ is the working folder; shared/assets beside it, as documented
+    work = home / "work"
+    (work / "images").mkdir(parents=True)
+    (home / "shared").mkdir()
+    (home / "shared" / "assets").symlink_to(assets, target_is_directory=True)
+    for image in sorted((assets / "coco128" / "images" / "val2017").glob("*.jpg"))[:3]:
+        shutil.copy(image, work / "images" / image.name)
+    recipe = work / "tiny-porch.yaml"
+    porch_recipe = yaml.safe_load((REPO / "datasets" / "porch.yaml").read_text())
+    recipe.write_text(json.dumps({**porch_recipe, "train": 4, "val": 2}))  # JSON is YAML
+    env = {k: v for k, v in env.items() if k not in ("CVACTIVE_DATA", "CVACTIVE_ASSETS")}
+    env.update(XDG_CACHE_HOME=str(home / "cache"), PYTHONDONTWRITEBYTECODE="1")
+    site = Path(
+        _run([str(bin_dir / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], work, env)
+        .stdout.strip()
+    )  # fmt: skip
+    assert (site / "cvactive" / "__init__.py").is_file()
+    before = _tree(bin_dir.parent)
+    cli = str(bin_dir / "cvactive")
+
+    usage = _run([cli, "--help"], work, env)
+    assert usage.returncode == 0 and "--data-dir" in usage.stdout, usage.stderr
+    score = _run([cli, "score", "images", "--out", "scores.jsonl", "--no-progress"], work, env)  # the default model
+    assert score.returncode == 0, score.stderr
+    lines = (work / "scores.jsonl").read_text().splitlines()
+    shown = sorted(Path(json.loads(line)["source"]).name for line in lines)
+    assert shown == sorted(p.name for p in (work / "images").iterdir()), lines[:1]
+    porch = _run([cli, "porch", "--no-video", "--recipe", str(recipe)], work, env)  # into the data folder
+    assert porch.returncode == 0, porch.stderr
+    data = home / "cache" / "cvactive"  # $XDG_CACHE_HOME/cvactive, as cvactive --help and docs/install.md say
+    assert f"porch data set: {data / 'porch' / 'data.yaml'} (4 train, 2 val images)" in porch.stdout
+    assert (data / "porch" / "data.yaml").is_file()
+
+    assert _tree(bin_dir.parent) == before  # nothing written in the environment, site-packages included
+    assert sorted(p.name for p in work.iterdir() if not p.name.startswith(".")) == [
+        "images",
+        "scores.jsonl",
+        "tiny-porch.yaml",
+    ]  # no data/ in the working folder either (score's lock file aside)
+    assert not (site.parent / "data").exists() and not (site / "data").exists()

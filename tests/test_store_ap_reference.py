@@ -42,8 +42,8 @@ def cocoeval_per_class(data_yaml: Path, scores: Path) -> dict[str, tuple[float |
     from pycocotools.cocoeval import COCOeval
 
     from cvactive.io import read_jsonl
-    from cvactive.store.coco import coco_ground_truth, coco_predictions, per_class_ap
     from cvactive.yolodata import load_yolo_dataset
+    from tests.coco_reference import coco_ground_truth, coco_predictions, per_class_ap
 
     ydata = load_yolo_dataset(data_yaml, splits=("val",))
     items = list(ydata.items("val"))

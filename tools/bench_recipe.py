@@ -39,6 +39,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("CVACTIVE_DATA", str(REPO / "data"))  # the pretrained checkpoint cached in the checkout
 
 from cvactive.outputs import portable_text, write_json_atomic, write_text_atomic  # noqa: E402
 

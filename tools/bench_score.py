@@ -48,6 +48,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CVACTIVE_DATA", str(ROOT / "data"))  # the pretrained checkpoint cached in the checkout
 
 from cvactive._env import offline_defaults  # noqa: E402
 from cvactive.assets import OPENVINO_MODEL, asset  # noqa: E402

@@ -121,8 +121,8 @@ def pycocotools_ap(data_yaml: Path, scores: Path, names: dict[int, str]) -> dict
     from pycocotools.cocoeval import COCOeval
 
     from cvactive.io import read_jsonl
-    from cvactive.store.coco import coco_ground_truth, coco_predictions, per_class_ap
     from cvactive.yolodata import load_yolo_dataset
+    from tests.coco_reference import coco_ground_truth, coco_predictions, per_class_ap
 
     items = list(load_yolo_dataset(data_yaml, splits=("val",)).items("val"))
     sizes = {}

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("CVACTIVE_DATA", str(ROOT / "data"))  # the studies live in the checkout
 
 #: Strategies every preset compares (random is the baseline), in the order they are run per seed.
 STRATEGIES = "uncertainty,representative,hybrid,coreset,class_balanced,learned_error"

@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cvactive {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="the data folder: generated data and caches (the pretrained checkpoint rebuilt from the shared assets, "
+        "the default output of porch and evaluate); default $CVACTIVE_DATA, else $XDG_CACHE_HOME/cvactive, else "
+        "~/.cache/cvactive. The shared assets: $CVACTIVE_ASSETS, else ../shared/assets from the working directory",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS.values():
         importlib.import_module(module).register(sub)
@@ -66,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings():
         _renamed_as_one_line()
         args = build_parser().parse_args(argv)
+        if args.data_dir:  # the folder defaults live in cvactive.assets, which reads this
+            os.environ["CVACTIVE_DATA"] = os.path.abspath(args.data_dir)
         logging.basicConfig(
             level=logging.DEBUG if args.verbose else logging.INFO,
             format="%(levelname)s %(name)s: %(message)s",

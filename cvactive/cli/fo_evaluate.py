@@ -27,7 +27,7 @@ def register(sub: Any) -> None:
     p.add_argument("--gt", default="ground_truth", help="ground-truth field (default ground_truth, as pull writes)")
     p.add_argument("--round", type=int, default=None, help="round number (default: the latest round-<n> tag)")
     p.add_argument("--config", default=str(CONFIG_DIR / "evaluate.yaml"), help="YAML options (configs/evaluate.yaml)")
-    p.add_argument("--out", default=None, help="folder for history.json and the plot (<CVACTIVE_DATA>/eval/NAME)")
+    p.add_argument("--out", default=None, help="folder for history.json and the plot (default: --data-dir/eval/NAME)")
     p.add_argument(
         "--tag",
         default=None,

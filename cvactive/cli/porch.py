@@ -13,7 +13,7 @@ def register(sub: Any) -> None:
         description="Render the doorstep-packages data set from datasets/porch.yaml: brown boxes, white "
         "envelopes and rare yellow boxes, rare night frames, packages skewed left; plus a short video.",
     )
-    p.add_argument("--out", default=None, help="output folder (default: data/porch in the repository)")
+    p.add_argument("--out", default=None, help="output folder (default: porch/ in the data folder, --data-dir)")
     p.add_argument("--recipe", default=None, help="recipe YAML (default: datasets/porch.yaml)")
     p.add_argument("--seed", type=int, default=None, help="override the recipe's seed")
     p.add_argument("--no-video", action="store_true", help="skip the porch video")

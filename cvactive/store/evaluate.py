@@ -191,11 +191,14 @@ def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def default_out_dir(dataset: str) -> Path:
-    """Where evaluation history and plots go by default: ``<CVACTIVE_DATA>/eval/<dataset>``."""
-    from cvactive.assets import data_dir
+def default_out_dir(dataset: str, data_dir: str | Path | None = None) -> Path:
+    """Where evaluation history and plots go by default: ``eval/<dataset>`` under ``data_dir``
+    (default: the data folder, :func:`cvactive.assets.data_dir`)."""
+    if data_dir is None:
+        from cvactive.assets import data_dir as default_data_dir
 
-    return data_dir() / "eval" / dataset
+        data_dir = default_data_dir()
+    return Path(data_dir) / "eval" / dataset
 
 
 def evaluate_round(
@@ -235,7 +238,7 @@ def evaluate_round(
             sample (slow with low-confidence predictions, see docs/fiftyone.md); ``"none"`` not
             stored. Nothing is stored when a field is evaluated against itself.
         out_dir: where ``history.json`` and ``per_class_ap.png`` go (default
-            ``<CVACTIVE_DATA>/eval/<dataset>``).
+            ``eval/<dataset>`` in the data folder, :func:`default_out_dir`).
 
     Returns:
         The :class:`RoundResult`, the history JSON path and the plot path.

@@ -5,8 +5,9 @@ predictions become a COCO results list (``image_id``, ``category_id``, ``bbox``,
 are COCO's absolute pixel ``[x, y, w, h]`` with a top-left origin. Category ids are the class
 ids plus one (COCO's ids start at 1). Images are matched by their resolved file path.
 
-These are what ``pycocotools``' ``COCOeval`` reads; cvactive's tests use them as an independent
-reference for the AP that ``cvactive evaluate`` computes through FiftyOne.
+These are what ``pycocotools``' ``COCOeval`` reads; the tests (``test_store_ap_reference.py``) and
+``tools/compare_ap.py`` use them as an independent reference for the AP that ``cvactive evaluate``
+computes through FiftyOne. A test helper, not part of the library (issue #27).
 """
 
 from __future__ import annotations
