@@ -2,8 +2,9 @@
 
 One record describes one image or video frame: the detector's boxes with their full
 per-class score rows, where the image came from, an optional embedding, the scores
-that later stages attach and, once a selection strategy has chosen it, its
-:class:`Selection` (rank, utility, strategy). Arrays are numpy; shapes, dtypes and values
+that later stages attach, once a harvest has kept it, its :class:`Harvested` (rules, saved
+frame, delay) and, once a selection strategy has chosen it, its :class:`Selection` (rank,
+utility, strategy). Arrays are numpy; shapes, dtypes and values
 are checked at birth.
 
 Box conventions used across cvactive (see also :mod:`cvactive.boxes`):
@@ -126,6 +127,81 @@ class Selection:
         return cls(rank=data["rank"], utility=data["utility"], strategy=data["strategy"])
 
 
+#: The fields of a harvest's provenance, also its keys in a record's JSON line (top level).
+HARVEST_KEYS = ("rules", "path", "delay", "inferred")
+
+
+@dataclass(frozen=True)
+class Harvested:
+    """How a harvest kept a frame: written by ``cvactive harvest`` (its manifest), read by ``select``,
+    ``push`` and ``health``.
+
+    Attributes:
+        rules: the names of the harvest rules that fired on the frame and kept it (a harvest
+            names at least one; empty only for a saved frame whose rules are not known).
+        path: the JPEG the harvest saved the frame as (what ``push`` shows, not the video), or
+            ``None`` when the record's ``source`` itself is the image.
+        delay: seconds between the frame's timestamp and when a live source delivered it (how far
+            the harvest was behind), or ``None`` for a file read at its own pace.
+        inferred: whether the detector ran on the frame (``False``: a cheap rule kept it and no
+            model was needed, so the record has no boxes because none were looked for).
+    """
+
+    rules: tuple[str, ...] = ()
+    path: str | None = None
+    delay: float | None = None
+    inferred: bool = True
+
+    def __post_init__(self) -> None:
+        rules = [self.rules] if isinstance(self.rules, str) else self.rules
+        if not isinstance(rules, (list, tuple)) or not all(isinstance(r, str) and r for r in rules):
+            raise RecordError(f"harvest rules: expected a list of rule names, got {self.rules!r}")
+        object.__setattr__(self, "rules", tuple(rules))
+        if self.path is not None:
+            if not isinstance(self.path, str) or not self.path:
+                raise RecordError(f"harvest path: expected the saved frame's file name, got {self.path!r}")
+            _check_text("path", self.path)
+        if not self.rules and self.path is None:
+            raise RecordError("a harvest provenance needs the rules that kept the frame or its saved path")
+        if self.delay is not None:
+            if not _is_real(self.delay):
+                raise RecordError(f"harvest delay: expected seconds as a number, got {self.delay!r}")
+            object.__setattr__(self, "delay", float(self.delay))
+        if not isinstance(self.inferred, (bool, np.bool_)):
+            raise RecordError(f"harvest inferred: expected true or false, got {self.inferred!r}")
+        object.__setattr__(self, "inferred", bool(self.inferred))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The top-level keys of a manifest line: ``rules``, ``path`` (when saved), ``delay`` (when
+        measured) and ``inferred`` (only when ``False``, as harvests always wrote it)."""
+        out: dict[str, Any] = {"rules": list(self.rules)}
+        if self.path is not None:
+            out["path"] = self.path
+        if self.delay is not None:
+            out["delay"] = round(self.delay, 4)
+        if not self.inferred:
+            out["inferred"] = False
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Harvested | None:
+        """The harvest provenance held by the top-level keys of a record's JSON dict (manifests
+        written before this type read the same), or ``None`` when it has neither ``rules`` nor ``path``.
+
+        Raises:
+            RecordError: a value is not what it must be.
+        """
+        if "rules" not in data and "path" not in data:
+            return None
+        rules = data.get("rules")
+        return cls(
+            rules=() if rules is None else rules,
+            path=data.get("path"),
+            delay=data.get("delay"),
+            inferred=data.get("inferred", True),
+        )
+
+
 @dataclass(eq=False)
 class ImageRecord:
     """Detections and scores for one image or video frame.
@@ -141,17 +217,20 @@ class ImageRecord:
             (YOLOv8/11: independent sigmoids, not a softmax), or ``None`` when the
             producer only had post-NMS confidences. Measures that need the vector
             refuse a record without it instead of inventing one.
-        names: class id -> class name.
+        names: class id -> class name, for every class of the model or data set (not only the
+            classes this record has boxes of).
         frame: frame index in the video, or ``None`` for a still image.
         timestamp: seconds from the start of the video, or ``None``.
         embedding: ``(D,)`` float32 image embedding, or ``None``.
         box_scores: measure name -> ``(N,)`` float array of per-box scores.
         image_scores: ``"<measure>_<aggregation>"`` -> float per-image score.
-        extra: JSON-serialisable fields added by later stages (``rules``, ``path``, ...);
-            written as top-level keys of the JSON line. The keys of a selection result
-            (:data:`SELECTION_KEYS`) are not allowed here: they are ``selection``.
+        extra: JSON-serialisable fields a user or a later stage added (a ``round``, a
+            ``brightness``, ...); written as top-level keys of the JSON line. The keys of the
+            typed results (:data:`SELECTION_KEYS`, :data:`HARVEST_KEYS`) are not allowed here.
         selection: where a selection strategy put this record (rank, utility, strategy:
             a :class:`Selection`), or ``None`` for a record no selection has chosen.
+        harvested: how a harvest kept this frame (rules, saved path, delay: a
+            :class:`Harvested`), or ``None`` for a record no harvest wrote.
     """
 
     source: str
@@ -169,6 +248,7 @@ class ImageRecord:
     image_scores: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     selection: Selection | None = None
+    harvested: Harvested | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
@@ -231,6 +311,16 @@ class ImageRecord:
             raise RecordError(
                 f"extra: {clash} belong to the record's typed selection result, not to extra; "
                 "pass selection=Selection(rank=..., utility=..., strategy=...)"
+            )
+        if self.harvested is not None and not isinstance(self.harvested, Harvested):
+            raise RecordError(
+                f"harvested: expected a cvactive.record.Harvested or None, got {type(self.harvested).__name__}"
+            )
+        clash = [k for k in HARVEST_KEYS if k in self.extra]
+        if clash:
+            raise RecordError(
+                f"extra: {clash} belong to the record's typed harvest provenance, not to extra; "
+                "pass harvested=Harvested(rules=..., path=...)"
             )
 
     # -- construction ------------------------------------------------------------------

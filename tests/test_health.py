@@ -17,6 +17,7 @@ from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import analyse, check_health, load_table
 from cvactive.health.report import summary_lines
 from cvactive.io import write_jsonl
+from cvactive.record import Harvested
 
 NAMES = ["cat", "dog", "bird"]
 
@@ -206,7 +207,7 @@ def test_harvest_manifest_reports_predictions(tmp_path, rng, capsys):
                 source="cam.mp4",
                 frame=i * 10,
                 names={0: "person", 2: "car"},
-                extra={"path": f"frames/f{i}.jpg"},
+                harvested=Harvested(path=f"frames/f{i}.jpg"),
             )
         )
     write_jsonl(folder / "manifest.jsonl", records)

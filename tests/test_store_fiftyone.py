@@ -20,12 +20,16 @@ from builders import yolo_records
 from cvactive.cli import main
 from cvactive.errors import StoreError
 from cvactive.io import write_jsonl
-from cvactive.record import ImageRecord, Selection
+from cvactive.record import Harvested, ImageRecord, Selection
 from cvactive.yolodata import load_yolo_dataset
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _rules(record: ImageRecord) -> tuple[str, ...]:
+    return record.harvested.rules if record.harvested is not None else ()
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +145,7 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
     records = yolo_records(porch_data, "val", rng, n=8)
     records[0].extra.update(provenance={"parent": "p.jpg", "recipe": "dark", "params": {"g": 2}})
     records[0] = replace(records[0], selection=Selection(rank=1, utility=0.5, strategy="hybrid"))
-    records[1].extra.update(rules=["random", "near-threshold"])
+    records[1] = replace(records[1], harvested=Harvested(rules=("random", "near-threshold")))
     for r in records:
         r.embedding = rng.normal(size=16).astype(np.float32)
     push_records(records, name, round_=3, brain=False, progress=False)
@@ -152,7 +156,11 @@ def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, 
                 fo.Sample(
                     filepath=str(Path(r.source).resolve()),
                     tags=record_tags(
-                        r.extra, round_=3, selection=r.selection, review=chosen_for_review(r.extra, None, r.selection)
+                        r.extra,
+                        round_=3,
+                        selection=r.selection,
+                        rules=_rules(r),
+                        review=chosen_for_review(None, r.selection, _rules(r)),
                     ),
                     metadata=fo.ImageMetadata.build_for(str(Path(r.source).resolve())),  # FiftyOne's own reading
                     **{KEY_FIELD: str(Path(r.source).resolve())},
@@ -200,7 +208,7 @@ def test_push_a_video_scores_file_extracts_frames(porch_data: Path, name: str, t
         ImageRecord(
             source=str(video), width=320, height=240, frame=f, timestamp=f / 10,
             xyxy=[[10, 10, 60, 60]], confidence=[0.6], class_id=[1], names={1: "white_envelope"},
-            image_scores={"binary_entropy_max": 0.9 - f / 100}, extra={"rules": ["random"]},
+            image_scores={"binary_entropy_max": 0.9 - f / 100}, harvested=Harvested(rules=("random",)),
         )
         for f in (3, 17, 40)
     ]  # fmt: skip
@@ -227,7 +235,7 @@ def test_push_killed_midway_then_rerun_leaves_every_record_once(porch_data: Path
     records = []
     for copy in range(20):
         for r in base:
-            records.append(ImageRecord(**{**r.__dict__, "frame": copy, "extra": {"path": r.source}}))
+            records.append(ImageRecord(**{**r.__dict__, "frame": copy, "harvested": Harvested(path=r.source)}))
     scores = tmp_path / "many.jsonl"
     write_jsonl(scores, records)
     cmd = [sys.executable, "-m", "cvactive.cli", "push", str(scores), "--dataset", name, "--batch-size", "10"]

@@ -16,7 +16,7 @@ import pytest
 from builders import yolo_records
 
 from cvactive.io import write_jsonl
-from cvactive.record import ImageRecord, Selection
+from cvactive.record import Harvested, ImageRecord, Selection
 from tests.test_store_fiftyone import REPO
 
 pytestmark = pytest.mark.slow
@@ -101,7 +101,7 @@ def test_tags_added_during_a_slow_push_in_another_process_survive(porch_data: Pa
 
     base = [r for r in yolo_records(porch_data, "train", np.random.default_rng(6)) if len(r)]
     records = [
-        ImageRecord(**{**r.__dict__, "frame": copy, "extra": {"path": r.source}, "selection": _picked(copy)})
+        ImageRecord(**{**r.__dict__, "frame": copy, "harvested": Harvested(path=r.source), "selection": _picked(copy)})
         for copy in range(12)
         for r in base
     ]

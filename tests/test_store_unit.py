@@ -14,18 +14,13 @@ from cvactive.boxes import xyxy_to_fiftyone, xyxy_to_yolo, yolo_to_fiftyone
 from cvactive.errors import StoreError
 from cvactive.record import Selection
 from cvactive.store import probe_uri
-from cvactive.store.convert import (
-    ProvenanceIndex,
-    chosen_for_review,
-    coco_to_tlwh,
-    merge_tags,
-    provenance_fields,
-    record_tags,
-)
 from cvactive.store.evaluate import ap_drops, ap_per_iou, merge_history, plot_history, previous_round
 from cvactive.store.export import assign_splits
+from cvactive.store.labels import coco_to_tlwh
 from cvactive.store.merge import carry_reviews, keep_unmatched
+from cvactive.store.provenance import ProvenanceIndex, provenance_fields
 from cvactive.store.review import free_port, label_tag_counts, port_free, split_reviewed
+from cvactive.store.tags import chosen_for_review, merge_tags, record_tags
 
 
 def test_box_conventions_agree():
@@ -45,7 +40,7 @@ def test_boxes_outside_the_image_are_clipped():
 
 
 def test_record_tags_from_round_rules_and_strategy():
-    tags = record_tags({"rules": ["confidence_band", "random"], "round": 3}, strategy="top k")
+    tags = record_tags({"round": 3}, strategy="top k", rules=("confidence_band", "random"))
     assert tags == ["round-3", "rule:confidence_band", "rule:random", "strategy:top-k", "to-review"]
     # an explicit round wins over the record's; the selection's strategy is used when none is given
     picked = Selection(rank=1, utility=0.5, strategy="kcenter")
@@ -176,8 +171,8 @@ def test_carry_reviews_moves_tags_to_matching_boxes_and_keeps_the_rest():
 
 def test_only_records_chosen_for_review_enter_the_queue_by_default():
     picked = Selection(rank=3, utility=0.2, strategy="uncertainty")
-    assert chosen_for_review({"rules": ["random"]}) and chosen_for_review({}, selection=picked)
-    assert chosen_for_review({}, strategy="hybrid") and not chosen_for_review({"round": 2})
+    assert chosen_for_review(rules=("random",)) and chosen_for_review(selection=picked)
+    assert chosen_for_review(strategy="hybrid") and not chosen_for_review()
     assert record_tags({}, selection=picked, review=False) == ["strategy:uncertainty"]
 
 
@@ -306,3 +301,29 @@ def test_a_record_reached_through_a_linked_folder_has_the_key_of_the_real_file(t
     assert sample_key(ImageRecord(source=str(tmp_path / "link" / "a.jpg"), frame=3, width=1, height=1)).endswith(
         "real/a.jpg#3"
     )
+
+
+def test_extract_frames_seeks_to_a_late_frame_of_a_real_video(assets: Path, tmp_path: Path, monkeypatch):
+    """Push's frame extraction decodes only the frames it needs: a seek, then one grab per frame
+    (before, every frame from 0 on was grabbed); the frames are those a decode from 0 gives."""
+    from cvactive import sources
+    from cvactive.store.resolve import SEEK_GAP, extract_frames
+
+    video = assets / "videos" / "one-by-one-person-detection.mp4"  # h264, 1394 frames
+    wanted = [1000, 1003, 1380]
+    reference = {}
+    for image, meta in sources.iter_video(str(video)):
+        if meta.frame in wanted:
+            sources.write_image(tmp_path / f"ref-{meta.frame}.jpg", image, jpeg_quality=90)
+            reference[meta.frame] = (tmp_path / f"ref-{meta.frame}.jpg").read_bytes()
+        if meta.frame >= max(wanted):
+            break
+    grabs, seeks = [], []
+    real_grab, real_seek = sources.Capture.grab, sources.Capture.seek
+    monkeypatch.setattr(sources.Capture, "grab", lambda self: grabs.append(1) or real_grab(self))
+    monkeypatch.setattr(sources.Capture, "seek", lambda self, start: seeks.append(start) or real_seek(self, start))
+    out = extract_frames(str(video), wanted, tmp_path / "frames")
+    assert sorted(out) == wanted
+    assert seeks == [1000, 1380]  # 1003 is near 1000: grabbed on, not sought
+    assert len(grabs) == 1 + 3 + 1 < SEEK_GAP  # frame 1000; 1001, 1002 and 1003; frame 1380
+    assert {f: out[f].read_bytes() for f in wanted} == reference  # the very frames, byte for byte

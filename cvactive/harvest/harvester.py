@@ -7,7 +7,8 @@ the steps in order:
 1. :meth:`Harvester.cheap_fired`: cheap rules, before anything is decoded;
 2. :meth:`Harvester.decide`: model rules on the scored record, rule limits, the global caps,
    near-duplicate suppression, pacing;
-3. :meth:`Harvester.keep`: the JPEG, then the manifest line, then the ledgers.
+3. :meth:`Harvester.keep`: the JPEG, then the manifest line (the record with its
+   :class:`~cvactive.record.Harvested`, class scores and embedding kept), then the ledgers.
 
 :meth:`Harvester.load` and :meth:`Harvester.save` move that memory to and from
 :class:`~cvactive.harvest.state.HarvestState`. Nothing here reads a video or knows the order
@@ -17,6 +18,7 @@ of the sources: that is :mod:`cvactive.harvest.runner`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,8 @@ from cvactive.harvest.dedup import Dedup, Deduper
 from cvactive.harvest.feed import FeedFrame
 from cvactive.harvest.rules import FrameInfo, ModelRule, RandomRule, Rule
 from cvactive.harvest.state import MANIFEST_NAME, HarvestState, frame_path
-from cvactive.io import JsonlWriter, record_to_dict
-from cvactive.record import ImageRecord
+from cvactive.io import JsonlWriter
+from cvactive.record import Harvested, ImageRecord
 from cvactive.scoring import Scorer
 from cvactive.sources import write_image
 
@@ -236,17 +238,15 @@ class Harvester:
         path = frame_path(self.out, frame.source, frame.index).resolve()
         path.parent.mkdir(parents=True, exist_ok=True)
         write_image(path, image, self.jpeg_quality)
+        delay = None if frame.taken is None else frame.taken - frame.timestamp
+        harvested = Harvested(rules=tuple(names), path=str(path), delay=delay, inferred=record is not None)
         if record is None:
             h, w = image.shape[:2]
             record = ImageRecord.empty(frame.source, w, h, frame=frame.index, timestamp=frame.timestamp)
-            record.extra["inferred"] = False
-        line = record_to_dict(record, embedding=False)
-        line["rules"] = names
-        line["path"] = str(path)
-        if frame.taken is not None:
-            line["delay"] = round(frame.taken - frame.timestamp, 4)
         assert self.writer is not None
-        self.writer.write(line)
+        # the class scores and embedding the model gave go into the manifest (packed), so select and
+        # push never run the model on a harvested frame again
+        self.writer.write(replace(record, harvested=harvested))
         self.ledger.charge(info.clock)
         if self.site_share is not None:
             self.site_share.charge(info.clock)

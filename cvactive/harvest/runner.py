@@ -12,8 +12,9 @@ For each frame on the ``stride`` grid, in order:
    caps (:class:`~cvactive.harvest.budget.Ledger`), pacing
    (:class:`~cvactive.harvest.budget.Pacer`) and near-duplicate suppression
    (:class:`~cvactive.harvest.dedup.Deduper`) may still refuse it;
-4. a kept frame is written as a JPEG, then as a manifest line (the scoring keys plus ``rules``
-   and ``path``), and the ledgers are charged; the state is saved after every batch that kept a
+4. a kept frame is written as a JPEG, then as a manifest line (the record: its scores, class
+   scores and embedding when the model ran, and its :class:`~cvactive.record.Harvested`: ``rules``,
+   ``path``, ``delay``), and the ledgers are charged; the state is saved after every batch that kept a
    frame and every ``checkpoint_seconds`` (see :mod:`cvactive.harvest.state`).
 
 The decisions are :class:`~cvactive.harvest.harvester.Harvester`'s; this module walks the
@@ -257,7 +258,9 @@ class HarvestRun:
         self.flag, self.on_log = StopFlag(stop), on_log
         if handle_signals:
             self.flag.install()
-        self.h.writer = JsonlWriter(self.out / MANIFEST_NAME, append=True, fsync=self.options.fsync)
+        self.h.writer = JsonlWriter(
+            self.out / MANIFEST_NAME, append=True, fsync=self.options.fsync, class_scores=True, packed=True
+        )
         bar = tqdm(total=self.frames_to_do() or None, disable=not progress, unit="frame", desc="harvest")
         self.last_save = self.last_log = time.monotonic()
         try:

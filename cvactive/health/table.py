@@ -160,7 +160,7 @@ def table_from_manifest(folder: str | Path) -> LabelTable:
     parts = []
     try:
         for rec in read_jsonl(manifest):
-            raw = rec.extra.get("path") or rec.extra.get("image")
+            raw = (rec.harvested.path if rec.harvested is not None else None) or rec.extra.get("image")
             if raw:
                 image = Path(str(raw))
                 image = image if image.is_absolute() else root / image
@@ -177,8 +177,8 @@ def table_from_manifest(folder: str | Path) -> LabelTable:
         raise DatasetError(str(err)) from err
     if not rows:
         raise DatasetError(f"{manifest}: holds no records")
-    # A manifest names only the classes the model predicted: keep those, numbered 0..C-1 in id order.
-    seen = sorted(set(names) | {int(c) for _, cls, _ in parts for c in np.unique(cls)})
+    # Keep the classes the model predicted (a manifest names all the model's), numbered 0..C-1 in id order.
+    seen = sorted({int(c) for _, cls, _ in parts for c in np.unique(cls)})
     new_id = {old: i for i, old in enumerate(seen)}
     lookup = np.zeros(max(seen, default=0) + 1, np.int64)
     for old, i in new_id.items():

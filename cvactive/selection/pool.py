@@ -2,9 +2,12 @@
 
 :class:`Pool` holds, for ``N`` items, their keys, every numeric per-item field (image scores
 such as ``entropy_max``, ``max_confidence``, ``num_boxes``, numeric extra fields such as a
-``brightness`` a later stage added, the ``rank`` and ``utility`` of a previous selection), the
-highest confidence each class reaches in each item ``(N, C)`` and, when every record has one,
-the ``(N, D)`` float32 embedding matrix.
+``brightness`` a user added, the ``rank`` and ``utility`` of a previous selection, the ``frame``
+and ``timestamp``), the highest confidence each class reaches in each item ``(N, C)``, for every
+class the records name (a harvest manifest names all of the model's, predicted or not), and,
+when every record has one, the ``(N, D)`` float32 embedding matrix (a harvest manifest keeps
+the embeddings its model computed). A harvest's provenance (:attr:`ImageRecord.harvested`: its
+rules, saved path, delay) is typed, not an extra field, so it is never a selectable field.
 :class:`LabeledSet` says which pool items are labeled and what the labeled set looks like
 (embeddings, per-class image counts), whether it was given as records, a pool or indices.
 """

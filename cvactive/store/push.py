@@ -29,16 +29,11 @@ from typing import Any
 from cvactive.errors import RecordError, StoreError
 from cvactive.record import ImageRecord
 from cvactive.store._db import check_dataset_name, connect, open_dataset
-from cvactive.store.convert import KEY_FIELD, TO_REVIEW, ProvenanceIndex, chosen_for_review, merge_tags, record_tags
-from cvactive.store.fields import (  # noqa: F401  (re-exported: the names push offered before the split)
-    EMBEDDING_FIELD,
-    detection_values,
-    detections_of,
-    field_values,
-    sample_fields,
-)
+from cvactive.store.fields import EMBEDDING_FIELD, detection_values, field_values
+from cvactive.store.provenance import ProvenanceIndex
 from cvactive.store.queue import DISPLAY_CONF, review_settings, update_review_queue
-from cvactive.store.resolve import extract_frames, image_metadata, locate, sample_key  # noqa: F401
+from cvactive.store.resolve import image_metadata, locate
+from cvactive.store.tags import KEY_FIELD, TO_REVIEW, chosen_for_review, merge_tags, record_tags
 from cvactive.store.write import RawWriter, Update
 
 log = logging.getLogger(__name__)
@@ -132,10 +127,12 @@ def _convert(ctx: _Push, key: str, record: ImageRecord, image: Path) -> tuple[li
     """The tags, plain field values (key included, predictions not) and boxes of one record."""
     prov = record.extra.get("provenance") or ctx.provenance.lookup(image)
     chosen = record.selection
-    review = ctx.review if ctx.review is not None else chosen_for_review(record.extra, ctx.strategy, chosen)
+    rules = record.harvested.rules if record.harvested is not None else ()
+    review = ctx.review if ctx.review is not None else chosen_for_review(ctx.strategy, chosen, rules)
     tag_list = record_tags(
-        record.extra, round_=ctx.round_, strategy=ctx.strategy, selection=chosen, tags=ctx.tags, review=review
-    )
+        record.extra, round_=ctx.round_, strategy=ctx.strategy, selection=chosen, tags=ctx.tags, review=review,
+        rules=rules,
+    )  # fmt: skip
     if prov:
         tag_list = merge_tags(tag_list, ["synthetic"])
     values = field_values(
@@ -143,7 +140,10 @@ def _convert(ctx: _Push, key: str, record: ImageRecord, image: Path) -> tuple[li
     )
     values = {k: v for k, v in values.items() if v is not None}
     values[KEY_FIELD] = key
-    values["metadata"] = image_metadata(image, record.width, record.height)
+    # a frame (saved by a harvest or extracted by push, from a decoded BGR image) has the record's
+    # size and 3 channels: its header is not read again
+    written = record.frame is not None and image != Path(record.source).resolve()
+    values["metadata"] = image_metadata(image, record.width, record.height, 3 if written else None)
     return tag_list, values, detection_values(record)
 
 
@@ -220,7 +220,7 @@ def push_records(
         round_: the active-learning round; tags ``round-<n>`` (else ``extra["round"]``).
         strategy: the selection strategy; tags ``strategy:<name>`` (else the strategy of the
             record's :attr:`~cvactive.record.ImageRecord.selection`).
-            Harvest rules in ``extra["rules"]`` become ``rule:<name>`` tags.
+            Harvest rules (:attr:`~cvactive.record.ImageRecord.harvested`) become ``rule:<name>`` tags.
         tags: further tags for every sample.
         review: put the samples in the review queue (tag ``to-review``): ``True`` all, ``False``
             none, ``None`` (default) those selected or harvested for review (a strategy, a rank
@@ -345,18 +345,6 @@ def _refresh(ds: Any, summary: PushSummary, *, label_field: str, review_score: s
             review_score=settings.get("score", review_score),
             display_conf=float(settings.get("display_conf", display_conf)),
         )
-
-
-def update_review_view(dataset: Any, review_score: str | None = "entropy_max") -> Any:
-    """(Re)save the ``review-queue`` view sorted by ``review_score``
-    (see :func:`~cvactive.store.queue.update_review_queue`)."""
-    settings = review_settings(dataset)
-    return update_review_queue(
-        dataset,
-        label_field=settings.get("label_field", "predictions"),
-        review_score=review_score,
-        display_conf=float(settings.get("display_conf", DISPLAY_CONF)),
-    )
 
 
 def push_file(path: str | Path, dataset: str, **options: Any) -> PushSummary:

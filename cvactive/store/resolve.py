@@ -2,7 +2,7 @@
 
 A record's sample key (``cva_key``) is :attr:`ImageRecord.key` with a local source made
 absolute: the image path, or ``<video>#<frame>``. The file the App shows is the image itself,
-a saved frame (``extra["path"]`` of a harvest manifest), or a frame extracted once from the
+a saved frame (the ``path`` of a harvest manifest, :attr:`ImageRecord.harvested`), or a frame extracted once from the
 video into a frame cache folder.
 """
 
@@ -46,11 +46,18 @@ def sample_key(record: ImageRecord, base_dirs: Iterable[Path] = ()) -> str:
     return source if record.frame is None else f"{source}#{record.frame}"
 
 
+#: Frames ahead of the current position from which :func:`extract_frames` seeks instead of grabbing.
+SEEK_GAP = 48
+
+
 def extract_frames(video: str, frames: Iterable[int], out_dir: str | Path) -> dict[int, Path]:
     """Save the given frames of a video as JPEGs in ``out_dir`` (kept ones are reused); return frame -> path.
 
-    Frames are read in order with ``grab`` (decoding only the frames asked for), which is exact
-    where seeking in a compressed video is not.
+    Frames are visited in order. A frame more than :data:`SEEK_GAP` frames ahead is reached by a
+    seek (:meth:`cvactive.sources.Capture.seek`: OpenCV decodes from the key frame before it, and
+    it checks that it landed on the frame, grabbing on where it did not), a nearer one by
+    grabbing the frames between; a late frame of a long video is never reached by decoding the
+    video from frame 0. Only the frames asked for are converted to images.
 
     Raises:
         SourceError: the video cannot be opened.
@@ -65,8 +72,10 @@ def extract_frames(video: str, frames: Iterable[int], out_dir: str | Path) -> di
     cap = Capture(video)
     found: dict[int, Path] = {f: p for f, p in paths.items() if f not in todo}
     try:
-        index = 0
+        index = 0  # the frame the next grab reads
         for target in todo:
+            if target - index > SEEK_GAP:
+                index = cap.seek(target)
             while index < target and cap.grab():
                 index += 1
             if index != target:
@@ -98,7 +107,7 @@ def image_for(
     A video frame without a saved image is queued in ``pending`` (video -> frames) for
     extraction and returns ``(None, None)``.
     """
-    saved = record.extra.get("path")
+    saved = record.harvested.path if record.harvested is not None else None
     if saved:
         found = resolve_file(str(saved), bases)
         return (found, None) if found is not None else (None, f"saved frame image {saved} does not exist")
@@ -205,12 +214,25 @@ def jpeg_header(path: Path) -> tuple[int, int, int] | None:
             fh.seek(length - 2, os.SEEK_CUR)
 
 
-def image_metadata(path: Path, width: int, height: int) -> dict[str, Any]:
+def image_metadata(path: Path, width: int, height: int, channels: int | None = None) -> dict[str, Any]:
     """FiftyOne's ``ImageMetadata`` of an image file as a document: size in bytes, MIME type,
-    width, height and channels (read from the file's header; the record's size where unreadable)."""
+    width, height and channels.
+
+    With ``channels`` (a frame cvactive wrote from the record's decoded image: a harvest's saved
+    frame or an extracted one) the record's ``width`` and ``height`` are the file's and nothing
+    but its size is read. Otherwise (a user's image) the file's header is read (the record's size
+    where it is unreadable)."""
     from PIL import Image
 
-    channels: int | None = None
+    if channels is not None:
+        return {
+            "_cls": "ImageMetadata",
+            "size_bytes": path.stat().st_size,
+            "mime_type": mimetypes.guess_type(str(path))[0] or "image/jpeg",
+            "width": int(width),
+            "height": int(height),
+            "num_channels": int(channels),
+        }
     try:
         found = jpeg_header(path)
         if found is not None and found[0] > 0 and found[1] > 0:
