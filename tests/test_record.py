@@ -139,8 +139,8 @@ def test_a_partial_selection_result_is_refused_naming_what_is_missing(tmp_path):
 
 def test_push_reads_the_selection_from_the_record(tmp_path):
     """What push writes and how it tags a record come from ``record.selection`` (no FiftyOne needed)."""
-    from cvactive.store.convert import chosen_for_review, record_tags
     from cvactive.store.fields import field_values
+    from cvactive.store.tags import chosen_for_review, record_tags
 
     path = tmp_path / "selected.jsonl"
     path.write_text(OLD_SELECT_LINE)

@@ -136,9 +136,9 @@ def test_push_is_idempotent_and_updates_imported_samples(porch_data: Path, name:
 def test_raw_documents_read_back_as_fiftyone_would_write_them(porch_data: Path, name: str, fo: Any, tmp_path: Path):
     """The push writes documents itself (for speed); FiftyOne must read them field for field as
     the samples its own add_samples writes from the same records."""
-    from cvactive.store.convert import KEY_FIELD, chosen_for_review, record_tags
     from cvactive.store.fields import sample_fields
     from cvactive.store.push import push_records
+    from cvactive.store.tags import KEY_FIELD, chosen_for_review, record_tags
     from cvactive.store.write import WRITE_FIELD
 
     rng = np.random.default_rng(5)

@@ -14,18 +14,13 @@ from cvactive.boxes import xyxy_to_fiftyone, xyxy_to_yolo, yolo_to_fiftyone
 from cvactive.errors import StoreError
 from cvactive.record import Selection
 from cvactive.store import probe_uri
-from cvactive.store.convert import (
-    ProvenanceIndex,
-    chosen_for_review,
-    coco_to_tlwh,
-    merge_tags,
-    provenance_fields,
-    record_tags,
-)
 from cvactive.store.evaluate import ap_drops, ap_per_iou, merge_history, plot_history, previous_round
 from cvactive.store.export import assign_splits
+from cvactive.store.labels import coco_to_tlwh
 from cvactive.store.merge import carry_reviews, keep_unmatched
+from cvactive.store.provenance import ProvenanceIndex, provenance_fields
 from cvactive.store.review import free_port, label_tag_counts, port_free, split_reviewed
+from cvactive.store.tags import chosen_for_review, merge_tags, record_tags
 
 
 def test_box_conventions_agree():

@@ -79,8 +79,8 @@ def fo_samples(records: list[ImageRecord]) -> Iterator[Any]:
     """The same samples as the push writes, built as FiftyOne objects (lazily, as a loop would)."""
     import fiftyone
 
-    from cvactive.store.convert import KEY_FIELD, record_tags
     from cvactive.store.fields import sample_fields
+    from cvactive.store.tags import KEY_FIELD, record_tags
 
     for record in records:
         assert record.harvested is not None and record.harvested.path is not None

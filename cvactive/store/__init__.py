@@ -14,7 +14,7 @@ from cvactive._env import offline_defaults
 offline_defaults()  # before any submodule imports fiftyone
 
 from cvactive.store._db import connect, dataset_names, load_dataset, open_dataset, probe_uri  # noqa: E402
-from cvactive.store.convert import KEY_FIELD, REVIEW_VIEW, TO_REVIEW  # noqa: E402
+from cvactive.store.tags import KEY_FIELD, REVIEW_VIEW, TO_REVIEW  # noqa: E402
 
 __all__ = [
     "KEY_FIELD",

@@ -44,8 +44,8 @@ from typing import Any
 from cvactive.errors import ConfigError, MissingDependencyError, StoreError
 from cvactive.store._db import load_dataset, open_dataset
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import KEY_FIELD, TO_REVIEW
 from cvactive.store.review import LABELED, TO_ANNOTATE
+from cvactive.store.tags import KEY_FIELD, TO_REVIEW
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import numpy as np
 from cvactive.boxes import xyxy_to_fiftyone
 from cvactive.record import ImageRecord
 from cvactive.sources import is_stream
-from cvactive.store.convert import KEY_FIELD, _clean_tag, provenance_fields
+from cvactive.store.provenance import provenance_fields
+from cvactive.store.tags import KEY_FIELD, clean_tag
 
 #: Sample fields a push never writes an image score into (it prefixes ``score_`` instead).
 RESERVED = frozenset(
@@ -81,7 +82,7 @@ def field_values(
     chosen = record.selection
     strat = strategy if strategy is not None else (chosen.strategy if chosen is not None else None)
     if strat:
-        values["selection_strategy"] = _clean_tag(strat)
+        values["selection_strategy"] = clean_tag(strat)
     if chosen is not None:
         values["selection_rank"] = float(chosen.rank)
         values["selection_utility"] = float(chosen.utility)

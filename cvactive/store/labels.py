@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,14 +18,8 @@ from typing import Any, Literal
 from cvactive.boxes import yolo_to_fiftyone
 from cvactive.errors import ConfigError, DatasetError, StoreError
 from cvactive.store._db import load_dataset, open_dataset
-from cvactive.store.convert import (
-    KEY_FIELD,
-    PROVENANCE_FILE,
-    SYNTHETIC,
-    coco_to_tlwh,
-    provenance_fields,
-    read_provenance,
-)
+from cvactive.store.provenance import PROVENANCE_FILE, provenance_fields, read_provenance
+from cvactive.store.tags import KEY_FIELD, SYNTHETIC
 from cvactive.yolo_labels import LabelIssue, parse_label_text
 from cvactive.yolodata import load_yolo_dataset
 
@@ -49,6 +44,12 @@ class ImportSummary:
     issues: list[LabelIssue] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+
+
+def coco_to_tlwh(bbox: Iterable[float], width: int, height: int) -> list[float]:
+    """COCO pixel ``[x, y, w, h]`` to normalised top-left ``[x, y, w, h]``."""
+    x, y, w, h = (float(v) for v in bbox)
+    return [x / width, y / height, w / width, h / height]
 
 
 def _unreadable(paths: list[Path]) -> list[str]:

@@ -29,10 +29,11 @@ from typing import Any
 from cvactive.errors import RecordError, StoreError
 from cvactive.record import ImageRecord
 from cvactive.store._db import check_dataset_name, connect, open_dataset
-from cvactive.store.convert import KEY_FIELD, TO_REVIEW, ProvenanceIndex, chosen_for_review, merge_tags, record_tags
 from cvactive.store.fields import EMBEDDING_FIELD, detection_values, field_values
+from cvactive.store.provenance import ProvenanceIndex
 from cvactive.store.queue import DISPLAY_CONF, review_settings, update_review_queue
 from cvactive.store.resolve import image_metadata, locate
+from cvactive.store.tags import KEY_FIELD, TO_REVIEW, chosen_for_review, merge_tags, record_tags
 from cvactive.store.write import RawWriter, Update
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,8 @@ import logging
 from typing import Any
 
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
 from cvactive.store.fields import EMBEDDING_FIELD, REVIEW_FIELDS, SOURCE_FIELDS, SYNTHETIC_FIELDS
+from cvactive.store.tags import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,9 @@ from cvactive.boxes import fiftyone_to_xyxy
 from cvactive.errors import StoreError
 from cvactive.store._db import connect, load_dataset
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import (
+from cvactive.store.merge import REVIEWED_SUFFIX
+from cvactive.store.queue import review_settings
+from cvactive.store.tags import (
     APPROVED,
     FP,
     LABELED,
@@ -34,8 +36,6 @@ from cvactive.store.convert import (
     TO_REVIEW,
     WRONG_CLASS,
 )
-from cvactive.store.merge import REVIEWED_SUFFIX
-from cvactive.store.queue import review_settings
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cvactive.errors import StoreError
-from cvactive.store.convert import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
+from cvactive.store.tags import APPROVED, FP, MISSED, REJECTED, REVIEW_VIEW, TO_REVIEW, WRONG_CLASS
 
 #: A sample verdict -> the verdict it replaces.
 SAMPLE_VERDICTS = {APPROVED: REJECTED, REJECTED: APPROVED}

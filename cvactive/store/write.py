@@ -29,9 +29,9 @@ import numpy as np
 
 from cvactive.errors import StoreError
 from cvactive.store._lock import dataset_lock
-from cvactive.store.convert import FINISHED_TAGS, KEY_FIELD, TO_REVIEW
 from cvactive.store.fields import EMBEDDING_FIELD
 from cvactive.store.merge import REVIEWED_SUFFIX, carry_reviews, keep_unmatched
+from cvactive.store.tags import FINISHED_TAGS, KEY_FIELD, TO_REVIEW
 
 log = logging.getLogger(__name__)
 

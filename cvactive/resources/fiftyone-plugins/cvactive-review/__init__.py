@@ -11,8 +11,8 @@ from typing import Any
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from cvactive.store.convert import APPROVED, FP, MISSED, REJECTED, WRONG_CLASS
 from cvactive.store.queue import REVIEW_INFO
+from cvactive.store.tags import APPROVED, FP, MISSED, REJECTED, WRONG_CLASS
 from cvactive.store.verdicts import INSTRUCTIONS, next_in_queue, tag_labels, tag_samples
 
 

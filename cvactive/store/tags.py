@@ -1,20 +1,17 @@
-"""Pure conversions between cvactive records and FiftyOne's conventions (no FiftyOne import).
+"""The tags and names cvactive gives FiftyOne samples, and the tags of a pushed record (pure; no FiftyOne).
 
-Box conventions:
-
-* cvactive records: absolute pixel ``xyxy`` ``[x1, y1, x2, y2]``.
-* FiftyOne ``Detection.bounding_box``: normalised ``[x, y, w, h]`` with a top-left origin.
-* YOLO label files: normalised centre ``[cx, cy, w, h]``.
-* COCO JSON ``bbox``: absolute pixel ``[x, y, w, h]`` with a top-left origin.
+The vocabulary of a review: :data:`TO_REVIEW` on every pushed sample, the sample tags a reviewer
+adds (:data:`APPROVED`, :data:`REJECTED`), the label tags (:data:`FP`, :data:`WRONG_CLASS`,
+:data:`MISSED`), what ``cvactive pull`` leaves (:data:`FINISHED_TAGS`), the field of a sample's
+cvactive identity (:data:`KEY_FIELD`) and the saved view of the queue (:data:`REVIEW_VIEW`).
+:func:`record_tags` builds a pushed record's tags (round, rules, strategy).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from cvactive.record import Selection
@@ -37,13 +34,6 @@ SYNTHETIC = "synthetic"
 KEY_FIELD = "cva_key"
 #: The name of the saved view of samples waiting for review.
 REVIEW_VIEW = "review-queue"
-PROVENANCE_FILE = "provenance.jsonl"
-
-
-def coco_to_tlwh(bbox: Iterable[float], width: int, height: int) -> list[float]:
-    """COCO pixel ``[x, y, w, h]`` to normalised top-left ``[x, y, w, h]``."""
-    x, y, w, h = (float(v) for v in bbox)
-    return [x / width, y / height, w / width, h / height]
 
 
 def round_tag(round_: int) -> str:
@@ -54,7 +44,7 @@ def round_tag(round_: int) -> str:
 _TAG_OK = re.compile(r"[^A-Za-z0-9_.:=+-]+")
 
 
-def _clean_tag(value: Any) -> str:
+def clean_tag(value: Any) -> str:
     return _TAG_OK.sub("-", str(value)).strip("-")
 
 
@@ -80,10 +70,10 @@ def record_tags(
     rnd = round_ if round_ is not None else extra.get("round")
     if rnd is not None:
         out.append(round_tag(int(rnd)))
-    out.extend(f"rule:{_clean_tag(r)}" for r in rules)
+    out.extend(f"rule:{clean_tag(r)}" for r in rules)
     strat = strategy if strategy is not None else (selection.strategy if selection is not None else None)
     if strat:
-        out.append(f"strategy:{_clean_tag(strat)}")
+        out.append(f"strategy:{clean_tag(strat)}")
     out.extend(str(t) for t in tags)
     if extra.get("provenance"):
         out.append(SYNTHETIC)
@@ -103,60 +93,3 @@ def chosen_for_review(
 def merge_tags(old: Iterable[str] | None, new: Iterable[str]) -> list[str]:
     """The union of two tag lists, sorted (pushing again never drops a reviewer's tags)."""
     return sorted(set(old or ()) | set(new))
-
-
-def provenance_fields(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """The sample fields of a provenance line: ``synthetic_parent``, ``synthetic_recipe``, ``synthetic_params``."""
-    params = entry.get("params")
-    return {
-        "synthetic_parent": None if entry.get("parent") is None else str(entry.get("parent")),
-        "synthetic_recipe": None if entry.get("recipe") is None else str(entry.get("recipe")),
-        "synthetic_params": json.loads(json.dumps(params, default=str)) if isinstance(params, dict) else None,
-    }
-
-
-def read_provenance(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ``provenance.jsonl`` into absolute image path -> its line (bad lines are logged and skipped)."""
-    p = Path(path)
-    out: dict[str, dict[str, Any]] = {}
-    with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                entry = json.loads(line)
-                image = entry["image"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
-                log.warning("%s:%d: not a provenance line (%s); skipped", p, lineno, err)
-                continue
-            img = Path(str(image))
-            if not img.is_absolute():
-                img = p.parent / img
-            out[str(img.resolve())] = entry
-    return out
-
-
-class ProvenanceIndex:
-    """Finds the provenance line of a synthetic image in a ``provenance.jsonl`` beside its data set.
-
-    The file is looked for in the image's folder and up to ``depth`` folders above it (a data
-    set root holds ``images/<split>/`` below it); each file is read once.
-    """
-
-    def __init__(self, depth: int = 4) -> None:
-        self.depth = depth
-        self._files: dict[Path, dict[str, dict[str, Any]]] = {}
-
-    def _load(self, folder: Path) -> dict[str, dict[str, Any]]:
-        if folder not in self._files:
-            f = folder / PROVENANCE_FILE
-            self._files[folder] = read_provenance(f) if f.is_file() else {}
-        return self._files[folder]
-
-    def lookup(self, image: str | Path) -> dict[str, Any] | None:
-        p = Path(image).resolve()
-        for folder in list(p.parents)[: self.depth + 1]:
-            entry = self._load(folder).get(str(p))
-            if entry is not None:
-                return entry
-        return None
