@@ -40,7 +40,7 @@ PRIVATE: dict[str, Pin] = {
         "weights-only checkpoint allow-list (ultralytics.nn.tasks._SafeLoad.loading)",
         (
             "cvactive/_ultralytics.py",
-            "cvactive/detector.py",
+            "cvactive/detect/model.py",
             "cvactive/train.py",
             "cvactive/weights/architecture.py",
             "cvactive/weights/checkpoint.py",

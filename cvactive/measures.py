@@ -47,7 +47,7 @@ AGGREGATIONS: tuple[str, ...] = tuple(get_args(AggregationName))
 
 # The names of the measures that need more model passes than the one that made a record. They
 # are computed in :mod:`cvactive.consistency`; their names live here, beside the others, so that
-# :mod:`cvactive.scoring` can check and aggregate them without importing that package.
+# :mod:`cvactive.detect.scorer` can check and aggregate them without importing that package.
 #: Test-time augmentation (:mod:`cvactive.consistency.tta`).
 TTA_MEASURES: tuple[str, ...] = ("tta_localization", "tta_consistency")
 #: Query by committee (:mod:`cvactive.consistency.committee`).

@@ -553,7 +553,7 @@ def random_checkpoint(
     real committees.
 
     Args:
-        out: the ``.pt`` file to write (:class:`~cvactive.detector.Detector` loads it).
+        out: the ``.pt`` file to write (:class:`~cvactive.detect.model.Detector` loads it).
         images: a few BGR ``uint8`` images (any sizes; each is resized to ``imgsz`` square).
         seed: the torch seed of the initial weights.
         arch: an Ultralytics architecture YAML.

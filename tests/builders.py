@@ -104,7 +104,7 @@ def yolo_records(data_yaml: Path, split: str, rng: np.random.Generator, n: int |
     random class-score rows that put each label's class on top."""
     from PIL import Image
 
-    from cvactive.scoring import Scorer
+    from cvactive.detect.scorer import Scorer
     from cvactive.yolodata import load_yolo_dataset
 
     ds = load_yolo_dataset(data_yaml, splits=(split,))

@@ -56,7 +56,7 @@ def test_iter_frames_of_a_list_mixes_paths_and_arrays(tmp_path, ultralytics_imag
 
 
 def test_a_model_that_is_neither_a_path_nor_a_yolo_object_is_one_short_line():
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     with pytest.raises(ModelError) as err:
         Detector(list(range(10_000)))  # type: ignore[arg-type]
@@ -75,7 +75,7 @@ def yolo(openvino_model):
 
 @pytest.fixture(scope="module")
 def detector(yolo):
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     return Detector(yolo)
 
@@ -86,7 +86,7 @@ def boxes(records):
 
 @pytest.mark.slow
 def test_detector_from_a_yolo_object_equals_from_its_path(detector, openvino_model, ultralytics_images):
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     assert detector.model_path == openvino_model or Path(detector.model_path).name in openvino_model
     bus = ultralytics_images["bus"]
@@ -138,8 +138,8 @@ def test_predict_takes_paths_lists_folders_globs_arrays_and_videos(detector, ult
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [0, 2])
 def test_iter_scored_takes_a_list_of_paths(detector, ultralytics_images, workers):
-    from cvactive.score import iter_scored
-    from cvactive.scoring import Scorer
+    from cvactive.detect.scorer import Scorer
+    from cvactive.detect.stage import iter_scored
 
     paths = [ultralytics_images["zidane"], ultralytics_images["bus"]]
     records = list(iter_scored(paths, detector, Scorer(), workers=workers))
@@ -151,8 +151,8 @@ def test_iter_scored_takes_a_list_of_paths(detector, ultralytics_images, workers
 
 @pytest.mark.slow
 def test_results_bridge(detector, yolo, ultralytics_images):
-    from cvactive.detector import records_from_results
-    from cvactive.scoring import Scorer
+    from cvactive.detect.model import records_from_results
+    from cvactive.detect.scorer import Scorer
 
     bus, zidane = ultralytics_images["bus"], ultralytics_images["zidane"]
     results = yolo.predict([bus, zidane], **detector.predict_kwargs(), verbose=False)

@@ -100,7 +100,7 @@ def test_report_and_class_map_errors(rng):
 def test_over_confident_model_is_calibrated_on_held_out_coco(openvino_model, assets, tmp_path, ultralytics_images):
     from cvactive.cli import main
     from cvactive.consistency.calibration import calibrate
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.io import load_jsonl
 
     data = assets / "coco128" / "config.yaml"

@@ -66,8 +66,8 @@ def members(tmp_path_factory, ultralytics_images):
 @pytest.mark.slow
 def test_real_committees(members, openvino_model, ultralytics_images):
     from cvactive.consistency.measured import MeasuredDetector
-    from cvactive.detector import Detector
-    from cvactive.scoring import Scorer
+    from cvactive.detect.model import Detector
+    from cvactive.detect.scorer import Scorer
 
     images = [cv2.imread(p) for p in ultralytics_images.values()]
     # identical checkpoints: exactly zero, for the OpenVINO model and for a PyTorch one

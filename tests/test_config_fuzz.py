@@ -258,7 +258,7 @@ def test_corrupted_command_configs_give_one_line_errors(name: str, make: Any, po
 @pytest.mark.parametrize("name", ["harvest.yaml", "harvest-porch.yaml"])
 def test_corrupted_harvest_configs_with_a_real_model(name: str, porch_data: Path, tmp_path: Path):
     """The same with a real (untrained, tiny) YOLOv8n, so rules, pacing and dedup run on detections."""
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.harvest import harvest
 
     detector = Detector("yolov8n.yaml", imgsz=128, conf=0.001)

@@ -109,7 +109,7 @@ def test_private_api_uses_are_the_ones_listed():
     }
     listed = {m for pin in _pins.PRIVATE.values() for m in pin.modules}
     assert users == listed
-    checked = (("ultralytics", "detector.py"), ("ultralytics", "weights/rebuild.py"), ("fiftyone", "store/_db.py"))
+    checked = (("ultralytics", "detect/model.py"), ("ultralytics", "weights/rebuild.py"), ("fiftyone", "store/_db.py"))
     for dist, module in checked:
         assert f'require_pinned("{dist}")' in (REPO / "cvactive" / module).read_text(), module
 

@@ -4,8 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from cvactive.detector import Detector, FrameMeta
+from cvactive.detect.model import Detector
 from cvactive.errors import ModelError
+from cvactive.sources import FrameMeta
 
 pytestmark = pytest.mark.slow
 

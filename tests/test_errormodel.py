@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from builders import from_classes
 
+from cvactive.detect.scorer import Scorer
 from cvactive.errormodel import (
     BOX_ERRORS,
     BOX_SCORE,
@@ -25,7 +26,6 @@ from cvactive.errormodel.quality import auroc, average_precision, brier, expecte
 from cvactive.errormodel.synthetic import synthetic_truth
 from cvactive.errors import ConfigError, MissingClassScoresError, RecordError
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
 from cvactive.selection import select
 from cvactive.selection.synthetic import synthetic_records
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from builders import from_confidences
 
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.harvest import Dedup, Deduper, Ledger, Limits, Pacer, Pacing, dhash, hamming, make_rule, make_rules, phash
 from cvactive.harvest.budget import quantile_threshold, target_rate
 from cvactive.harvest.rules import FrameInfo, unit_draw
 from cvactive.harvest.state import HarvestState, SourceState, frame_path, load_state, reconcile
-from cvactive.scoring import Scorer
 
 
 def rec(conf=(), cls=(), names=None):

@@ -88,7 +88,7 @@ def test_harvest_with_a_real_model_stays_at_the_live_edge(tmp_path, openvino_mod
     than one frame behind the camera. (At 25 fps a fast CI machine nearly kept up: 22 ms a frame.)
     """
     from cvactive.consistency.measured import MeasuredDetector
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     detector = MeasuredDetector(Detector(openvino_model), ["tta_localization"])
     fps, served = 100.0, 300

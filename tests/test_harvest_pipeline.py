@@ -16,7 +16,8 @@ import cv2
 import pytest
 from mjpeg_stream import MjpegCamera, read_number
 
-from cvactive.detector import Detector
+from cvactive.detect.engines import engine_for
+from cvactive.detect.model import Detector
 from cvactive.harvest import harvest, harvest_feeds
 from cvactive.harvest.infer import SharedDetector, SharedEngine, live_window, pipeline_engine
 from cvactive.harvest.runner import _Harvester
@@ -158,7 +159,7 @@ def test_the_batched_engine_shared_by_several_sources_keeps_each_ones_batches(tm
 def test_a_live_camera_through_the_pipeline_is_read_at_its_live_edge(tmp_path, detector):
     """Only as many frames as the engine runs at once are in flight; each was the newest when taken."""
     fps, served = 30.0, 90
-    window = live_window(detector.engine())
+    window = live_window(engine_for(detector))
     assert 1 <= window <= 4
     with MjpegCamera(fps, served, size=(640, 360)) as camera:
         s = harvest(

@@ -6,9 +6,12 @@ still closes a circle when it runs); imports under ``if TYPE_CHECKING:`` do not 
 count. Two graphs must be acyclic:
 
 * modules: ``cvactive.health.check`` -> ``cvactive.health.report`` and back is a circle;
-* top-level parts (``cvactive.scoring``, ``cvactive.consistency``, ``cvactive.selection`` ...):
-  a package is one node, so ``scoring`` -> ``consistency.measured`` -> ``scoring`` is a circle
-  even though no single module imports its own importer.
+* top-level parts (``cvactive.detect``, ``cvactive.consistency``, ``cvactive.selection`` ...):
+  a package is one node, so ``detect.scorer`` -> ``consistency.measured`` -> ``detect.model`` is a
+  circle even though no single module imports its own importer.
+
+Inside :mod:`cvactive.detect` the layers go one way even counting the imports made for type
+hints only (:data:`DETECT_LAYERS`).
 
 And the heavy libraries are imported only by the modules that own them (:data:`ADAPTERS`).
 """
@@ -31,7 +34,7 @@ DEFERRED: dict[tuple[str, str], str] = {}
 
 #: library -> the modules (or packages, with every module under them) that may import it.
 ADAPTERS = {
-    "ultralytics": ("cvactive.detector", "cvactive.train", "cvactive.weights"),
+    "ultralytics": ("cvactive.detect.model", "cvactive.train", "cvactive.weights"),
     "albumentations": ("cvactive.synthesis._albu",),
     "fiftyone": ("cvactive.store",),
     "pymongo": ("cvactive.store",),
@@ -64,8 +67,8 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The cvactive modules ``name`` imports when it runs (TYPE_CHECKING blocks left out)."""
+def imported_modules(name: str, path: Path, modules: dict[str, Path], typing: bool = False) -> set[str]:
+    """The cvactive modules ``name`` imports when it runs (TYPE_CHECKING blocks left out unless ``typing``)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
@@ -80,7 +83,7 @@ def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
+            if isinstance(child, ast.If) and _is_type_checking(child) and not typing:
                 for other in child.orelse:
                     visit(other)
                 continue
@@ -147,9 +150,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_every_module_and_real_edges():
     graph = import_graph()
     assert {"cvactive", "cvactive.record", "cvactive.selection.base", "cvactive.health.check"} <= set(graph)
-    assert "cvactive.record" in graph["cvactive.scoring"]  # module level
+    assert "cvactive.record" in graph["cvactive.detect.scorer"]  # module level
     assert "cvactive.health.report" in graph["cvactive.health.check"]
-    assert "cvactive.detector" not in graph["cvactive.consistency.calibration"]  # TYPE_CHECKING only
+    assert "cvactive.detect.model" not in graph["cvactive.consistency.calibration"]  # TYPE_CHECKING only
     assert "cvactive.sources" in graph["cvactive.consistency.calibration_run"]  # inside a function
 
 
@@ -182,12 +185,11 @@ def test_no_circles_between_top_level_parts():
 BROKEN_CIRCLES = {
     "cvactive.selection.base": ("cvactive.selection.strategies", "cvactive.config"),
     "cvactive.health.report": ("cvactive.health.check",),
-    "cvactive.scoring": ("cvactive.consistency",),
+    "cvactive.detect.scorer": ("cvactive.consistency",),
     "cvactive.yolodata": ("cvactive.config",),
     "cvactive.selection.cover": ("cvactive.selection.kernels",),
     "cvactive.selection.columnar": ("cvactive.scale",),
-    "cvactive.sources": ("cvactive.detector", "cvactive.pipeline"),
-    "cvactive.pipeline": ("cvactive.detector",),
+    "cvactive.sources": ("cvactive.detect",),
 }
 
 
@@ -196,6 +198,30 @@ def test_the_circles_of_issue_16_stay_broken(module):
     imported = import_graph()[module]
     for back in BROKEN_CIRCLES[module]:
         assert not any(t == back or t.startswith(back + ".") for t in imported), f"{module} imports {back}"
+
+
+#: The modules of :mod:`cvactive.detect`, each importing only those before it (type hints included):
+#: the measures, the model adapter, its engines, the pipeline that drives them, the score stage.
+DETECT_LAYERS = (
+    "cvactive.detect.scorer",
+    "cvactive.detect.model",
+    "cvactive.detect.engines",
+    "cvactive.detect.pipeline",
+    "cvactive.detect.stage",
+)
+
+
+def test_the_detect_package_depends_one_way_even_for_type_hints():
+    modules = module_files()
+    assert {m for m in modules if m.startswith("cvactive.detect.")} == set(DETECT_LAYERS)
+    for rank, name in enumerate(DETECT_LAYERS):
+        imported = imported_modules(name, modules[name], modules, typing=True)
+        later = sorted(m for m in imported if m in DETECT_LAYERS[rank:])
+        assert later == [], f"{name} imports {later}, which sit above it in {DETECT_LAYERS}"
+    # and nothing below the package reaches back up into it
+    for low in ("cvactive.sources", "cvactive.record", "cvactive.measures", "cvactive.errors"):
+        up = imported_modules(low, modules[low], modules, typing=True)
+        assert not any(m.startswith("cvactive.detect") for m in up), f"{low} imports the detect package"
 
 
 def third_party_imports(path: Path) -> set[str]:

@@ -40,7 +40,7 @@ def torch_model(tmp_path_factory, ultralytics_images):
 @pytest.mark.slow
 def test_dropout_off_gives_zero_and_on_gives_positive(torch_model, ultralytics_images):
     from cvactive.consistency.mc_dropout import MCDropout
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     detector = Detector(torch_model, conf=0.001, imgsz=320)
     image = cv2.imread(ultralytics_images["bus"])
@@ -69,7 +69,7 @@ def test_dropout_off_gives_zero_and_on_gives_positive(torch_model, ultralytics_i
 def test_mc_dropout_through_measured_detector_and_refusals(torch_model, openvino_model, ultralytics_images):
     from cvactive.consistency.mc_dropout import MCDropout
     from cvactive.consistency.measured import MeasuredDetector
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     detector = Detector(torch_model, conf=0.001, imgsz=320, embed=True)
     images = [cv2.imread(p) for p in ultralytics_images.values()]
@@ -89,6 +89,6 @@ def test_mc_dropout_through_measured_detector_and_refusals(torch_model, openvino
 
 
 def _meta(i):
-    from cvactive.detector import FrameMeta
+    from cvactive.sources import FrameMeta
 
     return FrameMeta(f"img{i}")

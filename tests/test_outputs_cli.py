@@ -78,8 +78,8 @@ def tiny_yolo(root: Path, labels: list[str] | None, size: tuple[int, int] = (64,
 def pool(path: Path, n: int = 4) -> Path:
     from builders import random_record
 
+    from cvactive.detect.scorer import Scorer
     from cvactive.io import write_jsonl
-    from cvactive.scoring import Scorer
 
     records = [replace(Scorer()(random_record(n=3, seed=i)), source=f"img{i}.jpg") for i in range(n)]
     write_jsonl(path, records)
@@ -261,7 +261,7 @@ def test_read_only_output_is_one_line_exit_2(case: str, tmp_path: Path) -> None:
 
 # -- score: resume, keep, full disk, kill --------------------------------------------------------
 def test_resume_drops_a_half_written_last_line(tmp_path: Path) -> None:
-    from cvactive.score import ScoreSummary, _complete_lines
+    from cvactive.detect.stage import ScoreSummary, _complete_lines
 
     partial = pool(tmp_path / "p.jsonl.partial", n=3)
     whole = partial.read_bytes()

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from cvactive.detector import FrameMeta
+from cvactive.detect.pipeline import Pipeline, default_workers
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ModelError, SourceError
-from cvactive.pipeline import Pipeline, default_workers
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
+from cvactive.sources import FrameMeta
 
 
 class ToyEngine:
@@ -191,7 +191,7 @@ def mixed_folder(tmp_path):
 
 @pytest.mark.parametrize("workers", [1, 2, 5])
 def test_read_frames_gives_iter_frames_pairs_and_report(mixed_folder, workers):
-    from cvactive.pipeline import read_frames
+    from cvactive.detect.pipeline import read_frames
     from cvactive.sources import SourceReport, iter_frames
 
     want_report, got_report = SourceReport(), SourceReport()
@@ -204,7 +204,7 @@ def test_read_frames_gives_iter_frames_pairs_and_report(mixed_folder, workers):
 
 
 def test_read_frames_strict_stops_at_the_broken_image(mixed_folder):
-    from cvactive.pipeline import read_frames
+    from cvactive.detect.pipeline import read_frames
 
     seen = []
     with pytest.raises(SourceError, match=r"a4\.png"):
@@ -213,28 +213,25 @@ def test_read_frames_strict_stops_at_the_broken_image(mixed_folder):
     assert [s.rsplit("/", 1)[-1] for s in seen] == ["a0.png", "a1.png", "a2.png", "a3.png"]
 
 
-def test_a_detector_is_asked_for_its_engine_and_an_engine_is_used_as_it_is():
-    """The pipeline tells them apart by the class: a detector's class defines engine(batch); an engine
-    (or an engine wrapping another in an attribute named engine) does not."""
-    from cvactive.pipeline import _engine_of
-
-    class FakeDetector:
-        def __init__(self) -> None:
-            self.asked: list[int] = []
-
-        def engine(self, batch: int = 8) -> ToyEngine:
-            self.asked.append(batch)
-            return ToyEngine(batch=batch)
+def test_an_engine_is_used_as_it_is_whatever_methods_it_has():
+    """Only a real Detector is asked for its engine (engine_for); anything else is the engine itself,
+    even one that has an ``engine`` method (no duck typing: the pipeline imports the detector)."""
 
     class Wrapping(ToyEngine):
-        def __init__(self, inner: ToyEngine) -> None:
-            super().__init__()
-            self.engine = inner  # an instance attribute, not a method of the class
+        def engine(self, batch: int = 8) -> ToyEngine:
+            raise AssertionError("the pipeline must not ask an engine for an engine")
 
-    det = FakeDetector()
-    assert isinstance(_engine_of(det, 4), ToyEngine) and det.asked == [4]
     toy = ToyEngine()
-    assert _engine_of(toy, 4) is toy
-    wrapping = Wrapping(toy)
-    assert _engine_of(wrapping, 4) is wrapping
-    assert len(list(Pipeline(FakeDetector(), workers=1, batch=2)(frames(5)))) == 5
+    assert Pipeline(toy, workers=1).engine is toy
+    wrapping = Wrapping()
+    assert Pipeline(wrapping, workers=1).engine is wrapping
+    assert len(list(Pipeline(Wrapping(batch=2), workers=1)(frames(5)))) == 5
+
+
+def test_run_detector_checks_batch_and_workers_before_anything_runs():
+    from cvactive.detect.pipeline import run_detector
+
+    with pytest.raises(ModelError, match="workers"):
+        run_detector(object(), iter([]), workers=-1)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="batch"):
+        run_detector(object(), iter([]), batch=0, workers=2)  # type: ignore[arg-type]

@@ -12,10 +12,10 @@ import itertools
 import numpy as np
 import pytest
 
-from cvactive.detector import Detector
-from cvactive.engines import BatchedEngine, OpenVINOEngine
-from cvactive.pipeline import Pipeline
-from cvactive.scoring import Scorer
+from cvactive.detect.engines import BatchedEngine, OpenVINOEngine, engine_for
+from cvactive.detect.model import Detector
+from cvactive.detect.pipeline import Pipeline, run_detector
+from cvactive.detect.scorer import Scorer
 from cvactive.sources import iter_frames
 
 pytestmark = pytest.mark.slow
@@ -52,23 +52,23 @@ def test_openvino_engine_gives_the_sequential_records(assets, openvino_model):
     frames = sample(assets, images=24, stride=40)
     detector = Detector(openvino_model)
     scorer = Scorer()
-    want = list(detector.predict_stream(frames, batch=8, workers=0, scorer=scorer))
-    engine = detector.engine()
+    want = list(run_detector(detector, frames, batch=8, workers=0, scorer=scorer))
+    engine = engine_for(detector)
     assert isinstance(engine, OpenVINOEngine) and engine.depth >= 1
     got = list(Pipeline(detector, workers=2, scorer=scorer)(frames))
     boxes = assert_same_records(got, want)
     assert boxes > 100  # coco scenes and traffic: plenty of boxes were compared
     # A second stream through the same pipeline object and engine.
-    assert_same_records(list(detector.predict_stream(frames[:5], workers=3, scorer=scorer)), want[:5])
+    assert_same_records(list(run_detector(detector, frames[:5], workers=3, scorer=scorer)), want[:5])
 
 
 def test_batched_pytorch_engine_gives_the_sequential_records_and_embeddings(assets):
     # Random init: a low threshold so that boxes exist; batches mix image sizes and video frames.
     frames = sample(assets, images=6, stride=150)
     detector = Detector("yolov8n.yaml", imgsz=320, conf=0.0001, embed=True)
-    assert isinstance(detector.engine(4), BatchedEngine)
+    assert isinstance(engine_for(detector, 4), BatchedEngine)
     scorer = Scorer()
-    want = list(detector.predict_stream(frames, batch=4, workers=0, scorer=scorer))
-    got = list(detector.predict_stream(frames, batch=4, workers=2, scorer=scorer))
+    want = list(run_detector(detector, frames, batch=4, workers=0, scorer=scorer))
+    got = list(run_detector(detector, frames, batch=4, workers=2, scorer=scorer))
     assert assert_same_records(got, want) > 0
     assert all(r.embedding is not None and r.embedding.shape == (448,) for r in got)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from test_pipeline_models import assert_same_records
 
-from cvactive.detector import Detector
-from cvactive.scoring import Scorer
+from cvactive.detect.model import Detector
+from cvactive.detect.scorer import Scorer
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_a_ray_actors_shard_files_are_the_same_with_and_without_the_pipeline(ass
 
 
 def test_shard_scorer_defaults_to_the_pipeline(tmp_path, openvino_model):
-    from cvactive.pipeline import default_workers
+    from cvactive.detect.pipeline import default_workers
     from cvactive.scale.work import ShardScorer
 
     assert ShardScorer(Path(tmp_path), lambda: Detector(openvino_model), Scorer()).workers == default_workers()

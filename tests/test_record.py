@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from builders import random_record
 
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import MissingClassScoresError, RecordError
 from cvactive.io import load_jsonl, record_from_dict, record_to_dict, write_jsonl
 from cvactive.record import Harvested, ImageRecord, Selection
-from cvactive.scoring import Scorer
 
 
 def test_validation_names_expected_and_actual_shapes():

@@ -141,7 +141,7 @@ def evil_pts(tmp_path):
 
 
 def test_the_detector_refuses_a_crafted_checkpoint_before_its_code_runs(evil_pts):
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.weights.checkpoint import UntrustedCheckpointError
 
     marker, files = evil_pts
@@ -191,7 +191,7 @@ def test_training_and_validation_refuse_a_crafted_checkpoint(evil_pts, porch_dat
 
 
 def test_trust_checkpoint_goes_further_and_says_so(evil_pts, capsys):
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     marker, (evil, _) = evil_pts
     with pytest.raises(ModelError):  # the file then runs its code, and is still no model
@@ -237,7 +237,7 @@ def test_every_command_with_a_model_says_so_in_help(capsys):
 
 @pytest.mark.slow
 def test_real_checkpoints_load_weights_only_with_no_flag(pretrained_pt, porch_model, ultralytics_images, capsys):
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.sources import read_image
 
     coco = Detector(pretrained_pt, device="cpu", imgsz=320)
@@ -252,7 +252,7 @@ def test_real_checkpoints_load_weights_only_with_no_flag(pretrained_pt, porch_mo
 def test_fine_tuning_from_a_checkpoint_loads_every_pt_weights_only(pretrained_pt, tmp_path, monkeypatch, capsys):
     """The trainer loads the starting .pt, its own last.pt/best.pt and the final validation's model: all guarded."""
     from cvactive import porch
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.train import train_detector
     from cvactive.weights import checkpoint
 

@@ -71,8 +71,8 @@ class Killer(threading.Thread):
 
 
 def test_ray_equals_local_on_coco128_with_an_actor_killed_mid_run(tmp_path, assets, openvino_model):
-    from cvactive.detector import Detector
-    from cvactive.score import score_source
+    from cvactive.detect.model import Detector
+    from cvactive.detect.stage import score_source
 
     images = assets / "coco128" / "images" / "val2017"
     local_file = tmp_path / "local.jsonl"

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from cvactive.cli import main
+from cvactive.detect.scorer import class_overlap_warning, data_class_names, find_data_yaml
 from cvactive.errors import ConfigError
-from cvactive.scoring import class_overlap_warning, data_class_names, find_data_yaml
 
 AQUARIUM = ["fish", "jellyfish", "penguin", "puffin", "shark", "starfish", "stingray"]
 

@@ -64,8 +64,8 @@ def cocoeval_per_class(data_yaml: Path, scores: Path) -> dict[str, tuple[float |
 
 
 def test_evaluate_matches_pycocotools_per_class(coco_val: Path, openvino_model: str, tmp_path: Path):
-    from cvactive.detector import Detector
-    from cvactive.score import score_source
+    from cvactive.detect.model import Detector
+    from cvactive.detect.stage import score_source
     from cvactive.store import connect
     from cvactive.store.evaluate import evaluate_round
     from cvactive.store.labels import import_yolo_dataset

@@ -355,8 +355,8 @@ def test_export_trains_with_ultralytics(porch_data: Path, name: str, tmp_path: P
 def test_trained_porch_model_scored_pushed_and_evaluated_over_two_rounds(
     porch_model: Path, porch_model_data: Path, name: str, tmp_path: Path, capsys
 ):
-    from cvactive.detector import Detector
-    from cvactive.score import score_source
+    from cvactive.detect.model import Detector
+    from cvactive.detect.stage import score_source
     from cvactive.store.labels import import_yolo_dataset
     from cvactive.store.push import push_file
 

@@ -22,7 +22,7 @@ def test_bad_inputs(tmp_path):
 
 @pytest.mark.slow
 def test_porch_model_trains_and_detects(porch_model, porch_model_data):
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.sources import iter_frames
 
     detector = Detector(porch_model, imgsz=256, conf=0.25)

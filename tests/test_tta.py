@@ -6,9 +6,9 @@ import pytest
 from builders import from_rows as record
 
 from cvactive.consistency.tta import DEFAULT_VIEWS, View, mapped_back, tta_box_scores, views_by_name
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError, MissingClassScoresError
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
 
 
 def forward(view: View, xyxy, w, h):
@@ -98,7 +98,7 @@ class OccludingFlip(View):
 @pytest.mark.slow
 def test_real_boxes_unstable_under_flip_score_higher(openvino_model, ultralytics_images):
     from cvactive.consistency.measured import MeasuredDetector
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     detector = Detector(openvino_model)
     image = cv2.imread(ultralytics_images["bus"])
@@ -128,7 +128,7 @@ def test_real_boxes_unstable_under_flip_score_higher(openvino_model, ultralytics
 @pytest.mark.slow
 def test_default_views_on_real_images(openvino_model, ultralytics_images):
     from cvactive.consistency.measured import MeasuredDetector
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     detector = Detector(openvino_model)
     images = [cv2.imread(p) for p in ultralytics_images.values()]

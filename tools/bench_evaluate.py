@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     data.update(path=str(root), train="images/val2017", val="images/val2017")
     (work / "data.yaml").write_text(json.dumps(data))
 
-    from cvactive.detector import Detector
-    from cvactive.score import score_source
+    from cvactive.detect.model import Detector
+    from cvactive.detect.stage import score_source
     from cvactive.store import connect
     from cvactive.store.evaluate import evaluate_round
     from cvactive.store.labels import import_yolo_dataset

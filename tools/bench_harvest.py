@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from cvactive._env import offline_defaults  # noqa: E402
 from cvactive.assets import OPENVINO_MODEL, asset  # noqa: E402
-from cvactive.scoring import Scorer  # noqa: E402
+from cvactive.detect.scorer import Scorer  # noqa: E402
 
 MODEL_RULES = [{"kind": "uncertainty", "name": "uncertain", "score": "binary_entropy_max", "min_value": 0.95}]
 #: JPEG quality of written frames, the harvester's default, on both sides of (b).
@@ -164,13 +164,14 @@ def section_a(video: str, model: str, detector: Any, tmp: Path, stride: int, rou
     import cv2
     from ultralytics import YOLO
 
-    from cvactive.pipeline import default_workers
+    from cvactive.detect.engines import engine_for
+    from cvactive.detect.pipeline import default_workers
 
     yolo = YOLO(model, task="detect")
     cap = cv2.VideoCapture(video)
     yolo.predict(cap.read()[1], verbose=False)  # warm-up and predictor set-up, outside the timing
     cap.release()
-    detector.engine()  # the pipeline's engine is compiled once, outside the timing (as the predictor is)
+    engine_for(detector)  # the pipeline's engine is compiled once, outside the timing (as the predictor is)
     kw = {"rules": MODEL_RULES, "stride": stride, "dedup": {"method": "phash"}, "budget": {"per_minute": 20}}
     runs = {
         "baseline": lambda r: plain_predict(video, yolo, stride),
@@ -321,7 +322,7 @@ def main() -> int:
         return 2
     model, video = str(model_path), str(video_path)
     rounds = args.rounds or 3
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     detector = Detector(model)
     tmp = Path(tempfile.mkdtemp(prefix="bench-harvest-"))

@@ -86,8 +86,8 @@ def main() -> None:
     from cvactive.assets import OPENVINO_MODEL, asset
     from cvactive.consistency.calibration import Calibration
     from cvactive.consistency.measured import MeasuredDetector
-    from cvactive.detector import Detector
-    from cvactive.scoring import Scorer
+    from cvactive.detect.model import Detector
+    from cvactive.detect.scorer import Scorer
     from cvactive.train import random_checkpoint
 
     images = frames(args.frames)

@@ -46,8 +46,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cvactive.detect.scorer import Scorer  # noqa: E402
 from cvactive.record import Harvested, ImageRecord  # noqa: E402
-from cvactive.scoring import Scorer  # noqa: E402
 
 
 def make_records(n: int, boxes: int, folder: Path, rng: np.random.Generator) -> list[ImageRecord]:

@@ -61,11 +61,11 @@ def build_pool(folder: Path, stride: int, quick: bool) -> tuple[list[str], int]:
 
 
 def run_local(sources: list[str], model: str, out: Path, stride: int, batch: int) -> dict[str, Any]:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
+    from cvactive.detect.scorer import Scorer
+    from cvactive.detect.stage import iter_scored
     from cvactive.io import JsonlWriter
     from cvactive.scale.plan import input_files
-    from cvactive.score import iter_scored
-    from cvactive.scoring import Scorer
 
     start = time.perf_counter()
     detector = Detector(model)

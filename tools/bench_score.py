@@ -9,7 +9,7 @@ Part 1, throughput (per model, on the coco128 val2017 images and on slow_traffic
   forward pass on the letterboxed float batches. No decoding, no NMS.
 * ``predict_loop``: Ultralytics' own loop, ``YOLO(model).predict(source, stream=True)`` over the
   same folder or video, results iterated (it decodes and runs NMS).
-* ``cvactive_score``: :func:`cvactive.score.score_source` (what ``cvactive score`` runs after
+* ``cvactive_score``: :func:`cvactive.detect.stage.score_source` (what ``cvactive score`` runs after
   start-up), pipelined: decode, letterbox, infer, NMS, class-score rows, every measure and
   aggregation, JSON lines written.
 * ``cvactive_sequential``: the same with ``workers=0`` (the path before the pipeline), for context.
@@ -70,9 +70,9 @@ def timed(fn: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
 # -- part 1: throughput --------------------------------------------------------------------
 def engine_limit(detector: Any, frames: list, batch: int) -> Callable[[], tuple[int, int]]:
     """The compiled model alone on tensors made beforehand (the ceiling of any pipeline)."""
-    from cvactive.engines import OpenVINOEngine
+    from cvactive.detect.engines import OpenVINOEngine, engine_for
 
-    engine = detector.engine(batch)
+    engine = engine_for(detector, batch)
     chunks = [frames[i : i + engine.batch] for i in range(0, len(frames), engine.batch)]
     tensors = [engine.prepare(chunk) for chunk in chunks]
     if isinstance(engine, OpenVINOEngine):
@@ -120,7 +120,7 @@ def predict_loop(model: str, source: Path, batch: int, kwargs: dict, stride: int
 
 
 def cvactive_score(detector: Any, source: Path, out: Path, batch: int, workers: int, stride: int) -> Callable:
-    from cvactive.score import score_source
+    from cvactive.detect.stage import score_source
 
     def run() -> tuple[int, int]:
         summary = score_source(source, detector, out, batch=batch, workers=workers, stride=stride, progress=False)
@@ -131,8 +131,9 @@ def cvactive_score(detector: Any, source: Path, out: Path, batch: int, workers: 
 
 def throughput_case(model: str, name: str, source: Path, args: argparse.Namespace, tmp: Path) -> dict:
     """One model on one source: every variant, ``args.rounds`` rounds, medians and ratios."""
-    from cvactive.detector import Detector
-    from cvactive.pipeline import default_workers
+    from cvactive.detect.engines import engine_for
+    from cvactive.detect.model import Detector
+    from cvactive.detect.pipeline import default_workers
     from cvactive.sources import iter_frames
 
     is_pt = model.endswith(".pt")
@@ -175,7 +176,7 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
         "video_stride": stride,
         "batch": batch,
         "workers": workers,
-        "engine": type(detector.engine(batch)).__name__,
+        "engine": type(engine_for(detector, batch)).__name__,
         "images_per_run": {k: v[0] for k, v in work.items()},
         "boxes_per_run": {k: v[1] for k, v in work.items() if k != "engine_limit"},
         "images_per_second": median,
@@ -192,8 +193,8 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
 def measures_cost(model: str, frames: list, batch: int, rounds: int, embed: bool) -> dict:
     from ultralytics import YOLO
 
-    from cvactive.detector import Detector
-    from cvactive.scoring import Scorer
+    from cvactive.detect.model import Detector
+    from cvactive.detect.scorer import Scorer
 
     detector, scorer = Detector(model), Scorer()
     plain = YOLO(model, task="detect")

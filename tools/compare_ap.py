@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     data_yaml.write_text(json.dumps(data))
     names = {int(k): str(v) for k, v in data["names"].items()}
 
-    from cvactive.detector import Detector
-    from cvactive.score import score_source
+    from cvactive.detect.model import Detector
+    from cvactive.detect.stage import score_source
 
     scores = work / "val.jsonl"
     t0 = time.perf_counter()

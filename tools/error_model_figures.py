@@ -5,7 +5,7 @@ Material: the COCO-pretrained YOLOv8n rebuilt from the shared OpenVINO model, fi
 ``--epochs`` epochs at ``--imgsz`` on ``--train-images`` aquarium train images (a seeded
 choice, cached in ``--work``). Its predictions on aquarium valid (127 images) and on the
 aquarium train images it was not trained on (the pool) are scored down to confidence 0.05
-(``cvactive.detector.Detector`` + ``cvactive.scoring.Scorer``) and matched to the ground truth.
+(``cvactive.detect.model.Detector`` + ``cvactive.detect.scorer.Scorer``) and matched to the ground truth.
 
 Figures, all measured in this run on the same images:
 
@@ -73,7 +73,7 @@ def prepare(work: Path, n_train: int, epochs: int, imgsz: int, seed: int) -> tup
 
 
 def score(weights: Path, items: list, names: dict, imgsz: int) -> tuple[list, float]:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.errormodel.collect import collect_labeled
 
     detector = Detector(weights, imgsz=imgsz, conf=0.05, embed=True)
@@ -84,10 +84,10 @@ def score(weights: Path, items: list, names: dict, imgsz: int) -> tuple[list, fl
 
 def issue_bar(samples: list) -> dict[str, Any]:
     """The issue's figures: measures on the kept boxes (confidence >= 0.25), errors at IoU 0.5."""
+    from cvactive.detect.scorer import Scorer
     from cvactive.errormodel.evaluate import error_rate
     from cvactive.errormodel.labels import label_predictions
     from cvactive.errormodel.quality import spearman
-    from cvactive.scoring import Scorer
 
     scorer = Scorer()
     errors, objects, values = [], [], {m: [] for m in BAR_MEASURES}

@@ -64,13 +64,13 @@ def add_trust_option(parser: argparse.ArgumentParser) -> None:
 
 
 def make_detector(args: argparse.Namespace, **overrides: Any) -> Any:
-    """Build the :class:`~cvactive.detector.Detector` the options describe.
+    """Build the :class:`~cvactive.detect.model.Detector` the options describe.
 
     When ``--measures`` names consistency measures (TTA, committee, MC dropout) or
     ``--calibration`` is given (see :func:`add_consistency_options`), the detector comes wrapped
     in a :class:`~cvactive.consistency.measured.MeasuredDetector` that computes them.
     """
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     kwargs = {"imgsz": args.imgsz, "conf": args.conf, "iou": args.iou, "device": args.device}
     kwargs["trust_checkpoint"] = bool(getattr(args, "trust_checkpoint", False))
@@ -142,7 +142,7 @@ def add_scorer_options(parser: argparse.ArgumentParser) -> None:
 
 
 def make_scorer(args: argparse.Namespace) -> Any:
-    from cvactive.scoring import Scorer
+    from cvactive.detect.scorer import Scorer
 
     return Scorer(
         measures=tuple(m for m in args.measures.split(",") if m),

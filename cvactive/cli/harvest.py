@@ -172,7 +172,7 @@ def lazy_detector(args: argparse.Namespace) -> Any:
     from pathlib import Path
 
     from cvactive.cli._common import default_model
-    from cvactive.detector import _check_model_path
+    from cvactive.detect.model import _check_model_path
     from cvactive.harvest.infer import LazyDetector
     from cvactive.harvest.state import STATE_NAME
 

@@ -66,8 +66,8 @@ def warn_class_overlap(args: argparse.Namespace, model_names: Any) -> None:
     """
     import sys
 
+    from cvactive.detect.scorer import class_overlap_warning, data_class_names, find_data_yaml
     from cvactive.errors import ConfigError
-    from cvactive.scoring import class_overlap_warning, data_class_names, find_data_yaml
 
     path = getattr(args, "data", None) or find_data_yaml(args.source)
     if path is None or not model_names:
@@ -85,8 +85,8 @@ def warn_class_overlap(args: argparse.Namespace, model_names: Any) -> None:
 
 def check_out(args: argparse.Namespace) -> None:
     """Refuse, before the model loads, an ``--out`` that cannot take the pool file or is one of the inputs."""
+    from cvactive.detect.stage import partial_path
     from cvactive.outputs import check_file_output
-    from cvactive.score import partial_path
     from cvactive.sources import expand, is_stream
 
     inputs: list[str] = [args.source]
@@ -111,14 +111,14 @@ def run(args: argparse.Namespace) -> int:
         from cvactive.cli.engine import run_sharded
 
         return run_sharded(args)
+    from cvactive.detect.stage import partial_path, score_source
     from cvactive.outputs import path_lock
-    from cvactive.score import partial_path, score_source
 
     check_out(args)
     with path_lock(args.out, "score " + str(args.source)):
         scorer = make_scorer(args)
         if getattr(args, "data", None):
-            from cvactive.scoring import data_class_names
+            from cvactive.detect.scorer import data_class_names
 
             data_class_names(args.data)  # a bad --data is refused before the model loads
         detector = make_detector(args, embed=args.embed)

@@ -32,7 +32,7 @@ from cvactive.errors import ConfigError, DatasetError
 from cvactive.record import ImageRecord
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
 __all__ = ["Calibration", "CalibrationReport", "calibrate", "calibration_report"]
 

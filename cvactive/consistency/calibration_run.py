@@ -16,7 +16,7 @@ from cvactive.consistency.temperature import ImagePredictions, match_to_truth
 from cvactive.errors import DatasetError
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
 
 def class_map(model_names: dict[int, str], data_names: dict[int, str]) -> dict[int, int]:

@@ -32,7 +32,7 @@ from cvactive.errors import ConfigError, ModelError
 from cvactive.record import ImageRecord
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
 
 def seed_from(rng: int | np.random.Generator | None) -> int:
@@ -58,7 +58,7 @@ class MCDropout:
     """Dropout on a PyTorch detector's head features, ``passes`` times per image.
 
     Args:
-        detector: a :class:`~cvactive.detector.Detector` of a ``.pt`` or ``.yaml`` model.
+        detector: a :class:`~cvactive.detect.model.Detector` of a ``.pt`` or ``.yaml`` model.
         passes: ``T``, the dropout passes per image (at least 2).
         p: dropout probability in [0, 1).
         rng: seed or Generator of the dropout masks.

@@ -1,7 +1,7 @@
 """A detector that also computes the consistency measures: TTA, committee and MC dropout.
 
-:class:`MeasuredDetector` wraps a :class:`~cvactive.detector.Detector` and has the same
-``predict`` / ``predict_stream``, so :func:`cvactive.score.score_source`, harvesting and
+:class:`MeasuredDetector` wraps a :class:`~cvactive.detect.model.Detector` and has the same
+``predict`` / ``predict_stream``, so :func:`cvactive.detect.stage.score_source`, harvesting and
 selection use it unchanged. Each record it returns carries, besides the detections:
 
 * the calibration temperature applied to every class score and confidence (when given),
@@ -9,7 +9,7 @@ selection use it unchanged. Each record it returns carries, besides the detectio
 * the per-box measures asked for in ``box_scores`` (``tta_localization``, ``tta_consistency``,
   ``committee_disagreement``, ``mc_variance``, ``mc_bald``);
 * their ``<measure>_<aggregation>`` image scores, aggregated with the given
-  :class:`~cvactive.scoring.Scorer`'s settings, exactly as the class-score measures are.
+  :class:`~cvactive.detect.scorer.Scorer`'s settings, exactly as the class-score measures are.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from cvactive.consistency.calibration import Calibration
 from cvactive.consistency.committee import committee_box_scores
 from cvactive.consistency.mc_dropout import MCDropout, mc_box_scores
 from cvactive.consistency.tta import DEFAULT_VIEWS, View, mapped_back, tta_box_scores
-from cvactive.detector import Detector, FrameMeta
+from cvactive.detect.model import Detector
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.measures import (
     COMMITTEE_MEASURES,
@@ -35,7 +36,7 @@ from cvactive.measures import (
     image_scores,
 )
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
+from cvactive.sources import FrameMeta
 
 
 class MeasuredDetector:

@@ -12,7 +12,7 @@ from cvactive.errormodel.model import LabeledRecord
 from cvactive.errors import DatasetError
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
     from cvactive.yolodata import YoloItem
 
 
@@ -32,24 +32,25 @@ def collect_labeled(
     progress: bool = True,
     workers: int = 0,
 ) -> list[LabeledRecord]:
-    """Score ``items`` with ``detector`` (and ``scorer``, default :class:`~cvactive.scoring.Scorer`).
+    """Score ``items`` with ``detector`` (and ``scorer``, default :class:`~cvactive.detect.scorer.Scorer`).
 
-    ``workers > 0`` runs a plain :class:`~cvactive.detector.Detector` through the inference
-    pipeline (:mod:`cvactive.pipeline`) in the same batches: the same records, sooner.
+    ``workers > 0`` runs a plain :class:`~cvactive.detect.model.Detector` through the inference
+    pipeline (:mod:`cvactive.detect.pipeline`) in the same batches: the same records, sooner.
     """
     from tqdm import tqdm
 
     from cvactive.consistency.calibration_run import class_map
-    from cvactive.detector import Detector, FrameMeta
-    from cvactive.scoring import Scorer
-    from cvactive.sources import read_image
+    from cvactive.detect.model import Detector
+    from cvactive.detect.pipeline import run_detector
+    from cvactive.detect.scorer import Scorer
+    from cvactive.sources import FrameMeta, read_image
 
     scorer = scorer or Scorer()
     to_model = {d: m for m, d in class_map(detector.names, dict(data_names)).items()}
     out: list[LabeledRecord] = []
     if workers > 0 and isinstance(detector, Detector):
         frames = ((read_image(item.image), FrameMeta(str(item.image))) for item in items)
-        scored = detector.predict_stream(frames, batch, workers=workers, scorer=scorer)
+        scored = run_detector(detector, frames, batch, workers=workers, scorer=scorer)
         bar = tqdm(scored, total=len(items), disable=not progress, unit="img", desc="scoring labeled")
         for record, item in zip(bar, items):  # the records first: the pipeline ends when they do
             truth = truth_in_model_ids(item.classes, to_model)

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any, cast
 
 from cvactive._renamed import renamed_kwargs
-from cvactive.detector import Detector
+
+from cvactive.detect.model import Detector
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits, Pacing, SiteBudget
 from cvactive.harvest.control import HarvestSummary
@@ -21,7 +23,6 @@ from cvactive.harvest.options import HarvestOptions
 from cvactive.harvest.rules import Rule
 from cvactive.harvest.runner import HarvestRun, list_sources
 from cvactive.harvest.state import source_slug, write_json_atomic
-from cvactive.scoring import Scorer
 
 
 @renamed_kwargs(frame_stride="stride")
@@ -69,7 +70,7 @@ def harvest(
         budget: caps ``per_minute``, ``per_hour``, ``per_day``, ``total`` on kept frames.
         pacing: spread a budget over the stream (see :mod:`cvactive.harvest.budget`), or ``None``.
         dedup: near-duplicate suppression (see :mod:`cvactive.harvest.dedup`), or ``None``.
-        scorer: :class:`~cvactive.scoring.Scorer` keyword arguments (measures, aggregations, ...).
+        scorer: :class:`~cvactive.detect.scorer.Scorer` keyword arguments (measures, aggregations, ...).
         stride: look only at frames whose index is a multiple of this.
         jpeg_quality: JPEG quality of saved frames (1-100).
         seed: seeds every random decision (with the source and frame index).

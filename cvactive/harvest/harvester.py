@@ -22,7 +22,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cvactive.detector import Detector, FrameMeta
+from cvactive.detect.model import Detector
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing, SiteBudget
 from cvactive.harvest.dedup import Dedup, Deduper
@@ -31,8 +32,7 @@ from cvactive.harvest.rules import FrameInfo, ModelRule, RandomRule, Rule
 from cvactive.harvest.state import MANIFEST_NAME, HarvestState, frame_path
 from cvactive.io import JsonlWriter
 from cvactive.record import Harvested, ImageRecord
-from cvactive.scoring import Scorer
-from cvactive.sources import write_image
+from cvactive.sources import FrameMeta, write_image
 
 #: Rejection reasons counted in the summary.
 REASONS = ("rule_limit", "budget", "pacing", "duplicate")

@@ -1,7 +1,7 @@
 """How a harvest reaches the model: the pipeline for frames that are all inferred, one engine for many sources.
 
 A harvest whose rules need the model on every frame runs its frames through
-:class:`cvactive.pipeline.Pipeline` (see :meth:`cvactive.harvest.runner.HarvestRun.run_pipelined`):
+:class:`cvactive.detect.pipeline.Pipeline` (see :meth:`cvactive.harvest.runner.HarvestRun.run_pipelined`):
 the video decodes, the frames are letterboxed, inferred, put through NMS and scored while the
 harvest decides on the frames before them. This module holds what that needs:
 
@@ -29,12 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cvactive.detector import Detector, FrameMeta
+from cvactive.detect.engines import engine_for
+from cvactive.detect.model import Detector
 from cvactive.record import ImageRecord
+from cvactive.sources import FrameMeta
 
 if TYPE_CHECKING:
+    from cvactive.detect.engines import Done, Engine
     from cvactive.harvest.feed import FeedFrame
-    from cvactive.pipeline import Done, Engine
 
 
 class SharedDetector:
@@ -60,7 +62,7 @@ class LazyDetector:
     detector (once, thread-safe) and is the loaded one's.
 
     Args:
-        load: builds the detector (a :class:`~cvactive.detector.Detector`, or a wrapper of one).
+        load: builds the detector (a :class:`~cvactive.detect.model.Detector`, or a wrapper of one).
         model_path, imgsz, conf, iou: the detector's settings, as it will record them.
     """
 
@@ -142,18 +144,18 @@ class SharedEngine:
 def pipeline_engine(detector: Any, batch: int) -> Engine | None:
     """The engine a harvest's pipeline runs on, or ``None`` when ``detector`` cannot be pipelined.
 
-    A plain :class:`~cvactive.detector.Detector` gives its own engine; a :class:`SharedDetector`
+    A plain :class:`~cvactive.detect.model.Detector` gives its own engine; a :class:`SharedDetector`
     around one gives a :class:`SharedEngine` (built under its lock). Anything else (the
     consistency measures' :class:`~cvactive.consistency.measured.MeasuredDetector`, whose extra
     passes are not pipelined, or a user's wrapper) is inferred frame batch by frame batch.
     """
     detector = _unwrap(detector)
     if isinstance(detector, Detector):
-        return detector.engine(batch)
+        return engine_for(detector, batch)
     if isinstance(detector, SharedDetector) and isinstance(_unwrap(detector.detector), Detector):
         detector.detector = _unwrap(detector.detector)
         with detector.lock:
-            engine = detector.detector.engine(batch)
+            engine = engine_for(detector.detector, batch)
         return SharedEngine(engine, detector.lock)
     return None
 

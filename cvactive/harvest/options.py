@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cvactive.config import check_keys, check_kwargs
-from cvactive.detector import Detector
+from cvactive.detect.model import Detector
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits, Pacing, SiteBudget
 from cvactive.harvest.dedup import Dedup
@@ -22,7 +23,6 @@ from cvactive.harvest.feed import Retry
 from cvactive.harvest.harvester import Harvester
 from cvactive.harvest.rules import Rule, make_rules
 from cvactive.harvest.state import fingerprint
-from cvactive.scoring import Scorer
 
 
 def _as(cls: Any, value: Any) -> Any:
@@ -121,7 +121,7 @@ class HarvestOptions:
     @property
     def pipeline_workers(self) -> int:
         """Worker threads of the inference pipeline (``0``: none); ``None`` means the default."""
-        from cvactive.pipeline import default_workers
+        from cvactive.detect.pipeline import default_workers
 
         return default_workers() if self.workers is None else int(self.workers)
 

@@ -6,7 +6,7 @@ For each frame on the ``stride`` grid, in order:
    none of them chose is never decoded, and never inferred;
 2. model rules decide on the scored record (the detector runs on batches of ``batch`` frames,
    only when some model rule, the pacing score or embedding dedup needs it; when a model rule
-   needs every frame, the frames go through the inference pipeline, :mod:`cvactive.pipeline`,
+   needs every frame, the frames go through the inference pipeline, :mod:`cvactive.detect.pipeline`,
    which decodes and infers ahead while the loop decides, with the same records and decisions);
 3. the rules that fired and still have limit left are the frame's ``rules``; then the global
    caps (:class:`~cvactive.harvest.budget.Ledger`), pacing
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cvactive.detector import Detector
+from cvactive.detect.model import Detector
 from cvactive.errors import SourceError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
@@ -61,7 +61,7 @@ from cvactive.record import ImageRecord
 from cvactive.sources import SourceReport, is_stream
 
 if TYPE_CHECKING:
-    from cvactive.pipeline import Engine
+    from cvactive.detect.engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ class HarvestRun:
         source lets only :func:`~cvactive.harvest.infer.live_window` frames in flight, each
         taken at the live edge when the engine has room for it.
         """
-        from cvactive.pipeline import Pipeline
+        from cvactive.detect.pipeline import Pipeline
 
         h, opts = self.h, self.options
         halt = threading.Event()

@@ -116,7 +116,7 @@ class Study:
         """``workers``: threads of the inference pipeline that scores the pool (``None``: half the
         CPU cores, 2 to 8; ``0``: batch after batch on one thread). The records are the same either
         way, so it is not a study setting."""
-        from cvactive.pipeline import default_workers
+        from cvactive.detect.pipeline import default_workers
         from cvactive.weights import resolve_model_name
 
         if workers is not None and workers < 0:
@@ -215,21 +215,22 @@ class Study:
     def scored_pool(self, weights: str) -> list[ImageRecord]:
         """Every pool image scored (boxes, class scores, measures, embedding) by ``weights``; cached.
 
-        The pool goes through the inference pipeline (:mod:`cvactive.pipeline`, ``workers``
+        The pool goes through the inference pipeline (:mod:`cvactive.detect.pipeline`, ``workers``
         threads) in batches of 16 consecutive images, the batches it always had, so the records
         are those of batch-after-batch scoring, bit for bit.
         """
         if weights in self._scored:
             return self._scored[weights]
-        from cvactive.detector import Detector, FrameMeta
-        from cvactive.scoring import Scorer
-        from cvactive.sources import read_image
+        from cvactive.detect.model import Detector
+        from cvactive.detect.pipeline import run_detector
+        from cvactive.detect.scorer import Scorer
+        from cvactive.sources import FrameMeta, read_image
 
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
         frames = ((read_image(p), FrameMeta(str(p))) for p in self.pool)
         start = time.perf_counter()
-        records = list(detector.predict_stream(frames, POOL_BATCH, workers=self.workers, scorer=Scorer()))
+        records = list(run_detector(detector, frames, POOL_BATCH, workers=self.workers, scorer=Scorer()))
         self.scoring_seconds += time.perf_counter() - start
         self._scored[weights] = records
         return records
@@ -244,7 +245,7 @@ class Study:
         """
         if weights in self._error_models:
             return self._error_models[weights]
-        from cvactive.detector import Detector
+        from cvactive.detect.model import Detector
         from cvactive.errormodel import fit_error_model
         from cvactive.errormodel.collect import collect_labeled
 
@@ -269,13 +270,14 @@ class Study:
         is cached, else predicted for these images only, at the scoring confidence)."""
         if weights in self._scored:
             return [self._scored[weights][i] for i in indices]
-        from cvactive.detector import Detector, FrameMeta
-        from cvactive.sources import read_image
+        from cvactive.detect.model import Detector
+        from cvactive.detect.pipeline import run_detector
+        from cvactive.sources import FrameMeta, read_image
 
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
         frames = ((read_image(self.pool[i]), FrameMeta(str(self.pool[i]))) for i in indices)
-        return list(detector.predict_stream(frames, POOL_BATCH, workers=self.workers))
+        return list(run_detector(detector, frames, POOL_BATCH, workers=self.workers))
 
     def corrections(self, weights: str, indices: Sequence[int]) -> list[Any]:
         """Per image, what correcting the predictions of ``weights`` into its labels takes

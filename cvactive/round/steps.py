@@ -45,7 +45,7 @@ def _push_options(project: Project) -> dict[str, Any]:
 
 
 def _detector(project: Project, model: str, conf: float | None = None) -> Any:
-    from cvactive.detector import Detector
+    from cvactive.detect.model import Detector
 
     s = project.settings
     embed = conf is None and _needs_embeddings(s.strategy)
@@ -75,9 +75,9 @@ def step_select(project: Project, progress: bool = False) -> dict[str, Any]:
 
     import numpy as np
 
+    from cvactive.detect.stage import score_source
     from cvactive.io import load_jsonl, write_jsonl
     from cvactive.record import Selection
-    from cvactive.score import score_source
     from cvactive.selection import Pool, select
     from cvactive.store.push import push_file
 
@@ -245,8 +245,8 @@ def step_train(project: Project, progress: bool = False) -> dict[str, Any]:
 
 def step_evaluate(project: Project, progress: bool = False) -> dict[str, Any]:
     """Per-class AP of the round's weights on the fixed split, stored as the round's FiftyOne evaluation."""
+    from cvactive.detect.stage import score_source
     from cvactive.io import load_jsonl
-    from cvactive.score import score_source
     from cvactive.store.evaluate import evaluate_round
     from cvactive.store.labels import import_yolo_dataset
     from cvactive.store.push import push_records

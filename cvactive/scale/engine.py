@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError, CvactiveError, MissingDependencyError
 from cvactive.scale.plan import Shard, plan_shards
 from cvactive.scale.shards import (
@@ -42,7 +43,6 @@ from cvactive.scale.shards import (
     shard_path,
 )
 from cvactive.scale.work import DetectorFactory, ShardScorer
-from cvactive.scoring import Scorer
 
 log = logging.getLogger(__name__)
 ENGINES = ("ray", "inline")
@@ -50,7 +50,7 @@ ENGINES = ("ray", "inline")
 
 @dataclass(frozen=True)
 class DetectorSpec:
-    """What each worker builds: a :class:`~cvactive.detector.Detector` with these arguments."""
+    """What each worker builds: a :class:`~cvactive.detect.model.Detector` with these arguments."""
 
     model: str
     imgsz: int = 640
@@ -60,7 +60,7 @@ class DetectorSpec:
     embed: bool = False
 
     def __call__(self) -> Any:
-        from cvactive.detector import Detector
+        from cvactive.detect.model import Detector
 
         return Detector(
             self.model, imgsz=self.imgsz, conf=self.conf, iou=self.iou, device=self.device, embed=self.embed

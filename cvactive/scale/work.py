@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from cvactive.detector import Detector, FrameMeta
+from cvactive.detect.model import Detector
+from cvactive.detect.pipeline import run_detector
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import SourceError
 from cvactive.record import ImageRecord
 from cvactive.scale.plan import Shard
 from cvactive.scale.shards import FORMATS, ShardResult, write_shard
-from cvactive.scoring import Scorer
-from cvactive.sources import IMAGE_SUFFIXES, SourceReport, iter_video, read_image
+from cvactive.sources import IMAGE_SUFFIXES, FrameMeta, SourceReport, iter_video, read_image
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ShardScorer:
         factory: builds the detector (called once, in the worker).
         scorer: the measures and aggregations.
         batch: images per forward pass.
-        workers: threads of the inference pipeline (:mod:`cvactive.pipeline`) that letterbox, run
+        workers: threads of the inference pipeline (:mod:`cvactive.detect.pipeline`) that letterbox, run
             NMS and score while the model runs (``None``: half the CPU cores, 2 to 8; ``0``: batch
             after batch on one thread). Same records either way. A detector the pipeline cannot
             run (a :class:`~cvactive.consistency.measured.MeasuredDetector`) always goes batch by batch.
@@ -94,7 +95,7 @@ class ShardScorer:
     ) -> None:
         import os
 
-        from cvactive.pipeline import default_workers
+        from cvactive.detect.pipeline import default_workers
 
         started = time.perf_counter()
         self.out = Path(out)
@@ -136,5 +137,5 @@ class ShardScorer:
     def records(self, frames: Iterator[tuple[np.ndarray, FrameMeta]]) -> list[ImageRecord]:
         """The scored records of ``frames``, through the pipeline when the detector allows it."""
         if self.workers > 0 and isinstance(self.detector, Detector):
-            return list(self.detector.predict_stream(frames, self.batch, workers=self.workers, scorer=self.scorer))
+            return list(run_detector(self.detector, frames, self.batch, workers=self.workers, scorer=self.scorer))
         return [self.scorer(r) for r in self.detector.predict_stream(frames, batch=self.batch)]

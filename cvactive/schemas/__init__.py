@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel
-
 from cvactive._renamed import NAMES
 from cvactive.schemas.check import Section, describe, validate_model
+from pydantic import BaseModel
+
 from cvactive.schemas.commands import (
     Bbox,
     CopyPaste,
@@ -66,7 +66,7 @@ TARGETS: dict[str, str] = {
     "cvactive.harvest.budget.Pacing": "pacing",
     "cvactive.harvest.dedup.Dedup": "dedup",
     "cvactive.harvest.frames.Retry": "retry",
-    "cvactive.scoring.Scorer": "scorer",
+    "cvactive.detect.scorer.Scorer": "scorer",
     "cvactive.harvest.rules.RandomRule": "rule:random",
     "cvactive.harvest.rules.ConfidenceBandRule": "rule:confidence_band",
     "cvactive.harvest.rules.UncertaintyRule": "rule:uncertainty",

@@ -3,7 +3,7 @@
 :func:`clustered_embeddings` draws points around a few centres (the way frames of the same
 scene sit together in embedding space); :func:`synthetic_records` wraps them into scored
 :class:`~cvactive.record.ImageRecord` objects with boxes, full class-score rows and the image
-scores of :class:`~cvactive.scoring.Scorer`; :func:`synthetic_pool` builds a large
+scores of :class:`~cvactive.detect.scorer.Scorer`; :func:`synthetic_pool` builds a large
 :class:`~cvactive.selection.pool.Pool` straight from arrays.
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from cvactive._random import RngLike, as_rng
+from cvactive.detect.scorer import Scorer
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
 from cvactive.selection.pool import Pool
 
 

@@ -1,7 +1,7 @@
 """The score stage: run the detector over a source and write one scored JSON line per image.
 
-With ``workers > 0`` (the default) a plain :class:`~cvactive.detector.Detector` runs through the
-:class:`~cvactive.pipeline.Pipeline`: still images decode on ``workers`` threads and videos on a
+With ``workers > 0`` (the default) a plain :class:`~cvactive.detect.model.Detector` runs through the
+:class:`~cvactive.detect.pipeline.Pipeline`: still images decode on ``workers`` threads and videos on a
 reader thread, worker threads letterbox, run NMS and score, and the inference engine stays
 busy; records come out in input order. ``workers=0`` scores batch after batch on the calling thread (and a
 :class:`~cvactive.consistency.measured.MeasuredDetector`, whose extra passes are not pipelined,
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cvactive.detector import Detector
+from cvactive.detect.model import Detector
+from cvactive.detect.pipeline import default_workers, read_frames, run_detector
+from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError, OutputError
 from cvactive.io import JsonlWriter
 from cvactive.outputs import check_file_output, move_aside, path_lock
-from cvactive.pipeline import default_workers, read_frames
 from cvactive.record import ImageRecord
-from cvactive.scoring import Scorer
 from cvactive.sources import (
     VIDEO_SUFFIXES,
     FrameMeta,
@@ -104,7 +104,7 @@ def iter_scored(
     Args:
         source: what Ultralytics' ``predict`` takes: a path, folder, glob, video, stream, a BGR
             ``uint8`` array, a PIL image, or a list of these (:data:`cvactive.sources.Source`).
-        workers: pipeline worker threads (``None``: :func:`cvactive.pipeline.default_workers`;
+        workers: pipeline worker threads (``None``: :func:`cvactive.detect.pipeline.default_workers`;
             ``0``: no pipeline, batch after batch on this thread). Same records either way.
         skip: keys (:attr:`ImageRecord.key <cvactive.record.ImageRecord.key>`) of images and frames
             to leave out before the detector sees them (those a resumed run has already).
@@ -114,7 +114,7 @@ def iter_scored(
         raise ConfigError(f"workers must be 0 (no pipeline) or a positive number of threads, got {workers}")
     if isinstance(detector, Detector) and workers > 0:
         frames = read_frames(source, stride=stride, report=report, strict=strict, workers=workers)
-        yield from detector.predict_stream(_unskipped(frames, skip), batch, workers=workers, scorer=scorer)
+        yield from run_detector(detector, _unskipped(frames, skip), batch, workers=workers, scorer=scorer)
         return
     frames = _unskipped(iter_frames(source, stride=stride, report=report, strict=strict), skip)
     if isinstance(detector, Detector):
@@ -156,7 +156,7 @@ def score_source(
 
     Args:
         source: image, folder, glob pattern, video, stream URL or camera index.
-        detector: the loaded :class:`~cvactive.detector.Detector`, or a
+        detector: the loaded :class:`~cvactive.detect.model.Detector`, or a
             :class:`~cvactive.consistency.measured.MeasuredDetector` for the consistency measures.
         out: the JSON-lines file to write (replaced if it exists).
         scorer: measures and aggregations (all of them by default).

@@ -27,11 +27,10 @@ from cvactive._pins import require as require_pinned
 from cvactive._ultralytics import private
 from cvactive.errors import ModelError
 from cvactive.record import ImageRecord
-from cvactive.sources import FrameMeta as FrameMeta  # re-exported: the provenance type lives in sources
+from cvactive.sources import FrameMeta
 
 if TYPE_CHECKING:
-    from cvactive.pipeline import Engine
-    from cvactive.scoring import Scorer
+    from cvactive.detect.scorer import Scorer
     from cvactive.sources import Source
 
 _MODEL_SUFFIXES = (".pt", ".yaml", ".yml", ".onnx", ".engine", ".torchscript", ".mlpackage", ".tflite")
@@ -112,7 +111,6 @@ class Detector:
         self.model_path = _object_name(given) if given is not None else _check_model_path(model)
         self.requested_device = device
         self.trust_checkpoint = bool(trust_checkpoint)
-        self._engines: dict[int, Any] = {}
         self.imgsz, self.conf, self.iou, self.max_det = int(imgsz), float(conf), float(iou), int(max_det)
         try:
             from ultralytics import YOLO
@@ -178,23 +176,6 @@ class Detector:
             self._feats = [m.float().mean(dim=(2, 3)) for m in maps]
 
         head.register_forward_pre_hook(capture)
-
-    def engine(self, batch: int = 8) -> Engine:
-        """The pipeline engine for this model (built once per batch size, then reused).
-
-        An OpenVINO IR with a static input gets :class:`cvactive.engines.OpenVINOEngine`
-        (asynchronous requests, THROUGHPUT hint); every other model
-        :class:`cvactive.engines.BatchedEngine`. See :mod:`cvactive.pipeline`.
-        """
-        from cvactive.engines import OpenVINOEngine, engine_for
-
-        key = int(batch)
-        for engine in self._engines.values():
-            if isinstance(engine, OpenVINOEngine):  # one image per request, whatever the batch
-                return engine
-        if key not in self._engines:
-            self._engines[key] = engine_for(self, batch=key)
-        return self._engines[key]
 
     # -- inference, in steps the pipeline can run on different threads ------------------
     def preprocess(self, images: Sequence[np.ndarray]) -> Any:
@@ -316,10 +297,10 @@ class Detector:
         list of BGR ``uint8`` arrays ``(H, W, 3)`` (one forward pass, ``metas`` optional), one
         array, a ``(B, H, W, 3)`` stack, a PIL image, an image path, a list of paths, a folder, a
         glob pattern or a video (read and run in batches of ``batch``; every frame of a video, so
-        for a long one prefer :meth:`predict_stream` or :func:`cvactive.score.iter_scored`).
+        for a long one prefer :meth:`predict_stream` or :func:`cvactive.detect.stage.iter_scored`).
 
         The returned records carry ``class_scores`` ``(N, C)`` and, with ``embed``, an
-        ``embedding``. They are not yet scored (see :class:`cvactive.scoring.Scorer`).
+        ``embedding``. They are not yet scored (see :class:`cvactive.detect.scorer.Scorer`).
 
         Raises:
             SourceError: a path that does not exist or an object that is not an image (strict:
@@ -352,28 +333,19 @@ class Detector:
         frames: Iterable[tuple[np.ndarray, FrameMeta]],
         batch: int = 8,
         *,
-        workers: int = 0,
         scorer: Scorer | None = None,
     ) -> Iterator[ImageRecord]:
-        """Records for an iterable of ``(image, meta)`` pairs, in input order.
+        """Records for an iterable of ``(image, meta)`` pairs, in input order, batch after batch
+        on the calling thread (:func:`cvactive.detect.pipeline.run_detector` runs the same
+        batches pipelined: decode, letterbox, inference and NMS at once, the same records).
 
         Args:
             frames: ``(BGR uint8 image, meta)`` pairs.
             batch: images per forward pass (PyTorch and other batched backends).
-            workers: ``0`` runs batch after batch on the calling thread; ``n > 0`` runs the
-                :class:`cvactive.pipeline.Pipeline` (decode, letterbox, inference and NMS at once,
-                ``n`` worker threads). Both give the same records.
-            scorer: also score each record (on the pipeline's workers when pipelined).
+            scorer: also score each record.
         """
         if batch < 1:
             raise ModelError(f"batch must be at least 1, got {batch}")
-        if workers < 0:
-            raise ModelError(f"workers must be 0 (no pipeline) or more, got {workers}")
-        if workers > 0:
-            from cvactive.pipeline import Pipeline
-
-            yield from Pipeline(self, workers=workers, batch=batch, scorer=scorer)(frames)
-            return
         images: list[np.ndarray] = []
         metas: list[FrameMeta] = []
         for image, meta in frames:

@@ -1,4 +1,6 @@
-"""Inference engines for :class:`cvactive.pipeline.Pipeline` (the Ultralytics/OpenVINO edge).
+"""Inference engines for :class:`cvactive.detect.pipeline.Pipeline` (the Ultralytics/OpenVINO edge).
+
+:class:`Engine` is what the pipeline needs of one; :func:`engine_for` picks a detector's.
 
 * :class:`OpenVINOEngine`: an OpenVINO IR with a static ``(1, 3, H, W)`` input, compiled a
   second time for throughput. ``PrePostProcessor`` folds the ``uint8 -> float32`` conversion,
@@ -12,25 +14,54 @@
   preprocessing and forward pass, one batch at a time; the pipeline overlaps decoding,
   letterboxing, NMS and scoring with it. With CUDA the workers also move the batch to the GPU.
 
-Both produce the same records as :meth:`cvactive.detector.Detector.predict`: the letterbox is
+Both produce the same records as :meth:`cvactive.detect.model.Detector.predict`: the letterbox is
 the predictor's own, and the raw output goes through :meth:`Detector.to_records` (Ultralytics'
 ``non_max_suppression(..., return_idxs=True)`` and the full class-score row of each kept box).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from cvactive.errors import ModelError
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector, FrameMeta
-    from cvactive.pipeline import Done, Engine
+    from cvactive.detect.model import Detector
     from cvactive.record import ImageRecord
+    from cvactive.sources import FrameMeta
+
+#: Called by an engine when a submitted chunk's inference ends: ``(output, None)`` or ``(None, error)``.
+Done = Callable[[Any, "BaseException | None"], None]
+
+
+class Engine(Protocol):
+    """What the pipeline needs of an inference engine."""
+
+    #: Images per inference call; the pipeline cuts the input into chunks of this size.
+    batch: int
+    #: Chunks the engine can hold in flight at once (its asynchronous requests; 1 if synchronous).
+    depth: int
+
+    def prepare(self, images: Sequence[np.ndarray]) -> Any:
+        """A chunk of BGR ``uint8`` images as the engine's input. Thread-safe (worker threads)."""
+
+    def submit(self, prepared: Any, done: Done) -> None:
+        """Start inference on one prepared chunk and call ``done`` when it ends.
+
+        Called from one thread, in input order; may block while every request is busy.
+        """
+
+    def drain(self) -> None:
+        """Wait for every submitted chunk's ``done``."""
+
+    def finish(self, output: Any, shapes: Sequence[tuple[int, int]], metas: Sequence[FrameMeta]) -> list[ImageRecord]:
+        """Records of one chunk from its inference output (NMS, class-score rows). Thread-safe."""
 
 
 class BatchedEngine:
@@ -183,8 +214,31 @@ def openvino_device(requested: str | None) -> str:
     return "CPU" if ov.Core().available_devices == ["CPU"] else "AUTO"
 
 
-def engine_for(detector: Detector, *, batch: int = 8) -> Engine:
-    """The fastest engine for ``detector``: :class:`OpenVINOEngine` for a static OpenVINO IR, else batched."""
+#: Each detector's engines by batch size, built once and reused while the detector lives.
+_ENGINES: weakref.WeakKeyDictionary[Any, dict[int, Engine]] = weakref.WeakKeyDictionary()
+_ENGINES_LOCK = threading.Lock()
+
+
+def engine_for(detector: Detector, batch: int = 8) -> Engine:
+    """The pipeline engine for ``detector`` (built once per detector and batch size, then reused).
+
+    An OpenVINO IR with a static input gets :class:`OpenVINOEngine` (asynchronous requests,
+    THROUGHPUT hint; one image per request, so one engine whatever the batch); every other
+    model :class:`BatchedEngine`.
+    """
+    if batch < 1:
+        raise ModelError(f"batch must be at least 1, got {batch}")
+    with _ENGINES_LOCK:
+        built = _ENGINES.setdefault(detector, {})
+        for engine in built.values():
+            if isinstance(engine, OpenVINOEngine):
+                return engine
+        if int(batch) not in built:
+            built[int(batch)] = _new_engine(detector, int(batch))
+        return built[int(batch)]
+
+
+def _new_engine(detector: Detector, batch: int) -> Engine:
     if getattr(detector.backend, "format", "pt") == "openvino":
         xml = openvino_xml(detector.model_path)
         if xml is not None:

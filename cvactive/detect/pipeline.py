@@ -13,7 +13,7 @@ works at the same time::
   still images on several threads (same pairs, same order as :func:`cvactive.sources.iter_frames`).
 * **Workers** (a thread pool of ``workers`` threads) letterbox each chunk into the engine's
   input and, once the engine is done with it, run NMS, gather each kept box's class-score row
-  and apply the optional :class:`~cvactive.scoring.Scorer`. OpenCV, NumPy, PyTorch and OpenVINO
+  and apply the optional :class:`~cvactive.detect.scorer.Scorer`. OpenCV, NumPy, PyTorch and OpenVINO
   release the GIL in their kernels, so these threads overlap for real.
 * The **inference** thread hands prepared chunks to the engine in order; an engine with
   asynchronous requests keeps several in flight.
@@ -24,17 +24,18 @@ consumer that stops early (``break``, an exception) stops the threads. An error 
 unreadable file under ``strict``, a failed inference) is raised in the caller's thread at the
 position of the chunk it belongs to; records before it have been yielded.
 
-The engines (:mod:`cvactive.engines`) are chosen by :func:`cvactive.engines.engine_for`: an
+The engines (:mod:`cvactive.detect.engines`) are chosen by :func:`cvactive.detect.engines.engine_for`: an
 OpenVINO model with a static input shape runs on its own ``AsyncInferQueue`` under the
 ``THROUGHPUT`` hint with the input conversions folded into the compiled graph; every other
 model (PyTorch on CPU or CUDA, ONNX, dynamic exports) runs in batches through the Ultralytics
-predictor of :class:`~cvactive.detector.Detector`.
+predictor of :class:`~cvactive.detect.model.Detector`. :func:`run_detector` is the one call for
+a detector's records, pipelined (``workers > 0``) or batch after batch on the caller's thread.
 
 Example::
 
-    from cvactive.detector import Detector
-    from cvactive.pipeline import Pipeline
-    from cvactive.scoring import Scorer
+    from cvactive.detect.model import Detector
+    from cvactive.detect.pipeline import Pipeline
+    from cvactive.detect.scorer import Scorer
     from cvactive.sources import iter_frames
 
     pipeline = Pipeline(Detector("yolov8n_int8_openvino_model"), workers=2, scorer=Scorer())
@@ -49,61 +50,22 @@ import os
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cvactive.detect.engines import Engine, engine_for
+from cvactive.detect.model import Detector
 from cvactive.errors import ModelError, SourceError
 
 if TYPE_CHECKING:
-    from cvactive.detector import Detector
+    from cvactive.detect.scorer import Scorer
     from cvactive.record import ImageRecord
-    from cvactive.scoring import Scorer
     from cvactive.sources import FrameMeta, Source, SourceReport
-
-#: Called by an engine when a submitted chunk's inference ends: ``(output, None)`` or ``(None, error)``.
-Done = Callable[[Any, "BaseException | None"], None]
-
-
-class Engine(Protocol):
-    """What the pipeline needs of an inference engine (see :mod:`cvactive.engines`)."""
-
-    #: Images per inference call; the pipeline cuts the input into chunks of this size.
-    batch: int
-    #: Chunks the engine can hold in flight at once (its asynchronous requests; 1 if synchronous).
-    depth: int
-
-    def prepare(self, images: Sequence[np.ndarray]) -> Any:
-        """A chunk of BGR ``uint8`` images as the engine's input. Thread-safe (worker threads)."""
-
-    def submit(self, prepared: Any, done: Done) -> None:
-        """Start inference on one prepared chunk and call ``done`` when it ends.
-
-        Called from one thread, in input order; may block while every request is busy.
-        """
-
-    def drain(self) -> None:
-        """Wait for every submitted chunk's ``done``."""
-
-    def finish(self, output: Any, shapes: Sequence[tuple[int, int]], metas: Sequence[FrameMeta]) -> list[ImageRecord]:
-        """Records of one chunk from its inference output (NMS, class-score rows). Thread-safe."""
-
-
-def _engine_of(model: Detector | Engine, batch: int) -> Engine:
-    """The engine a pipeline drives: a detector's own (:meth:`Detector.engine
-    <cvactive.detector.Detector.engine>` for ``batch``), or ``model`` itself when it is an engine.
-
-    A detector is told apart by its class defining ``engine`` (an engine's class does not; a
-    wrapper that only forwards attributes is not a detector either), so this module does not
-    import :mod:`cvactive.detector`, which builds pipelines itself.
-    """
-    if callable(getattr(type(model), "engine", None)):
-        return cast("Detector", model).engine(batch)
-    return cast(Engine, model)
 
 
 def read_frames(
@@ -187,9 +149,9 @@ class Pipeline:
     """Ordered, overlapped detection over a stream of ``(image, meta)`` pairs.
 
     Args:
-        model: the loaded :class:`~cvactive.detector.Detector` (its model, thresholds and
-            preprocessing define the records; :meth:`Detector.engine
-            <cvactive.detector.Detector.engine>` picks the engine), or an :class:`Engine`.
+        model: the loaded :class:`~cvactive.detect.model.Detector` (its model, thresholds and
+            preprocessing define the records; :func:`~cvactive.detect.engines.engine_for` picks
+            its engine), or an :class:`~cvactive.detect.engines.Engine`.
         workers: threads that letterbox, run NMS and score (default :func:`default_workers`).
         batch: images per forward pass for batched engines (PyTorch and other non-OpenVINO
             backends); the OpenVINO engine infers one image per request.
@@ -198,7 +160,7 @@ class Pipeline:
             :class:`~cvactive.errors.ModelError` (an inference engine that hangs).
 
     A pipeline can be called many times, one stream after another (not at the same time).
-    The records are those :meth:`Detector.predict <cvactive.detector.Detector.predict>` gives on the
+    The records are those :meth:`Detector.predict <cvactive.detect.model.Detector.predict>` gives on the
     same images in the same batches (bit for bit in the tests, OpenVINO engine included; see
     docs/scoring.md).
     """
@@ -217,7 +179,7 @@ class Pipeline:
             raise ModelError(f"a pipeline needs at least 1 worker thread, got workers={workers}")
         if batch < 1:
             raise ModelError(f"batch must be at least 1, got {batch}")
-        self.engine: Engine = _engine_of(model, batch)
+        self.engine: Engine = engine_for(model, batch) if isinstance(model, Detector) else model
         self.workers, self.scorer = workers, scorer
         self.stall_timeout = float(stall_timeout)
 
@@ -225,6 +187,34 @@ class Pipeline:
         """Records of ``frames`` (``(BGR uint8 image (H, W, 3), meta)`` pairs), in input order."""
         run = _Run(self, frames)
         return run.results()
+
+
+def run_detector(
+    detector: Detector,
+    frames: Iterable[tuple[np.ndarray, FrameMeta]],
+    batch: int = 8,
+    *,
+    workers: int = 0,
+    scorer: Scorer | None = None,
+) -> Iterator[ImageRecord]:
+    """A detector's records for ``(image, meta)`` pairs, in input order, pipelined or not.
+
+    Args:
+        detector: the loaded detector.
+        frames: ``(BGR uint8 image, meta)`` pairs.
+        batch: images per forward pass (PyTorch and other batched backends).
+        workers: ``0`` runs batch after batch on the calling thread
+            (:meth:`Detector.predict_stream <cvactive.detect.model.Detector.predict_stream>`);
+            ``n > 0`` runs a :class:`Pipeline` with ``n`` worker threads. Both give the same records.
+        scorer: also score each record (on the pipeline's workers when pipelined).
+    """
+    if batch < 1:
+        raise ModelError(f"batch must be at least 1, got {batch}")
+    if workers < 0:
+        raise ModelError(f"workers must be 0 (no pipeline) or more, got {workers}")
+    if workers == 0:
+        return detector.predict_stream(frames, batch, scorer=scorer)
+    return Pipeline(detector, workers=workers, batch=batch, scorer=scorer)(frames)
 
 
 @dataclass
