@@ -247,7 +247,8 @@ def test_symlinked_label_files_still_match_their_images(tmp_path, rng):
 
 
 def test_shipped_config_keys_are_analyse_options(tmp_path, rng):
-    from cvactive.config import CONFIG_DIR, check_kwargs, load_yaml
+    from cvactive._config import load_yaml
+    from cvactive.config import CONFIG_DIR, check_kwargs
 
     options = check_kwargs(analyse, load_yaml(CONFIG_DIR / "health.yaml"), "configs/health.yaml")
     assert options["min_instances"] == 10 and options["allow_leakage"] is False

@@ -7,9 +7,10 @@ import json
 
 import pytest
 
+from cvactive._config import load_yaml
 from cvactive._renamed import RenamedWarning, rename_keys, renamed_kwargs
 from cvactive.cli import main
-from cvactive.config import CONFIG_DIR, check_config, load_config, load_yaml
+from cvactive.config import CONFIG_DIR, check_config, load_config
 from cvactive.errors import ConfigError
 from cvactive.io import write_jsonl
 from cvactive.schemas import RENAMED, SCHEMAS

@@ -22,7 +22,7 @@ TOLERANCE = 0.005
 @pytest.fixture(scope="module")
 def coco_val(assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """coco128's data.yaml with an absolute path (its own says ``path: .``)."""
-    from cvactive.config import load_yaml
+    from cvactive._config import load_yaml
 
     root = assets / "coco128"
     if not (root / "images" / "val2017").is_dir():

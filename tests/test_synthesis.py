@@ -294,9 +294,10 @@ def test_copy_paste_condition_adds_instances_of_the_named_class(tmp_path):
 
 
 def test_cli_config_keys_are_synthesize_options_and_list_recipes_needs_no_data(capsys):
+    from cvactive._config import load_yaml
     from cvactive.cli import main
     from cvactive.cli.synthesize import DEFAULT_CONFIG
-    from cvactive.config import check_kwargs, load_yaml
+    from cvactive.config import check_kwargs
 
     assert check_kwargs(synthesize, load_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
     assert main(["synthesize", "--list-recipes"]) == 0

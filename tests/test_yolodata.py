@@ -5,8 +5,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cvactive._config import load_yaml
 from cvactive.boxes import xyxy_to_yolo, yolo_to_xyxy
-from cvactive.config import load_yaml
 from cvactive.errors import DatasetError
 from cvactive.yolo_labels import parse_label_text
 from cvactive.yolodata import YoloDataset, format_label_lines, label_path_for, load_yolo_dataset, resolve_splits

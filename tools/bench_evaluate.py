@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cvactive._config import load_yaml
     from cvactive.assets import OPENVINO_MODEL, asset, assets_dir
-    from cvactive.config import load_yaml
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3, help="rounds timed per route (alternating)")

@@ -46,7 +46,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvactive.config import check_kwargs, load_yaml
+    from cvactive._config import load_yaml
+    from cvactive.config import check_kwargs
     from cvactive.store.evaluate import evaluate_round
 
     options = check_kwargs(evaluate_round, load_yaml(args.config), where=args.config)

@@ -123,7 +123,7 @@ def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str
     """
     from pathlib import Path
 
-    from cvactive.config import load_yaml
+    from cvactive._config import load_yaml
     from cvactive.errors import ConfigError
     from cvactive.harvest.feed import probe
     from cvactive.harvest.folder import check_out, check_site

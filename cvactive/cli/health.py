@@ -37,7 +37,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvactive.config import check_kwargs, load_yaml
+    from cvactive._config import load_yaml
+    from cvactive.config import check_kwargs
     from cvactive.health import analyse, check_health
     from cvactive.health.report import summary_lines
 

@@ -47,7 +47,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvactive.config import check_kwargs, load_yaml
+    from cvactive._config import load_yaml
+    from cvactive.config import check_kwargs
     from cvactive.errors import ConfigError
     from cvactive.synthesis import load_recipes, synthesize
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from cvactive.config import check_keys, check_kwargs
+from cvactive._config import check_keys
+from cvactive.config import check_kwargs
 from cvactive.detect.model import Detector
 from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError

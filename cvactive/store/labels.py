@@ -271,7 +271,7 @@ def import_labels(
 
 
 def _yolo_names(folder: Path, ds: Any) -> dict[int, str]:
-    from cvactive.config import load_yaml
+    from cvactive._config import load_yaml
     from cvactive.yolodata import _names
 
     for parent in [folder, *list(folder.parents)[:3]]:

@@ -25,7 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from cvactive.config import CONFIG_DIR, check_config, from_mapping, load_yaml
+from cvactive._config import load_yaml
+from cvactive.config import CONFIG_DIR, check_config, from_mapping
 from cvactive.errors import ConfigError
 
 #: Where the built-in recipes live.
