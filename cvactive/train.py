@@ -295,6 +295,7 @@ def train_detector(
     device: str | None = None,
     seed: int = 0,
     workers: int = 2,
+    threads: int | None = None,
     name: str = "train",
     freeze: int | None = None,
     val: bool = True,
@@ -311,7 +312,11 @@ def train_detector(
         out_dir: folder for the run (weights in ``out_dir/name/weights``); never the current directory.
         model: a ``.pt`` to fine-tune, ``pretrained``/``auto`` (see :func:`cvactive.weights.resolve_model_name`),
             an architecture YAML or a scale name (``pico``, ``n``, ``s``).
-        epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train``.
+        epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train`` (``workers``: dataloader
+            processes, at most the CPU cores).
+        threads: torch's CPU threads while training (``None``: Ultralytics' choice, one less than
+            the cores); the process's own setting is restored afterwards either way (Ultralytics
+            leaves its choice behind).
         freeze: freeze the first ``freeze`` layers (``None``: train every layer).
         val: validate during training (needed for a ``best.pt`` that is not the last epoch's);
             ``False`` validates nothing, not even the last epoch (Ultralytics would, twice).
@@ -347,10 +352,16 @@ def train_detector(
         with checkpoint_loading(trust=trust_checkpoint):  # a .pt: weights only, never code from the file
             yolo = YOLO(arch, task="detect")
         yolo.add_callback("on_train_epoch_end", on_epoch_end)
+        _set_threads(yolo, "on_pretrain_routine_start", threads)
         work = _count_work(yolo)
         if not val:
             _skip_validation(yolo)
-        with quiet_ultralytics(not verbose), full_nms(), checkpoint_loading(trust=trust_checkpoint):
+        with (
+            quiet_ultralytics(not verbose),
+            full_nms(),
+            checkpoint_loading(trust=trust_checkpoint),
+            kept_torch_threads(),
+        ):
             yolo.train(
                 data=str(data_path),
                 epochs=plan.epochs,
@@ -407,6 +418,39 @@ def _train_images(data_yaml: Path) -> int:
     if count == 0:
         raise DatasetError(f"the train split of {data_yaml} names no images")
     return count
+
+
+@contextmanager
+def kept_torch_threads() -> Iterator[None]:
+    """Restore torch's CPU thread count on the way out.
+
+    Ultralytics sets it whenever it picks a CPU device (training, validation, a predictor's
+    setup): to one less than the cores, 1 on a 2-core machine, and leaves it so for the rest of the
+    process, which would then score a pool or train the next round with what the last call chose.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _set_threads(yolo: Any, event: str, threads: int | None) -> None:
+    """Set torch's CPU threads to ``threads`` at ``event`` (after Ultralytics picked the device and
+    set them itself); ``None`` leaves Ultralytics' choice."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ConfigError(f"threads must be at least 1, got {threads}")
+
+    def on_event(_: Any) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    yolo.add_callback(event, on_event)
 
 
 def _skip_validation(yolo: Any) -> None:
@@ -497,19 +541,25 @@ def validate_detector(
     iou: float = 0.7,
     device: str | None = None,
     work: str | Path,
+    threads: int | None = None,
+    cache: str | None = None,
 ) -> dict[str, Any]:
     """Ultralytics' COCO-style validation on the data set's ``val`` split, per class, settings recorded.
 
     Returns ``mAP50``, ``mAP50_95``, per-class ``ap50`` / ``ap50_95`` (0.0 for a class with no
-    ground truth in the split), the IoU sweep and the confidence threshold.
+    ground truth in the split), the IoU sweep and the confidence threshold. ``threads``: torch's
+    CPU threads while validating (``None``: Ultralytics' choice; restored afterwards either way);
+    ``cache``: Ultralytics' image cache of the split (``disk``: ``.npy`` files beside its images).
     """
     offline_defaults()
     from ultralytics import YOLO
 
     from cvactive.weights.checkpoint import checkpoint_loading
 
-    with quiet_ultralytics(), full_nms(), checkpoint_loading():  # weights only (trust: an outer context)
-        metrics = YOLO(str(weights), task="detect").val(
+    with quiet_ultralytics(), full_nms(), checkpoint_loading(), kept_torch_threads():  # weights only
+        yolo = YOLO(str(weights), task="detect")
+        _set_threads(yolo, "on_val_start", threads)
+        metrics = yolo.val(
             data=str(data_yaml),
             split="val",
             imgsz=imgsz,
@@ -522,6 +572,7 @@ def validate_detector(
             project=str(Path(work).resolve()),
             name="val",
             exist_ok=True,
+            cache=cache or False,
         )
     box = metrics.box
     per_class_50 = {names[i]: 0.0 for i in names}

@@ -71,7 +71,8 @@ def test_loop_rejects_a_budget_larger_than_the_pool(porch_data, tmp_path, capsys
 
 def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path):
     """init=previous trains round 1 from round 0's weights; eval_data adds a per-round evaluation set;
-    random is selected without scoring the pool (the registry says it needs no detections)."""
+    random is selected without scoring the pool (the registry says it needs no detections); with the
+    disk cache nothing is written beside the data set's files, and the scored pool is kept by hash."""
     import yaml
 
     from cvactive.loop import LoopConfig, run_loop
@@ -82,7 +83,12 @@ def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path)
         strategies=("random", "coreset"), initial=10, budget=10, rounds=1, seeds=1, model="pico", init="previous",
         freeze=2, epochs=1, imgsz=128, eval_data=({"data": str(extra), "split": "val", "name": "again"},),
     )  # fmt: skip
-    rows = json.loads(run_loop(porch_data, tmp_path / "study", cfg, progress=False).read_text())
+    user_files = sorted(porch_data.parent.rglob("*"))
+    rows = json.loads(run_loop(porch_data, tmp_path / "study", cfg, progress=False, cache="disk").read_text())
+    assert sorted(porch_data.parent.rglob("*")) == user_files  # no label cache, no .npy beside the user's files
+    dataset = tmp_path / "study" / "dataset"
+    assert len(list((dataset / "images" / "eval-main").glob("*.npy"))) == 20  # evaluation images decoded once
+    assert (dataset / "labels" / "eval-main.cache").is_file() and (dataset / "labels" / "pool.cache").is_file()
     round0 = json.loads((tmp_path / "study" / "seed0" / "round0" / "round.json").read_text())
     for strategy in ("random", "coreset"):
         r1 = json.loads((tmp_path / "study" / "seed0" / strategy / "round1" / "round.json").read_text())
@@ -98,13 +104,23 @@ def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path)
         r1 = json.loads((tmp_path / "study" / "seed0" / strategy / "round1" / "round.json").read_text())
         assert set(r1["seconds"]) == {"train", "score", "select", "evaluate"}
         assert r1["seconds"]["train"] == r1["train_seconds"] > 0 and r1["seconds"]["evaluate"] > 0
-        assert r1["seconds"]["score"] + r1["seconds"]["select"] == pytest.approx(r1["select_seconds"])
+        # select_seconds covered the strategy and any pool scoring; score also has the corrections' predictions
+        assert 0 <= r1["seconds"]["select"] <= r1["select_seconds"] <= r1["seconds"]["score"] + r1["seconds"]["select"]
         # 20 labeled images, 1 epoch of 16: 2 batches, gradients accumulated to 64 images: 1 step
         assert r1["training"] == {"recipe": "epochs", "epochs": 1, "steps": 1, "images": 20}
     coreset = json.loads((tmp_path / "study" / "seed0" / "coreset" / "round1" / "round.json").read_text())
     random_r1 = json.loads((tmp_path / "study" / "seed0" / "random" / "round1" / "round.json").read_text())
-    assert coreset["seconds"]["score"] > 0 and random_r1["seconds"]["score"] == 0.0  # random scores nothing
+    # random scores no pool: only its 10 picks are predicted, for the corrections count; coreset scores
+    # the pool of 60 once (its picks' predictions come from it)
+    assert random_r1["scored_images"] == 10 and coreset["scored_images"] == 60 and coreset["seconds"]["score"] > 0
     assert round0["seconds"]["score"] == round0["seconds"]["select"] == 0.0
+    # Another process on the same study reads round 0's scored pool back (keyed by the weights' hash).
+    from cvactive.loop.run import Study
+
+    first = Study(porch_data, tmp_path / "study", cfg)
+    records = first.scored_pool(round0["weights"])
+    assert first.scored_images == 0 and first.scores_reused == 1 and len(records) == 60
+    assert len(list((tmp_path / "study" / "scores").glob("pool-*.jsonl"))) == 1
 
 
 def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_path):

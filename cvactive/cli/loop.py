@@ -67,13 +67,19 @@ def register(sub: Any) -> None:
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--device", default=None)
     p.add_argument("--measure", default=None, help="image score for uncertainty-driven strategies")
+    p.add_argument(
+        "--cache",
+        choices=("none", "disk", "ram"),
+        default=None,
+        help="Ultralytics' image cache while training and evaluating (disk: .npy files in the study folder, "
+        "kept across rounds); not a study setting; see docs/loop.md for the default",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from cvactive._config import load_yaml
-    from cvactive.config import check_kwargs
+    from cvactive.config import check_kwargs, load_yaml
     from cvactive.loop import LoopConfig
 
     options: dict[str, Any] = load_yaml(args.config) if args.config else {}
@@ -146,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = build_config(args)
     with checkpoint_loading(trust=args.trust_checkpoint):  # every .pt the study loads: weights only unless trusted
-        rounds = run_loop(args.data, args.out, cfg, progress=not args.no_progress)
+        extra = {} if args.cache is None else {"cache": args.cache}
+        rounds = run_loop(args.data, args.out, cfg, progress=not args.no_progress, **extra)
     out = rounds.parent
     print((out / "summary.md").read_text())
     summary = json.loads((out / "summary.json").read_text())

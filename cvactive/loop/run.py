@@ -13,12 +13,21 @@ embeddings from a scored pool, or nothing, as for ``random``; an error predictor
 evaluation split with the round's model, for ``needs_error_model``) and which options it takes
 (the study's ``measure`` goes to every strategy with a ``score`` option).
 
-The labeled subset is given to Ultralytics as a text file of image paths (labels are found
-beside them by the usual images -> labels rule), so no image is copied.
+The labeled subset is given to Ultralytics as a text file of image paths: symbolic links in the
+study's own ``dataset/`` folder (``dataset/images/<split>/``, the labels linked in
+``dataset/labels/<split>/``), so no image is copied and everything Ultralytics writes beside
+them (its label caches, the ``.npy`` image cache) lands in the study folder, never beside the
+user's images. The evaluation splits' label caches are built there once and read by every round.
+
+Nothing a previous round did is done again: the pool scored by a model is kept on disk under
+``scores/``, keyed by the hash of the weights file and the scoring settings, so round 0's pool is
+scored once per seed whatever the strategies, processes or resumptions; strategies that need no
+model scores (``random``, ``uniform_time``) never score the pool.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +50,24 @@ log = logging.getLogger(__name__)
 #: differently sized images is letterboxed to the full square, a same-sized one to a rectangle).
 POOL_BATCH = 16
 
+#: Ultralytics' image cache while training and evaluating: ``disk`` (``.npy`` files beside the
+#: linked images in the study's ``dataset/`` folder, kept across rounds), ``ram`` (decoded per
+#: training run; Ultralytics warns it may make training non-deterministic) or ``none``. See
+#: ``docs/loop.md`` for the measurement behind the default.
+CACHES = ("none", "disk", "ram")
+DEFAULT_CACHE = "none"
+
+#: Version of the scored-pool files under ``scores/`` (a change of their layout or of what
+#: scoring computes makes old files unread).
+SCORES_VERSION = 1
+
+
+def core_plan(cores: int | None = None) -> tuple[int, int]:
+    """Dataloader worker processes and torch threads for training on ``cores`` CPU cores (``None``:
+    this machine's), as measured on 2 cores (``docs/loop.md``)."""
+    n = cores or os.cpu_count() or 1
+    return (min(2, n), max(1, n - 1))
+
 
 def _atomic_write(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -55,11 +82,13 @@ class EvalSet:
     name: str
     images: tuple[Path, ...]
     names: dict[int, str]
+    labels: tuple[Path | None, ...] = ()
 
 
 def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
     """The main evaluation split first, then each of ``cfg.eval_data`` (checked: same classes)."""
-    sets = [EvalSet("main", tuple(item.image for item in ds.items(cfg.eval_split)), dict(ds.names))]
+    main = list(ds.items(cfg.eval_split))
+    sets = [EvalSet("main", tuple(i.image for i in main), dict(ds.names), tuple(i.label for i in main))]
     for i, spec in enumerate(cfg.eval_data):
         if not isinstance(spec, dict) or "data" not in spec:
             raise ConfigError(f"eval_data[{i}]: expected a mapping with 'data' (and 'split', 'name'), got {spec!r}")
@@ -81,8 +110,119 @@ def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
         name = str(spec.get("name") or f"{Path(spec['data']).parent.name}-{split}")
         if name in {s.name for s in sets}:
             raise ConfigError(f"eval_data[{i}]: the name {name!r} is used twice")
-        sets.append(EvalSet(name, tuple(item.image for item in other.items(split)), dict(other.names)))
+        items = list(other.items(split))
+        sets.append(EvalSet(name, tuple(i.image for i in items), dict(other.names), tuple(i.label for i in items)))
     return sets
+
+
+def _ensure_link(link: Path, target: Path) -> None:
+    """``link`` -> ``target`` (replaced atomically when it points elsewhere)."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
+def link_view(view: Path, split: str, images: Sequence[Path], labels: Sequence[Path | None]) -> list[Path]:
+    """Symbolic links to ``images`` in ``view/images/<split>/`` and to their ``labels`` in
+    ``view/labels/<split>/`` (Ultralytics' images -> labels rule); the links, in order.
+
+    A link is named by its image's name and a hash of the image's resolved path, so two images of
+    the same name in different folders get two links and a link never changes its target (the
+    ``.npy`` cache beside it stays the image's). An image without labels gets no label link
+    (a background image for Ultralytics).
+    """
+    image_dir, label_dir = view / "images" / split, view / "labels" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for image, label in zip(images, labels):
+        source = Path(image).resolve()
+        stem = f"{source.stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:10]}"
+        link = image_dir / f"{stem}{source.suffix}"
+        _ensure_link(link, source)
+        label_link = label_dir / f"{stem}.txt"
+        if label is not None and Path(label).is_file():
+            _ensure_link(label_link, Path(label).resolve())
+        elif label_link.is_symlink():
+            label_link.unlink()
+        out.append(link)
+    return out
+
+
+def file_hash(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record_data(rec: ImageRecord) -> dict[str, Any]:
+    """A scored pool record as exact JSON (float32 values written in full, read back bit for bit)."""
+
+    def arr(a: Any) -> Any:
+        return None if a is None else {"shape": list(np.shape(a)), "values": np.asarray(a).reshape(-1).tolist()}
+
+    return {
+        "source": rec.source,
+        "width": rec.width,
+        "height": rec.height,
+        "xyxy": arr(rec.xyxy),
+        "confidence": arr(rec.confidence),
+        "class_id": arr(rec.class_id),
+        "class_scores": arr(rec.class_scores),
+        "names": {str(k): v for k, v in rec.names.items()},
+        "frame": rec.frame,
+        "timestamp": rec.timestamp,
+        "embedding": arr(rec.embedding),
+        "box_scores": {k: arr(v) for k, v in rec.box_scores.items()},
+        "image_scores": rec.image_scores,
+    }
+
+
+def _record_from(data: dict[str, Any]) -> ImageRecord:
+    def arr(a: Any, dtype: Any) -> Any:
+        return None if a is None else np.asarray(a["values"], dtype).reshape(a["shape"])
+
+    return ImageRecord(
+        source=data["source"],
+        width=data["width"],
+        height=data["height"],
+        xyxy=arr(data["xyxy"], np.float32),
+        confidence=arr(data["confidence"], np.float32),
+        class_id=arr(data["class_id"], np.int64),
+        class_scores=arr(data["class_scores"], np.float32),
+        names={int(k): v for k, v in data["names"].items()},
+        frame=data["frame"],
+        timestamp=data["timestamp"],
+        embedding=arr(data["embedding"], np.float32),
+        box_scores={k: arr(v, np.float64) for k, v in data["box_scores"].items()},
+        image_scores=data["image_scores"],
+    )
+
+
+def save_scored(path: Path, records: Sequence[ImageRecord]) -> bool:
+    """Write a scored pool to ``path`` atomically (one JSON line per record); ``False`` (nothing
+    written) when a record carries what this file does not keep (extra fields, a selection, a harvest)."""
+    from cvactive.outputs import atomic_open
+
+    if any(r.extra or r.selection is not None or r.harvested is not None for r in records):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w") as f:
+        for rec in records:
+            f.write(json.dumps(_record_data(rec)) + "\n")
+    return True
+
+
+def load_scored(path: Path) -> list[ImageRecord]:
+    """The records :func:`save_scored` wrote, bit for bit."""
+    with open(path) as f:
+        return [_record_from(json.loads(line)) for line in f if line.strip()]
 
 
 def _subset_yaml(work: Path, names: dict[int, str], train: Sequence[Path], val: Sequence[Path], tag: str) -> Path:
@@ -100,28 +240,66 @@ def _subset_yaml(work: Path, names: dict[int, str], train: Sequence[Path], val: 
     return out
 
 
-def evaluate_weights(weights: Path, data_yaml: Path, cfg: LoopConfig, names: dict[int, str], work: Path) -> dict:
+def evaluate_weights(
+    weights: Path,
+    data_yaml: Path,
+    cfg: LoopConfig,
+    names: dict[int, str],
+    work: Path,
+    *,
+    threads: int | None = None,
+    cache: str = "none",
+) -> dict:
     """Per-class AP50 and AP50-95 on the data set's val split, with the settings recorded."""
-    from cvactive.train import validate_detector
+    from cvactive import train
 
-    return validate_detector(
-        weights, data_yaml, names, imgsz=cfg.imgsz, batch=cfg.batch, conf=cfg.eval_conf, device=cfg.device, work=work
+    return train.validate_detector(
+        weights,
+        data_yaml,
+        names,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        conf=cfg.eval_conf,
+        device=cfg.device,
+        work=work,
+        threads=threads,
+        cache="disk" if cache == "disk" else None,  # a RAM cache lives one validation: nothing to keep
     )
 
 
 class Study:
     """One learning-curve study: its data, settings and folder; :meth:`run` trains what is missing."""
 
-    def __init__(self, data: str | Path, out: str | Path, cfg: LoopConfig, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        data: str | Path,
+        out: str | Path,
+        cfg: LoopConfig,
+        *,
+        workers: int | None = None,
+        cache: str = DEFAULT_CACHE,
+        train_workers: int | None = None,
+        threads: int | None = None,
+    ) -> None:
         """``workers``: threads of the inference pipeline that scores the pool (``None``: half the
-        CPU cores, 2 to 8; ``0``: batch after batch on one thread). The records are the same either
-        way, so it is not a study setting."""
+        CPU cores, 2 to 8; ``0``: batch after batch on one thread). ``cache``: Ultralytics' image
+        cache (:data:`CACHES`). ``train_workers`` and ``threads``: dataloader processes and torch
+        threads of training and evaluation (``None``: :func:`core_plan`). The records and the
+        models are the same whatever these are, so they are not study settings."""
         from cvactive.detect.pipeline import default_workers
         from cvactive.weights import resolve_model_name
 
         if workers is not None and workers < 0:
             raise ConfigError(f"workers must be 0 (no pipeline) or more, got {workers}")
         self.workers = default_workers() if workers is None else int(workers)
+        if cache not in CACHES:
+            raise ConfigError(f"unknown cache {cache!r}; valid values: {', '.join(CACHES)}")
+        self.cache = cache
+        plan = core_plan()
+        self.train_workers = plan[0] if train_workers is None else int(train_workers)
+        self.threads = plan[1] if threads is None else int(threads)
+        if self.train_workers < 0 or self.threads < 1:
+            raise ConfigError(f"train_workers must be >= 0 and threads >= 1, got {train_workers} and {threads}")
         self.cfg = cfg
         self.data = Path(data)
         self.ds = load_yolo_dataset(data)
@@ -135,9 +313,14 @@ class Study:
         self.out = Path(out).resolve()
         self.model = resolve_model_name(cfg.model)
         self._scored: dict[str, list[ImageRecord]] = {}
+        self._hashes: dict[str, str] = {}
+        self._links: dict[str, list[Path]] = {}
         #: Seconds spent scoring the pool (and the evaluation split for error models), all rounds;
         #: a pool scored once serves every round and strategy that asks for it again.
         self.scoring_seconds = 0.0
+        #: Pool images scored (forward passes) by this process, and scored pools read from ``scores/``.
+        self.scored_images = 0
+        self.scores_reused = 0
         self._error_models: dict[str, Any] = {}
 
     # -- settings ---------------------------------------------------------------------------
@@ -161,6 +344,27 @@ class Study:
                 )
         _atomic_write(path, settings)
 
+    # -- the linked images -------------------------------------------------------------------
+    @property
+    def view(self) -> Path:
+        """The study's folder of symbolic links to the pool and evaluation images (and their labels)."""
+        return self.out / "dataset"
+
+    def linked_pool(self) -> list[Path]:
+        """The links to the pool images, in pool order (made on first use)."""
+        if "pool" not in self._links:
+            labels = [item.label for item in self.pool_items]
+            self._links["pool"] = link_view(self.view, "pool", self.pool, labels)
+        return self._links["pool"]
+
+    def linked_eval(self, ev: EvalSet) -> list[Path]:
+        """The links to an evaluation set's images (made on first use)."""
+        key = f"eval-{ev.name}"
+        if key not in self._links:
+            labels = ev.labels or tuple(None for _ in ev.images)
+            self._links[key] = link_view(self.view, key, ev.images, labels)
+        return self._links[key]
+
     # -- one round --------------------------------------------------------------------------
     def train(self, labeled: list[int], seed: int, work: Path, start_from: str) -> tuple[Path, Path, Any]:
         """Train on the labeled pool images from ``start_from`` with the study's recipe; return the
@@ -168,7 +372,8 @@ class Study:
         from cvactive.train import train_detector
 
         main = self.evals[0]
-        data_yaml = _subset_yaml(work, main.names, [self.pool[i] for i in labeled], main.images, "main")
+        pool = self.linked_pool()
+        data_yaml = _subset_yaml(work, main.names, [pool[i] for i in labeled], self.linked_eval(main), "main")
         cfg = self.cfg
         result = train_detector(
             data_yaml,
@@ -184,6 +389,9 @@ class Study:
             val=False,
             progress=False,
             recipe=cfg.recipe,
+            workers=self.train_workers,
+            threads=self.threads,
+            cache=False if self.cache == "none" else self.cache,
         )
         return result.weights, data_yaml, result
 
@@ -198,11 +406,13 @@ class Study:
         train_seconds = time.perf_counter() - start
         start = time.perf_counter()
         main = self.evals[0]
-        metrics = evaluate_weights(weights, data_yaml, self.cfg, main.names, work)
+        options: dict[str, Any] = {"threads": self.threads, "cache": self.cache}
+        metrics = evaluate_weights(weights, data_yaml, self.cfg, main.names, work, **options)
         others = {}
+        pool = self.linked_pool()
         for ev in self.evals[1:]:
-            yaml_path = _subset_yaml(work, ev.names, [self.pool[i] for i in labeled], ev.images, ev.name)
-            others[ev.name] = evaluate_weights(weights, yaml_path, self.cfg, ev.names, work)
+            yaml_path = _subset_yaml(work, ev.names, [pool[i] for i in labeled], self.linked_eval(ev), ev.name)
+            others[ev.name] = evaluate_weights(weights, yaml_path, self.cfg, ev.names, work, **options)
         seconds = {"train": train_seconds, "score": 0.0, "select": 0.0, "evaluate": time.perf_counter() - start}
         work_done = {"recipe": self.cfg.recipe, "epochs": trained.epochs, "steps": trained.steps}
         work_done["images"] = trained.images
@@ -218,9 +428,24 @@ class Study:
         The pool goes through the inference pipeline (:mod:`cvactive.detect.pipeline`, ``workers``
         threads) in batches of 16 consecutive images, the batches it always had, so the records
         are those of batch-after-batch scoring, bit for bit.
+
+        Cached in memory and on disk (:meth:`scores_path`: keyed by the weights file's hash and the
+        scoring settings), so a pool is scored once per model whatever the strategies that ask
+        for it, the process or a resumption; the seconds of loading the model count as scoring.
         """
-        if weights in self._scored:
-            return self._scored[weights]
+        key = self.scores_key(weights)
+        if key in self._scored:
+            return self._scored[key]
+        start = time.perf_counter()
+        path = self.scores_path(weights)
+        if path.is_file():
+            records = load_scored(path)
+            if [r.source for r in records] == [str(p) for p in self.pool]:
+                self.scoring_seconds += time.perf_counter() - start
+                self.scores_reused += 1
+                self._scored[key] = records
+                return records
+            log.warning("%s does not hold this pool's records: scoring again", path)
         from cvactive.detect.model import Detector
         from cvactive.detect.pipeline import run_detector
         from cvactive.detect.scorer import Scorer
@@ -229,11 +454,28 @@ class Study:
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
         frames = ((read_image(p), FrameMeta(str(p))) for p in self.pool)
-        start = time.perf_counter()
         records = list(run_detector(detector, frames, POOL_BATCH, workers=self.workers, scorer=Scorer()))
+        self.scored_images += len(records)
+        save_scored(path, records)
         self.scoring_seconds += time.perf_counter() - start
-        self._scored[weights] = records
+        self._scored[key] = records
         return records
+
+    def scores_key(self, weights: str) -> str:
+        """What defines a scored pool: the weights file's sha256 and the scoring settings (image
+        size, NMS confidence, batch, device, the pool's images, the file layout's version)."""
+        stat = os.stat(weights)
+        stamp = f"{weights}:{stat.st_mtime_ns}:{stat.st_size}"  # a file retrained in place is hashed again
+        if stamp not in self._hashes:
+            self._hashes[stamp] = file_hash(weights)
+        cfg = self.cfg
+        settings = [SCORES_VERSION, self._hashes[stamp], cfg.imgsz, cfg.score_conf, POOL_BATCH, cfg.device]
+        settings.append(hashlib.sha256("\n".join(map(str, self.pool)).encode()).hexdigest())
+        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
+
+    def scores_path(self, weights: str) -> Path:
+        """The file of the pool scored by ``weights`` (``scores/pool-<key>.jsonl`` in the study folder)."""
+        return self.out / "scores" / f"pool-{self.scores_key(weights)[:20]}.jsonl"
 
     def error_model(self, weights: str) -> Any:
         """The error predictor of ``weights``, fitted on the main evaluation split; cached.
@@ -267,17 +509,25 @@ class Study:
 
     def predictions(self, weights: str, indices: Sequence[int]) -> list[ImageRecord]:
         """The records of ``weights`` on the pool images at ``indices`` (from the scored pool when it
-        is cached, else predicted for these images only, at the scoring confidence)."""
-        if weights in self._scored:
-            return [self._scored[weights][i] for i in indices]
+        is cached, in memory or on disk, else predicted for these images only, at the scoring
+        confidence); the seconds count as scoring."""
+        key = self.scores_key(weights)
+        if key not in self._scored and self.scores_path(weights).is_file():
+            self.scored_pool(weights)
+        if key in self._scored:
+            return [self._scored[key][i] for i in indices]
         from cvactive.detect.model import Detector
         from cvactive.detect.pipeline import run_detector
         from cvactive.sources import FrameMeta, read_image
 
+        start = time.perf_counter()
         cfg = self.cfg
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
         frames = ((read_image(self.pool[i]), FrameMeta(str(self.pool[i]))) for i in indices)
-        return list(run_detector(detector, frames, POOL_BATCH, workers=self.workers))
+        records = list(run_detector(detector, frames, POOL_BATCH, workers=self.workers))
+        self.scored_images += len(records)
+        self.scoring_seconds += time.perf_counter() - start
+        return records
 
     def corrections(self, weights: str, indices: Sequence[int]) -> list[Any]:
         """Per image, what correcting the predictions of ``weights`` into its labels takes
@@ -460,9 +710,10 @@ class Study:
         # The rng of a round depends only on (seed, strategy, round): a resumed study makes the
         # same choices as an uninterrupted one.
         rng = np.random.default_rng([seed, r, sum(map(ord, strategy))])
-        scored_before = self.scoring_seconds
+        scored_before, images_before = self.scoring_seconds, self.scored_images
         k = self.candidates(previous["labeled"], self.spent(previous))
         chosen, select_seconds = self.select(strategy, previous_weights, previous["labeled"], rng, k)
+        scored_in_select = self.scoring_seconds - scored_before
         if self.cfg.budget_unit != "images":
             chosen = self.fill_budget(chosen, previous_weights)
         labeled = sorted(set(previous["labeled"]) | set(chosen))
@@ -480,8 +731,11 @@ class Study:
             **metrics,
             "annotation": annotation,
         }
-        score_seconds = self.scoring_seconds - scored_before  # 0 when an earlier round scored this pool
-        row["seconds"] = {**row["seconds"], "score": score_seconds, "select": select_seconds - score_seconds}
+        # The pool scored for the strategy (next to nothing when an earlier arm of the seed scored it
+        # with this model: read back) and the chosen images predicted for the corrections count.
+        score_seconds = self.scoring_seconds - scored_before
+        row["seconds"] = {**row["seconds"], "score": score_seconds, "select": select_seconds - scored_in_select}
+        row["scored_images"] = self.scored_images - images_before  # forward passes of this round's scoring
         _atomic_write(ckpt, row)
         return row
 
@@ -554,8 +808,18 @@ class Study:
         return rows
 
 
-def run_loop(data: str | Path, out: str | Path, cfg: LoopConfig | None = None, *, progress: bool = True) -> Path:
+def run_loop(
+    data: str | Path,
+    out: str | Path,
+    cfg: LoopConfig | None = None,
+    *,
+    progress: bool = True,
+    cache: str = DEFAULT_CACHE,
+) -> Path:
     """Run (or resume) a learning-curve study; return the path of its ``rounds.json``.
+
+    ``cache``: Ultralytics' image cache while training and evaluating (:data:`CACHES`; not a study
+    setting: the models are the same with any).
 
     Raises:
         DatasetError: the data set or one of its splits is missing.
@@ -564,6 +828,6 @@ def run_loop(data: str | Path, out: str | Path, cfg: LoopConfig | None = None, *
     from cvactive.loop.report import write_report
 
     cfg = cfg or LoopConfig()
-    study = Study(data, out, cfg)
+    study = Study(data, out, cfg, cache=cache)
     rows = study.run(progress)
     return write_report(rows, study.out, cfg)
