@@ -96,7 +96,7 @@ def add_consistency_options(parser: argparse.ArgumentParser) -> None:
 
 def with_consistency(args: argparse.Namespace, detector: Any) -> Any:
     """``detector`` wrapped for the consistency measures and calibration ``args`` ask for, else itself."""
-    from cvactive.consistency import CONSISTENCY_MEASURES
+    from cvactive.measures import CONSISTENCY_MEASURES
 
     wanted = [m for m in str(getattr(args, "measures", "") or "").split(",") if m in CONSISTENCY_MEASURES]
     calibration = getattr(args, "calibration", None)

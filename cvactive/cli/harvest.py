@@ -100,7 +100,7 @@ def consistency_measures(options: dict[str, Any]) -> list[str]:
     They need extra model passes, so the detector is wrapped to compute them, and the scorer is
     told to aggregate them like the class-score measures.
     """
-    from cvactive.consistency import CONSISTENCY_MEASURES
+    from cvactive.measures import CONSISTENCY_MEASURES
 
     scorer = options.get("scorer") or {}
     named = [str(m) for m in scorer.get("measures") or []]

@@ -9,11 +9,7 @@
 * :mod:`~cvactive.consistency.divergence`: JS divergence, BALD (boxes are paired by :mod:`cvactive.matching`);
 * :class:`~cvactive.consistency.measured.MeasuredDetector`: a detector that adds them to its records.
 
-Importing this package needs only numpy; models load in the classes that use them.
+Their names (``TTA_MEASURES``, ``COMMITTEE_MEASURES``, ``MC_MEASURES``, ``CONSISTENCY_MEASURES``) live
+in :mod:`cvactive.measures` with every other measure name. Importing this package needs only numpy;
+models load in the classes that use them.
 """
-
-from __future__ import annotations
-
-from cvactive.measures import COMMITTEE_MEASURES, CONSISTENCY_MEASURES, MC_MEASURES, TTA_MEASURES
-
-__all__ = ["COMMITTEE_MEASURES", "CONSISTENCY_MEASURES", "MC_MEASURES", "TTA_MEASURES"]

@@ -36,8 +36,7 @@ def _one_of(valid: Callable[[], Any], what: str, listed: Callable[[], str] | Non
 
 
 def _measures() -> list[str]:
-    from cvactive.consistency import CONSISTENCY_MEASURES
-    from cvactive.measures import MEASURES
+    from cvactive.measures import CONSISTENCY_MEASURES, MEASURES
 
     return [*MEASURES, *CONSISTENCY_MEASURES]
 
