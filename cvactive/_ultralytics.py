@@ -9,10 +9,12 @@ exit code 2) before any private call runs, instead of failing with an ``Attribut
 inside Ultralytics or, worse, silently doing something else. ``tests/test_dependencies.py``
 checks that no other module imports these.
 
-Objects a public call returns (the predictor of a ``YOLO``, a checkpoint's layout) are private
-too; the code that uses them calls :func:`cvactive._pins.require` first
+Objects a public call returns (the predictor of a ``YOLO``, a checkpoint's layout, the trainer
+whose ``validate``, ``final_eval`` and ``optimizer_step`` :func:`cvactive.train.train_detector`
+replaces) are private too; the code that uses them calls :func:`cvactive._pins.require` first
 (:class:`cvactive.detect.model.Detector`, :func:`cvactive.weights.rebuild.rebuild_from_openvino`,
-:func:`cvactive.weights.checkpoint.checkpoint_loading`).
+:func:`cvactive.weights.checkpoint.checkpoint_loading`, which training enters before the trainer
+exists, and :func:`cvactive.train.full_nms`).
 """
 
 from __future__ import annotations

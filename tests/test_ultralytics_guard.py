@@ -92,6 +92,23 @@ def test_full_nms_refuses_another_ultralytics_before_it_swaps_anything(other_ult
         _ultralytics.private("ultralytics.nn.tasks")
 
 
+def test_training_refuses_another_ultralytics_before_it_starts(other_ultralytics, tmp_path):
+    """train_detector patches the trainer's internals (validate, optimizer_step): the check comes first."""
+    import cv2
+    import numpy as np
+
+    from cvactive.train import train_detector
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "images" / "train" / "a.jpg"), np.full((32, 32, 3), 127, np.uint8))
+    data = tmp_path / "data.yaml"
+    data.write_text("path: .\ntrain: images/train\nval: images/train\nnames: {0: a}\n")
+    with pytest.raises(MissingDependencyError) as err:
+        train_detector(data, tmp_path / "run", model="pico", epochs=1, imgsz=32, val=False, progress=False)
+    assert "\n" not in str(err.value) and "but 9.0.0 is installed" in str(err.value)
+    assert not (tmp_path / "run" / "train").exists()  # nothing was trained
+
+
 def test_full_nms_lifts_the_time_limit_with_the_pinned_ultralytics():
     from ultralytics.utils import nms
 
