@@ -184,6 +184,10 @@ def test_a_harvested_record_round_trips_with_its_provenance(tmp_path):
     assert record_to_dict(back)["inferred"] is False and "inferred" not in Harvested(("r",), "a.jpg").to_dict()
     assert rec[[]].harvested == rec.harvested  # box selection keeps it
     assert Harvested(rules="random", path=None).rules == ("random",)  # one rule name, no saved frame
+    from cvactive.selection.pool import Pool
+
+    fields = Pool.from_records([rec]).fields
+    assert "delay" not in fields and "inferred" not in fields and "frame" in fields  # provenance is not a score
 
 
 def test_the_harvest_provenance_is_checked_at_birth(tmp_path):

@@ -15,9 +15,9 @@ database:
 
     .venv/bin/python tools/bench_push.py [--records 5000] [--boxes 10] [--naive-records N]
                                          [--out benchmarks/results/push.json] [--quick]
-    .venv/bin/python tools/bench_push.py --video VIDEO [--video-frames 40]
+    .venv/bin/python tools/bench_push.py --video VIDEO[:N] [--video VIDEO[:N] ...]
 
-``--video`` runs only the video benchmark (its ``video`` key of the JSON): ``n`` frames of the
+``--video`` runs only the video benchmark (its ``video`` key of the JSON): ``N`` frames of the
 second half of a real video pushed from a scores file (no saved frames), as push does it now
 (seeking to each frame, the record's size as metadata) and as it did before (every frame from 0
 grabbed, each image's header read), alternating, best of two each.
@@ -135,7 +135,7 @@ def extract_from_zero(video: str, frames: list[int], out_dir: Path) -> dict[int,
     return found
 
 
-def video_bench(video: Path, n: int, out: Path) -> dict[str, object]:
+def video_bench(video: Path, n: int) -> dict[str, object]:
     """Push ``n`` frames spread over the last half of a real video (a scores file of a video, no saved
     frames) before and after push sought and used the record's size: total time, frames grabbed."""
     from cvactive.sources import Capture, open_video
@@ -199,13 +199,19 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--quick", action="store_true", help="1000 records, baselines on 200")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "push.json"))
-    parser.add_argument("--video", default=None, help="only the video benchmark on this video (the 'video' key)")
-    parser.add_argument("--video-frames", type=int, default=40, help="frames of --video to push")
+    parser.add_argument(
+        "--video",
+        action="append",
+        default=[],
+        metavar="VIDEO[:N]",
+        help="only the video benchmark, N frames (default 40) of VIDEO (repeatable; the 'video' key)",
+    )
     args = parser.parse_args()
     if args.video:
         out = Path(args.out)
         old = json.loads(out.read_text()) if out.is_file() else {}
-        old["video"] = video_bench(Path(args.video), args.video_frames, out)
+        runs = [(v.rpartition(":")[0], int(v.rpartition(":")[2])) if ":" in v else (v, 40) for v in args.video]
+        old["video"] = [video_bench(Path(video), n) for video, n in runs]
         from cvactive.outputs import portable_text
 
         out.write_text(portable_text(json.dumps(old, indent=2)) + "\n")
