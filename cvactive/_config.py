@@ -4,24 +4,38 @@
 option set in :mod:`cvactive.schemas`, which in turn asks the selection registry and the measure
 names. Modules below those layers (the selection registry itself, the YOLO data set reader) need
 only these helpers, so they live here and import nothing above :mod:`cvactive.errors`;
-:mod:`cvactive.config` re-exports them under the same names.
+every module, :mod:`cvactive.config` included, imports them from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cvactive.errors import ConfigError
 
 
-def shipped_configs() -> dict[str, Path]:
-    """The configs that ship inside the package, by name (``harvest``, ``harvest-paced``, ...)."""
+def resource(*parts: str) -> Path:
+    """A file or folder of the package data under ``cvactive/resources`` (a real path on disk).
+
+    cvactive is installed as files (a wheel unpacked into site-packages, or a source checkout),
+    so the traversable :func:`importlib.resources.files` returns is a filesystem path.
+    """
     from importlib.resources import files
 
-    folder = Path(str(files("cvactive").joinpath("resources", "configs")))
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+    return Path(str(files("cvactive").joinpath("resources", *parts)))
+
+
+#: The shipped default configs (``configs/`` of the repository is a documented copy).
+CONFIG_DIR = resource("configs")
+#: The shipped data set recipes (``datasets/`` of the repository is a documented copy).
+DATASET_DIR = resource("datasets")
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that ship inside the package, by name (``harvest``, ``harvest-paced``, ...)."""
+    return {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
 
 
 def config_path(path: str | Path) -> Path:
@@ -69,3 +83,31 @@ def check_keys(options: Mapping[Any, Any], valid: Any, where: str) -> None:
     unknown = set(options) - set(valid)
     if unknown:
         raise unknown_options(where, unknown, valid)
+
+
+def check_signature(target: Callable[..., Any], options: Mapping[str, Any], where: str) -> None:
+    """Refuse keys that are not keyword arguments of ``target`` (unless it takes ``**kwargs``)."""
+    import inspect
+
+    params = inspect.signature(target).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    check_keys(options, [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)], where)
+
+
+F = TypeVar("F")
+
+
+def config_schema(kind: str) -> Callable[[F], F]:
+    """Mark a function or dataclass as checked by the config schema ``kind`` (of :mod:`cvactive.schemas`).
+
+    :func:`cvactive.config.check_kwargs` reads the mark from the object itself, so the link never
+    names a moved module. (A declared options dataclass, see :mod:`cvactive.declare`, needs no
+    mark: its schema is derived from it.)
+    """
+
+    def mark(obj: F) -> F:
+        obj.__config_schema__ = kind  # type: ignore[attr-defined]
+        return obj
+
+    return mark

@@ -13,69 +13,51 @@
   dataclass from a config section, and :func:`check_command` is the command line's door check:
   the config files a command names are checked before the command starts any work.
 
-Keys of a config are the keyword arguments of the function its command calls. A key renamed so
-that one concept has one name (:data:`cvactive.schemas.RENAMED`) is still read under its old
-name, with a one-line warning, until the next release.
+Keys of a config are the keyword arguments of the function its command calls.
 
 The helpers that need nothing of cvactive (:func:`load_yaml`, :func:`check_keys`,
 :func:`unknown_options`) live in :mod:`cvactive._config`, below the schemas this module consults,
-so that the selection registry and the data set reader can use them without an import circle.
+so that the selection registry and the data set reader can use them without an import circle;
+that is their one home (this module does not re-export them).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
-from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
-# Re-exported: the helpers that need nothing of cvactive live below config, in cvactive._config.
-from cvactive._config import check_keys as check_keys
-from cvactive._config import load_yaml as load_yaml
-from cvactive._config import unknown_options as unknown_options
+# Re-exported until their importers read them from cvactive._config, their home since the
+# recipes reader (below this module) needs them.
+from cvactive._config import CONFIG_DIR as CONFIG_DIR
+from cvactive._config import DATASET_DIR as DATASET_DIR
+from cvactive._config import check_signature, load_yaml
+from cvactive._config import resource as resource
 from cvactive.errors import ConfigError
 
 T = TypeVar("T")
 
 
-def resource(*parts: str) -> Path:
-    """A file or folder of the package data under ``cvactive/resources`` (a real path on disk).
-
-    cvactive is installed as files (a wheel unpacked into site-packages, or a source checkout),
-    so the traversable :func:`importlib.resources.files` returns is a filesystem path.
-    """
-    return Path(str(files("cvactive").joinpath("resources", *parts)))
-
-
-#: The shipped default configs (``configs/`` of the repository is a documented copy).
-CONFIG_DIR = resource("configs")
-#: The shipped data set recipes (``datasets/`` of the repository is a documented copy).
-DATASET_DIR = resource("datasets")
-
-
-def _target_name(target: Callable[..., Any]) -> str:
-    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', '')}"
-
-
 def check_kwargs(target: Callable[..., Any], options: Mapping[str, Any], where: str = "config") -> dict[str, Any]:
     """Check keyword options for ``target`` (a function or a parameter dataclass).
 
-    When :mod:`cvactive.schemas` registers a schema for ``target``, every key is checked for
-    its type and range too (see :func:`check_config`); otherwise the keys are checked against
-    the keyword arguments of ``target``'s signature. Returns the options as a new dict.
+    A declared options dataclass (:mod:`cvactive.declare`) is checked against the schema derived
+    from it, and a target marked ``@config_schema(kind)`` against that schema: every key for its
+    type and range too (see :func:`check_config`); otherwise the keys are checked against the
+    keyword arguments of ``target``'s signature. Returns the options as a new dict.
     """
     if not isinstance(options, Mapping):
         raise ConfigError(f"{where}: expected a mapping of option names to values, got {options!r}")
-    from cvactive import schemas
-
-    kind = schemas.TARGETS.get(_target_name(target))
+    kind = getattr(target, "__config_schema__", None)
     if kind is not None:
         return check_config(kind, options, where, partial=True)
-    params = inspect.signature(target).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    from cvactive.declare.check import validate_model
+    from cvactive.declare.fields import Declared, schema_of
+
+    if isinstance(target, type) and issubclass(target, Declared):
+        validate_model(schema_of(target), options, where, partial=True)
         return dict(options)
-    check_keys(options, [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)], where)
+    check_signature(target, options, where)
     return dict(options)
 
 
@@ -90,20 +72,17 @@ def check_config(kind: str, data: Mapping[str, Any], where: str, *, partial: boo
         partial: keys the schema requires may be missing (options merged later).
 
     Returns:
-        ``data`` as a new dict, its values unchanged; a key renamed since (:data:`cvactive.schemas.RENAMED`)
-        is under its new name, with a :class:`~cvactive._renamed.RenamedWarning`.
+        ``data`` as a new dict, its values unchanged.
 
     Raises:
         ConfigError: one line naming ``where``, the key, the value and what is expected.
     """
     from cvactive import schemas
-    from cvactive._renamed import rename_keys
 
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of option names to values, got {type(data).__name__}")
-    data = rename_keys(data, schemas.RENAMED.get(kind, {}), where)
     schemas.validate(kind, data, where, partial=partial)
-    return data
+    return dict(data)
 
 
 def load_config(kind: str, path: str | Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from cvactive._config import load_yaml
+from cvactive._config import config_schema, load_yaml
 from cvactive.boxes import box_iou, xyxy_to_yolo
 from cvactive.config import DATASET_DIR, check_kwargs
 from cvactive.errors import ConfigError
@@ -34,6 +34,7 @@ CLASS_COLORS = {  # BGR base colours
 }
 
 
+@config_schema("porch")
 @dataclass(frozen=True)
 class PorchRecipe:
     """Parameters of the porch data set (see ``datasets/porch.yaml``)."""

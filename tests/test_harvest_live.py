@@ -8,7 +8,8 @@ import pytest
 from mjpeg_stream import MjpegCamera, read_number
 
 from cvactive.harvest import harvest
-from cvactive.harvest.feed import Retry, iter_feed
+from cvactive.harvest.feed import iter_feed
+from cvactive.harvest.frames import Retry
 from cvactive.harvest.live import LiveReader
 from cvactive.sources import SourceReport
 

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from builders import from_confidences
 
-from cvactive._renamed import RenamedWarning
 from cvactive.cli import main
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import analyse, check_health, load_table
@@ -178,8 +177,7 @@ def test_image_cache_and_sampling(tmp_path, rng):
     assert second.figures["images"]["cache_hits"] == 12
     assert second.figures["images"]["brightness"] == first.figures["images"]["brightness"]
     a = check_health(data, progress=False, max_images=5, seed=1).figures["images"]
-    with pytest.warns(RenamedWarning, match="'rng' is renamed 'seed'"):  # the old name, for one release
-        b = check_health(data, progress=False, max_images=5, rng=1).figures["images"]
+    b = check_health(data, progress=False, max_images=5, seed=1).figures["images"]
     assert a["pixel_checked"] == 5 and a["sampled"] and a["brightness"] == b["brightness"]
     labels_only = check_health(
         data, out=tmp_path / "labels-only", progress=False, image_sizes=False, image_checks=False

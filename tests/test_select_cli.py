@@ -64,7 +64,7 @@ def test_random_prints_its_draws_as_draws_not_utility(scores_file, capsys):
 def test_config_and_overrides(scores_file, tmp_path, capsys):
     scores, _ = scores_file
     config = tmp_path / "sel.yaml"
-    config.write_text("strategy: uncertainty\nk: 4\nrng: 3\nstrategies:\n  uncertainty: {score: margin_max}\n")
+    config.write_text("strategy: uncertainty\nk: 4\nseed: 3\nstrategies:\n  uncertainty: {score: margin_max}\n")
     assert main(["select", str(scores), "--config", str(config)]) == 0
     assert "selected 4 of 80 records with 'uncertainty'" in capsys.readouterr().out
     assert main(["select", str(scores), "--config", str(config), "--set", "score=ratio_max"]) == 0
@@ -74,7 +74,7 @@ def test_config_and_overrides(scores_file, tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--strategy", "smart"], "unknown selection strategy 'smart'; valid strategies: random, uncertainty"),
+        (["--strategy", "smart"], "strategy: got 'smart', expected a selection strategy: one of random, uncertainty"),
         (["--strategy", "cluster", "--set", "picks=centroid"], "unknown option(s) ['picks']; valid options: pick"),
         (["--strategy", "cluster", "--set", "pick=median"], "unknown pick 'median'; valid picks: centroid"),
         (["--strategy", "uncertainty", "--set", "score=nope"], "unknown field 'nope'"),

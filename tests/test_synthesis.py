@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cvactive._renamed import RenamedWarning
 from cvactive.errors import ConfigError, DatasetError, OutputError
 from cvactive.synthesis import (
     RECIPE_DIR,
@@ -256,13 +255,10 @@ def test_small_run_writes_provenance_and_refuses_to_overwrite(tmp_path):
     with pytest.raises(ConfigError, match="overwrite"):
         synthesize(data, k=2, out=out, progress=False)
     (out / "images" / "train" / "mine.jpg").write_bytes(b"a user's file")
-    with pytest.warns(RenamedWarning, match=r"synthesize\(\): keyword argument 'n' is renamed 'k'"):
-        s2 = synthesize(data, n=2, out=out, target="conditions=flip", progress=False, overwrite=True)  # old name
+    s2 = synthesize(data, k=2, out=out, target="conditions=flip", progress=False, overwrite=True)
     assert (out / "images" / "train" / "mine.jpg").read_bytes() == b"a user's file"  # only its own files go
     (out / "images" / "train" / "mine.jpg").unlink()
     assert s2.written == 2 and len(list((out / "images" / "train").iterdir())) == 2
-    with pytest.raises(ConfigError, match=r"both n= and k= given; pass k= only"):
-        synthesize(data, n=2, k=2, out=out, progress=False, overwrite=True)
     assert len(load_provenance(out)) == 2
 
 
@@ -297,20 +293,14 @@ def test_cli_config_keys_are_synthesize_options_and_list_recipes_needs_no_data(c
     from cvactive._config import load_yaml
     from cvactive.cli import main
     from cvactive.cli.synthesize import DEFAULT_CONFIG
-    from cvactive.config import check_kwargs
+    from cvactive.synthesis.options import SynthesisOptions
 
-    assert check_kwargs(synthesize, load_yaml(DEFAULT_CONFIG), str(DEFAULT_CONFIG))
+    assert SynthesisOptions.of(load_yaml(DEFAULT_CONFIG)) == SynthesisOptions()  # the shipped file: the defaults
     assert main(["synthesize", "--list-recipes"]) == 0
     listed = capsys.readouterr().out
     assert all(name in listed for name in (*CONDITIONS, "copy_paste")) and "geometric" in listed
     assert main(["synthesize", "--k", "3"]) == 2
     assert "missing DATA, --out: cvactive synthesize DATA --k K --out DIR" in capsys.readouterr().err
-    assert main(["synthesize", "--n", "3"]) == 2  # the old flag, for one release: it still sets k
-    err = capsys.readouterr().err.splitlines()
-    assert (
-        err[0] == "warning: cvactive synthesize: flag '--n' is renamed '--k'; the old name works until the next release"
-    )
-    assert err[1:] == ["cvactive synthesize: error: missing DATA, --out: cvactive synthesize DATA --k K --out DIR"]
 
 
 def test_plans_that_cannot_run_are_reported(tmp_path):

@@ -16,7 +16,6 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import Any
 
 from cvactive import __version__
 from cvactive.config import check_command
@@ -71,7 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cvactive`` console script."""
     with warnings.catch_warnings():
-        _renamed_as_one_line()
         args = build_parser().parse_args(argv)
         if args.data_dir:  # the folder defaults live in cvactive.assets, which reads this
             os.environ["CVACTIVE_DATA"] = os.path.abspath(args.data_dir)
@@ -109,25 +107,6 @@ def _os_error_line(err: OSError) -> str:
     """``[Errno 28] No space left on device: 'out.jsonl'`` with a path that prints whatever its bytes."""
     name = os.fsencode(err.filename).decode("utf-8", "replace")
     return f"{err.strerror or err.__class__.__name__}: {name}"
-
-
-def _renamed_as_one_line() -> None:
-    """Inside ``warnings.catch_warnings()``: show each :class:`~cvactive._renamed.RenamedWarning`
-    (an old flag, config key or keyword name) once, as one line on stderr; others as Python does."""
-    from cvactive._renamed import RenamedWarning
-
-    shown: set[str] = set()
-    default = warnings.showwarning
-
-    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
-        if not issubclass(category, RenamedWarning):
-            default(message, category, *args, **kwargs)
-        elif str(message) not in shown:  # a config is read at the door and again by its command
-            shown.add(str(message))
-            print(f"warning: {message}", file=sys.stderr)
-
-    warnings.simplefilter("always", RenamedWarning)
-    warnings.showwarning = show
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,26 +9,6 @@ from cvactive.assets import OPENVINO_MODEL, asset
 from cvactive.errors import ModelError
 
 
-class RenamedFlag(argparse.Action):
-    """An old flag that still works for one release: it stores into the new flag's ``dest`` and
-    warns (a :class:`~cvactive._renamed.RenamedWarning`, one line on stderr). Hidden from ``--help``.
-
-    ``parser.add_argument("--n", dest="k", type=int, action=RenamedFlag, new="--k")``
-    """
-
-    def __init__(self, option_strings: list[str], dest: str, new: str, **kwargs: Any) -> None:
-        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
-        self.new = new
-
-    def __call__(
-        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
-    ) -> None:
-        from cvactive._renamed import warn_renamed
-
-        warn_renamed("flag", str(option_string), self.new, parser.prog)
-        setattr(namespace, self.dest, values)
-
-
 def default_model() -> str:
     """The COCO YOLOv8n OpenVINO model from the assets folder, when it is there."""
     path = asset(OPENVINO_MODEL)

@@ -25,7 +25,7 @@ import threading
 from typing import Any
 
 from cvactive.cli._common import add_consistency_options, add_detector_options
-from cvactive.cli.harvest import SIGNAL_EXIT, add_workers_option, load_options
+from cvactive.cli.harvest import SIGNAL_EXIT, add_option_flags, load_options
 
 log = logging.getLogger("cvactive.feed")
 
@@ -51,8 +51,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="harvest folder (resumed when it holds this config's harvest)")
     add_detector_options(p)
     p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1)
-    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    add_workers_option(p)
+    add_option_flags(p)
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -114,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-restarts must be -1 (never give up) or more, got {args.max_restarts}")
     restart = Restart(args.restart_wait, None if args.max_restarts < 0 else args.max_restarts)
     options, detector = load_options(args, args.source)
-    options["log_every"] = args.log_every
-    if len(args.source) > 1 or "site_budget" in options:
+    options = options.of(options, log_every=args.log_every)
+    if len(args.source) > 1 or options.site_budget is not None:
         _logging(args)
         with _Signals() as signals:
             site = harvest_feeds(
@@ -127,10 +126,10 @@ def run(args: argparse.Namespace) -> int:
                 stop=signals.stop,
                 handle_signals=False,
                 command="feed",
-                **options,
+                options=options,
             )
         return _site_exit(site, signals)
-    harvest_run = HarvestRun.create(args.source[0], args.out, detector=detector, **options)
+    harvest_run = HarvestRun.create(args.source[0], args.out, options, detector=detector)
     _logging(args)  # after the checks: bad input stays one line on stderr
     with _Signals() as signals:
         result = run_feed(harvest_run, restart=restart, stop=signals.stop, fresh=args.fresh, command="feed")

@@ -23,26 +23,6 @@ from typing import Any
 
 from cvactive.cli._common import add_consistency_options, add_detector_options, make_detector
 
-#: harvest() keyword arguments a config file may set.
-CONFIG_KEYS = (
-    "rules",
-    "budget",
-    "pacing",
-    "dedup",
-    "scorer",
-    "stride",
-    "jpeg_quality",
-    "seed",
-    "batch",
-    "annotate",
-    "retry",
-    "checkpoint_seconds",
-    "log_every",
-    "fsync",
-    "keep_up",
-    "workers",
-    "site_budget",
-)
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -65,8 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="harvest folder: frames/, manifest.jsonl, state.json")
     add_detector_options(p)
     p.set_defaults(batch=None)  # --batch overrides the config's batch (default 1), not score's 8
-    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
-    add_workers_option(p)
+    add_option_flags(p)
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -77,21 +56,13 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def add_workers_option(parser: argparse.ArgumentParser) -> None:
-    """--workers: the inference pipeline's threads (overrides the config's ``workers``)."""
-    parser.add_argument(
-        "--workers",
-        type=_workers,
-        default=None,
-        help="pipeline threads that letterbox, run NMS and score while the model runs, when a model rule needs "
-        "every frame (overrides the config's workers; default: half the CPU cores, 2 to 8; 0: no pipeline)",
-    )
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags :class:`~cvactive.harvest.options.HarvestOptions` declares (``--seed``, ``--workers``):
+    each overrides its config key."""
+    from cvactive.declare import add_flags
+    from cvactive.harvest.options import HarvestOptions
 
-
-def _workers(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of threads: give 0 (no pipeline) or more")
-    return int(text)
+    add_flags(parser, HarvestOptions)
 
 
 def consistency_measures(options: dict[str, Any]) -> list[str]:
@@ -109,60 +80,51 @@ def consistency_measures(options: dict[str, Any]) -> list[str]:
     return sorted({m for m in CONSISTENCY_MEASURES for text in named if text == m or text.startswith(m + "_")})
 
 
-def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[dict[str, Any], Any]:
-    """The harvest keyword arguments of ``args.config`` (``--seed``/``--batch``/``--workers`` applied) and
+def load_options(args: argparse.Namespace, sources: list[str]) -> tuple[Any, Any]:
+    """The :class:`~cvactive.harvest.options.HarvestOptions` of ``args.config`` (the flags applied) and
     the detector they need (``None`` when no rule, pacing score or annotation needs a model).
 
     Every source is checked to exist (a video file: to open) and ``args.out`` to be able to take the
     harvest before the model loads; nothing is written.
 
     Raises:
-        ConfigError: an unknown config key (the message lists the valid ones).
+        ConfigError: an invalid config (the message names the key and what it must be).
         SourceError: a source does not exist or holds no video, or a video file cannot be opened.
         OutputError: ``args.out`` cannot take this harvest.
     """
     from pathlib import Path
 
     from cvactive._config import load_yaml
+    from cvactive.declare import flag_values
     from cvactive.errors import ConfigError
-    from cvactive.harvest.feed import probe
+    from cvactive.harvest.feed import list_sources, probe
     from cvactive.harvest.folder import check_out, check_site
-    from cvactive.harvest.runner import list_sources
+    from cvactive.harvest.options import HarvestOptions
     from cvactive.sources import is_stream
 
-    options = load_yaml(args.config)
-    unknown = sorted(set(options) - set(CONFIG_KEYS))
-    if unknown:
-        raise ConfigError(f"{args.config}: unknown option(s) {unknown}; valid options: {', '.join(CONFIG_KEYS)}")
-    if args.seed is not None:
-        options["seed"] = args.seed
+    raw = {**load_yaml(args.config), **flag_values(args, HarvestOptions)}
     if args.batch is not None:
-        options["batch"] = args.batch
-    if getattr(args, "workers", None) is not None:
-        options["workers"] = args.workers
-    if options.get("site_budget") is None:
-        options.pop("site_budget", None)  # null: no site budget
-    if "site_budget" in options and len(sources) < 2:
+        raw["batch"] = args.batch
+    extra = consistency_measures(raw)
+    if extra:
+        from cvactive.measures import MEASURES
+
+        scorer = dict(raw.get("scorer") or {})
+        scorer["measures"] = list(dict.fromkeys([*(scorer.get("measures") or MEASURES), *extra]))
+        raw["scorer"] = scorer
+    args.measures = ",".join(extra)
+    options = HarvestOptions.of(raw)
+    if options.site_budget is not None and len(sources) < 2:
         raise ConfigError(f"{args.config}: site_budget caps several sources together; with one source use budget")
     for source in sources:
         list_sources(source)  # a missing source fails before the model loads
         if not is_stream(source) and Path(source).is_file():
             probe(source)  # a video file named as the source must open (a folder's may fail part-way)
-    if len(sources) > 1 or "site_budget" in options:
+    if len(sources) > 1 or options.site_budget is not None:
         check_site(args.out, sources)
     else:
         check_out(args.out, sources)
-    needs_model = options.get("annotate", True) or any(r.get("kind") != "random" for r in options.get("rules") or [])
-    needs_model = needs_model or (options.get("pacing") or {}).get("score", "random") != "random"
-    extra = consistency_measures(options)
-    if extra:
-        from cvactive.measures import MEASURES
-
-        scorer = dict(options.get("scorer") or {})
-        scorer["measures"] = list(dict.fromkeys([*(scorer.get("measures") or MEASURES), *extra]))
-        options["scorer"] = scorer
-    args.measures = ",".join(extra)
-    detector = lazy_detector(args) if needs_model or args.model else None
+    detector = lazy_detector(args) if options.needs_model or args.model else None
     return options, detector
 
 
@@ -188,16 +150,11 @@ def run(args: argparse.Namespace) -> int:
     from cvactive.harvest import harvest, harvest_feeds
 
     options, detector = load_options(args, args.source)
-    if len(args.source) > 1 or "site_budget" in options:
-        site = harvest_feeds(args.source, args.out, detector=detector, fresh=args.fresh, **options)
+    if len(args.source) > 1 or options.site_budget is not None:
+        site = harvest_feeds(args.source, args.out, options, detector=detector, fresh=args.fresh)
         return print_site(site)
     summary = harvest(
-        args.source[0],
-        args.out,
-        detector=detector,
-        fresh=args.fresh,
-        progress=not args.no_progress,
-        **options,
+        args.source[0], args.out, options, detector=detector, fresh=args.fresh, progress=not args.no_progress
     )
     print_summary(summary)
     if summary.stopped:

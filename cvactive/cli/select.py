@@ -10,6 +10,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from cvactive.declare import add_flags
+from cvactive.selection.options import SelectOptions
+
 DEFAULT_CONFIG = "select.yaml"
 
 
@@ -26,8 +29,7 @@ def register(sub: Any) -> None:
         nargs="?",
         help="JSON-lines scores file written by `cvactive score`, or the shards folder of `--engine ray`",
     )
-    p.add_argument("--k", type=int, help="how many records to select (config: k)")
-    p.add_argument("--strategy", help="strategy name (config: strategy); see --list")
+    add_flags(p, SelectOptions)  # --strategy, --k, --seed: each overrides its config key
     p.add_argument("--labeled", help="JSON-lines records already labeled (matched by source/frame, never selected)")
     p.add_argument("--out", help="JSON-lines file for the chosen records (default: print a table only)")
     p.add_argument(
@@ -36,7 +38,6 @@ def register(sub: Any) -> None:
         "plain arrays and never unpickled (an old pickle .pkl is refused: re-create it with cvactive errors fit)",
     )
     p.add_argument("--config", help="YAML config (default: configs/select.yaml when present)")
-    p.add_argument("--seed", type=int, help="random seed (config: seed)")
     p.add_argument(
         "--set",
         dest="overrides",
@@ -87,45 +88,52 @@ def _config(path: str | None) -> dict[str, Any]:
 
 def resolve_options(config: dict[str, Any], args: argparse.Namespace) -> tuple[str, int, int | None, dict[str, Any]]:
     """The strategy, k, seed and strategy options a run uses (config, then flags)."""
+    from cvactive.declare import flag_values
+    from cvactive.errors import ConfigError
+    from cvactive.selection import get_strategy
+
+    chosen = SelectOptions.of(config, **flag_values(args, SelectOptions))
+    name = chosen.name
+    strategy = get_strategy(name)
+    if chosen.k is None and getattr(args, "cost_budget", None) is None:
+        raise ConfigError("no k given: pass --k K (or --cost-budget B) or set k in the config")
+    options = chosen.options_of(name)
+    options.update(_overrides(args.overrides))
+    if getattr(args, "order_key", None) is not None:
+        _check_order_key(name)
+        options["order_key"] = args.order_key
+    strategy.check_options(options)
+    return name, chosen.k or 0, chosen.seed, options
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    """The strategy options of ``--set KEY=VALUE`` (VALUE read as YAML)."""
     import yaml
 
     from cvactive.errors import ConfigError
-    from cvactive.selection import STRATEGIES, get_strategy
 
-    unknown = sorted(set(config) - {"strategy", "k", "seed", "strategies"})
-    if unknown:
-        raise ConfigError(f"select config: unknown key(s) {unknown}; valid keys: strategy, k, seed, strategies")
-    sections = config.get("strategies") or {}
-    if not isinstance(sections, dict):
-        raise ConfigError("select config: `strategies` must map strategy names to their options")
-    for name, opts in sections.items():
-        get_strategy(name).check_options(dict(opts or {}))
-    name = args.strategy or config.get("strategy") or "uncertainty"
-    strategy = get_strategy(name)
-    k = args.k if args.k is not None else config.get("k")
-    budgeted = getattr(args, "cost_budget", None) is not None
-    if k is None and not budgeted:
-        raise ConfigError("no k given: pass --k K (or --cost-budget B) or set k in the config")
-    seed = args.seed if args.seed is not None else config.get("seed")
-    options = dict(sections.get(name) or {})
-    for item in args.overrides:
+    out = {}
+    for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
         try:
-            options[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = yaml.safe_load(value)
         except yaml.YAMLError as err:
             problem = getattr(err, "problem", None) or "not a YAML value"
             raise ConfigError(f"--set {item!r}: the value is not valid YAML ({problem})") from None
-    if getattr(args, "order_key", None) is not None:
-        if "order_key" not in strategy.options:
-            takes = [n for n, s in STRATEGIES.items() if "order_key" in s.options]
-            raise ConfigError(
-                f"--order-key: strategy {name!r} reads no frame order; strategies that do: {', '.join(takes)}"
-            )
-        options["order_key"] = args.order_key
-    strategy.check_options(options)
-    return name, 0 if k is None else int(k), None if seed is None else int(seed), options
+    return out
+
+
+def _check_order_key(name: str) -> None:
+    from cvactive.errors import ConfigError
+    from cvactive.selection import STRATEGIES
+
+    if "order_key" not in STRATEGIES[name].options:
+        takes = [n for n, s in STRATEGIES.items() if "order_key" in s.options]
+        raise ConfigError(
+            f"--order-key: strategy {name!r} reads no frame order; strategies that do: {', '.join(takes)}"
+        )
 
 
 def print_list() -> None:
@@ -224,52 +232,33 @@ def _select_within_budget(
 
 
 def run_sharded(args: argparse.Namespace, name: str, k: int, seed: int | None, options: dict[str, Any]) -> int:
-    """Select from a sharded scores folder (columns and memmaps; uncertainty streams the table)."""
-    import json
+    """Select from a sharded scores folder (columns and memmaps; see :mod:`cvactive.selection.shards`)."""
     import warnings
 
+    from cvactive.errors import ConfigError
     from cvactive.io import load_jsonl
-    from cvactive.record import Selection
-    from cvactive.scale.shards import atomic_write_bytes
-    from cvactive.selection import SelectionWarning, resolve_labeled, select
-    from cvactive.selection.columnar import fetch_rows, open_pool, stream_topk
+    from cvactive.selection import SelectionWarning
+    from cvactive.selection.shards import row_key, select_from_shards, write_rows
 
     if args.cost_budget is not None:
-        from cvactive.errors import ConfigError
-
         raise ConfigError("--cost-budget needs a scores file (the boxes of every record), not a shards folder")
-    pool = open_pool(args.scores)
     labeled = load_jsonl(args.labeled) if args.labeled else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SelectionWarning)
-        if name == "uncertainty":
-            mask = resolve_labeled(pool, labeled).in_pool if labeled else None
-            score = options.get("score", "entropy_max")
-            indices, utilities = stream_topk(args.scores, k, score=score, labeled=mask, rng=seed)
-        else:
-            indices, utilities = select(pool, k, name, labeled=labeled, rng=seed, **options)
+        chosen = select_from_shards(args.scores, k, name, labeled=labeled, rng=seed, **options)
     for w in caught:
         print(f"warning: {w.message}")
-    rows = fetch_rows(args.scores, indices)
-    for rank, (row, u) in enumerate(zip(rows, utilities.tolist()), 1):
-        # The JSON-line keys of a Selection (rows are plain dicts: no record is built for them).
-        row.update(Selection(rank=rank, utility=round(float(u), 6), strategy=name).to_dict())
+    rows = chosen.rows
     where = ""
     if args.out:
-        text = "".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(Path(args.out), text.encode("utf-8"))
+        write_rows(args.out, rows)
         where = f" -> {Path(args.out)}"
     lab_text = f", {len(labeled)} labeled records given" if labeled is not None else ""
-    print(f"selected {len(rows)} of {len(pool)} records with {name!r} from shards{lab_text}{where}")
+    print(f"selected {len(rows)} of {chosen.pool_size} records with {name!r} from shards{lab_text}{where}")
     if options:
         print("  options: " + ", ".join(f"{key}={value}" for key, value in options.items()))
     for row in rows[:10]:
-        print(f"  {row['rank']:>4}  {_value_label(name)} {row['utility']:.4f}  {row.get('key') or _key(row)}")
+        print(f"  {row['rank']:>4}  {_value_label(name)} {row['utility']:.4f}  {row.get('key') or row_key(row)}")
     if len(rows) > 10:
         print(f"  ... {len(rows) - 10} more")
     return 0
-
-
-def _key(row: dict[str, Any]) -> str:
-    return str(row["source"]) if row.get("frame") is None else f"{row['source']}#{row['frame']}"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvactive.cli._common import RenamedFlag
-from cvactive.config import CONFIG_DIR
+from cvactive._config import CONFIG_DIR
+from cvactive.declare import add_flags
+from cvactive.synthesis.options import SynthesisOptions
 
 DEFAULT_CONFIG = CONFIG_DIR / "synthesis" / "synthesize.yaml"
 
@@ -21,7 +22,6 @@ def register(sub: Any) -> None:
     )
     p.add_argument("data", nargs="?", help="a YOLO data.yaml or its folder")
     p.add_argument("--k", type=int, help="how many synthetic images to make (required; as select's --k)")
-    p.add_argument("--n", dest="k", type=int, action=RenamedFlag, new="--k")  # the old name, for one release
     p.add_argument("--out", help="output folder, new or empty (required)")
     p.add_argument(
         "--recipe",
@@ -36,8 +36,7 @@ def register(sub: Any) -> None:
         help="auto (default), classes=NAME[,NAME], or conditions=RECIPE[,RECIPE] (classes and conditions combine)",
     )
     p.add_argument("--config", default=None, help=f"options YAML (default: {DEFAULT_CONFIG.name} in configs/synthesis)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (same seed, same output)")
-    p.add_argument("--split", default=None, help="split whose images are parents (default: train)")
+    add_flags(p, SynthesisOptions)  # --seed, --split: each overrides its config key
     p.add_argument(
         "--overwrite", action="store_true", help="replace a synthetic set already in --out (only its own files go)"
     )
@@ -48,7 +47,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cvactive._config import load_yaml
-    from cvactive.config import check_kwargs
+    from cvactive.declare import flag_values
     from cvactive.errors import ConfigError
     from cvactive.synthesis import load_recipes, synthesize
 
@@ -69,23 +68,16 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"missing {', '.join(missing)}: cvactive synthesize DATA --k K --out DIR")
     config = args.config or DEFAULT_CONFIG
-    options = check_kwargs(synthesize, load_yaml(config), str(config))
-    for key in ("seed", "split"):
-        if getattr(args, key) is not None:
-            options[key] = getattr(args, key)
+    options = SynthesisOptions.of({**load_yaml(config), **flag_values(args, SynthesisOptions)})
     summary = synthesize(
         args.data,
         k=args.k,
         out=args.out,
         recipes=recipes,
         target=args.target or "auto",
+        options=options,
         overwrite=args.overwrite,
         progress=not args.no_progress,
-        **{
-            key: v
-            for key, v in options.items()
-            if key not in ("k", "out", "recipes", "target", "overwrite", "progress")
-        },
     )
     print("\n".join(summary.lines()))
     return 0 if summary.written else 1

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cvactive.declare.ranges import Aggregation, Measure, PosInt, Prob
 from cvactive.errors import ConfigError
 from cvactive.measures import (
     AGGREGATIONS,
@@ -42,11 +43,11 @@ class Scorer:
         band: ``(low, high)`` of the ``count`` aggregation.
     """
 
-    measures: Sequence[str] = MEASURES
-    aggregations: Sequence[str] = AGGREGATIONS
-    threshold: float = 0.5
+    measures: Sequence[Measure] = MEASURES
+    aggregations: Sequence[Aggregation] = AGGREGATIONS
+    threshold: Prob = 0.5
     if_empty: float = 0.0
-    topk: int = 3
+    topk: PosInt = 3
     band: tuple[float, float] = field(default=(0.5, 1.0))
 
     def __post_init__(self) -> None:

@@ -49,11 +49,13 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from cvactive.config import from_mapping
+from cvactive.declare.fields import Declared, from_mapping, option
+from cvactive.declare.ranges import NonNegFloat, NonNegInt, PacingScore, PosFloat, PosInt
 from cvactive.errors import ConfigError
 
 #: fraction of the pacing span by which the straight-line schedule reaches the whole budget.
@@ -64,19 +66,13 @@ WINDOWS: dict[str, float] = {"per_minute": 60.0, "per_hour": 3600.0, "per_day": 
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits(Declared):
     """Caps on kept frames; ``None`` means no cap."""
 
-    per_minute: int | None = None
-    per_hour: int | None = None
-    per_day: int | None = None
-    total: int | None = None
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None and (not isinstance(value, (int, np.integer)) or value < 0):
-                raise ConfigError(f"limit {f.name} must be a non-negative integer or null, got {value!r}")
+    per_minute: NonNegInt | None = option(None, "frames kept in any 60 s")
+    per_hour: NonNegInt | None = option(None, "frames kept in any hour")
+    per_day: NonNegInt | None = option(None, "frames kept in any 24 h")
+    total: NonNegInt | None = option(None, "frames kept in all")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Limits | None, where: str = "limits") -> Limits:
@@ -137,7 +133,7 @@ class Ledger:
 
 
 @dataclass(frozen=True)
-class Pacing:
+class Pacing(Declared):
     """Pacing parameters (see the module docstring for the algorithm).
 
     Attributes:
@@ -154,25 +150,15 @@ class Pacing:
             schedule (default: 5% of the budget, at least 1).
     """
 
-    budget: int | None = None
-    score: str = "random"
-    horizon: float | None = None
-    period: float | None = None
-    window: int = 256
-    warmup: int = 16
-    slack: float | None = None
+    budget: PosInt | None = option(None, "frames to spread (default: the harvest's budget.total)")
+    score: PacingScore = option("random", "what ranks candidates: random, or an image score")
+    horizon: PosFloat | None = option(None, "expected stream length in seconds (live sources)")
+    period: PosFloat | None = option(None, "spread the budget over each period of this many seconds")
+    window: Annotated[int, Field(ge=2)] = option(256, "recent candidate scores the threshold is taken from")
+    warmup: NonNegInt = option(16, "candidates seen before the quantile threshold replaces random thinning")
+    slack: NonNegFloat | None = option(None, "frames spending may run ahead of the schedule (default 5%)")
 
-    def __post_init__(self) -> None:
-        if self.slack is not None and self.slack < 0:
-            raise ConfigError(f"pacing slack must be non-negative, got {self.slack}")
-        if self.budget is not None and self.budget < 1:
-            raise ConfigError(f"pacing budget must be at least 1, got {self.budget}")
-        for name in ("horizon", "period"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"pacing {name} must be positive seconds, got {value}")
-        if self.window < 2 or self.warmup < 0:
-            raise ConfigError(f"pacing window must be >= 2 and warmup >= 0, got {self.window}, {self.warmup}")
+    where: ClassVar[str] = "pacing"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Pacing | None) -> Pacing | None:

@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import numpy as np
 
-from cvactive.config import from_mapping
+from cvactive.declare.fields import Declared, from_mapping, option
+from cvactive.declare.ranges import Bits, Cosine, PosFloat, PosInt
 from cvactive.errors import ConfigError
 
 DedupMethod = Literal["phash", "dhash", "embedding"]
@@ -91,7 +92,7 @@ HASHES = {"phash": phash, "dhash": dhash}
 
 
 @dataclass(frozen=True)
-class Dedup:
+class Dedup(Declared):
     """Near-duplicate parameters.
 
     Attributes:
@@ -103,21 +104,13 @@ class Dedup:
             (``None``: never).
     """
 
-    method: str = "phash"
-    max_distance: int = 8
-    min_cosine: float = 0.95
-    recent: int = 32
-    force_after: float | None = None
+    method: DedupMethod = option("phash", "phash, dhash (image hashes) or embedding (the model's)")
+    max_distance: Bits = option(8, "a hash within this many bits of a recent kept frame's is a near-duplicate")
+    min_cosine: Cosine = option(0.95, "an embedding at least this similar to a recent kept frame's is one")
+    recent: PosInt = option(32, "recent kept frames compared with")
+    force_after: PosFloat | None = option(None, "seconds without a kept frame after which a near-duplicate is kept")
 
-    def __post_init__(self) -> None:
-        if self.method not in DEDUP_METHODS:
-            raise ConfigError(f"unknown dedup method {self.method!r}; valid methods: {', '.join(DEDUP_METHODS)}")
-        if not 0 <= self.max_distance <= 64:
-            raise ConfigError(f"dedup max_distance must lie in [0, 64] bits, got {self.max_distance}")
-        if self.recent < 1:
-            raise ConfigError(f"dedup recent must be at least 1, got {self.recent}")
-        if self.force_after is not None and self.force_after <= 0:
-            raise ConfigError(f"dedup force_after must be positive seconds or null, got {self.force_after}")
+    where: ClassVar[str] = "dedup"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Dedup | None) -> Dedup | None:

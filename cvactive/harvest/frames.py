@@ -9,33 +9,32 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from cvactive.config import from_mapping
-from cvactive.errors import ConfigError, VideoError
+from cvactive.declare.fields import Declared, from_mapping, option
+from cvactive.declare.ranges import NonNegFloat, NonNegInt
+from cvactive.errors import VideoError
 from cvactive.sources import Capture
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Retry:
+class Retry(Declared):
     """Reconnecting a live source: ``attempts`` tries, waiting ``backoff * 2**k`` s (at most ``max_backoff``).
 
     Tries count across drops until the stream has run ``reset_after`` seconds without one, so
     a source that reconnects and drops again at once is given up on, not retried forever.
     """
 
-    attempts: int = 5
-    backoff: float = 1.0
-    max_backoff: float = 30.0
-    reset_after: float = 60.0
+    attempts: NonNegInt = option(5, "tries before a dropped stream is given up on")
+    backoff: NonNegFloat = option(1.0, "seconds before the first retry, doubled each time")
+    max_backoff: NonNegFloat = option(30.0, "the longest wait between retries")
+    reset_after: NonNegFloat = option(60.0, "seconds a stream must run without a drop to count tries from 0")
 
-    def __post_init__(self) -> None:
-        if self.attempts < 0 or self.backoff < 0 or self.max_backoff < 0:
-            raise ConfigError(f"retry values must be non-negative, got {self}")
+    where: ClassVar[str] = "retry"
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | Retry | None) -> Retry:

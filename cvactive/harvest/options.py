@@ -1,105 +1,97 @@
-"""A harvest's options, checked once: the YAML keys of ``configs/harvest.yaml`` as typed values.
+"""A harvest's options, declared once: :class:`HarvestOptions`, the keys of ``configs/harvest*.yaml``.
 
-:meth:`HarvestOptions.build` turns the keyword arguments of :func:`cvactive.harvest.harvest`
-(mappings from a YAML file, or ready objects) into rules, limits, pacing, dedup, retry and
-scorer objects, raising :class:`~cvactive.errors.ConfigError` on the first bad one;
-:meth:`HarvestOptions.fingerprint` is the hash a resumed harvest must match.
+Each field is a config key with its type, range, default and help (see :mod:`cvactive.declare`);
+the config schema (:func:`cvactive.declare.schema_of`), the command line's ``--seed`` and
+``--workers``, the table in docs/config-reference.md and the resume fingerprint
+(:meth:`HarvestOptions.fingerprint`) are derived from it. :func:`cvactive.harvest.harvest` takes
+one, or its fields as keyword arguments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from cvactive._config import check_keys
-from cvactive.config import check_kwargs
-from cvactive.detect.model import Detector
+from pydantic import Field
+
+from cvactive.declare.fields import Declared, config_fields, from_mapping, option, plain_value
+from cvactive.declare.ranges import NonNegFloat, NonNegInt, PosInt, Quality, Seed
 from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits, Pacing, SiteBudget
 from cvactive.harvest.dedup import Dedup
-from cvactive.harvest.feed import Retry
+from cvactive.harvest.frames import Retry
 from cvactive.harvest.harvester import Harvester
-from cvactive.harvest.rules import Rule, make_rules
+from cvactive.harvest.rules import Rule, check_unique_names
 from cvactive.harvest.state import fingerprint
 
-
-def _as(cls: Any, value: Any) -> Any:
-    return cls.from_mapping(value) if value is None or isinstance(value, Mapping) else value
-
-
-def _scorer(value: Mapping[str, Any] | Scorer | None) -> Scorer:
-    if isinstance(value, Scorer):
-        return value
-    options = check_kwargs(Scorer, dict(value or {}), "scorer")
-    if "band" in options:
-        options["band"] = tuple(options["band"])
-    for key in ("measures", "aggregations"):
-        if key in options:
-            options[key] = tuple(options[key])
-    return Scorer(**options)
+if TYPE_CHECKING:
+    from cvactive.detect.model import Detector
 
 
 @dataclass(frozen=True)
-class HarvestOptions:
-    """Checked harvest options (see :func:`cvactive.harvest.harvest` for each one's meaning)."""
+class HarvestOptions(Declared):
+    """The options of a harvest (every config key); mappings given for a section are built into it."""
 
-    rules: list[Rule]
-    budget: Limits
-    pacing: Pacing | None
-    dedup: Dedup | None
-    retry: Retry
-    scorer: Scorer
-    stride: int = 1
-    jpeg_quality: int = 90
-    seed: int = 0
-    batch: int = 1
-    annotate: bool = True
-    checkpoint_seconds: float = 5.0
-    log_every: float = 60.0
-    fsync: bool = False
-    keep_up: bool = True
-    workers: int | None = None
+    rules: Annotated[list[Rule], Field(min_length=1)] = option(
+        help="the rules, in order: a frame is a candidate when one with limit left fires (see the rule tables)"
+    )
+    budget: Limits | None = option(None, "caps on the frames kept by all rules together")
+    pacing: Pacing | None = option(None, "spread the budget over the stream (null: keep while the caps allow)")
+    dedup: Dedup | None = option(None, "near-duplicate suppression (null: off)")
+    scorer: Scorer | None = option(None, "the measures and aggregations computed for every inferred frame")
+    stride: PosInt = option(1, "look only at frames whose index is a multiple of this")
+    jpeg_quality: Quality = option(90, "JPEG quality of the saved frames", fingerprint=False)
+    seed: Seed = option(0, "seeds every random decision (with the source and the frame index)", flag="--seed")
+    batch: PosInt = option(1, "frames per detector call", fingerprint=False)
+    annotate: bool = option(True, "run the model on frames only cheap rules chose, so their lines have boxes")
+    retry: Retry | None = option(None, "reconnecting a live source", fingerprint=False)
+    checkpoint_seconds: NonNegFloat = option(5.0, "save the state at least this often (wall time)", fingerprint=False)
+    log_every: NonNegFloat = option(
+        60.0, "log the running counts every this many seconds (0: after every batch of frames)", fingerprint=False
+    )
+    fsync: bool = option(False, "fsync every manifest line (survives power loss, slower)", fingerprint=False)
+    keep_up: bool = option(
+        True,
+        "read a live source in a thread that keeps only its newest frame (false: every frame, in order)",
+        fingerprint=False,
+    )
+    workers: NonNegInt | None = option(
+        None,
+        "pipeline threads that letterbox, run NMS and score while the model runs (null: half the CPU cores, "
+        "2 to 8; 0: no pipeline)",
+        flag="--workers",
+        fingerprint=False,
+    )
+    site_budget: Limits | None = option(
+        None, "caps on the frames kept by several sources together (a site; not with one source)", fingerprint=False
+    )
+
+    where: ClassVar[str] = "harvest"
+
+    def check(self) -> None:
+        check_unique_names(self.rules)
 
     @classmethod
-    def build(
-        cls,
-        *,
-        rules: Sequence[Mapping[str, Any] | Rule] = (),
-        budget: Mapping[str, Any] | Limits | None = None,
-        pacing: Mapping[str, Any] | Pacing | None = None,
-        dedup: Mapping[str, Any] | Dedup | None = None,
-        retry: Mapping[str, Any] | Retry | None = None,
-        scorer: Mapping[str, Any] | Scorer | None = None,
-        **plain: Any,
-    ) -> HarvestOptions:
-        """Check and convert the options; ``plain`` holds the scalar ones (``stride`` ...).
+    def of(cls, options: HarvestOptions | Mapping[str, Any] | None = None, **keys: Any) -> HarvestOptions:
+        """Options from an object or a config mapping, with ``keys`` (config keys) set over them.
 
         Raises:
             ConfigError: the first invalid option, naming the valid values.
         """
-        check_keys(plain, [f.name for f in fields(cls)], "harvest")
-        options = cls(
-            rules=make_rules(rules),
-            budget=Limits.from_mapping(budget, where="budget"),
-            pacing=_as(Pacing, pacing),
-            dedup=_as(Dedup, dedup),
-            retry=_as(Retry, retry),
-            scorer=_scorer(scorer),
-            **plain,
-        )
-        if options.stride < 1 or options.batch < 1:
-            raise ConfigError(f"stride and batch must be at least 1, got {options.stride}, {options.batch}")
-        workers = options.workers
-        if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 0):
-            raise ConfigError(
-                f"workers must be 0 (no pipeline), a positive number of threads, or null (the default), got {workers!r}"
-            )
-        if not 1 <= options.jpeg_quality <= 100:
-            raise ConfigError(f"jpeg_quality must lie in [1, 100], got {options.jpeg_quality}")
-        return options
+        if isinstance(options, HarvestOptions):
+            return dataclasses.replace(options, **keys) if keys else options
+        built = from_mapping(cls, {**(options or {}), **keys}, cls.where)
+        assert built is not None
+        return built
+
+    @property
+    def limits(self) -> Limits:
+        """The harvest's caps (``budget``; none when unset)."""
+        return self.budget or Limits()
 
     def harvester(self, out: Path, detector: Detector | None, site: SiteBudget | None = None) -> Harvester:
         """A fresh :class:`Harvester` for these options (checks that a needed model is given)."""
@@ -107,10 +99,10 @@ class HarvestOptions:
             out,
             detector,
             self.rules,
-            self.budget,
+            self.limits,
             self.pacing,
             self.dedup,
-            self.scorer,
+            self.scorer or Scorer(),
             seed=self.seed,
             jpeg_quality=self.jpeg_quality,
             annotate=self.annotate,
@@ -126,24 +118,39 @@ class HarvestOptions:
 
         return default_workers() if self.workers is None else int(self.workers)
 
+    @property
+    def needs_model(self) -> bool:
+        """Whether a frame is ever run through the model (a model rule, annotation or a pacing score)."""
+        paced = self.pacing is not None and self.pacing.score != "random"
+        return self.annotate or paced or any(r.needs_model for r in self.rules)
+
     def fingerprint(self, source: str, detector: Detector | None, site: SiteBudget | None = None) -> str:
         """The hash of everything that decides which frames are kept (a resume must match it).
 
-        ``workers`` is left out: it changes when frames are inferred, not what the model says
-        about them nor which are kept, so a harvest resumes under another value.
+        Every option declared with ``fingerprint=True`` (the default) counts; those that change
+        when or how fast frames are read, written or inferred (``workers``, ``batch``, ``retry``
+        ...) do not, so a harvest resumes under other values of them.
         """
-        config = {
+        config: dict[str, Any] = {
             "source": source,
             "model": None if detector is None else [detector.model_path, detector.imgsz, detector.conf, detector.iou],
-            "rules": [{"kind": r.kind, **{k: v for k, v in vars(r).items()}} for r in self.rules],
-            "budget": vars(self.budget),
-            "pacing": None if self.pacing is None else self.pacing.to_dict(),
-            "dedup": None if self.dedup is None else self.dedup.to_dict(),
-            "scorer": vars(self.scorer),
-            "frame_stride": self.stride,  # its name before 0.x: kept so older harvests still resume
-            "seed": self.seed,
-            "annotate": self.annotate,
         }
+        for f in config_fields(HarvestOptions):
+            if f.metadata["fingerprint"]:
+                config[f.name] = plain_value(getattr(self, f.name))
+        config["budget"] = plain_value(self.limits)
+        config["scorer"] = plain_value(self.scorer or Scorer())
         if site is not None:
-            config["site_budget"] = vars(site.limits)
+            config["site_budget"] = plain_value(site.limits)
         return fingerprint(config)
+
+
+def site_budget_of(options: HarvestOptions) -> SiteBudget | None:
+    """The shared caps of a site harvest, or ``None``."""
+    return None if options.site_budget is None else SiteBudget(options.site_budget)
+
+
+def refuse_site_budget(options: HarvestOptions) -> None:
+    """A single harvest has no site: ``site_budget`` belongs to :func:`cvactive.harvest.harvest_feeds`."""
+    if options.site_budget is not None:
+        raise ConfigError("harvest: site_budget caps several sources together; with one source use budget")

@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
+from pydantic import Field
 
-from cvactive.config import check_kwargs
+from cvactive.declare.fields import Declared, from_mapping, option
+from cvactive.declare.ranges import ImageScore, NonEmpty, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Limits
 from cvactive.record import ImageRecord
+
+ClassList = list[str | int]
 
 
 def unit_draw(seed: int, source: str, frame: int, salt: str = "") -> float:
@@ -58,29 +62,34 @@ class FrameInfo:
         return unit_draw(self.seed, self.source, self.frame, salt)
 
 
-def _prob(name: str, value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ConfigError(f"{name} must lie in [0, 1], got {value}")
-    return value
-
-
 @dataclass
-class Rule:
-    """Base of every rule: a name and its own limits (``per_minute``, ``per_hour``, ``per_day``, ``total``)."""
+class Rule(Declared):
+    """Base of every rule: a name and its own limits (``per_minute``, ``per_hour``, ``per_day``, ``total``).
 
-    name: str = ""
-    limits: Limits = field(default_factory=Limits)
+    A rule's options are its fields (the declaration of its config keys, see
+    :mod:`cvactive.declare.fields`); ``example`` is the config of the rule that the docs show and
+    the tests check.
+    """
+
+    name: str = option("", "the rule's name in the manifest and the counts (default: its kind); unique")
+    limits: Limits = option(factory=Limits, help="caps on the frames this rule keeps")
 
     kind: ClassVar[str] = ""
     needs_model: ClassVar[bool] = True
+    example: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def variants(cls) -> list[type[Rule]]:
+        """The registered rule classes (:data:`RULES`), one per ``kind``."""
+        return list(RULES.values())
+
+    @property
+    def where(self) -> str:
+        return f"rule {self.name or self.kind!r}"
 
     def __post_init__(self) -> None:
         self.name = str(self.name or self.kind)
-        if isinstance(self.limits, Mapping):
-            self.limits = Limits.from_mapping(self.limits, where=f"rule {self.name!r} limits")
-        elif self.limits is None:
-            self.limits = Limits()
+        super().__post_init__()
 
 
 @dataclass
@@ -92,22 +101,17 @@ class RandomRule(Rule):
     what catches the objects a model misses, which confidence rules never see.
     """
 
-    probability: float = 0.0
-    every_n: int | None = None
-    every_t: float | None = None
+    probability: Prob = option(0.0, "fire on a seeded draw with this probability")
+    every_n: PosInt | None = option(None, "fire every this many frames (from its last firing)")
+    every_t: PosFloat | None = option(None, "fire every this many seconds (from its last firing)")
 
     kind: ClassVar[str] = "random"
     needs_model: ClassVar[bool] = False
+    example: ClassVar[dict[str, Any]] = {"kind": "random", "name": "baseline", "probability": 0.01, "every_t": 30}
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.probability = _prob(f"rule {self.name!r} probability", self.probability)
-        if self.every_n is not None and int(self.every_n) < 1:
-            raise ConfigError(f"rule {self.name!r}: every_n must be at least 1, got {self.every_n}")
-        if self.every_t is not None and float(self.every_t) <= 0:
-            raise ConfigError(f"rule {self.name!r}: every_t must be positive, got {self.every_t}")
+    def check(self) -> None:
         if not self.probability and self.every_n is None and self.every_t is None:
-            raise ConfigError(f"rule {self.name!r}: set at least one of probability, every_n, every_t")
+            raise ValueError("a random rule needs at least one of probability, every_n, every_t")
 
     def fires(self, info: FrameInfo, last: tuple[str, int, float] | None) -> bool:
         """Decide on a frame; ``last`` is ``(source, frame, clock)`` of this rule's previous firing."""
@@ -124,11 +128,7 @@ class RandomRule(Rule):
 class ModelRule(Rule):
     """A rule that looks at the frame's detections; ``keep_probability`` thins what it fires on."""
 
-    keep_probability: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.keep_probability = _prob(f"rule {self.name!r} keep_probability", self.keep_probability)
+    keep_probability: Prob = option(1.0, "keep only this share of the frames the rule fires on (a seeded draw)")
 
     def matches(self, record: ImageRecord) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -155,20 +155,13 @@ class ConfidenceBandRule(ModelRule):
     ``classes`` (names or ids) restricts which boxes count.
     """
 
-    threshold: float = 0.5
-    epsilon: float = 0.1
-    min_boxes: int = 1
-    classes: list[str | int] | None = None
+    threshold: Prob = option(0.5, "the confidence threshold the boxes are close to")
+    epsilon: PosFloat = option(0.1, "how close: |conf - threshold| < epsilon")
+    min_boxes: PosInt = option(1, "boxes that must be that close")
+    classes: ClassList | None = option(None, "class names or ids whose boxes count (null: all)")
 
     kind: ClassVar[str] = "confidence_band"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _prob(f"rule {self.name!r} threshold", self.threshold)
-        if self.epsilon <= 0:
-            raise ConfigError(f"rule {self.name!r}: epsilon must be positive, got {self.epsilon}")
-        if int(self.min_boxes) < 1:
-            raise ConfigError(f"rule {self.name!r}: min_boxes must be at least 1, got {self.min_boxes}")
+    example: ClassVar[dict[str, Any]] = {"kind": "confidence_band", "threshold": 0.5, "epsilon": 0.15}
 
     def matches(self, record: ImageRecord) -> bool:
         near = np.abs(record.confidence.astype(np.float64) - self.threshold) < self.epsilon
@@ -179,11 +172,12 @@ class ConfidenceBandRule(ModelRule):
 class UncertaintyRule(ModelRule):
     """An image score (``<measure>_<aggregation>``, e.g. ``entropy_max``) in ``[min_value, max_value]``."""
 
-    score: str = "entropy_max"
-    min_value: float = 0.5
-    max_value: float | None = None
+    score: ImageScore = option("entropy_max", "the image score, <measure>_<aggregation>")
+    min_value: float = option(0.5, "fire when the score is at least this")
+    max_value: float | None = option(None, "and at most this (null: no upper end)")
 
     kind: ClassVar[str] = "uncertainty"
+    example: ClassVar[dict[str, Any]] = {"kind": "uncertainty", "score": "entropy_max", "min_value": 0.6}
 
     def matches(self, record: ImageRecord) -> bool:
         if self.score not in record.image_scores:
@@ -195,20 +189,16 @@ class UncertaintyRule(ModelRule):
         return value >= self.min_value and (self.max_value is None or value <= self.max_value)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ClassesRule(ModelRule):
     """Target classes present: at least ``min_count`` boxes of ``classes`` with confidence >= ``min_confidence``."""
 
-    classes: list[str | int] = field(default_factory=list)
-    min_count: int = 1
-    min_confidence: float = 0.0
+    classes: Annotated[ClassList, Field(min_length=1)] = option(help="the target classes (names or ids)")
+    min_count: NonNegInt = option(1, "boxes of those classes needed")
+    min_confidence: Prob = option(0.0, "count only boxes at least this confident")
 
     kind: ClassVar[str] = "classes"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.classes:
-            raise ConfigError(f"rule {self.name!r}: list the target classes (names or ids)")
+    example: ClassVar[dict[str, Any]] = {"kind": "classes", "classes": ["person"], "min_confidence": 0.3}
 
     def matches(self, record: ImageRecord) -> bool:
         mask = _class_mask(record, self.classes) & (record.confidence >= self.min_confidence)
@@ -219,11 +209,12 @@ class ClassesRule(ModelRule):
 class CountRule(ModelRule):
     """Detection count in ``[min_count, max_count]`` (``classes`` optional, ``max_count`` open when ``None``)."""
 
-    min_count: int = 1
-    max_count: int | None = None
-    classes: list[str | int] | None = None
+    min_count: NonNegInt = option(1, "fire with at least this many detections")
+    max_count: NonNegInt | None = option(None, "and at most this many (null: no upper end)")
+    classes: ClassList | None = option(None, "count only these classes (null: all)")
 
     kind: ClassVar[str] = "count"
+    example: ClassVar[dict[str, Any]] = {"kind": "count", "min_count": 5}
 
     def matches(self, record: ImageRecord) -> bool:
         n = int(np.count_nonzero(_class_mask(record, self.classes)))
@@ -235,6 +226,7 @@ class EmptyRule(ModelRule):
     """No detections at all: the frames where a missed object hides (confidence rules never see them)."""
 
     kind: ClassVar[str] = "empty"
+    example: ClassVar[dict[str, Any]] = {"kind": "empty", "keep_probability": 0.05}
 
     def matches(self, record: ImageRecord) -> bool:
         return len(record) == 0
@@ -256,16 +248,13 @@ def make_rule(spec: Mapping[str, Any] | Rule) -> Rule:
         return spec
     if not isinstance(spec, Mapping):
         raise ConfigError(f"a rule must be a mapping with a 'kind', got {spec!r}")
-    options = dict(spec)
-    kind = options.pop("kind", None)
+    kind = spec.get("kind")
     if kind not in RULES:
-        raise ConfigError(f"unknown rule kind {kind!r}; valid kinds: {', '.join(RULES)}")
-    cls = RULES[kind]
-    check_kwargs(cls, options, f"rule kind {kind!r}")
-    try:
-        return cls(**options)
-    except TypeError as err:
-        raise ConfigError(f"rule kind {kind!r}: {err}") from err
+        raise ConfigError(f"rule: kind: got {kind!r}, expected one of {', '.join(RULES)}")
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    rule = from_mapping(RULES[kind], options, f"rule {str(options.get('name') or kind)!r}")
+    assert rule is not None
+    return rule
 
 
 def make_rules(specs: Sequence[Mapping[str, Any] | Rule]) -> list[Rule]:
@@ -273,14 +262,19 @@ def make_rules(specs: Sequence[Mapping[str, Any] | Rule]) -> list[Rule]:
     if not specs:
         raise ConfigError(f"a harvest needs at least one rule; valid kinds: {', '.join(RULES)}")
     rules = [make_rule(s) for s in specs]
-    names = [r.name for r in rules]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ConfigError(f"rule names must be unique; repeated: {dupes} (give each rule a 'name')")
+    check_unique_names(rules)
     return rules
 
 
-@dataclass
+def check_unique_names(rules: Sequence[Any]) -> None:
+    """Rule names (a rule's kind when it has none) must differ: they key the counts and the manifest."""
+    names = [r.name or r.kind for r in rules]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"rule names must be unique; repeated: {dupes} (give each rule a 'name')")
+
+
+@dataclass(kw_only=True)
 class LearnedErrorRule(ModelRule):
     """The errors a fitted error model expects in the frame reach ``min_value``.
 
@@ -289,17 +283,22 @@ class LearnedErrorRule(ModelRule):
     ``per_object``). ``predictor``: the file ``cvactive errors fit`` wrote for this detector.
     """
 
-    predictor: str = ""
-    min_value: float = 1.0
-    miss_weight: float = 1.0
-    per_object: bool = False
+    predictor: NonEmpty = option(help="the error model `cvactive errors fit` wrote for this detector (.npz)")
+    min_value: float = option(1.0, "fire when the expected errors in the frame reach this")
+    miss_weight: NonNegFloat = option(1.0, "weight of an expected missed object against a wrong box")
+    per_object: bool = option(False, "divide by the expected objects: the expected error rate")
 
     kind: ClassVar[str] = "learned_error"
+    example: ClassVar[dict[str, Any]] = {
+        "kind": "learned_error",
+        "predictor": "runs/train/weights/best.errors.npz",
+        "min_value": 3.0,
+        "per_object": False,
+        "limits": {"per_hour": 60},
+    }
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.predictor:
-            raise ConfigError(f"rule {self.name!r}: give predictor: PATH (an error model from `cvactive errors fit`)")
         from cvactive.errormodel.model import load_cached
 
         load_cached(self.predictor)  # a bad path fails when the config is read, not mid-stream

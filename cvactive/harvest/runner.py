@@ -31,7 +31,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,19 +127,20 @@ class HarvestRun:
         cls,
         source: str | Path,
         out: str | Path,
+        options: HarvestOptions | Mapping[str, Any] | None = None,
         *,
         detector: Detector | None = None,
         site: SiteBudget | None = None,
-        **options: Any,
+        **keys: Any,
     ) -> HarvestRun:
-        """The run :func:`harvest` would make of ``source`` (config keys as keywords), not started.
+        """The run :func:`harvest` would make of ``source`` (options as :func:`harvest` takes them), not started.
 
         Raises:
             SourceError: the source does not exist or holds no video.
             ConfigError: an invalid option.
         """
         sources = list_sources(source)
-        return cls(Path(out), str(source), sources, detector, HarvestOptions.build(**options), site)
+        return cls(Path(out), str(source), sources, detector, HarvestOptions.of(options, **keys), site)
 
     # -- before the loop ------------------------------------------------------------------
     def check_resume(self) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._config import config_schema
 from cvactive._random import as_rng
-from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.health import measure as F
 from cvactive.health.images import ImageInfo, read_images
@@ -33,7 +33,7 @@ __all__ = ["MAX_LISTED", "HealthReport", "analyse", "check_health"]
 GATE_OPTIONS = ("min_instances", "max_imbalance", "max_label_errors", "allow_leakage", "min_dark_images")
 
 
-@renamed_kwargs(rng="seed")
+@config_schema("health")
 def analyse(
     table: LabelTable,
     *,
@@ -178,7 +178,7 @@ def check_health(
             images in two splits), ``min_dark_images``; a gate set to ``None`` is not checked.
             Image checks: ``image_sizes`` (read headers), ``image_checks`` (brightness and
             hashes), ``max_images`` (a sample drawn with ``seed``: an integer or a numpy
-            Generator; its old name ``rng`` works, with a warning, until the next release),
+            Generator),
             ``near_duplicate_distance`` (bits of a 64-bit dHash), ``dark_below`` /
             ``bright_above`` (mean grey level), ``heatmap_grid``, ``cache`` (default
             ``<out>/image-cache.json``), ``workers``, ``progress``.
@@ -191,7 +191,7 @@ def check_health(
     """
     from cvactive.config import check_kwargs
 
-    options = check_kwargs(analyse, options, "health options")  # an old key under its new name
+    options = check_kwargs(analyse, options, "health options")
     if "table" in options:
         raise ConfigError("health options: 'table' is not an option; give data or dataset")
     table = load_table(data, dataset=dataset, field=field)

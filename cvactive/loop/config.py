@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cvactive._config import config_schema
 from cvactive.errors import ConfigError
 
 INITS = ("pretrained", "previous")
@@ -18,6 +19,7 @@ def arm_strategy(arm: str) -> str:
     return arm[: -len(COST_AWARE)] if arm.endswith(COST_AWARE) else arm
 
 
+@config_schema("loop")
 @dataclass(frozen=True)
 class LoopConfig:
     """Settings of a learning-curve study (the YAML keys of ``configs/loop.yaml``).

@@ -1,17 +1,18 @@
 """The type, range and default of every config key: one pydantic model per config file.
 
-Each model (in :mod:`cvactive.schemas.harvest` and :mod:`cvactive.schemas.commands`) is the
-reference of one config file (``configs/<name>.yaml`` in the repository,
-``cvactive/resources/configs`` once installed); a field's annotation is the key's type and
-range, its default the value the function uses when the key is absent. Models are strict
-(``1`` is not ``true``, ``"0.5"`` is not a number; an integer is a fine float) and refuse
-unknown keys. :func:`cvactive.config.check_config` validates a mapping with :func:`validate`;
-the first problem becomes one line naming the file, the key, the value and what is expected
-(:mod:`cvactive.schemas.check`).
+The harvest config's models are derived from the declarations of its options
+(:mod:`cvactive.schemas.harvest`, from :class:`cvactive.harvest.options.HarvestOptions` and the
+registered rules, see :mod:`cvactive.declare`); the other commands' are written in
+:mod:`cvactive.schemas.commands`. A field's annotation is the key's type and range, its default
+the value the function uses when the key is absent. Models are strict (``1`` is not ``true``,
+``"0.5"`` is not a number; an integer is a fine float) and refuse unknown keys.
+:func:`cvactive.config.check_config` validates a mapping with :func:`validate`; the first
+problem becomes one line naming the file, the key, the value and what is expected
+(:mod:`cvactive.declare.check`).
 
-Keys stay the keyword arguments of the functions the commands call; the tests check that each
-model's keys and defaults match the signature or dataclass it describes (:data:`TARGETS`).
-Names that other modules own (measures, strategies) are checked against those modules.
+A function or dataclass whose keyword options a hand-written model checks says so itself
+(``@config_schema(kind)`` of :mod:`cvactive._config`), so the name can never go stale; the tests
+check that each such model's keys and defaults match the code it describes.
 """
 
 from __future__ import annotations
@@ -19,24 +20,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cvactive._renamed import NAMES
-from cvactive.schemas.check import Section, describe, validate_model
 from pydantic import BaseModel
 
-from cvactive.schemas.commands import (
-    Bbox,
-    CopyPaste,
-    Evaluate,
-    Health,
-    Loop,
-    Porch,
-    Recipe,
-    Select,
-    Synthesize,
-)
-from cvactive.schemas.harvest import RULE_MODELS, Dedup, Harvest, Limits, Pacing, Retry, Scorer
+from cvactive.declare.check import Section, validate_model
+from cvactive.declare.fields import reference as _table
+from cvactive.schemas.commands import Evaluate, Health, Loop, Porch
+from cvactive.schemas.harvest import EXAMPLES, RULE_MODELS, Dedup, Harvest, Limits, Pacing, Retry, Scorer
+from cvactive.schemas.stages import Bbox, CopyPaste, Recipe, Select, Synthesize
 
-__all__ = ["RENAMED", "SCHEMAS", "TARGETS", "Section", "model", "reference", "reference_page", "validate"]
+__all__ = ["SCHEMAS", "Section", "model", "reference", "reference_page", "validate"]
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "health": Health,
@@ -57,38 +49,21 @@ SCHEMAS: dict[str, type[BaseModel]] = {
     "porch": Porch,
 }
 
-#: ``module.qualname`` of a function or dataclass -> the schema of its keyword options
-#: (:func:`cvactive.config.check_kwargs` checks options for these with the schema).
-TARGETS: dict[str, str] = {
-    "cvactive.health.check.analyse": "health",
-    "cvactive.store.evaluate.evaluate_round": "evaluate",
-    "cvactive.harvest.budget.Limits": "limits",
-    "cvactive.harvest.budget.Pacing": "pacing",
-    "cvactive.harvest.dedup.Dedup": "dedup",
-    "cvactive.harvest.frames.Retry": "retry",
-    "cvactive.detect.scorer.Scorer": "scorer",
-    "cvactive.harvest.rules.RandomRule": "rule:random",
-    "cvactive.harvest.rules.ConfidenceBandRule": "rule:confidence_band",
-    "cvactive.harvest.rules.UncertaintyRule": "rule:uncertainty",
-    "cvactive.harvest.rules.ClassesRule": "rule:classes",
-    "cvactive.harvest.rules.CountRule": "rule:count",
-    "cvactive.harvest.rules.EmptyRule": "rule:empty",
-    "cvactive.loop.config.LoopConfig": "loop",
-    "cvactive.synthesis.core.synthesize": "synthesize",
-    "cvactive.synthesis.recipes.BboxOptions": "bbox",
-    "cvactive.synthesis.recipes.CopyPasteOptions": "copy_paste",
-    "cvactive.porch.PorchRecipe": "porch",
-}
+#: The naming rule, as this page states it (markdown).
+NAMES = """\
+One concept has one name on the command line, in config files and in Python:
 
-
-#: schema -> {old key: new key}: top-level config keys renamed so that one concept has one name
-#: (:mod:`cvactive._renamed`); :func:`cvactive.config.check_config` still reads the old key, with a
-#: warning, until the next release.
-RENAMED: dict[str, dict[str, str]] = {
-    "select": {"rng": "seed"},
-    "health": {"rng": "seed"},
-    "harvest": {"frame_stride": "stride"},
-}
+- `k`: how many items a command picks or makes: `cvactive select --k`, `cvactive synthesize --k`,
+  `synthesize(k=...)`. `n` is the size of a pool. A loop study's `budget` (labels added per round)
+  is the `k` of each round's selection; `initial` and `budget` keep the names of the study's
+  parameters.
+- `seed`: the integer that makes a run repeatable: every `--seed` flag and `seed:` config key, and
+  the keyword argument of the functions those configs feed (`check_health(seed=...)`,
+  `synthesize(seed=...)`, `harvest(seed=...)`). `rng` is the lower-level Python argument that
+  takes a seed *or* a `numpy.random.Generator`: `select(..., rng=...)` and every selection
+  strategy, the k-center and k-means kernels, the calibration and export splits, MC dropout.
+- `stride`: keep every `stride`-th video frame: `cvactive score --stride`, `score_source(stride=...)`,
+  the video shards of `--engine ray`, the harvest config's `stride:` and `harvest(stride=...)`."""
 
 
 def model(kind: str) -> type[BaseModel]:
@@ -105,11 +80,13 @@ def validate(kind: str, data: Mapping[str, Any], where: str, *, partial: bool = 
 
 def reference(kind: str) -> str:
     """A markdown table of schema ``kind``: every key, what it must be, its default (docs/config-reference.md)."""
-    rows = ["| key | type and range | default |", "|---|---|---|"]
-    for name, f in model(kind).model_fields.items():
-        default = "required" if f.is_required() else f"`{_yaml(f.default)}`"
-        rows.append(f"| `{name}` | {describe(f.annotation, list(f.metadata))} | {default} |")
-    return "\n".join(rows)
+    return _table(model(kind), _yaml)
+
+
+def _dump(data: Any) -> str:
+    import yaml
+
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=None))
 
 
 def _yaml(value: Any) -> str:
@@ -152,23 +129,19 @@ def reference_page() -> str:
     parts = [
         "# Config reference",
         "",
-        "Every key of every config file, what it must be and its default. Generated from `cvactive/schemas.py`",
-        "(`python -c \"from cvactive.schemas import reference_page; print(reference_page(), end='')\"`);",
-        "a test keeps this page equal to the schemas. See [install.md](install.md) for where the files live.",
+        "Every key of every config file, what it must be, its default and what it does. Generated from the",
+        "declarations (`cvactive.schemas`, `cvactive.declare`) by `python tools/render_config_reference.py`;",
+        "a test keeps this page equal to them. See [install.md](install.md) for where the files live.",
         "",
     ]
     for kind, where in REFERENCE_ORDER:
         parts += [f"## `{kind}`", "", f"{where}.", "", reference(kind), ""]
+        if kind in EXAMPLES:
+            parts += ["For example:", "", "```yaml", _dump(EXAMPLES[kind]).rstrip(), "```", ""]
     parts += [
         "## Names",
         "",
         NAMES,
-        "",
-        "Renamed config keys (the old key is read, with the warning):",
-        "",
-        "| config | old key | new key |",
-        "|---|---|---|",
-        *(f"| `{kind}` | `{old}` | `{new}` |" for kind, renames in RENAMED.items() for old, new in renames.items()),
         "",
     ]
     return "\n".join(parts)

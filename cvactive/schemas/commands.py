@@ -1,26 +1,22 @@
-"""The configs of health, evaluate, select, loop, synthesize (and its recipes) and porch."""
+"""The configs of health, evaluate, loop and porch, written as models (the others are derived from declarations)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field, model_validator
 
-from cvactive.schemas.check import Section
+from cvactive.declare.check import Section
+from cvactive.declare.ranges import one_of as _one_of
 from cvactive.schemas.common import (
     Grey,
     ImageScore,
     LoopStrategyOptions,
     NonNegFloat,
     NonNegInt,
-    Pair,
     PosInt,
     Prob,
-    Quality,
     Seed,
-    StrategyName,
-    StrategyOptions,
-    _one_of,
     _strategies,
 )
 from cvactive.yolo_labels import ErrorKind
@@ -75,15 +71,6 @@ class Evaluate(Section):
 
 
 # -- cvactive select / cvactive loop ----------------------------------------------------------
-class Select(Section):
-    """``configs/select.yaml``: the strategy, k, the seed and each strategy's options."""
-
-    strategy: StrategyName | None = None
-    k: PosInt | None = None
-    seed: Seed | None = None
-    strategies: StrategyOptions | None = None
-
-
 class EvalData(Section):
     """One further evaluation set of a loop study."""
 
@@ -128,72 +115,6 @@ class Loop(Section):
     strategy_options: LoopStrategyOptions = {}
     cost: dict[str, NonNegFloat] = {}
     budget_unit: Literal["images", "boxes", "seconds_draw", "seconds_correct"] = "images"
-
-
-# -- cvactive synthesize (cvactive.synthesis.synthesize) and its recipes -------------------------
-class Synthesize(Section):
-    """``configs/synthesis/synthesize.yaml``: the seed, split, JPEG quality and gap thresholds."""
-
-    seed: Seed = 0
-    split: str = "train"
-    quality: Quality = 95
-    rare_ratio: Annotated[float, Field(gt=0, le=1)] = 0.5
-    dark_threshold: Grey = 85.0
-    min_dark_share: Prob = 0.25
-    bright_threshold: Grey = 190.0
-    min_bright_share: Prob = 0.0
-    small_size: Annotated[float, Field(gt=0, le=1)] = 0.08
-    min_small_share: Prob = 0.1
-    min_side_share: Prob = 0.35
-
-
-Fill = Literal["class", "dark", "bright", "small_objects", "position"]
-
-
-def _transform_spec(value: Any) -> Any:
-    if isinstance(value, dict) and len(value) != 1:
-        raise ValueError(f"got {value!r}, expected one transform: 'Name' or {{Name: {{option: value}}}}")
-    return value
-
-
-TransformSpec = Annotated[str | dict[str, dict[str, Any] | None], AfterValidator(_transform_spec)]
-
-
-class Bbox(Section):
-    """A recipe's ``bbox:``: how boxes follow the transform."""
-
-    min_visibility: Prob = 0.35
-    min_area: NonNegFloat = 16.0
-    clip: bool = True
-
-
-class CopyPaste(Section):
-    """A copy-paste recipe's ``copy_paste:`` options."""
-
-    max_instances: PosInt = 3
-    max_overlap: Annotated[float, Field(ge=0, lt=1)] = 0.1
-    scale: Pair = [0.8, 1.2]
-    feather: NonNegInt = 2
-    min_size: PosInt = 8
-    attempts: PosInt = 30
-
-    @model_validator(mode="after")
-    def _scale(self) -> CopyPaste:
-        if self.scale[0] > self.scale[1]:
-            raise ValueError(f"scale must be [low, high] with low <= high, got {self.scale}")
-        return self
-
-
-class Recipe(Section):
-    """One synthesis recipe (``configs/synthesis/recipes/*.yaml``)."""
-
-    name: Annotated[str, Field(min_length=1)]
-    description: str = ""
-    kind: Literal["transform", "copy_paste"] | None = None
-    fills: list[Fill] | Fill = []
-    bbox: Bbox | None = None
-    transforms: list[TransformSpec] = []
-    copy_paste: CopyPaste | None = None
 
 
 # -- cvactive porch (cvactive.porch.PorchRecipe) -------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._config import config_schema
 from cvactive.errors import ConfigError, StoreError
 from cvactive.store._lock import dataset_lock
 
@@ -201,6 +202,7 @@ def default_out_dir(dataset: str, data_dir: str | Path | None = None) -> Path:
     return Path(data_dir) / "eval" / dataset
 
 
+@config_schema("evaluate")
 def evaluate_round(
     dataset: str,
     pred_field: str,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from cvactive._config import check_signature
 from cvactive._env import offline_defaults
-from cvactive.config import check_kwargs
 from cvactive.errors import ConfigError, MissingDependencyError
 
 #: Compositions whose ``transforms`` argument is a nested list of transform specs.
@@ -76,7 +76,7 @@ def build_transform(spec: Any, where: str = "recipe") -> Any:
         close = difflib.get_close_matches(name, transform_names(), n=5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see albumentations' transform list"
         raise ConfigError(f"{where}: unknown albumentations transform {name!r}{hint}")
-    check_kwargs(cls, kwargs, here)
+    check_signature(cls, kwargs, here)
     if name in COMPOSITIONS:
         children = kwargs.get("transforms")
         if not isinstance(children, Sequence) or isinstance(children, str) or not children:

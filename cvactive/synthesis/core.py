@@ -21,14 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from cvactive._random import as_rng
-from cvactive._renamed import renamed_kwargs
 from cvactive.errors import ConfigError
 from cvactive.outputs import write_text_atomic
 from cvactive.synthesis.gaps import GapThresholds
 from cvactive.synthesis.images import array_luma, image_luma
+from cvactive.synthesis.options import SynthesisOptions
 from cvactive.synthesis.output import (
     PROVENANCE,
     SyntheticWriter,
@@ -61,7 +59,6 @@ __all__ = [
 ]
 
 
-@renamed_kwargs(n="k")
 def synthesize(
     data: str | Path | YoloDataset,
     *,
@@ -69,37 +66,26 @@ def synthesize(
     out: str | Path,
     recipes: str | Path | Iterable[str | Path] | Mapping[str, Recipe] | None = None,
     target: str | Sequence[str] | Target | None = "auto",
-    seed: int | np.random.Generator = 0,
-    split: str = "train",
+    options: SynthesisOptions | Mapping[str, Any] | None = None,
     overwrite: bool = False,
-    quality: int = 95,
     progress: bool = True,
-    rare_ratio: float = 0.5,
-    dark_threshold: float = 85.0,
-    min_dark_share: float = 0.25,
-    bright_threshold: float = 190.0,
-    min_bright_share: float = 0.0,
-    small_size: float = 0.08,
-    min_small_share: float = 0.1,
-    min_side_share: float = 0.35,
+    **keys: Any,
 ) -> SynthesisSummary:
     """Make ``k`` new labeled images where the data set is thin and write them as a YOLO data set.
 
     Args:
         data: a YOLO ``data.yaml``, its folder, or a loaded :class:`YoloDataset`.
-        k: how many synthetic images to make (as ``select``'s ``k`` is how many to pick; its
-            old name ``n`` works, with a warning, until the next release).
+        k: how many synthetic images to make (as ``select``'s ``k`` is how many to pick).
         out: the output folder (``images/train``, ``labels/train``, ``data.yaml`` ... go there).
         recipes: recipe files, folders or built-in names, or loaded recipes (default: every built-in).
         target: ``auto`` (the data's gaps), ``classes=a,b``, ``conditions=night,fog`` (see :func:`parse_target`).
-        seed: the seed (or a numpy Generator) of every random choice; the same seed gives the same
-            bytes, and each image's own seed is recorded in its provenance line.
-        split: the split whose images are parents and whose gaps are measured.
+        options: the seed, the parents' split, the JPEG quality and what counts as a gap: a
+            :class:`~cvactive.synthesis.options.SynthesisOptions` (the keys of ``synthesize.yaml``,
+            each declared there), a config mapping, or its fields as keyword arguments
+            (``seed=1, split="val"``), set over it. The same seed gives the same bytes, and each
+            image's own seed is recorded in its provenance line.
         overwrite: replace a synthetic set already in ``out`` (only its own files are removed).
-        quality: JPEG quality of the written images.
         progress: show a progress bar.
-        rare_ratio, dark_threshold, min_dark_share, bright_threshold, min_bright_share, small_size,
-        min_small_share, min_side_share: what counts as a gap (see :class:`GapThresholds`).
 
     Raises:
         DatasetError: the data set has no labeled boxes in ``split``.
@@ -110,28 +96,20 @@ def synthesize(
 
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
-    thresholds = GapThresholds(
-        rare_ratio=rare_ratio,
-        dark_threshold=dark_threshold,
-        min_dark_share=min_dark_share,
-        bright_threshold=bright_threshold,
-        min_bright_share=min_bright_share,
-        small_size=small_size,
-        min_small_share=min_small_share,
-        min_side_share=min_side_share,
-    )
+    opts = SynthesisOptions.of(options, **keys)
+    thresholds = opts.thresholds
     tgt = parse_target(target)
     book = _recipe_book(recipes)
-    parents = LabeledSplit.load(data, split, tgt.classes)
+    parents = LabeledSplit.load(data, opts.split, tgt.classes)
     pick(book, tgt.conditions)
     out_dir = Path(out).resolve()
     inputs = [] if isinstance(data, YoloDataset) else [Path(data) if Path(data).is_dir() else Path(data).parent]
     with prepare_out(out_dir, overwrite, inputs=inputs) as owned:  # locked; only our own files removed
         parents.profile(progress)
-        rng = as_rng(seed)
+        rng = as_rng(opts.seed)
         plans, jobs, notes = plan_jobs(tgt, book, parents, thresholds, k, rng)
         runner = JobRunner(parents.items, instances(parents.items, parents.readable), _albu)
-        with SyntheticWriter(out_dir, quality, owned) as writer:
+        with SyntheticWriter(out_dir, opts.quality, owned) as writer:
             writer.plan(jobs, parents.items)
             dropped = _run_jobs(jobs, parents, writer, runner, progress)
         summary = _summarize(out_dir, parents, tgt, thresholds, plans, writer, k, dropped, notes)

@@ -10,18 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
+from pydantic import Field
 
+from cvactive.declare.fields import Declared, option
+from cvactive.declare.ranges import Grey, Prob
 from cvactive.errors import ConfigError
 
+Share = Annotated[float, Field(gt=0, le=1)]
 GapKind = Literal["class", "dark", "bright", "small_objects", "position"]
 SIDES = ("left", "right")
 
 
 @dataclass(frozen=True)
-class GapThresholds:
+class GapThresholds(Declared):
     """What counts as thin, and the thresholds that define each condition.
 
     Attributes:
@@ -36,20 +40,16 @@ class GapThresholds:
             centres than this share.
     """
 
-    rare_ratio: float = 0.5
-    dark_threshold: float = 85.0
-    min_dark_share: float = 0.25
-    bright_threshold: float = 190.0
-    min_bright_share: float = 0.0
-    small_size: float = 0.08
-    min_small_share: float = 0.1
-    min_side_share: float = 0.35
+    rare_ratio: Share = option(0.5, "a class is rare when its box share is below rare_ratio / classes")
+    dark_threshold: Grey = option(85.0, "an image darker than this mean grey level (0-255) is a night frame")
+    min_dark_share: Prob = option(0.25, "night frames are a gap below this share of the images")
+    bright_threshold: Grey = option(190.0, "an image brighter than this mean grey level is a glare frame")
+    min_bright_share: Prob = option(0.0, "glare frames are a gap below this share (0: off)")
+    small_size: Share = option(0.08, "a box is small when sqrt(w * h), normalised, is below this")
+    min_small_share: Prob = option(0.1, "small boxes are a gap below this share of the boxes")
+    min_side_share: Prob = option(0.35, "a half of the frame is a gap when it holds fewer box centres than this share")
 
-    def __post_init__(self) -> None:
-        for name in ("rare_ratio", "min_dark_share", "min_bright_share", "min_small_share", "min_side_share"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"{name} must be in [0, 1], got {value}")
+    where: ClassVar[str] = "synthesize"
 
 
 @dataclass

@@ -23,23 +23,28 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from cvactive._config import load_yaml
-from cvactive.config import CONFIG_DIR, check_config, from_mapping
+from pydantic import AfterValidator, Field
+
+from cvactive._config import CONFIG_DIR, load_yaml
+from cvactive.declare.check import Section, validate_model
+from cvactive.declare.fields import Declared, from_mapping, option, schema_of
+from cvactive.declare.ranges import NonEmpty, NonNegFloat, NonNegInt, PosFloat, PosInt, Prob
 from cvactive.errors import ConfigError
 
 #: Where the built-in recipes live.
 RECIPE_DIR = CONFIG_DIR / "synthesis" / "recipes"
 #: The kinds of gap a recipe can fill (see :mod:`cvactive.synthesis.gaps`).
-FILLS = ("class", "dark", "bright", "small_objects", "position")
+Fill = Literal["class", "dark", "bright", "small_objects", "position"]
+FILLS: tuple[str, ...] = get_args(Fill)
 KINDS = ("transform", "copy_paste")
 #: Transforms a copy-paste recipe may apply to a patch besides image-only ones (they keep the patch's box).
 PATCH_GEOMETRIC = ("HorizontalFlip", "VerticalFlip")
 
 
 @dataclass(frozen=True)
-class BboxOptions:
+class BboxOptions(Declared):
     """How boxes follow a transform (albumentations ``BboxParams``).
 
     Attributes:
@@ -48,19 +53,15 @@ class BboxOptions:
         clip: clip boxes to the image (they are then the visible part of the object).
     """
 
-    min_visibility: float = 0.35
-    min_area: float = 16.0
-    clip: bool = True
+    min_visibility: Prob = option(0.35, "drop a box whose visible share of its area falls below this")
+    min_area: NonNegFloat = option(16.0, "drop a box smaller than this many square pixels after the transform")
+    clip: bool = option(True, "clip boxes to the image (the visible part of the object)")
 
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_visibility <= 1.0:
-            raise ConfigError(f"bbox.min_visibility must be in [0, 1], got {self.min_visibility}")
-        if self.min_area < 0:
-            raise ConfigError(f"bbox.min_area must be >= 0, got {self.min_area}")
+    where: ClassVar[str] = "bbox"
 
 
 @dataclass(frozen=True)
-class CopyPasteOptions:
+class CopyPasteOptions(Declared):
     """Object copy-paste: cut labeled instances of a class and paste them onto other frames.
 
     Attributes:
@@ -73,20 +74,44 @@ class CopyPasteOptions:
         attempts: placements tried per instance before giving up.
     """
 
-    max_instances: int = 3
-    max_overlap: float = 0.1
-    scale: tuple[float, float] = (0.8, 1.2)
-    feather: int = 2
-    min_size: int = 8
-    attempts: int = 30
+    max_instances: PosInt = option(3, "instances pasted per image (1 to this many)")
+    max_overlap: Annotated[float, Field(ge=0, lt=1)] = option(
+        0.1, "the most of any box a new patch may cover, and of a patch that boxes may cover"
+    )
+    scale: tuple[PosFloat, PosFloat] = option((0.8, 1.2), "range of the patch size relative to the instance's own")
+    feather: NonNegInt = option(2, "width in pixels of the soft edge blended into the destination")
+    min_size: PosInt = option(8, "instances narrower or shorter than this (pixels) are never cut")
+    attempts: PosInt = option(30, "placements tried per instance before giving up")
 
-    def __post_init__(self) -> None:
-        if self.max_instances < 1:
-            raise ConfigError(f"copy_paste.max_instances must be >= 1, got {self.max_instances}")
-        if not 0.0 <= self.max_overlap < 1.0:
-            raise ConfigError(f"copy_paste.max_overlap must be in [0, 1), got {self.max_overlap}")
-        if len(self.scale) != 2 or not 0 < self.scale[0] <= self.scale[1]:
-            raise ConfigError(f"copy_paste.scale must be [low, high] with 0 < low <= high, got {self.scale}")
+    where: ClassVar[str] = "copy_paste"
+
+    def check(self) -> None:
+        low, high = self.scale
+        if not 0 < low <= high:
+            raise ValueError(f"scale must be [low, high] with 0 < low <= high, got {list(self.scale)}")
+
+
+def _transform_spec(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) != 1:
+        raise ValueError(f"got {value!r}, expected one transform: 'Name' or {{Name: {{option: value}}}}")
+    return value
+
+
+TransformSpec = Annotated[str | dict[str, dict[str, Any] | None], AfterValidator(_transform_spec)]
+BboxModel = schema_of(BboxOptions)
+CopyPasteModel = schema_of(CopyPasteOptions)
+
+
+class RecipeFile(Section):
+    """One recipe as its file writes it (``configs/synthesis/recipes/*.yaml``): the schema the file is checked with."""
+
+    name: NonEmpty
+    description: str = ""
+    kind: Literal["transform", "copy_paste"] | None = None
+    fills: list[Fill] | Fill = []  # noqa: RUF012  (pydantic copies a default for each instance)
+    bbox: BboxModel | None = None  # type: ignore[valid-type]
+    transforms: list[TransformSpec] = []  # noqa: RUF012
+    copy_paste: CopyPasteModel | None = None  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True)
@@ -155,10 +180,10 @@ class Recipe:
 
 
 def recipe_from_dict(data: Mapping[str, Any], where: str = "recipe") -> Recipe:
-    """A :class:`Recipe` from its YAML mapping, checked with the ``recipe`` schema (:mod:`cvactive.schemas`)."""
+    """A :class:`Recipe` from its YAML mapping, checked against :class:`RecipeFile`."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a recipe must be a mapping, got {type(data).__name__}")
-    check_config("recipe", data, where)
+    validate_model(RecipeFile, data, where)
     name = data["name"]
     where = f"{where} ({name})"
     fills = data.get("fills") or []
