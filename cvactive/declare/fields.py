@@ -67,8 +67,12 @@ class Declared:
 
 
 def config_fields(cls: type) -> list[dataclasses.Field[Any]]:
-    """The fields of ``cls`` that are config keys, in declaration order."""
-    return [f for f in dataclasses.fields(cls) if f.metadata.get("config", True)]
+    """The fields of ``cls`` that are config keys, in declaration order.
+
+    A field declared ``config=False``, or one that takes no part in equality (``compare=False``:
+    run-time state such as a counter a subclass adds), is not an option.
+    """
+    return [f for f in dataclasses.fields(cls) if f.metadata.get("config", True) and f.compare]
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
