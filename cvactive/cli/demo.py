@@ -8,8 +8,11 @@ the demo reuses what is already there (data set, trained model, harvest state, s
 from __future__ import annotations
 
 import argparse
+import contextlib
+import secrets
 import shlex
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,22 +247,60 @@ class _Demo:
         self.tour.note("learning curves", study / "learning_curves.png")
 
     def real_round(self) -> None:
-        """12. One real round of ``cvactive round`` through Label Studio, when a server is configured."""
+        """12. One real round of ``cvactive round`` through Label Studio: the server that ``LABEL_STUDIO_URL`` and
+        ``LABEL_STUDIO_API_KEY`` name, else one the demo starts on loopback (installed when missing) and stops."""
         import os
 
         tour = self.tour
         tour.step += 1
         print(f"\n[{tour.step}/{tour.total}] one real round: select -> annotate in Label Studio -> collect -> check "
               "-> train -> evaluate")  # fmt: skip
-        if not (os.environ.get("LABEL_STUDIO_URL") and os.environ.get("LABEL_STUDIO_API_KEY")):
-            print("skipped: no Label Studio server; start one with ./dev.sh labelstudio, set LABEL_STUDIO_URL and "
-                  "LABEL_STUDIO_API_KEY, and run the demo again (docs/round.md)")  # fmt: skip
+        root = self.out / "round"
+        tour.note("round project", root)
+        if _rounds_done(root):
+            print(f"reusing the round done before in {root}:\n$ cvactive round status {root}")
+            from cvactive.cli import main
+
+            main(["round", "status", str(root)])
             return
+        start = time.perf_counter()
+        url, key = os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY")
+        if url and key:
+            from cvactive.store.annotate import redact_url
+
+            print(f"Label Studio: {redact_url(url)} (from LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
+            self._round(root)
+        else:
+            from cvactive.store import labelstudio_server as ls
+
+            reason = ls.install(quiet=False)
+            if reason:
+                print(f"skipped: {reason}")
+                return
+            data = self.out / "labelstudio"
+            user = f"demo-{secrets.token_hex(3)}@localhost"  # a new user (and token) each run, in one organization
+            print(f"no LABEL_STUDIO_URL: starting Label Studio {ls.version()} on loopback, a free port, its SQLite "
+                  f"database in {data}, user {user} and a token made up for this run (never written down)")  # fmt: skip
+            with contextlib.ExitStack() as stack:
+                try:  # the first start builds its database: minutes on a busy machine
+                    server = stack.enter_context(ls.running_server(data, username=user, timeout=900))
+                except RuntimeError as failed:
+                    print(f"skipped: {str(failed).splitlines()[0]} (its log: {data / 'server.log'})")
+                    return
+                stack.enter_context(_environ(server.env()))
+                print(f"Label Studio answers at {server.url} after {time.perf_counter() - start:.0f} s "
+                      f"(log: {server.log}); it stops when this step ends, Ctrl-C included")  # fmt: skip
+                self._round(root)
+            print(f"Label Studio stopped ({server.url})")
+        print(f"the real round took {time.perf_counter() - start:.0f} s")
+
+    def _round(self, root: Path) -> None:
+        """``cvactive round`` up to the annotations, the stand-in annotator, ``cvactive round next`` to the end."""
         from cvactive.cli import main
         from cvactive.round import Settings, init_project
-        from cvactive.store.stand_in import submit_known_labels
+        from cvactive.store.stand_in import matching_ground_truth, submit_known_labels
 
-        root, dataset = self.out / "round", f"{self.dataset}-round"
+        dataset = f"{self.dataset}-round"
         data, pool, truth = _round_data(self.data, self.out / "round-data")
         if not (root / "state.json").exists():
             print(
@@ -268,8 +309,9 @@ class _Demo:
             )
             init_project(root, Settings(
                 data=str(data), pool=[str(pool)], model=self.model, dataset=dataset, budget=10, imgsz=256,
-                train={"epochs": 2 if self.quick else self.epochs}, health={"allow_leakage": True},
+                train={"epochs": 1 if self.quick else 3}, health={"allow_leakage": True},
             ))  # fmt: skip
+        print(f"$ cvactive round next {root}")
         if main(["round", "next", str(root), "--no-progress"]) != 0:
             raise CvactiveError("demo: cvactive round next failed")
         names = truth["names"]
@@ -279,12 +321,17 @@ class _Demo:
             return None if label is None else _pixel_boxes(label, names, width, height)
 
         done = submit_known_labels(dataset, labels_for)
-        print(f"an annotator (the porch ground truth standing in for a person) submitted {len(done)} images through "
-              "Label Studio's HTTP API")  # fmt: skip
+        boxes = sum(len(b) for b in done.values())
+        print(f"the annotator (the porch ground truth standing in for a person) submitted {boxes} boxes on "
+              f"{len(done)} images through Label Studio's HTTP API")  # fmt: skip
+        print(f"$ cvactive round next {root}")
         if main(["round", "next", str(root), "--no-progress"]) != 0:
             raise CvactiveError("demo: cvactive round next failed")
+        same, total = matching_ground_truth(dataset, done)
+        print(f"collected ground truth equal to the submitted boxes, box for box (0.01 px): {same} of {total} images")
+        _print_round(root)
+        print(f"$ cvactive round status {root}")
         main(["round", "status", str(root)])
-        tour.note("round project", root)
 
     def summarise(self, seconds: float, health_code: int) -> None:
         """13. What the tour made and where, and how to review it."""
@@ -323,6 +370,45 @@ def _run(args: argparse.Namespace) -> int:
     demo.real_round()
     demo.summarise(time.perf_counter() - start, health_code)
     return 0
+
+
+def _rounds_done(root: Path) -> int:
+    """How many rounds the demo's round project has finished (0 when it has none or is not there)."""
+    import json
+
+    state = root / "state.json"
+    return len(json.loads(state.read_text()).get("history") or []) if state.is_file() else 0
+
+
+@contextlib.contextmanager
+def _environ(values: dict[str, str]) -> Iterator[None]:
+    """The process environment with ``values`` set meanwhile (the server's URL and token for cvactive's steps)."""
+    import os
+
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _print_round(root: Path) -> None:
+    """What the round did, from its history: tasks, boxes collected, per-class AP."""
+    import json
+
+    last = json.loads((root / "state.json").read_text())["history"][-1]
+    sent, collect, train, ev = last["annotate"], last["collect"], last["train"], last["evaluate"]
+    print(f"round {last['round']}: {sent.get('sent', 0)} tasks in Label Studio project {sent.get('project', '?')}, "
+          f"{collect.get('boxes', 0)} boxes on {collect.get('images', 0)} images collected into the ground truth and "
+          f"the labeled set; trained {train.get('epochs')} epochs in {train.get('seconds')} s")  # fmt: skip
+    aps = ", ".join(f"{c} {ap:.3f}" for c, ap in sorted(ev["per_class_ap"].items()) if ap is not None)
+    print(f"per-class AP (IoU 0.50:0.95, {ev.get('samples')} val images, FiftyOne evaluation {ev.get('eval_key')}): "
+          f"{aps}; mAP {ev['map']:.3f}")  # fmt: skip
 
 
 def _round_data(data: Path, out: Path) -> tuple[Path, Path, dict[str, Any]]:
@@ -372,6 +458,6 @@ def _pixel_boxes(label: Path, names: list[str], width: int, height: int) -> list
 
 
 def _config(name: str) -> str:
-    from cvactive.config import CONFIG_DIR
+    from cvactive._config import CONFIG_DIR
 
     return str(CONFIG_DIR / name)

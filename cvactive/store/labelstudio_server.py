@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-START_TIMEOUT_S = 240
+START_TIMEOUT_S = 600  # a first start builds the database: 25 s on an idle machine, over 4 minutes under load
 DEFAULT_USER = "annotator@localhost"
 
 #: what keeps Label Studio from reaching outside (read by its settings; the prefix is its own)
@@ -258,6 +258,13 @@ def _wait(server: Server, proc: subprocess.Popen[bytes], timeout: float) -> None
         try:
             server.request("GET", "/api/projects", params="?page_size=1")
             return
+        except urllib.error.HTTPError as refused:
+            if refused.code in (401, 403):  # up, but the user was there before with another token
+                raise RuntimeError(
+                    f"Label Studio refused the new token: the user {server.username} exists in {server.log.parent} "
+                    "with a token of its own (take a new data folder or user name)"
+                ) from None
+            time.sleep(1.0)
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(1.0)
     raise RuntimeError(f"Label Studio did not answer within {timeout:.0f} s: {_tail(server.log)}")
