@@ -218,11 +218,33 @@ def load_jsonl(path: str | Path) -> list[ImageRecord]:
     return list(read_jsonl(path))
 
 
+def last_names(path: str | Path) -> dict[int, str]:
+    """The class names a reader has after the last line of a JSON-lines file (``{}`` when it names
+    none or does not exist): what a writer appending to it continues from, so an appended file
+    is the file written at once."""
+    p = Path(path)
+    if not p.is_file():
+        return {}
+    names: dict[int, str] = {}
+    with p.open("rb") as fh:
+        for raw in fh:
+            if b'"names"' not in raw:  # most lines: no need to parse them
+                continue
+            try:
+                data = json.loads(raw)
+                found = _line_names(data) if isinstance(data, dict) else None
+            except (ValueError, RecordError):
+                continue
+            names = names if found is None else found
+    return names
+
+
 class JsonlWriter:
     """Appends records as JSON lines, flushing every line so a crash loses at most one.
 
     A record's full class names are written on the first line and wherever they change (see the
-    module's docstring); a writer that appends writes them again on its first line. An error
+    module's docstring); a writer that appends continues from the names of the file's lines
+    (:func:`last_names`), so a file written in two runs is the file written in one. An error
     while writing (a full disk, for one) is raised as an :class:`OSError` that names the file, so
     the command reports it in one line; the writer then closes without a second error.
 
@@ -248,7 +270,8 @@ class JsonlWriter:
         self.class_scores = class_scores
         self.fsync = fsync
         self.packed = packed
-        self._names: dict[int, str] = {}  # the names a reader has after the lines written so far
+        # the names a reader has after the lines written so far (appending: after the file's lines)
+        self._names: dict[int, str] = last_names(self.path) if append else {}
         self._fh: IO[str] = self.path.open("a" if append else "w", encoding="utf-8")
         self._failed = False
         self.count = 0

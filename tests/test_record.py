@@ -245,3 +245,18 @@ def test_the_full_class_names_survive_a_round_trip(tmp_path):
     old = tmp_path / "old.jsonl"  # a file written before names were kept: the classes of the boxes, as before
     old.write_text(OLD_SELECT_LINE)
     assert load_jsonl(old)[0].names == {1: "cat"}
+
+
+def test_a_file_appended_to_is_the_file_written_at_once(tmp_path):
+    """A resumed harvest or score appends: the names are not written again (the bytes are the same)."""
+    from cvactive.io import JsonlWriter, last_names
+
+    names = {i: f"class {i}" for i in range(5)}
+    recs = [replace(random_record(2, seed=s), names=names, class_id=np.array([1, 1])) for s in range(4)]
+    write_jsonl(tmp_path / "once.jsonl", recs, packed=True, class_scores=True)
+    for part in (recs[:2], recs[2:]):
+        with JsonlWriter(tmp_path / "twice.jsonl", append=True, packed=True, class_scores=True) as writer:
+            for rec in part:
+                writer.write(rec)
+    assert (tmp_path / "twice.jsonl").read_bytes() == (tmp_path / "once.jsonl").read_bytes()
+    assert last_names(tmp_path / "once.jsonl") == names and last_names(tmp_path / "none.jsonl") == {}
