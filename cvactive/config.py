@@ -27,12 +27,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-# Re-exported until their importers read them from cvactive._config, their home since the
-# recipes reader (below this module) needs them.
-from cvactive._config import CONFIG_DIR as CONFIG_DIR
-from cvactive._config import DATASET_DIR as DATASET_DIR
 from cvactive._config import check_signature, load_yaml
-from cvactive._config import resource as resource
 from cvactive.errors import ConfigError
 
 T = TypeVar("T")

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from cvactive._config import config_schema, load_yaml
+from cvactive._config import DATASET_DIR, config_schema, load_yaml
 from cvactive.boxes import box_iou, xyxy_to_yolo
-from cvactive.config import DATASET_DIR, check_kwargs
+from cvactive.config import check_kwargs
 from cvactive.errors import ConfigError
 
 #: The shipped recipe (package data; ``datasets/porch.yaml`` of the repository is a documented copy).

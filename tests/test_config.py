@@ -12,16 +12,9 @@ import pytest
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from cvactive._config import CONFIG_DIR, DATASET_DIR, resource
 from cvactive.cli import main
-from cvactive.config import (
-    CONFIG_DIR,
-    DATASET_DIR,
-    check_config,
-    check_kwargs,
-    from_mapping,
-    load_config,
-    resource,
-)
+from cvactive.config import check_config, check_kwargs, from_mapping, load_config
 from cvactive.errors import ConfigError
 from cvactive.schemas import SCHEMAS
 

@@ -22,8 +22,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cvactive._config import load_yaml
-from cvactive.config import CONFIG_DIR, DATASET_DIR, load_config
+from cvactive._config import CONFIG_DIR, DATASET_DIR, load_yaml
+from cvactive.config import load_config
 from cvactive.errors import CvactiveError
 
 #: how the examples of the current test ended (printed with -s: how many got past the door).

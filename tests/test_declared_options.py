@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cvactive._config import load_yaml
-from cvactive.config import CONFIG_DIR, check_config
+from cvactive._config import CONFIG_DIR, load_yaml
+from cvactive.config import check_config
 from cvactive.errors import ConfigError
 from cvactive.schemas import SCHEMAS
 

@@ -209,8 +209,7 @@ def test_reconcile_never_cuts_lines_it_did_not_write(tmp_path):
 
 
 def test_shipped_harvest_configs_are_valid():
-    from cvactive._config import load_yaml
-    from cvactive.config import CONFIG_DIR
+    from cvactive._config import CONFIG_DIR, load_yaml
     from cvactive.harvest.options import HarvestOptions
 
     configs = sorted(CONFIG_DIR.glob("harvest*.yaml"))

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from cvactive.config import CONFIG_DIR
+from cvactive._config import CONFIG_DIR
 from cvactive.harvest.dedup import hamming, phash
 
 pytestmark = pytest.mark.slow

@@ -232,7 +232,8 @@ def test_frame_tap_hands_out_at_most_its_window_until_frames_are_taken():
 def test_default_config_spreads_its_per_minute_cap_over_a_short_clip(tmp_path):
     # issue #25: the shipped config's pacing aimed at budget.total (5,000), so on a 30 s clip every
     # candidate passed pacing and the per-minute cap of 6 was spent in the first seconds
-    from cvactive.config import CONFIG_DIR, load_config
+    from cvactive._config import CONFIG_DIR
+    from cvactive.config import load_config
 
     config = load_config("harvest", CONFIG_DIR / "harvest.yaml")
     video = write_video(tmp_path / "v.avi", frames=300, fps=10.0)  # 30 s

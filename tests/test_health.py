@@ -245,8 +245,8 @@ def test_symlinked_label_files_still_match_their_images(tmp_path, rng):
 
 
 def test_shipped_config_keys_are_analyse_options(tmp_path, rng):
-    from cvactive._config import load_yaml
-    from cvactive.config import CONFIG_DIR, check_kwargs
+    from cvactive._config import CONFIG_DIR, load_yaml
+    from cvactive.config import check_kwargs
 
     options = check_kwargs(analyse, load_yaml(CONFIG_DIR / "health.yaml"), "configs/health.yaml")
     assert options["min_instances"] == 10 and options["allow_leakage"] is False

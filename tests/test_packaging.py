@@ -96,7 +96,7 @@ def test_the_wheel_carries_the_configs_and_the_command(installed):
         [
             str(bin_dir / "python"),
             "-c",
-            "import cvactive, cvactive.config as c; print(cvactive.__file__); print(c.CONFIG_DIR)",
+            "import cvactive, cvactive._config as c; print(cvactive.__file__); print(c.CONFIG_DIR)",
         ],
         elsewhere,
         env,

@@ -247,8 +247,8 @@ def test_cli_registers_the_fiftyone_commands():
 
 
 def test_evaluate_config_keys_are_keyword_arguments():
-    from cvactive._config import load_yaml
-    from cvactive.config import CONFIG_DIR, check_kwargs
+    from cvactive._config import CONFIG_DIR, load_yaml
+    from cvactive.config import check_kwargs
     from cvactive.store.evaluate import evaluate_round
 
     options = check_kwargs(evaluate_round, load_yaml(CONFIG_DIR / "evaluate.yaml"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cvactive.config import CONFIG_DIR
+from cvactive._config import CONFIG_DIR
 
 
 def register(sub: Any) -> None:

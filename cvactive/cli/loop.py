@@ -79,7 +79,8 @@ def register(sub: Any) -> None:
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    from cvactive.config import check_kwargs, load_yaml
+    from cvactive._config import load_yaml
+    from cvactive.config import check_kwargs
     from cvactive.loop import LoopConfig
 
     options: dict[str, Any] = load_yaml(args.config) if args.config else {}

@@ -78,7 +78,8 @@ def register(sub: Any) -> None:
 
 def _config(path: str | None) -> dict[str, Any]:
     """The select config, checked (a key renamed since is under its new name, with a warning)."""
-    from cvactive.config import CONFIG_DIR, load_config
+    from cvactive._config import CONFIG_DIR
+    from cvactive.config import load_config
 
     if path is not None:
         return load_config("select", path)
