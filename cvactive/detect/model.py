@@ -207,6 +207,27 @@ class Detector:
         self._feats = None
         return raw, feats
 
+    def candidates(self, raw: np.ndarray) -> np.ndarray:
+        """The columns of one image's raw output that NMS can keep, as a smaller raw output.
+
+        Args:
+            raw: the network output of one image, ``(1, 4 + C, A)`` ``float32`` (``A`` anchors).
+
+        Returns:
+            ``(1, 4 + C, n + 1)``: the ``n`` anchors whose best class score passes ``conf`` (the
+            candidates Ultralytics' NMS starts from), in anchor order, then a column of zeros
+            (never a candidate; two when ``n`` is 5) so the last axis is never 6, which NMS would
+            read as an end-to-end output. :meth:`to_records` gives the same records on it as on ``raw``:
+            NMS sees the same candidate rows in the same order. A copy: ``raw`` may be reused.
+        """
+        nc = len(self.names)
+        best = raw[0, 4 : 4 + nc].max(axis=0)
+        keep = np.flatnonzero(best > np.asarray(self.conf, raw.dtype))  # in the output's type, as NMS compares
+        k = len(keep)
+        out = np.zeros((1, raw.shape[1], k + (2 if k == 5 else 1)), raw.dtype)
+        out[0, :, :k] = raw[0][:, keep]
+        return out
+
     def nms(self, raw: Any) -> tuple[list[Any], list[Any]]:
         """Ultralytics' NMS with this detector's ``conf``, ``iou`` and ``max_det`` on a raw output.
 
