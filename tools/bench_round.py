@@ -118,6 +118,60 @@ def grid(args: argparse.Namespace) -> dict[str, Any]:
     return {"labeled": len(picked), "recipe": recipe.name, "runs": runs}
 
 
+def decode(args: argparse.Namespace) -> dict[str, Any]:
+    """What the disk image cache saves: the evaluation split read as its image files (Ultralytics'
+    ``imread``) against the ``.npy`` files ``cache='disk'`` writes, three times each, interleaved."""
+    import cv2
+    import numpy as np
+
+    from cvactive.yolodata import load_yolo_dataset
+
+    out = Path(args.out)
+    out.mkdir(parents=True)
+    images = [item.image for item in load_yolo_dataset(args.data).items("val")]
+    npy = [out / f"{i}.npy" for i in range(len(images))]
+    for path, cached in zip(images, npy):
+        image = cv2.imread(str(path))
+        if image is None:
+            raise SystemExit(f"bench_round: cannot read {path}")
+        np.save(cached, image, allow_pickle=False)
+    reps = []
+    for _ in range(3):
+        load, start = _load(), time.perf_counter()
+        for path in images:
+            cv2.imread(str(path))
+        jpeg = time.perf_counter() - start
+        start = time.perf_counter()
+        for cached in npy:
+            np.load(cached)
+        reps.append({"image_files_s": round(jpeg, 3), "npy_s": round(time.perf_counter() - start, 3), "load": load})
+    return {
+        "images": len(images),
+        "image_bytes": sum(p.stat().st_size for p in images),
+        "npy_bytes": sum(p.stat().st_size for p in npy),
+        "repetitions": reps,
+    }
+
+
+def _round_row(out: Path, ckpt: Path, per_round: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """One finished round: its seconds and training as its ``round.json`` recorded them, and the
+    counts this process took (``None`` for a round it did not run)."""
+    row = json.loads(ckpt.read_text())
+    work = per_round.get(str(ckpt.parent.relative_to(out)), {})
+    return {
+        "round": str(ckpt.parent.relative_to(out)),
+        "labeled": len(row["labeled"]),
+        "seconds": {k: round(v, 2) for k, v in row["seconds"].items()},
+        "images_trained": row["training"]["images"],
+        "optimizer_steps": row["training"]["steps"],
+        "epochs": row["training"]["epochs"],
+        "scored_images_recorded": row.get("scored_images"),
+        "pool_images_predicted": work.get("predicted"),
+        "eval_images_validated": work.get("validated"),
+        "mAP50_95": round(row["mAP50_95"], 4),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=str(REPO.parent / "shared" / "assets" / "hit-uav" / "data.yaml"))
@@ -141,19 +195,27 @@ def main(argv: list[str] | None = None) -> int:
         help="instead of a study: short trainings and validations per workers, threads and cache",
     )
     p.add_argument("--grid-steps", type=int, default=12, help="optimizer steps of each --grid training")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the study in --out (its finished rounds keep their seconds; their counts are null)",
+    )
+    p.add_argument("--collect", action="store_true", help="only write the finished rounds of the study in --out")
+    p.add_argument("--note", default=None, help="with --collect: why the study did not finish")
+    p.add_argument("--decode", action="store_true", help="instead of a study: the val split read as images vs .npy")
     args = p.parse_args(argv)
 
     out, result_path = Path(args.out), Path(args.result)
-    if out.exists():
-        print(f"bench_round: {out} exists; give a new --out (a study there would resume, not measure)", file=sys.stderr)
+    if out.exists() and not (args.resume or args.collect):
+        print(f"bench_round: {out} exists; give a new --out, or --resume to finish the study there", file=sys.stderr)
         return 2
     if result_path.exists():
         print(f"bench_round: {result_path} exists; move it aside or give another --result", file=sys.stderr)
         return 2
 
-    if args.grid:
+    if args.grid or args.decode:
         load_start, start = _load(), time.perf_counter()
-        measured = grid(args)
+        measured = grid(args) if args.grid else decode(args)
         result = {
             "label": args.label,
             "commit": _commit(),
@@ -164,6 +226,19 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_end": _load(),
             "wall_seconds": round(time.perf_counter() - start, 1),
             **measured,
+        }
+        _write(result_path, result)
+        return 0
+
+    if args.collect:  # a study that did not finish: its finished rounds, as they recorded themselves
+        result = {
+            "label": args.label,
+            "commit": _commit(),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            "note": args.note,
+            "settings": {k: v for k, v in vars(args).items() if k not in ("result", "out", "note")},
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "shared": SHARED},
+            "rounds": [_round_row(out, ckpt, {}) for ckpt in sorted(out.glob("seed*/**/round.json"))],
         }
         _write(result_path, result)
         return 0
@@ -250,24 +325,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    rounds = []
-    for ckpt in sorted(out.glob("seed*/**/round.json")):
-        row = json.loads(ckpt.read_text())
-        key = str(ckpt.parent.relative_to(out))
-        work = per_round.get(key, {})
-        rounds.append(
-            {
-                "round": key,
-                "labeled": len(row["labeled"]),
-                "seconds": {k: round(v, 2) for k, v in row["seconds"].items()},
-                "images_trained": row["training"]["images"],
-                "optimizer_steps": row["training"]["steps"],
-                "epochs": row["training"]["epochs"],
-                "pool_images_predicted": work.get("predicted"),
-                "eval_images_validated": work.get("validated"),
-                "mAP50_95": round(row["mAP50_95"], 4),
-            }
-        )
+    rounds = [_round_row(out, ckpt, per_round) for ckpt in sorted(out.glob("seed*/**/round.json"))]
     result = {
         "label": args.label,
         "commit": _commit(),
@@ -283,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             "torch_threads_at_end": torch.get_num_threads(),
             "shared": SHARED,
         },
+        "resumed": bool(args.resume),
         "load_average_start": load_start,
         "load_average_end": load_end,
         "wall_seconds": round(wall, 1),
