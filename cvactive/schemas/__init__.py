@@ -74,7 +74,7 @@ def model(kind: str) -> type[BaseModel]:
 
 
 def validate(kind: str, data: Mapping[str, Any], where: str, *, partial: bool = False) -> None:
-    """Validate ``data`` against schema ``kind`` (see :func:`cvactive.schemas.check.validate_model`)."""
+    """Validate ``data`` against schema ``kind`` (see :func:`cvactive.declare.check.validate_model`)."""
     validate_model(model(kind), data, where, partial=partial)
 
 
