@@ -86,17 +86,27 @@ def _yaml_values(data: Mapping[str, Any], partial: bool) -> dict[str, Any]:
 
 
 # -- validation --------------------------------------------------------------------------------
-def validate_model(model: type[BaseModel], data: Mapping[str, Any], where: str, *, partial: bool = False) -> None:
+def validate_model(
+    model: type[BaseModel],
+    data: Mapping[str, Any],
+    where: str,
+    *,
+    partial: bool = False,
+    missing_ok: bool | None = None,
+) -> None:
     """Validate ``data`` with ``model``; the first problem raises a one-line :class:`ConfigError`.
 
     Args:
-        partial: required keys may be missing, and values that are Python objects (not YAML
-            values) are passed over: the options are a function's keyword arguments.
+        partial: values that are Python objects (not YAML values) are passed over, and (unless
+            ``missing_ok`` says otherwise) required keys may be missing: the options are a
+            function's keyword arguments.
+        missing_ok: whether a required key may be missing (default: ``partial``).
     """
+    missing_ok = partial if missing_ok is None else missing_ok
     try:
         model.model_validate(_yaml_values(data, partial))
     except ValidationError as err:
-        errors = [e for e in err.errors(include_url=False) if not (partial and e["type"] == "missing")]
+        errors = [e for e in err.errors(include_url=False) if not (missing_ok and e["type"] == "missing")]
         if errors:
             raise ConfigError(describe_error(model, errors, where)) from err
 

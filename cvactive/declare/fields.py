@@ -27,6 +27,7 @@ import argparse
 import dataclasses
 import types
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar
 from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, Field, create_model, model_validator
@@ -58,12 +59,26 @@ def option(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+#: set while a checked tree of options is being built: its parts are not checked again.
+_CHECKED: ContextVar[bool] = ContextVar("cvactive_options_checked", default=False)
+
+
 class Declared:
-    """Base of a declared options dataclass: built from mappings, checked against its declaration."""
+    """Base of a declared options dataclass: checked against its declaration, then built from mappings.
+
+    The whole tree (this object, and the mappings or objects its fields hold) is checked once,
+    where it is built: by :func:`from_mapping`, or here when built in Python; the parts built from
+    its mappings are not checked again.
+    """
 
     def __post_init__(self) -> None:
-        build_nested(self)
-        check_values(self, getattr(self, "where", type(self).__name__.lower()))
+        if not _CHECKED.get():
+            check_values(self, getattr(self, "where", type(self).__name__.lower()))
+        token = _CHECKED.set(True)
+        try:
+            build_nested(self)
+        finally:
+            _CHECKED.reset(token)
 
 
 def config_fields(cls: type) -> list[dataclasses.Field[Any]]:
@@ -202,7 +217,7 @@ def check_values(obj: Any, where: str) -> None:
     kind = getattr(obj, "kind", None)
     if isinstance(kind, str) and kind:
         data["kind"] = kind
-    validate_model(schema_of(type(obj)), data, where, partial=True)
+    validate_model(schema_of(type(obj)), data, where, partial=True, missing_ok=False)
 
 
 def _build(ann: Any, value: Any, where: str) -> Any:
@@ -257,14 +272,15 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | T | None, where: str, *
         return None if optional else cls()
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected a mapping of option names to values, got {data!r}")
-    kind = getattr(cls, "kind", None)
-    checked = {"kind": kind, **data} if isinstance(kind, str) and kind and "kind" not in data else data
-    model = schema_of(cls)
-    for name, f in model.model_fields.items():
-        if f.is_required() and name not in data:
-            raise ConfigError(f"{where}: {name}: missing; expected {describe(f.annotation, list(f.metadata))}")
-    validate_model(model, checked, where, partial=True)
-    return cls(**{k: v for k, v in data.items() if k != "kind"})
+    if not _CHECKED.get():
+        kind = getattr(cls, "kind", None)
+        checked = {"kind": kind, **data} if isinstance(kind, str) and kind and "kind" not in data else data
+        validate_model(schema_of(cls), checked, where, partial=True, missing_ok=False)
+    token = _CHECKED.set(True)
+    try:
+        return cls(**{k: v for k, v in data.items() if k != "kind"})
+    finally:
+        _CHECKED.reset(token)
 
 
 # -- the command line and the reference ------------------------------------------------------------
