@@ -47,9 +47,31 @@ def _stop_fiftyone_database() -> None:
     database._db_service = None  # type: ignore[union-attr]
 
 
+def _assets_state() -> dict[str, tuple[int, int]]:
+    """Size and modification time of every file under the shared assets (nothing may write there)."""
+    root = assets_dir()
+    if root is None:
+        return {}
+    state = {}
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with contextlib.suppress(OSError):
+                stat = os.stat(os.path.join(folder, name))
+                state[os.path.relpath(os.path.join(folder, name), root)] = (stat.st_size, stat.st_mtime_ns)
+    return state
+
+
+_ASSETS_BEFORE = _assets_state()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _stop_fiftyone_database()
     shutil.rmtree(_SESSION_TMP, ignore_errors=True)
+    after = _assets_state()
+    changed = sorted(k for k in after.keys() | _ASSETS_BEFORE.keys() if after.get(k) != _ASSETS_BEFORE.get(k))
+    if changed:  # a test (or anything it ran, such as Ultralytics' label caches) wrote into the user's data
+        print(f"\nthe shared assets changed during the tests ({len(changed)} files): {', '.join(changed[:10])}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
