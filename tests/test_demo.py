@@ -1,9 +1,12 @@
-"""The demo end to end (quick mode) and the README's Python quick start, both run for real."""
+"""The demo end to end (quick mode, its real round through Label Studio) and the README's Python quick start,
+both run for real."""
 
+import json
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,12 +16,34 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_demo_runs_the_whole_cycle(tmp_path, capsys):
+@pytest.fixture(scope="session")
+def label_studio(session_tmp: Path) -> Any:  # the session's one server (test_annotate's, when it holds one)
+    from labelstudio import running_server
+
+    with running_server(session_tmp / "labelstudio-demo") as server:
+        yield server
+
+
+def test_quick_demo_runs_the_whole_cycle(tmp_path, capsys, label_studio, monkeypatch):
+    """The whole tour, its real round (step 12) on the session's Label Studio named by LABEL_STUDIO_URL and
+    LABEL_STUDIO_API_KEY (the demo starts its own without them: that start is the session server's own code,
+    ``cvactive.store.labelstudio_server.running_server``)."""
+    for key, value in label_studio.env().items():
+        monkeypatch.setenv(key, value)
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out), "--dataset", "cvactive-test-demo"]) == 0
     text = capsys.readouterr().out
     for step in range(1, 14):
         assert f"[{step}/13]" in text
+    # the real round: 10 images sent, the porch truth submitted through the API, collected box for box, evaluated
+    assert f"Label Studio: {label_studio.url} (from LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)" in text
+    assert re.search(r"submitted \d+ boxes on 10 images through Label Studio's HTTP API", text)
+    assert "collected ground truth equal to the submitted boxes, box for box (0.01 px): 10 of 10 images" in text
+    assert re.search(r"round 1: 10 tasks in Label Studio project \d+, \d+ boxes on 10 images collected", text)
+    assert re.search(r"per-class AP \(IoU 0.50:0.95, 40 val images, FiftyOne evaluation eval_round_1\): .*mAP", text)
+    assert "round 1 complete" in text and label_studio.token not in text
+    state = json.loads((out / "round" / "state.json").read_text())
+    assert state["round"] == 2 and state["history"][0]["collect"]["images"] == 10
     for command in ("cvactive harvest", "cvactive score", "cvactive select", "cvactive synthesize", "cvactive push"):
         assert command in text
     assert "summary: the whole cycle ran in" in text
@@ -34,6 +59,9 @@ def test_quick_demo_runs_the_whole_cycle(tmp_path, capsys):
     assert len(dataset.match_tags("to-review")) >= 20
     assert len(dataset.match_tags("synthetic")) > 0
     dataset.delete()
+    rounds = fo.load_dataset("cvactive-test-demo-round")
+    assert "eval_round_1" in rounds.list_evaluations()
+    rounds.delete()
 
 
 def test_readme_quick_start_runs(assets):

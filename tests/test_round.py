@@ -323,9 +323,13 @@ def test_two_real_rounds_through_label_studio(
     state when run again, and the second round's per-class AP is in FiftyOne's evaluations and in the history."""
     import uuid
 
+    from labelstudio import net_attempts
+
     from cvactive.store import connect
+    from cvactive.store.stand_in import matching_ground_truth
     from cvactive.yolodata import load_yolo_dataset
 
+    outside_before = len(net_attempts(label_studio))  # the session's server may have served the browser test
     for key, value in label_studio.env().items():
         monkeypatch.setenv(key, value)
     data, pool, truth = _initial_and_pool(porch_data, tmp_path, initial=20)
@@ -361,6 +365,7 @@ def test_two_real_rounds_through_label_studio(
             moved = _move_a_box(label_studio, ds(dataset), state_round1["annotate"]["project"])
             assert run_next(root) == ["collect", "check", "train", "evaluate"]
         assert len(submitted) == 6 and not set(submitted) & set(everything)
+        assert matching_ground_truth(dataset, submitted) == (6, 6)  # FiftyOne's ground truth: what was submitted
         everything.update(submitted)
         fo_ds = ds(dataset)
         for sid in submitted:  # what the porch truth says, to a hundredth of a pixel
@@ -396,6 +401,17 @@ def test_two_real_rounds_through_label_studio(
     assert (root / "eval" / "per_class_ap.png").is_file()
     text = "".join(p.read_text(errors="replace") for p in root.rglob("*") if p.suffix in (".json", ".yaml", ".md"))
     assert label_studio.token not in text
+
+    # round 1, its collect interrupted and its train killed, left the files the uninterrupted round 2 left
+    def files(n: int) -> list[str]:
+        folder = root / "rounds" / f"{n:03d}"
+        return sorted(
+            str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != ".cvactive.lock"
+        )
+
+    assert files(1) == files(2) and "train/weights/best.pt" in files(1)
+    assert not [p for p in root.rglob(".*.tmp-*")], "a temporary file left behind"
+    assert net_attempts(label_studio)[outside_before:] == []  # Label Studio reached nothing outside loopback
 
 
 def _move_a_box(server: Any, ds: Any, project: int) -> tuple[str, np.ndarray]:
