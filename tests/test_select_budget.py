@@ -24,7 +24,7 @@ from cvactive.selection import Pool, SelectionWarning, select
 from cvactive.selection.budget import other_cluster_distance, probcover_delta, purity_delta
 from cvactive.selection.costaware import expected_cost, select_within_budget
 from cvactive.selection.kernels import kmeans
-from cvactive.selection.pool import frame_order
+from cvactive.selection.order import frame_order
 from cvactive.selection.synthetic import synthetic_records
 
 HIT_UAV = Path("/work/shared/assets/hit-uav")

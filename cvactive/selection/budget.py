@@ -11,7 +11,7 @@
   in the paper: the largest radius at which at least ``alpha`` of the balls are pure (every item in
   the ball shares its centre's k-means cluster, ``k`` the number of classes).
 * ``uniform_time``: every n-th frame of each video or flight in frame order, the baseline
-  practitioners use on video (frame order: :func:`cvactive.selection.pool.frame_order`).
+  practitioners use on video (frame order: :func:`cvactive.selection.order.frame_order`).
 
 Pure numpy; distances are Euclidean, on L2-normalised embeddings by default (both papers work on
 normalised self-supervised features).
@@ -26,7 +26,7 @@ from cvactive.errors import ConfigError
 from cvactive.selection.base import Context, register
 from cvactive.selection.blocks import DEFAULT_BLOCK, F32, as_f32, row_sq_norms
 from cvactive.selection.kernels import kmeans, nearest
-from cvactive.selection.pool import frame_order
+from cvactive.selection.order import frame_order
 
 Result = tuple[np.ndarray, np.ndarray]
 

@@ -33,8 +33,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -43,8 +44,9 @@ from cvactive._random import RngLike, as_rng
 from cvactive.cost import CostModel
 from cvactive.errors import ConfigError, EmptyPoolError
 from cvactive.record import ImageRecord
-from cvactive.selection.base import Context, as_pool, check_choice, get_strategy
-from cvactive.selection.pool import LabeledLike, Pool, SelectionWarning, frame_order, resolve_labeled
+from cvactive.selection.base import Context, Strategy, as_pool, check_choice, get_strategy
+from cvactive.selection.order import FrameOrder, frame_order
+from cvactive.selection.pool import LabeledLike, LabeledSet, Pool, SelectionWarning, resolve_labeled
 from cvactive.selection.temporal import near_any
 
 CostMode = Literal["boxes", "draw", "correct"]
@@ -164,24 +166,13 @@ def select_within_budget(
     Raises:
         ConfigError: a bad budget, mode or option; EmptyPoolError: nothing left to select.
     """
-    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
-        raise ConfigError(f"the cost budget must be a number, got {budget!r}")
-    if not math.isfinite(budget) or budget <= 0:
-        raise ConfigError(f"the cost budget must be a finite number > 0, got {budget}")
-    if not candidates_factor >= 1:
-        raise ConfigError(f"candidates_factor must be >= 1, got {candidates_factor}")
+    _check_budget(budget, candidates_factor)
     chosen_strategy = get_strategy(strategy)
     chosen_strategy.check_options(options)
     pool = as_pool(records)
     if len(pool) == 0:
         raise EmptyPoolError(f"strategy {strategy!r}: the pool is empty, there is nothing to select")
-    if item_costs is None:
-        cost = expected_cost(pool, cost_mode, costs=costs, confidence=confidence)
-    else:
-        check_choice(cost_mode, COST_MODES, "cost mode")
-        cost = np.asarray(item_costs, np.float64).reshape(-1)
-        if cost.shape != (len(pool),) or not np.all(np.isfinite(cost)) or np.any(cost < 0):
-            raise ConfigError(f"item_costs must be {len(pool)} finite numbers >= 0, got shape {cost.shape}")
+    cost = _pool_costs(pool, cost_mode, costs, confidence, item_costs)
     lab = resolve_labeled(pool, labeled)
     if lab.in_pool.all():
         raise EmptyPoolError(
@@ -192,25 +183,12 @@ def select_within_budget(
     gen = as_rng(rng)
     budget = float(budget)
     cap = len(pool) if max_items is None else int(max_items)
-    window = options.pop("temporal_window", None)
-    order_key = options.pop("order_key", None) if window is not None else None
-    frames = None
-    if window is not None:
-        if isinstance(window, bool) or not isinstance(window, (int, float)) or window < 0:
-            raise ConfigError(f"temporal_window must be a number >= 0 (frames or seconds), got {window!r}")
-        frames = frame_order(pool, order_key)
-    # outside every window of a labeled or chosen frame (all True without a window)
-    free = None
-    if frames is not None and window is not None:
-        free = ~near_any(frames, np.flatnonzero(lab.in_pool), np.arange(len(pool)), float(window))
-    taken = np.zeros(len(pool), bool)
-    order: list[int] = []
-    utils: list[float] = []
-    paid: list[float] = []
+    window, frames, free = _temporal_window(pool, lab, options)
+    picks = _Picks(np.zeros(len(pool), bool))
     warned = False
-    while len(order) < cap:
-        left = budget - math.fsum(paid)
-        fits = np.flatnonzero(~lab.in_pool & ~taken & (cost <= left))
+    while len(picks.order) < cap:
+        left = budget - math.fsum(picks.paid)
+        fits = np.flatnonzero(~lab.in_pool & ~picks.taken & (cost <= left))
         if fits.size == 0:
             break
         spread = free is not None and bool(free[fits].any())
@@ -226,39 +204,113 @@ def select_within_budget(
                 )
                 warned = True
         want = max(1, math.ceil(candidates_factor * left / max(float(cost[fits].mean()), 1e-12)))
-        want = min(want, int(fits.size), _slots_cap(cap - len(order), candidates_factor, int(fits.size)))
-        ctx = Context(pool, fits, lab.plus(pool, np.flatnonzero(taken)), gen, strategy)
-        local, util = chosen_strategy.func(ctx, want, **options)
-        local = np.asarray(local, np.int64)
-        util = np.asarray(util, np.float64)
-        if (
-            local.shape != util.shape
-            or np.unique(local).size != local.size
-            or local.min() < 0
-            or local.max() >= fits.size
-        ):
-            raise RuntimeError(f"strategy {strategy!r} returned picks that are not distinct candidate positions")
+        want = min(want, int(fits.size), _slots_cap(cap - len(picks.order), candidates_factor, int(fits.size)))
+        ctx = Context(pool, fits, lab.plus(pool, np.flatnonzero(picks.taken)), gen, strategy)
+        local, util = _strategy_picks(chosen_strategy, ctx, want, options)
         if per_cost:
             rank = per_cost_order(util, cost[fits[local]], cost_mode)
             local, util = local[rank], util[rank]
-        before = len(order)
-        for j, u in zip(local.tolist(), util.tolist()):
-            item = int(fits[j])
-            if len(order) == cap:
+        before = len(picks.order)
+        near = None
+        if free is not None and frames is not None and window is not None:
+            near = partial(frames.near, window=float(window), rows=np.arange(len(pool)))
+        picks.accept(fits[local], util, cost, budget, cap, free, spread, near)
+        if len(picks.order) == before:
+            break
+    idx = np.asarray(picks.order, np.int64)
+    return BudgetSelection(idx, np.asarray(picks.utils, np.float64), cost[idx], budget, cost_mode)
+
+
+@dataclass
+class _Picks:
+    """What :func:`select_within_budget` accepted so far: items, utilities, costs paid, a taken mask."""
+
+    taken: np.ndarray
+    order: list[int] = field(default_factory=list)
+    utils: list[float] = field(default_factory=list)
+    paid: list[float] = field(default_factory=list)
+
+    def accept(
+        self,
+        items: np.ndarray,
+        util: np.ndarray,
+        cost: np.ndarray,
+        budget: float,
+        cap: int,
+        free: np.ndarray | None,
+        spread: bool,
+        near: Callable[[int], np.ndarray] | None,
+    ) -> None:
+        """Take ``items`` in order while they fit the budget and ``cap``; each taken item's window
+        (``near``) leaves ``free``, and with ``spread`` an item no longer free is skipped."""
+        for item, u in zip(items.tolist(), util.tolist()):
+            if len(self.order) == cap:
                 break
             if spread and free is not None and not free[item]:
                 continue  # in the window of a pick accepted earlier in this pass
-            if math.fsum([*paid, float(cost[item])]) <= budget:
-                taken[item] = True
-                if free is not None and frames is not None and window is not None:
-                    free &= ~frames.near(item, float(window), np.arange(len(pool)))
-                paid.append(float(cost[item]))
-                order.append(item)
-                utils.append(u)
-        if len(order) == before:
-            break
-    idx = np.asarray(order, np.int64)
-    return BudgetSelection(idx, np.asarray(utils, np.float64), cost[idx], budget, cost_mode)
+            if math.fsum([*self.paid, float(cost[item])]) <= budget:
+                self.taken[item] = True
+                if free is not None and near is not None:
+                    free &= ~near(item)
+                self.paid.append(float(cost[item]))
+                self.order.append(item)
+                self.utils.append(u)
+
+
+def _check_budget(budget: float, candidates_factor: float) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)):
+        raise ConfigError(f"the cost budget must be a number, got {budget!r}")
+    if not math.isfinite(budget) or budget <= 0:
+        raise ConfigError(f"the cost budget must be a finite number > 0, got {budget}")
+    if not candidates_factor >= 1:
+        raise ConfigError(f"candidates_factor must be >= 1, got {candidates_factor}")
+
+
+def _pool_costs(
+    pool: Pool, cost_mode: str, costs: CostModel | None, confidence: float | None, item_costs: np.ndarray | None
+) -> np.ndarray:
+    """``(N,)`` the cost of every pool item: the given ``item_costs``, else the expected ones."""
+    if item_costs is None:
+        return expected_cost(pool, cost_mode, costs=costs, confidence=confidence)
+    check_choice(cost_mode, COST_MODES, "cost mode")
+    cost = np.asarray(item_costs, np.float64).reshape(-1)
+    if cost.shape != (len(pool),) or not np.all(np.isfinite(cost)) or np.any(cost < 0):
+        raise ConfigError(f"item_costs must be {len(pool)} finite numbers >= 0, got shape {cost.shape}")
+    return cost
+
+
+def _temporal_window(
+    pool: Pool, lab: LabeledSet, options: dict[str, Any]
+) -> tuple[float | None, FrameOrder | None, np.ndarray | None]:
+    """Pop ``temporal_window``/``order_key`` from ``options``: the window, the frame order and
+    which items lie outside every window of a labeled frame (``None`` each without a window)."""
+    window = options.pop("temporal_window", None)
+    order_key = options.pop("order_key", None) if window is not None else None
+    if window is None:
+        return None, None, None
+    if isinstance(window, bool) or not isinstance(window, (int, float)) or window < 0:
+        raise ConfigError(f"temporal_window must be a number >= 0 (frames or seconds), got {window!r}")
+    frames = frame_order(pool, order_key)
+    # outside every window of a labeled or chosen frame
+    free = ~near_any(frames, np.flatnonzero(lab.in_pool), np.arange(len(pool)), float(window))
+    return window, frames, free
+
+
+def _strategy_picks(
+    chosen_strategy: Strategy, ctx: Context, want: int, options: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The strategy's ``want`` picks (candidate positions) and their utilities, checked."""
+    local, util = chosen_strategy.func(ctx, want, **options)
+    local = np.asarray(local, np.int64)
+    util = np.asarray(util, np.float64)
+    if (
+        local.shape != util.shape
+        or np.unique(local).size != local.size
+        or local.min() < 0
+        or local.max() >= ctx.candidates.size
+    ):
+        raise RuntimeError(f"strategy {ctx.strategy!r} returned picks that are not distinct candidate positions")
+    return local, util
 
 
 def per_cost_order(utilities: np.ndarray, costs: np.ndarray, mode: str = "boxes") -> np.ndarray:

@@ -7,7 +7,7 @@ strategy treats every frame within ``W`` positions of a chosen or labeled frame 
 sequence as covered: it is not picked while any frame outside every window is left.
 
 :func:`with_temporal_option` gives a strategy function the two keyword options
-``temporal_window`` and ``order_key`` (see :func:`cvactive.selection.pool.frame_order`);
+``temporal_window`` and ``order_key`` (see :func:`cvactive.selection.order.frame_order`);
 :func:`cvactive.selection.base.register` applies it to every strategy registered with
 ``temporal=True`` (by default those that read embeddings). The strategy itself is unchanged: it
 is called on the candidates outside every window, with the frames accepted so far in the labeled
@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cvactive.errors import ConfigError
-from cvactive.selection.pool import FrameOrder, SelectionWarning, frame_order
+from cvactive.selection.order import FrameOrder, frame_order
+from cvactive.selection.pool import SelectionWarning
 
 if TYPE_CHECKING:
     from cvactive.selection.base import Context
