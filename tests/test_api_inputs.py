@@ -151,7 +151,7 @@ def test_iter_scored_takes_a_list_of_paths(detector, ultralytics_images, workers
 
 @pytest.mark.slow
 def test_results_bridge(detector, yolo, ultralytics_images):
-    from cvactive.detect.model import records_from_results
+    from cvactive.detect.results import records_from_results
     from cvactive.detect.scorer import Scorer
 
     bus, zidane = ultralytics_images["bus"], ultralytics_images["zidane"]

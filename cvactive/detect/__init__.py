@@ -6,6 +6,8 @@ checks it, type-only imports included):
 * :mod:`cvactive.detect.scorer`: :class:`~cvactive.detect.scorer.Scorer`, per-box measures and
   per-image aggregates on records (numpy only), and the check of a model's classes against a
   data set's.
+* :mod:`cvactive.detect.results`: :func:`~cvactive.detect.results.records_from_results`, records
+  from Ultralytics ``Results`` a user already has (duck-typed, no class-score rows).
 * :mod:`cvactive.detect.model`: :class:`~cvactive.detect.model.Detector`, the Ultralytics
   adapter: preprocessing, the forward pass, NMS and raw rows to records (full class-score rows).
 * :mod:`cvactive.detect.engines`: what runs a detector's forward pass for the pipeline (the

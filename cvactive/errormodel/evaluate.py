@@ -14,17 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from cvactive.errormodel.estimators import expected_counts, probabilities
 from cvactive.errormodel.features import FeatureSpec
 from cvactive.errormodel.labels import OUTCOMES, label_predictions
-from cvactive.errormodel.model import (
-    ErrorModel,
-    LabeledRecord,
-    TrainingSet,
-    build_training_set,
-    check_settings,
-    expected_counts,
-    probabilities,
-)
+from cvactive.errormodel.model import ErrorModel, LabeledRecord, TrainingSet, build_training_set, check_settings
 from cvactive.errormodel.quality import auroc, box_quality, rank_table
 from cvactive.errors import DatasetError
 from cvactive.record import ImageRecord

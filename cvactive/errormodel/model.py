@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from cvactive.errormodel.estimators import expected_counts, fit_classifier, fit_regressor, probabilities
 from cvactive.errormodel.features import FeatureSpec
 from cvactive.errormodel.labels import check_ious, cover_misses, label_predictions
-from cvactive.errormodel.portable import ConstantCount, ConstantProbability, from_arrays, to_arrays
+from cvactive.errormodel.portable import from_arrays, to_arrays
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.record import ImageRecord
 
@@ -43,7 +44,6 @@ BOX_SCORE = "learned_error"
 TOTAL, BOX_ERRORS, MISSES, OBJECTS = "learned_errors", "learned_box_errors", "learned_misses", "learned_objects"
 FORMAT = 2  # 1: a pickle (refused: unpickling runs code); 2: JSON + arrays in one .npz
 PARTS = (("box", "logit"), ("sub", "logit"), ("residual", "log"))  # the fitted parts and their links
-MIN_PER_CLASS = 5  # fewer examples of an outcome than this: a constant, not a fitted model
 
 
 @dataclass(eq=False)
@@ -142,88 +142,6 @@ def build_training_set(
     )
 
 
-def one_thread() -> Any:
-    """A context in which scikit-learn's OpenMP and BLAS use one thread.
-
-    The models are small (hundreds to thousands of rows): threads gain nothing, and on a
-    machine whose cores are busy (a training run beside it) OpenMP's spinning workers make a
-    gradient-boosting fit 30x slower.
-    """
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1)
-
-
-def _classifier(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Any, str]:
-    pos = int(y.sum())
-    if min(pos, y.size - pos) < MIN_PER_CLASS:
-        return ConstantProbability((pos + 1) / (y.size + 2)), f"constant ({pos} of {y.size} positive)"
-    if kind == "boosting":
-        from sklearn.ensemble import HistGradientBoostingClassifier
-
-        est: Any = HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_iter=150,
-            max_leaf_nodes=8,
-            min_samples_leaf=10,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=seed,
-        )
-    else:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        est = make_pipeline(StandardScaler(), LogisticRegression(C=0.3, max_iter=5000))
-    with one_thread():
-        est.fit(x, y)
-    return est, f"{kind} ({pos} of {y.size} positive)"
-
-
-def _regressor(kind: str, x: np.ndarray, y: np.ndarray, seed: int) -> tuple[Any, str]:
-    if int((y > 0).sum()) < MIN_PER_CLASS:
-        return ConstantCount(float(y.sum()) / max(y.size, 1)), f"constant ({int(y.sum())} in {y.size} images)"
-    if kind == "boosting":
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        est: Any = HistGradientBoostingRegressor(
-            loss="poisson",
-            learning_rate=0.05,
-            max_iter=100,
-            max_leaf_nodes=4,
-            min_samples_leaf=10,
-            l2_regularization=1.0,
-            early_stopping=False,
-            random_state=seed,
-        )
-    else:
-        from sklearn.linear_model import PoissonRegressor
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        est = make_pipeline(StandardScaler(), PoissonRegressor(alpha=1.0, max_iter=1000))
-    with one_thread():
-        est.fit(x, y)
-    return est, f"{kind} poisson ({int(y.sum())} in {y.size} images)"
-
-
-def probabilities(est: Any, x: np.ndarray) -> np.ndarray:
-    """``(n,)`` P(positive) of a fitted classifier for ``(n, F)`` rows (one thread)."""
-    if not len(x):
-        return np.zeros(0)
-    with one_thread():
-        return np.asarray(est.predict_proba(x)[:, 1], np.float64)
-
-
-def expected_counts(est: Any, x: np.ndarray) -> np.ndarray:
-    """``(n,)`` non-negative predictions of a fitted count regressor for ``(n, F)`` rows (one thread)."""
-    if not len(x):
-        return np.zeros(0)
-    with one_thread():
-        return np.clip(np.asarray(est.predict(x), np.float64), 0.0, None)
-
-
 @dataclass(eq=False)
 class ErrorModel:
     """A fitted error predictor (see the module docstring); :meth:`attach` scores records with it."""
@@ -240,9 +158,9 @@ class ErrorModel:
     def fit_training_set(cls, ts: TrainingSet, spec: FeatureSpec, settings: dict[str, Any]) -> ErrorModel:
         """Fit the three models on a training set (``settings``: kind, seed, iou, loc_iou)."""
         kind, seed = settings["kind"], int(settings["seed"])
-        box, box_note = _classifier(kind, ts.box_x, ts.box_y, seed)
-        sub, sub_note = _classifier(kind, ts.sub_x, ts.sub_y, seed)
-        residual, res_note = _regressor(kind, ts.image_x, ts.residual.astype(np.float64), seed)
+        box, box_note = fit_classifier(kind, ts.box_x, ts.box_y, seed)
+        sub, sub_note = fit_classifier(kind, ts.sub_x, ts.sub_y, seed)
+        residual, res_note = fit_regressor(kind, ts.image_x, ts.residual.astype(np.float64), seed)
         notes = {"box": box_note, "miss": sub_note, "residual": res_note}
         return cls(spec, box, sub, residual, dict(settings), notes)
 
