@@ -12,7 +12,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ARGS = ["--strategies", "uncertainty", "--seeds", "1", "--initial", "10", "--budget", "10", "--rounds", "2"]
-ARGS += ["--epochs", "2", "--imgsz", "128", "--model", "pico", "--no-progress"]
+ARGS += ["--recipe", "epochs", "--epochs", "2", "--imgsz", "128", "--model", "pico", "--no-progress"]
 
 
 def loop_cmd(data, out):
@@ -81,7 +81,8 @@ def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path)
     extra.write_text(yaml.safe_dump({**yaml.safe_load(porch_data.read_text()), "path": str(porch_data.parent)}))
     cfg = LoopConfig(
         strategies=("random", "coreset"), initial=10, budget=10, rounds=1, seeds=1, model="pico", init="previous",
-        freeze=2, epochs=1, imgsz=128, eval_data=({"data": str(extra), "split": "val", "name": "again"},),
+        freeze=2, recipe="epochs", epochs=1, imgsz=128,
+        eval_data=({"data": str(extra), "split": "val", "name": "again"},),
     )  # fmt: skip
     user_files = sorted(porch_data.parent.rglob("*"))
     rows = json.loads(run_loop(porch_data, tmp_path / "study", cfg, progress=False, cache="disk").read_text())
@@ -115,7 +116,7 @@ def test_warm_start_extra_evaluation_set_and_frozen_layers(porch_data, tmp_path)
     assert random_r1["scored_images"] == 10 and coreset["scored_images"] == 60 and coreset["seconds"]["score"] > 0
     assert round0["seconds"]["score"] == round0["seconds"]["select"] == 0.0
     # Another process on the same study reads round 0's scored pool back (keyed by the weights' hash).
-    from cvactive.loop.run import Study
+    from cvactive.loop.study import Study
 
     first = Study(porch_data, tmp_path / "study", cfg)
     records = first.scored_pool(round0["weights"])
@@ -133,7 +134,7 @@ def test_a_cost_budget_and_the_annotation_recorded_each_round(porch_data, tmp_pa
     args = ["loop", "--data", str(porch_data), "--out", str(out), "--strategies", "uncertainty,uncertainty+cost"]
     args += ["--seeds", "1"]
     args += ["--initial", "10", "--budget", "12", "--budget-unit", "boxes", "--rounds", "1", "--epochs", "1"]
-    args += ["--imgsz", "128", "--model", "pico", "--no-progress"]
+    args += ["--recipe", "epochs", "--imgsz", "128", "--model", "pico", "--no-progress"]
     assert main(args) == 0
     round0 = json.loads((out / "seed0" / "round0" / "round.json").read_text())
     ann0 = round0["annotation"]

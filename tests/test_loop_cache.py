@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from cvactive.loop.run import core_plan, file_hash, link_view, load_scored, save_scored
+from cvactive.loop.dataview import link_view
+from cvactive.loop.scores import file_hash, load_scored, save_scored
+from cvactive.loop.study import core_plan
 from cvactive.record import ImageRecord
 
 
@@ -101,7 +103,7 @@ def test_the_core_plan_never_asks_for_more_than_the_cores(cores):
 def test_the_study_scores_key_follows_the_weights_and_settings(tmp_path, porch_data):
     from cvactive.errors import ConfigError
     from cvactive.loop import LoopConfig
-    from cvactive.loop.run import Study
+    from cvactive.loop.study import Study
 
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"one")

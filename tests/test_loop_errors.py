@@ -13,7 +13,8 @@ pytestmark = pytest.mark.slow
 
 def test_tiny_study_with_learned_error_and_class_balanced(porch_data, tmp_path):
     from cvactive.errormodel import TOTAL, ErrorModel
-    from cvactive.loop.run import LoopConfig, Study
+    from cvactive.loop.config import LoopConfig
+    from cvactive.loop.study import Study
     from cvactive.selection import select
 
     cfg = LoopConfig(
@@ -23,6 +24,7 @@ def test_tiny_study_with_learned_error_and_class_balanced(porch_data, tmp_path):
         rounds=1,
         seeds=1,
         model="pico",
+        recipe="epochs",
         epochs=2,
         imgsz=128,
         strategy_options={"class_balanced": {"target": "inverse"}},

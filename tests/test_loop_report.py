@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from cvactive.loop.report import area_under_curve, labels_to_reach, summarise, t_interval, write_report
+from cvactive.loop.report import write_report
+from cvactive.loop.stats import area_under_curve, labels_to_reach, summarise, t_interval
 
 
 def rows_for(strategy, values, seeds=(0, 1, 2), labels=(10, 20, 30), jitter=None):
@@ -188,7 +189,7 @@ def test_rows_without_annotation_have_only_the_images_axis():
 
 def test_where_a_rounds_seconds_go(tmp_path):
     """Round 0 counted once per seed; each strategy's later rounds; untimed rows left out."""
-    from cvactive.loop.report import time_split
+    from cvactive.loop.stats import time_split
 
     rows = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("uncertainty", [0.1, 0.25, 0.35])
     for row in rows:

@@ -18,7 +18,8 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_loops_scored_pool_is_the_same_with_and_without_the_pipeline(coco128_val_yaml, pretrained_pt, tmp_path):
-    from cvactive.loop.run import LoopConfig, Study
+    from cvactive.loop.config import LoopConfig
+    from cvactive.loop.study import Study
 
     cfg = LoopConfig(strategies=("uncertainty",), initial=10, budget=10, rounds=1, seeds=1, model=str(pretrained_pt))
     scored = {}

@@ -99,7 +99,7 @@ def test_rebuilt_model_keeps_the_ir_accuracy_and_caches(
 def _aquarium_subset(assets, tmp_path, n: int):
     import yaml
 
-    from cvactive.loop.run import _subset_yaml
+    from cvactive.loop.dataview import _subset_yaml
 
     root = assets / "aquarium"
     train = sorted((root / "train" / "images").iterdir())[:n]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Where a round of the loop spends its seconds, measured on a short real study (issue #22, item 2).
 
-Runs one small study with :class:`cvactive.loop.run.Study` (by default HIT-UAV at 640 px, one seed,
+Runs one small study with :class:`cvactive.loop.study.Study` (by default HIT-UAV at 640 px, one seed,
 40 initial labels, one round of 40, the ``steps`` recipe, ``random`` and ``uncertainty``) into a
 fresh ``--out`` and writes one JSON to ``--result``: per round the seconds of ``train``, ``score``,
 ``select`` and ``evaluate`` (from its ``round.json``), and the exact counts of work done: images
@@ -64,7 +64,7 @@ def grid(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     import yaml
 
-    from cvactive.loop.run import link_view
+    from cvactive.loop.dataview import link_view
     from cvactive.train import RECIPES, train_detector, validate_detector
     from cvactive.yolodata import load_yolo_dataset
 
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     import cvactive
     import cvactive.train as train_mod
     from cvactive.loop import LoopConfig
-    from cvactive.loop.run import Study
+    from cvactive.loop.study import Study
 
     counts = {"predicted": 0, "validated": 0, "validations": 0}
     try:  # the loop scores through cvactive.detect.pipeline.run_detector (earlier: Detector.predict_stream)

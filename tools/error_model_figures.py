@@ -49,7 +49,7 @@ BAR_MEASURES = ("entropy_max", "binary_entropy_max", "binary_entropy_sum")
 def prepare(work: Path, n_train: int, epochs: int, imgsz: int, seed: int) -> tuple[Path, list, list, dict]:
     """Fine-tune (cached); return the weights, the valid items, the pool items and the class names."""
     from cvactive.assets import asset
-    from cvactive.loop.run import _subset_yaml
+    from cvactive.loop.dataview import _subset_yaml
     from cvactive.train import train_detector
     from cvactive.weights import pretrained_checkpoint
     from cvactive.yolodata import load_yolo_dataset

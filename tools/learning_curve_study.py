@@ -43,12 +43,12 @@ PRESETS: dict[str, list[str]] = {
     # 2-core CPU sizing: 10 epochs at 416 px from the COCO-pretrained YOLOv8n (1.5 to 5 min a model).
     "aquarium-pretrained": shlex.split(
         f"--strategies {STRATEGIES} --seeds 5 --initial 60 --budget 60 --rounds 3 "
-        "--model pretrained --init pretrained --epochs 10 --imgsz 416 --measure binary_entropy_max"
+        "--model pretrained --init pretrained --recipe epochs --epochs 10 --imgsz 416 --measure binary_entropy_max"
     ),
     # 240 pool images, 80 evaluation images, 3 classes (one rare); 10 -> 40 labels.
     "porch-pretrained": shlex.split(
         f"--strategies {STRATEGIES} --seeds 5 --initial 10 --budget 10 --rounds 3 "
-        "--model pretrained --init pretrained --epochs 10 --imgsz 256 --measure binary_entropy_max"
+        "--model pretrained --init pretrained --recipe epochs --epochs 10 --imgsz 256 --measure binary_entropy_max"
     ),
     # 1,904 pool frames of drone video (train), 316 evaluation frames of another day (val), 4 classes
     # (OtherVehicle rare); 40 images, then rounds of 380 boxes (about 40 images at the pool's 9.5 boxes
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     from cvactive.cli import build_parser
     from cvactive.cli.loop import build_config
     from cvactive.loop.report import write_report
-    from cvactive.loop.run import Study
+    from cvactive.loop.study import Study
 
     name = args.name or args.preset
     data = data_for(args.preset)

@@ -49,7 +49,7 @@ def study_block(name: str) -> str:
     return body
 
 
-#: verdict text (as cvactive.loop.report.verdict words it) -> what is said of one strategy, of several.
+#: verdict text (as cvactive.loop.stats.verdict words it) -> what is said of one strategy, of several.
 GROUPS = (
     ("beats random", "beats random", "beat random"),
     ("worse than random", "does worse than random", "do worse than random"),

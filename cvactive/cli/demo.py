@@ -236,6 +236,8 @@ class _Demo:
             "20" if quick else "60",
             "--rounds",
             "1",
+            "--recipe",
+            "epochs",
             "--epochs",
             str(2 if quick else self.epochs),
         ]

@@ -59,8 +59,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--recipe",
         default=None,
-        help="fine-tuning recipe of every round: epochs (--epochs epochs, Ultralytics' defaults) or steps "
-        "(a fixed number of optimizer steps whatever the labeled-set size); see docs/loop.md",
+        help="fine-tuning recipe of every round: steps (default: a fixed number of optimizer steps whatever the "
+        "labeled-set size) or epochs (--epochs epochs, Ultralytics' defaults); see docs/loop.md",
     )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--imgsz", type=int, default=None)

@@ -39,10 +39,11 @@ class LoopConfig:
         init: ``pretrained``: each round trains from ``model``; ``previous``: each round after
             round 0 warm-starts from the previous round's weights.
         freeze: freeze the first ``freeze`` layers while training (``None``: train all).
-        recipe: how each round fine-tunes (:data:`cvactive.train.RECIPES`): ``epochs`` trains
-            ``epochs`` epochs of ``batch`` images with Ultralytics' defaults; ``steps`` a fixed number
-            of optimizer steps whatever the labeled-set size, with a warm-up and learning rate set
-            for fine-tuning (``epochs`` and ``batch`` unused). See ``docs/loop.md`` for how they compare.
+        recipe: how each round fine-tunes (:data:`cvactive.train.RECIPES`): ``steps`` (the
+            default) a fixed number of optimizer steps whatever the labeled-set size, with a warm-up
+            and learning rate set for fine-tuning (``epochs`` and ``batch`` unused); ``epochs`` trains
+            ``epochs`` epochs of ``batch`` images with Ultralytics' defaults. See ``docs/loop.md`` for
+            how they compare.
         epochs, imgsz, batch, device: training settings.
         pool_split: the split whose images form the pool (their labels are the oracle).
         eval_split: the fixed evaluation split.
@@ -68,7 +69,7 @@ class LoopConfig:
     model: str = "auto"
     init: str = "pretrained"
     freeze: int | None = None
-    recipe: str = "epochs"
+    recipe: str = "steps"
     epochs: int = 20
     imgsz: int = 256
     batch: int = 16

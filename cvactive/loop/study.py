@@ -27,13 +27,12 @@ model scores (``random``, ``uniform_time``) never score the pool.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +40,12 @@ import numpy as np
 
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.loop.config import LoopConfig
+from cvactive.loop.dataview import EvalSet, _eval_sets, _subset_yaml, evaluate_weights, link_view
+from cvactive.loop.selecting import PoolSelection
 from cvactive.record import ImageRecord
-from cvactive.yolodata import YoloDataset, load_yolo_dataset
+from cvactive.yolodata import load_yolo_dataset
 
 log = logging.getLogger(__name__)
-
-#: Pool images per forward pass when scoring (part of what defines a record: a batch of
-#: differently sized images is letterboxed to the full square, a same-sized one to a rectangle).
-POOL_BATCH = 16
 
 #: Ultralytics' image cache while training and evaluating: ``disk`` (``.npy`` files beside the
 #: linked images in the study's ``dataset/`` folder, kept across rounds), ``ram`` (decoded per
@@ -56,10 +53,6 @@ POOL_BATCH = 16
 #: ``docs/loop.md`` for the measurement behind the default.
 CACHES = ("none", "disk", "ram")
 DEFAULT_CACHE = "none"
-
-#: Version of the scored-pool files under ``scores/`` (a change of their layout or of what
-#: scoring computes makes old files unread).
-SCORES_VERSION = 1
 
 
 def core_plan(cores: int | None = None) -> tuple[int, int]:
@@ -75,200 +68,9 @@ def _atomic_write(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-@dataclass(frozen=True)
-class EvalSet:
-    """A labeled evaluation split (name, its images, its data set's class names)."""
-
-    name: str
-    images: tuple[Path, ...]
-    names: dict[int, str]
-    labels: tuple[Path | None, ...] = ()
-
-
-def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
-    """The main evaluation split first, then each of ``cfg.eval_data`` (checked: same classes)."""
-    main = list(ds.items(cfg.eval_split))
-    sets = [EvalSet("main", tuple(i.image for i in main), dict(ds.names), tuple(i.label for i in main))]
-    for i, spec in enumerate(cfg.eval_data):
-        if not isinstance(spec, dict) or "data" not in spec:
-            raise ConfigError(f"eval_data[{i}]: expected a mapping with 'data' (and 'split', 'name'), got {spec!r}")
-        unknown = sorted(set(spec) - {"data", "split", "name"})
-        if unknown:
-            raise ConfigError(f"eval_data[{i}]: unknown key(s) {unknown}; valid keys: data, split, name")
-        try:
-            other = load_yolo_dataset(spec["data"])
-        except DatasetError as err:
-            raise DatasetError(f"eval_data[{i}] {spec['data']}: {err}") from err
-        split = str(spec.get("split", "val"))
-        if split not in other.splits:
-            raise DatasetError(f"eval_data[{i}] {spec['data']}: no {split!r} split; it has {', '.join(other.splits)}")
-        if dict(other.names) != dict(ds.names):
-            raise ConfigError(
-                f"eval_data[{i}] {spec['data']}: its classes {list(other.names.values())} differ from the "
-                f"study's {list(ds.names.values())}; an evaluation set must use the same class names"
-            )
-        name = str(spec.get("name") or f"{Path(spec['data']).parent.name}-{split}")
-        if name in {s.name for s in sets}:
-            raise ConfigError(f"eval_data[{i}]: the name {name!r} is used twice")
-        items = list(other.items(split))
-        sets.append(EvalSet(name, tuple(i.image for i in items), dict(other.names), tuple(i.label for i in items)))
-    return sets
-
-
-def _ensure_link(link: Path, target: Path) -> None:
-    """``link`` -> ``target`` (replaced atomically when it points elsewhere)."""
-    if link.is_symlink() and Path(os.readlink(link)) == target:
-        return
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
-
-
-def link_view(view: Path, split: str, images: Sequence[Path], labels: Sequence[Path | None]) -> list[Path]:
-    """Symbolic links to ``images`` in ``view/images/<split>/`` and to their ``labels`` in
-    ``view/labels/<split>/`` (Ultralytics' images -> labels rule); the links, in order.
-
-    A link is named by its image's name and a hash of the image's resolved path, so two images of
-    the same name in different folders get two links and a link never changes its target (the
-    ``.npy`` cache beside it stays the image's). An image without labels gets no label link
-    (a background image for Ultralytics).
-    """
-    image_dir, label_dir = view / "images" / split, view / "labels" / split
-    image_dir.mkdir(parents=True, exist_ok=True)
-    label_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for image, label in zip(images, labels):
-        source = Path(image).resolve()
-        stem = f"{source.stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:10]}"
-        link = image_dir / f"{stem}{source.suffix}"
-        _ensure_link(link, source)
-        label_link = label_dir / f"{stem}.txt"
-        if label is not None and Path(label).is_file():
-            _ensure_link(label_link, Path(label).resolve())
-        elif label_link.is_symlink():
-            label_link.unlink()
-        out.append(link)
-    return out
-
-
-def file_hash(path: str | Path) -> str:
-    """The sha256 of a file's bytes (hex)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _record_data(rec: ImageRecord) -> dict[str, Any]:
-    """A scored pool record as exact JSON (float32 values written in full, read back bit for bit)."""
-
-    def arr(a: Any) -> Any:
-        return None if a is None else {"shape": list(np.shape(a)), "values": np.asarray(a).reshape(-1).tolist()}
-
-    return {
-        "source": rec.source,
-        "width": rec.width,
-        "height": rec.height,
-        "xyxy": arr(rec.xyxy),
-        "confidence": arr(rec.confidence),
-        "class_id": arr(rec.class_id),
-        "class_scores": arr(rec.class_scores),
-        "names": {str(k): v for k, v in rec.names.items()},
-        "frame": rec.frame,
-        "timestamp": rec.timestamp,
-        "embedding": arr(rec.embedding),
-        "box_scores": {k: arr(v) for k, v in rec.box_scores.items()},
-        "image_scores": rec.image_scores,
-    }
-
-
-def _record_from(data: dict[str, Any]) -> ImageRecord:
-    def arr(a: Any, dtype: Any) -> Any:
-        return None if a is None else np.asarray(a["values"], dtype).reshape(a["shape"])
-
-    return ImageRecord(
-        source=data["source"],
-        width=data["width"],
-        height=data["height"],
-        xyxy=arr(data["xyxy"], np.float32),
-        confidence=arr(data["confidence"], np.float32),
-        class_id=arr(data["class_id"], np.int64),
-        class_scores=arr(data["class_scores"], np.float32),
-        names={int(k): v for k, v in data["names"].items()},
-        frame=data["frame"],
-        timestamp=data["timestamp"],
-        embedding=arr(data["embedding"], np.float32),
-        box_scores={k: arr(v, np.float64) for k, v in data["box_scores"].items()},
-        image_scores=data["image_scores"],
-    )
-
-
-def save_scored(path: Path, records: Sequence[ImageRecord]) -> bool:
-    """Write a scored pool to ``path`` atomically (one JSON line per record); ``False`` (nothing
-    written) when a record carries what this file does not keep (extra fields, a selection, a harvest)."""
-    from cvactive.outputs import atomic_open
-
-    if any(r.extra or r.selection is not None or r.harvested is not None for r in records):
-        return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(path, "w") as f:
-        for rec in records:
-            f.write(json.dumps(_record_data(rec)) + "\n")
-    return True
-
-
-def load_scored(path: Path) -> list[ImageRecord]:
-    """The records :func:`save_scored` wrote, bit for bit."""
-    with open(path) as f:
-        return [_record_from(json.loads(line)) for line in f if line.strip()]
-
-
-def _subset_yaml(work: Path, names: dict[int, str], train: Sequence[Path], val: Sequence[Path], tag: str) -> Path:
-    """A data.yaml whose train split is exactly ``train`` and whose val split is exactly ``val``."""
-    import yaml
-
-    work.mkdir(parents=True, exist_ok=True)
-    listing = work / "labeled.txt"
-    listing.write_text("".join(f"{p}\n" for p in train))
-    eval_listing = work / f"eval-{tag}.txt"
-    eval_listing.write_text("".join(f"{p}\n" for p in val))
-    data = {"path": str(work), "train": str(listing), "val": str(eval_listing), "names": names}
-    out = work / f"data-{tag}.yaml"
-    out.write_text(yaml.safe_dump(data, sort_keys=False))
-    return out
-
-
-def evaluate_weights(
-    weights: Path,
-    data_yaml: Path,
-    cfg: LoopConfig,
-    names: dict[int, str],
-    work: Path,
-    *,
-    threads: int | None = None,
-    cache: str = "none",
-) -> dict:
-    """Per-class AP50 and AP50-95 on the data set's val split, with the settings recorded."""
-    from cvactive import train
-
-    return train.validate_detector(
-        weights,
-        data_yaml,
-        names,
-        imgsz=cfg.imgsz,
-        batch=cfg.batch,
-        conf=cfg.eval_conf,
-        device=cfg.device,
-        work=work,
-        threads=threads,
-        cache="disk" if cache == "disk" else None,  # a RAM cache lives one validation: nothing to keep
-    )
-
-
-class Study:
-    """One learning-curve study: its data, settings and folder; :meth:`run` trains what is missing."""
+class Study(PoolSelection):
+    """One learning-curve study: its data, settings and folder; :meth:`run` trains what is missing
+    (scoring, pricing and selecting between trainings: :class:`~cvactive.loop.selecting.PoolSelection`)."""
 
     def __init__(
         self,
@@ -421,233 +223,6 @@ class Study:
         if others:
             row["eval_sets"] = others
         return row
-
-    def scored_pool(self, weights: str) -> list[ImageRecord]:
-        """Every pool image scored (boxes, class scores, measures, embedding) by ``weights``; cached.
-
-        The pool goes through the inference pipeline (:mod:`cvactive.detect.pipeline`, ``workers``
-        threads) in batches of 16 consecutive images, the batches it always had, so the records
-        are those of batch-after-batch scoring, bit for bit.
-
-        Cached in memory and on disk (:meth:`scores_path`: keyed by the weights file's hash and the
-        scoring settings), so a pool is scored once per model whatever the strategies that ask
-        for it, the process or a resumption; the seconds of loading the model count as scoring.
-        """
-        key = self.scores_key(weights)
-        if key in self._scored:
-            return self._scored[key]
-        start = time.perf_counter()
-        path = self.scores_path(weights)
-        if path.is_file():
-            records = load_scored(path)
-            if [r.source for r in records] == [str(p) for p in self.pool]:
-                self.scoring_seconds += time.perf_counter() - start
-                self.scores_reused += 1
-                self._scored[key] = records
-                return records
-            log.warning("%s does not hold this pool's records: scoring again", path)
-        from cvactive.detect.model import Detector
-        from cvactive.detect.pipeline import run_detector
-        from cvactive.detect.scorer import Scorer
-        from cvactive.sources import FrameMeta, read_image
-
-        cfg = self.cfg
-        detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device, embed=True)
-        frames = ((read_image(p), FrameMeta(str(p))) for p in self.pool)
-        records = list(run_detector(detector, frames, POOL_BATCH, workers=self.workers, scorer=Scorer()))
-        self.scored_images += len(records)
-        save_scored(path, records)
-        self.scoring_seconds += time.perf_counter() - start
-        self._scored[key] = records
-        return records
-
-    def scores_key(self, weights: str) -> str:
-        """What defines a scored pool: the weights file's sha256 and the scoring settings (image
-        size, NMS confidence, batch, device, the pool's images, the file layout's version)."""
-        stat = os.stat(weights)
-        stamp = f"{weights}:{stat.st_mtime_ns}:{stat.st_size}"  # a file retrained in place is hashed again
-        if stamp not in self._hashes:
-            self._hashes[stamp] = file_hash(weights)
-        cfg = self.cfg
-        settings = [SCORES_VERSION, self._hashes[stamp], cfg.imgsz, cfg.score_conf, POOL_BATCH, cfg.device]
-        settings.append(hashlib.sha256("\n".join(map(str, self.pool)).encode()).hexdigest())
-        return hashlib.sha256(json.dumps(settings).encode()).hexdigest()
-
-    def scores_path(self, weights: str) -> Path:
-        """The file of the pool scored by ``weights`` (``scores/pool-<key>.jsonl`` in the study folder)."""
-        return self.out / "scores" / f"pool-{self.scores_key(weights)[:20]}.jsonl"
-
-    def error_model(self, weights: str) -> Any:
-        """The error predictor of ``weights``, fitted on the main evaluation split; cached.
-
-        The evaluation images are scored by ``weights`` as the pool is (same NMS confidence),
-        matched to their ground truth, and the predictor is fitted on them (the evaluation split
-        is never selected from). It is saved beside the weights as ``error_model.npz``, with its
-        cross-validated quality in ``error_model.json``.
-        """
-        if weights in self._error_models:
-            return self._error_models[weights]
-        from cvactive.detect.model import Detector
-        from cvactive.errormodel import fit_error_model
-        from cvactive.errormodel.collect import collect_labeled
-
-        cfg = self.cfg
-        start = time.perf_counter()
-        detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
-        items = list(self.ds.items(cfg.eval_split))
-        samples = collect_labeled(detector, items, self.ds.names, progress=False, workers=self.workers)
-        self.scoring_seconds += time.perf_counter() - start
-        model = fit_error_model(samples, seed=0, num_classes=len(detector.names))
-        model.save(Path(weights).parent / "error_model.npz")
-        self._error_models[weights] = model
-        return model
-
-    # -- annotation cost --------------------------------------------------------------------
-    def boxes_of(self, indices: Sequence[int]) -> int:
-        """Ground-truth boxes of the pool images at ``indices`` (what drawing them pays for)."""
-        return int(sum(len(self.pool_items[i].classes) for i in indices))
-
-    def predictions(self, weights: str, indices: Sequence[int]) -> list[ImageRecord]:
-        """The records of ``weights`` on the pool images at ``indices`` (from the scored pool when it
-        is cached, in memory or on disk, else predicted for these images only, at the scoring
-        confidence); the seconds count as scoring."""
-        key = self.scores_key(weights)
-        if key not in self._scored and self.scores_path(weights).is_file():
-            self.scored_pool(weights)
-        if key in self._scored:
-            return [self._scored[key][i] for i in indices]
-        from cvactive.detect.model import Detector
-        from cvactive.detect.pipeline import run_detector
-        from cvactive.sources import FrameMeta, read_image
-
-        start = time.perf_counter()
-        cfg = self.cfg
-        detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
-        frames = ((read_image(self.pool[i]), FrameMeta(str(self.pool[i]))) for i in indices)
-        records = list(run_detector(detector, frames, POOL_BATCH, workers=self.workers))
-        self.scored_images += len(records)
-        self.scoring_seconds += time.perf_counter() - start
-        return records
-
-    def corrections(self, weights: str, indices: Sequence[int]) -> list[Any]:
-        """Per image, what correcting the predictions of ``weights`` into its labels takes
-        (:class:`cvactive.cost.Corrections`, at the cost model's operating confidence)."""
-        model = self.cfg.cost_model
-        out = []
-        for i, rec in zip(indices, self.predictions(weights, indices)):
-            item = self.pool_items[i]
-            out.append(
-                model.corrections(
-                    rec.xyxy, rec.class_id, rec.confidence, item.xyxy(rec.width, rec.height), item.classes
-                )
-            )
-        return out
-
-    def annotation(self, labeled: Sequence[int], corrected: Any) -> dict[str, Any]:
-        """A round's ``annotation`` record: its labeled set's images and ground-truth boxes, and the
-        corrections counted so far (``None``: not recorded)."""
-        return {
-            "images": len(labeled),
-            "boxes": self.boxes_of(labeled),
-            "correct": None if corrected is None else corrected.to_dict(),
-        }
-
-    def corrected(self, previous: dict, weights: str, chosen: Sequence[int]) -> Any:
-        """The corrections of the labeled set after ``chosen`` joins ``previous``'s: the batch is
-        counted against the predictions of the model that selected it (``weights``); ``None`` when
-        ``previous`` has no count (a round recorded before corrections were)."""
-        from cvactive.cost import Corrections
-
-        before = previous["annotation"].get("correct")
-        if before is None:
-            return None
-        total = Corrections.from_dict(before)
-        for c in self.corrections(weights, chosen):
-            total = total + c
-        return total
-
-    def fill_budget(self, ranked: Sequence[int], weights: str) -> list[int]:
-        """The images of ``ranked`` (best first) an annotator labels within one round's cost budget:
-        in ranking order, each image whose cost still fits in what is left (one that does not is
-        skipped); the round never spends more than ``budget`` in ``budget_unit``."""
-        cfg, model = self.cfg, self.cfg.cost_model
-        if cfg.budget_unit == "seconds_correct":
-            costs = [model.correct_seconds(c) for c in self.corrections(weights, ranked)]
-        elif cfg.budget_unit == "seconds_draw":
-            costs = [model.draw_seconds(1, self.boxes_of([i])) for i in ranked]
-        else:
-            costs = [float(self.boxes_of([i])) for i in ranked]
-        chosen, left = [], float(cfg.budget)
-        for i, c in zip(ranked, costs):
-            if c <= left:
-                chosen.append(int(i))
-                left -= c
-        if not chosen:
-            raise ConfigError(
-                f"a budget of {cfg.budget} {cfg.budget_unit} per round fits none of the {len(ranked)} images "
-                f"ranked first (the cheapest costs {min(costs):g}); raise --budget"
-            )
-        return chosen
-
-    def candidates(self, labeled: Sequence[int], spent: float) -> int:
-        """How many images to ask a strategy for: ``budget`` under an image budget; under a cost
-        budget three times what the budget buys at the labeled set's mean cost per image (all
-        unlabeled images at most)."""
-        cfg = self.cfg
-        unlabeled = len(self.pool) - len(labeled)
-        if cfg.budget_unit == "images":
-            return min(cfg.budget, unlabeled)
-        per_image = spent / max(len(labeled), 1)
-        if per_image <= 0:
-            return unlabeled
-        return int(min(unlabeled, np.ceil(3 * cfg.budget / per_image) + 1))
-
-    def spent(self, row: dict) -> float:
-        """The labeled set's spend in ``budget_unit`` (from its ``annotation`` record)."""
-        from cvactive.cost import Corrections
-
-        ann, model = row["annotation"], self.cfg.cost_model
-        corrected = ann.get("correct")
-        value = model.spend(
-            ann["images"], ann["boxes"], None if corrected is None else Corrections.from_dict(corrected)
-        )
-        return float(value[self.cfg.budget_unit] or 0.0)
-
-    def select(
-        self, strategy: str, weights: str, labeled: list[int], rng: np.random.Generator, k: int | None = None
-    ) -> tuple[list[int], float]:
-        """The pool indices ``strategy`` picks next (``k`` of them, ``budget`` by default), best
-        first, and the seconds selection took (scoring included). A cost-aware arm
-        (``<strategy>+cost``) orders the strategy's picks by utility per expected cost."""
-        from cvactive.loop.config import arm_strategy
-        from cvactive.selection import get_strategy, select
-
-        start = time.perf_counter()
-        arm, strategy = strategy, arm_strategy(strategy)
-        spec = get_strategy(strategy)
-        if spec.needs_detections or arm != strategy:  # expected costs come from the predictions
-            records = self.scored_pool(weights)
-        else:  # the registry says it needs no model: do not pay for scoring
-            records = [ImageRecord.empty(str(p), 1, 1) for p in self.pool]
-        if spec.needs_error_model:  # predicted errors, from a predictor fitted with this round's model
-            records = self.error_model(weights).attach(records)
-        indices, utilities = select(
-            records,
-            self.cfg.budget if k is None else k,
-            strategy=strategy,
-            labeled=np.asarray(labeled, np.int64),
-            rng=rng,
-            **self.cfg.options_for(arm),
-        )
-        if arm != strategy:
-            from cvactive.selection.base import as_pool
-            from cvactive.selection.costaware import expected_cost, per_cost_order
-
-            mode = {"boxes": "boxes", "seconds_draw": "draw", "seconds_correct": "correct"}[self.cfg.budget_unit]
-            rows = np.asarray(indices, np.int64)
-            cost = expected_cost(as_pool(records), mode, costs=self.cfg.cost_model, rows=rows)
-            indices = rows[per_cost_order(utilities, cost, mode)]
-        return [int(i) for i in indices], time.perf_counter() - start
 
     # -- the whole study --------------------------------------------------------------------
     def checkpoint(self, path: Path) -> dict:
