@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from cvactive.errors import ModelError, SourceError
-from cvactive.sources import FrameMeta, as_image, iter_frames, read_image, source_items, write_video
+from cvactive.in_memory import as_image, source_items
+from cvactive.sources import FrameMeta, iter_frames, read_image, write_video
 
 
 def test_source_items_and_as_image():

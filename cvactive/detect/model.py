@@ -329,7 +329,8 @@ class Detector:
         """
         import torch
 
-        from cvactive.sources import as_image, iter_frames, source_items
+        from cvactive.in_memory import as_image, source_items
+        from cvactive.sources import iter_frames
 
         if not _is_array_list(images):
             if metas is not None:

@@ -82,16 +82,15 @@ def read_frames(
     failures in file order; ``strict`` raises at the first). Videos and streams decode on the
     calling thread as before (a video's frames are sequential); images are read a few ahead.
     """
+    from cvactive.in_memory import is_path_like, source_items
     from cvactive.sources import (
         IMAGE_SUFFIXES,
         VIDEO_SUFFIXES,
         SourceReport,
         expand,
-        is_path_like,
         is_stream,
         iter_frames,
         iter_video,
-        source_items,
     )
 
     report = report if report is not None else SourceReport()
