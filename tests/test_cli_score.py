@@ -22,7 +22,8 @@ def test_score_bus_with_class_scores(tmp_path, openvino_model, ultralytics_image
     )
     assert code == 0
     (line,) = read_lines(out)
-    assert list(line) == KEYS
+    assert list(line) == [*KEYS, "names"]  # the first line carries the model's full class names
+    assert len(line["names"]) == 80 and line["names"]["5"] == "bus"
     assert sorted(b["class_name"] for b in line["boxes"]) == ["bus", "person", "person", "person", "person"]
     for box in line["boxes"]:
         assert len(box["class_scores"]) == 80
