@@ -14,7 +14,7 @@ whose ``validate``, ``final_eval`` and ``optimizer_step`` :func:`cvactive.train.
 replaces) are private too; the code that uses them calls :func:`cvactive._pins.require` first
 (:class:`cvactive.detect.model.Detector`, :func:`cvactive.weights.rebuild.rebuild_from_openvino`,
 :func:`cvactive.weights.checkpoint.checkpoint_loading`, which training enters before the trainer
-exists, and :func:`cvactive.train.full_nms`).
+exists, and :func:`cvactive.train_hooks.full_nms`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from cvactive._pins import require
 #: Ultralytics' private modules cvactive uses -> what it takes from them and where.
 MODULES: dict[str, str] = {
     "ultralytics.utils.nms": "non_max_suppression: return_idxs=True in the detector (detect.model); "
-    "swapped to lift its time limit while training and validating (train.full_nms)",
+    "swapped to lift its time limit while training and validating (train_hooks.full_nms)",
     "ultralytics.utils.ops": "scale_boxes, from the input's pixels to the image's (detect.model)",
     "ultralytics.nn.tasks": "DetectionModel (weights.architecture), the _SafeLoad allow-list (weights.checkpoint)",
     "ultralytics.nn.modules.conv": "Conv, whose batch norm a rebuilt checkpoint re-estimates (weights.architecture)",

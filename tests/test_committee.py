@@ -56,7 +56,7 @@ def test_committee_errors_and_empty_reference():
 @pytest.fixture(scope="module")
 def members(tmp_path_factory, ultralytics_images):
     """Two random-init YOLOv8n checkpoints (different seeds), batch-norm statistics from real images."""
-    from cvactive.train import random_checkpoint
+    from cvactive.architectures import random_checkpoint
 
     images = [cv2.imread(p) for p in ultralytics_images.values()]
     folder = tmp_path_factory.mktemp("committee")

@@ -160,7 +160,7 @@ def test_schema_choices_match_the_code():
     assert literal("porch", "classes") == list(CLASS_COLORS)
     assert set(literal("recipe", "fills")) == set(FILLS)
     assert literal("recipe", "kind") == list(KINDS)
-    from cvactive.train import RECIPES
+    from cvactive.recipes import RECIPES
 
     assert literal("loop", "recipe") == list(RECIPES)
 

@@ -34,7 +34,13 @@ DEFERRED: dict[tuple[str, str], str] = {}
 
 #: library -> the modules (or packages, with every module under them) that may import it.
 ADAPTERS = {
-    "ultralytics": ("cvactive.detect.model", "cvactive.train", "cvactive.weights"),
+    "ultralytics": (
+        "cvactive.detect.model",
+        "cvactive.train",
+        "cvactive.train_hooks",
+        "cvactive.architectures",
+        "cvactive.weights",
+    ),
     "albumentations": ("cvactive.synthesis._albu",),
     "fiftyone": ("cvactive.store",),
     "pymongo": ("cvactive.store",),

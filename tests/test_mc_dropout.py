@@ -31,7 +31,7 @@ def test_mutual_information_masks_draws():
 
 @pytest.fixture(scope="module")
 def torch_model(tmp_path_factory, ultralytics_images):
-    from cvactive.train import random_checkpoint
+    from cvactive.architectures import random_checkpoint
 
     images = [cv2.imread(p) for p in ultralytics_images.values()]
     return random_checkpoint(tmp_path_factory.mktemp("mc") / "model.pt", images, seed=0)

@@ -1,7 +1,8 @@
 import pytest
 
+from cvactive.architectures import resolve_model, scaled_architecture
 from cvactive.errors import ConfigError, DatasetError, ModelError
-from cvactive.train import resolve_model, scaled_architecture, train_detector
+from cvactive.train import train_detector
 
 
 def test_scaled_architecture_is_narrower(tmp_path):
@@ -39,7 +40,7 @@ def test_training_and_validation_run_nms_without_its_time_limit():
 
     from ultralytics.utils import nms
 
-    from cvactive.train import full_nms
+    from cvactive.train_hooks import full_nms
 
     original = nms.non_max_suppression
     with full_nms():
@@ -53,7 +54,7 @@ def test_training_and_validation_run_nms_without_its_time_limit():
 
 
 def test_steps_recipe_sets_epochs_from_the_labeled_set_size():
-    from cvactive.train import RECIPES
+    from cvactive.recipes import RECIPES
 
     steps = RECIPES["steps"]  # 80 steps of 8 images, 8 warm-up steps, mosaic from 100 images
     small = steps.plan(40, epochs=10, batch=16)
@@ -72,7 +73,7 @@ def test_steps_recipe_sets_epochs_from_the_labeled_set_size():
 
 
 def test_epochs_recipe_is_ultralytics_defaults_and_bad_recipes_are_refused():
-    from cvactive.train import Recipe, get_recipe
+    from cvactive.recipes import Recipe, get_recipe
 
     plan = get_recipe("epochs").plan(40, epochs=10, batch=16)
     assert (plan.epochs, plan.batch, plan.args, plan.batches(40)) == (10, 16, {}, 30)
@@ -108,7 +109,8 @@ def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data, 
     import yaml
     from ultralytics.models.yolo.detect import DetectionValidator
 
-    from cvactive.train import Recipe, epoch_schedule_steps, train_detector
+    from cvactive.recipes import Recipe, epoch_schedule_steps
+    from cvactive.train import train_detector
 
     validations = []
     original = DetectionValidator.__call__
@@ -142,7 +144,7 @@ def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data, 
 def test_ultralytics_epoch_schedule_takes_few_optimizer_steps_on_small_sets():
     """Accumulation to 64 images and 3 warm-up epochs: 10 epochs of 40 images are 9 steps (measured
     on HIT-UAV, benchmarks/results/recipe), of 250 images 51."""
-    from cvactive.train import epoch_schedule_steps
+    from cvactive.recipes import epoch_schedule_steps
 
     assert epoch_schedule_steps(40, epochs=10, batch=16) == 9
     assert epoch_schedule_steps(250, epochs=10, batch=16) == 51

@@ -1,7 +1,7 @@
 """Ultralytics' private API is reached only through cvactive._ultralytics, behind the pin check.
 
 A different Ultralytics is refused with one line (exit code 2) before any private call runs:
-in the library (``train.full_nms``, the door itself) and from the command line.
+in the library (``train_hooks.full_nms``, the door itself) and from the command line.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def other_ultralytics(monkeypatch):
 def test_full_nms_refuses_another_ultralytics_before_it_swaps_anything(other_ultralytics):
     from ultralytics.utils import nms
 
-    from cvactive.train import full_nms
+    from cvactive.train_hooks import full_nms
 
     original = nms.non_max_suppression
     with pytest.raises(MissingDependencyError) as err, full_nms():
@@ -112,7 +112,7 @@ def test_training_refuses_another_ultralytics_before_it_starts(other_ultralytics
 def test_full_nms_lifts_the_time_limit_with_the_pinned_ultralytics():
     from ultralytics.utils import nms
 
-    from cvactive.train import full_nms
+    from cvactive.train_hooks import full_nms
 
     original = nms.non_max_suppression
     with full_nms():

@@ -83,12 +83,12 @@ def main() -> None:
         args.frames, args.rounds = 8, 1
 
     os.environ.setdefault("YOLO_CONFIG_DIR", tempfile.mkdtemp(prefix="bench-measures-yolo-"))
+    from cvactive.architectures import random_checkpoint
     from cvactive.assets import OPENVINO_MODEL, asset
     from cvactive.consistency.calibration import Calibration
     from cvactive.consistency.measured import MeasuredDetector
     from cvactive.detect.model import Detector
     from cvactive.detect.scorer import Scorer
-    from cvactive.train import random_checkpoint
 
     images = frames(args.frames)
     ov_path = asset(OPENVINO_MODEL)

@@ -3,7 +3,7 @@
 
 For one data set, each labeled-set size, seed and recipe: draw ``size`` images of the train split
 at random (the same images for every recipe of a seed and size), fine-tune the COCO-pretrained
-YOLOv8n rebuilt from the shared OpenVINO export with the recipe (:data:`cvactive.train.RECIPES`),
+YOLOv8n rebuilt from the shared OpenVINO export with the recipe (:data:`cvactive.recipes.RECIPES`),
 and validate on the whole val split (COCO-style mAP50 and mAP50-95, per class). Each run records
 its wall seconds (training and evaluation), the load average at its start, after training and at
 its end, the epochs, batches and optimizer steps the trainer did and the images it processed
@@ -73,7 +73,8 @@ def run_one(
     """One fine-tune and its validation; the result row."""
     import yaml
 
-    from cvactive.train import get_recipe, train_detector, validate_detector
+    from cvactive.recipes import get_recipe
+    from cvactive.train import train_detector, validate_detector
     from cvactive.weights import resolve_model_name
 
     run_id = f"{args.name}-{args.imgsz}-n{size}-s{seed}-{recipe}"
@@ -269,7 +270,7 @@ def commit(paths: list[Path], message: str) -> None:
 
 
 def main() -> int:
-    from cvactive.train import RECIPES
+    from cvactive.recipes import RECIPES
     from cvactive.yolodata import load_yolo_dataset
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

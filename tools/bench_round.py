@@ -65,7 +65,8 @@ def grid(args: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
     from cvactive.loop.dataview import link_view
-    from cvactive.train import RECIPES, train_detector, validate_detector
+    from cvactive.recipes import RECIPES
+    from cvactive.train import train_detector, validate_detector
     from cvactive.yolodata import load_yolo_dataset
 
     out = Path(args.out)

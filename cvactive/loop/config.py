@@ -39,7 +39,7 @@ class LoopConfig:
         init: ``pretrained``: each round trains from ``model``; ``previous``: each round after
             round 0 warm-starts from the previous round's weights.
         freeze: freeze the first ``freeze`` layers while training (``None``: train all).
-        recipe: how each round fine-tunes (:data:`cvactive.train.RECIPES`): ``steps`` (the
+        recipe: how each round fine-tunes (:data:`cvactive.recipes.RECIPES`): ``steps`` (the
             default) a fixed number of optimizer steps whatever the labeled-set size, with a warm-up
             and learning rate set for fine-tuning (``epochs`` and ``batch`` unused); ``epochs`` trains
             ``epochs`` epochs of ``batch`` images with Ultralytics' defaults. See ``docs/loop.md`` for
@@ -103,7 +103,7 @@ class LoopConfig:
             raise ConfigError(f"unknown init {self.init!r}; valid values: {', '.join(INITS)}")
         if self.freeze is not None and self.freeze < 0:
             raise ConfigError(f"freeze must be >= 0 layers, got {self.freeze}")
-        from cvactive.train import get_recipe
+        from cvactive.recipes import get_recipe
 
         get_recipe(self.recipe)  # an unknown name lists the valid ones
         from cvactive.cost import AXES, CostModel
