@@ -14,7 +14,8 @@ from cvactive.boxes import xyxy_to_fiftyone, xyxy_to_yolo, yolo_to_fiftyone
 from cvactive.errors import StoreError
 from cvactive.record import Selection
 from cvactive.store import probe_uri
-from cvactive.store.evaluate import ap_drops, ap_per_iou, merge_history, plot_history, previous_round
+from cvactive.store.eval_history import ap_drops, merge_history, plot_history, previous_round
+from cvactive.store.evaluate import ap_per_iou
 from cvactive.store.export import assign_splits
 from cvactive.store.labels import coco_to_tlwh
 from cvactive.store.merge import carry_reviews, keep_unmatched

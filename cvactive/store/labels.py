@@ -74,6 +74,40 @@ def _detections(fo: Any, tlwh: Any, labels: list[str]) -> Any:
     )
 
 
+def _readable_items(ydata: Any) -> tuple[list[Any], list[str]]:
+    """The data set's items and the images among them whose header cannot be read (none readable: an error)."""
+    items = list(ydata.items())
+    unreadable = _unreadable([item.image for item in items])
+    if unreadable and len(unreadable) == len(items):
+        raise DatasetError(f"none of the {len(items)} images can be read (first: {unreadable[0]}); nothing imported")
+    return items, unreadable
+
+
+def _item_fields(
+    fo: Any,
+    item: Any,
+    names: dict[int, str],
+    label_field: str,
+    provenance: dict[str, Any],
+    summary: ImportSummary,
+) -> tuple[str, list[str], dict[str, Any]]:
+    """One YOLO item's sample key, tags and fields (its boxes, and its synthesis provenance if any),
+    counted in ``summary``."""
+    key = str(item.image.resolve())
+    labels = [names.get(int(c), str(int(c))) for c in item.classes]
+    dets = _detections(fo, yolo_to_fiftyone(item.boxes), labels)
+    summary.boxes += len(labels)
+    summary.splits[item.split] = summary.splits.get(item.split, 0) + 1
+    tags = [item.split]
+    fields: dict[str, Any] = {label_field: dets}
+    prov = provenance.get(key)
+    if prov is not None:
+        tags.append(SYNTHETIC)
+        fields.update(provenance_fields(prov))
+        summary.synthetic += 1
+    return key, tags, fields
+
+
 def import_yolo_dataset(
     data: str | Path,
     dataset: str,
@@ -101,10 +135,7 @@ def import_yolo_dataset(
     from tqdm import tqdm
 
     ydata = load_yolo_dataset(data, splits=splits)
-    items = list(ydata.items())
-    unreadable = _unreadable([item.image for item in items])
-    if unreadable and len(unreadable) == len(items):
-        raise DatasetError(f"none of the {len(items)} images can be read (first: {unreadable[0]}); nothing imported")
+    items, unreadable = _readable_items(ydata)
     skip = set(unreadable)
     ds = open_dataset(dataset)
     import fiftyone as fo
@@ -133,18 +164,7 @@ def import_yolo_dataset(
     for item in tqdm(items, desc=f"import -> {ds.name}", unit="img", disable=not progress):
         if str(item.image) in skip:
             continue
-        key = str(item.image.resolve())
-        labels = [names.get(int(c), str(int(c))) for c in item.classes]
-        dets = _detections(fo, yolo_to_fiftyone(item.boxes), labels)
-        summary.boxes += len(labels)
-        summary.splits[item.split] = summary.splits.get(item.split, 0) + 1
-        tags = [item.split]
-        fields: dict[str, Any] = {label_field: dets}
-        prov = provenance.get(key)
-        if prov is not None:
-            tags.append(SYNTHETIC)
-            fields.update(provenance_fields(prov))
-            summary.synthetic += 1
+        key, tags, fields = _item_fields(fo, item, names, label_field, provenance, summary)
         hit = known.get(key)
         if hit is None:
             new.append(fo.Sample(filepath=key, tags=tags, **{KEY_FIELD: key}, **fields))
