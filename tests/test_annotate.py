@@ -43,7 +43,7 @@ def test_no_server_no_batch_or_a_refused_token_is_one_line(tmp_path: Path):
 
 
 def test_label_studio_rectangles_become_normalised_boxes_and_rotated_ones_their_hull():
-    from cvactive.store.annotate import _box
+    from cvactive.store.collect import _box
 
     box, rotated = _box({"x": 12.5, "y": 10.0, "width": 20.0, "height": 30.0, "rotation": 0}, 640, 480)
     assert box == [0.125, 0.1, 0.2, 0.3] and not rotated  # percent -> fraction, nothing rounded
@@ -114,7 +114,8 @@ def test_a_batch_round_trips_through_label_studio(porch_data: Path, ls_env: Serv
     annotate through Label Studio's API (accept, move + delete + add, relabel, no objects, skip, leave),
     collect: the ground truth is what was submitted, to the pixel; the rest stays pending, then comes in."""
     from cvactive.store import connect
-    from cvactive.store.annotate import ANNO_FIELD, annotate, collect
+    from cvactive.store.annotate import ANNO_FIELD, annotate
+    from cvactive.store.collect import collect
     from cvactive.store.push import push_records
 
     fo = connect()
@@ -224,7 +225,8 @@ def test_a_killed_collect_rerun_loses_nothing(porch_data: Path, ls_env: Server, 
     the CLI sends a selection file and collects with one line each."""
     from cvactive.io import write_jsonl
     from cvactive.store import connect
-    from cvactive.store.annotate import ANNO_FIELD, annotate, collect
+    from cvactive.store.annotate import ANNO_FIELD, annotate
+    from cvactive.store.collect import collect
 
     fo = connect()
     name = f"annotate-kill-{uuid.uuid4().hex[:6]}"
@@ -305,7 +307,8 @@ def test_a_box_drawn_in_label_studios_ui_is_collected(porch_data: Path, ls_env: 
     from playwright.sync_api import sync_playwright
 
     from cvactive.store import connect
-    from cvactive.store.annotate import ANNO_FIELD, annotate, collect
+    from cvactive.store.annotate import ANNO_FIELD, annotate
+    from cvactive.store.collect import collect
     from cvactive.store.push import push_records
 
     fo = connect()

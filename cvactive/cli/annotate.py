@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         return _collect(args)
     if not args.batch:
         raise ConfigError("annotate needs --batch (review-queue, to-annotate or a records file), or --collect")
-    from cvactive.store.annotate import annotate, credentials, redact_url
+    from cvactive.store.annotate import annotate
+    from cvactive.store.labelstudio_client import credentials, redact_url
 
     s = annotate(
         args.dataset,
@@ -81,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from cvactive.store.annotate import collect
+    from cvactive.store.collect import collect
 
     s = collect(args.dataset, anno_key=args.anno_key)
     if not s.runs:

@@ -268,7 +268,7 @@ class _Demo:
         start = time.perf_counter()
         url, key = os.environ.get("LABEL_STUDIO_URL"), os.environ.get("LABEL_STUDIO_API_KEY")
         if url and key:
-            from cvactive.store.annotate import redact_url
+            from cvactive.store.labelstudio_client import redact_url
 
             print(f"Label Studio: {redact_url(url)} (from LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)")
             self._round(root)

@@ -144,7 +144,7 @@ def step_collect(project: Project, progress: bool = False) -> dict[str, Any]:
     Raises:
         Pending: some of the round's images are not annotated yet (what was done is collected).
     """
-    from cvactive.store.annotate import collect
+    from cvactive.store.collect import collect
     from cvactive.store.read import detection_columns
 
     s = project.settings

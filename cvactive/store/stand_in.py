@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from cvactive.store._db import load_dataset
-from cvactive.store.annotate import ANNO_FIELD, ANNO_INFO, DONE, LabelStudio, credentials
+from cvactive.store.annotate import ANNO_FIELD, ANNO_INFO, DONE
+from cvactive.store.labelstudio_client import LabelStudio, credentials
 
 #: ``labels_for(image path, width, height)`` -> ``[(label, [x0, y0, x1, y1] in pixels), ...]``, or ``None``
 #: to leave the image's task unannotated.
