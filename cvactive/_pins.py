@@ -41,7 +41,7 @@ PRIVATE: dict[str, Pin] = {
         (
             "cvactive/_ultralytics.py",
             "cvactive/detect/model.py",
-            "cvactive/train.py",
+            "cvactive/train_hooks.py",
             "cvactive/weights/architecture.py",
             "cvactive/weights/checkpoint.py",
             "cvactive/weights/rebuild.py",
