@@ -31,6 +31,7 @@ class Recipe:
     follow from the set size and the batch, rounded up to whole epochs), one step per batch (no
     accumulation), ``warmup_steps`` of linear warm-up, an explicit optimizer and learning rate, and
     mosaic only for sets of at least ``mosaic_min`` images (closed for the last quarter of the epochs).
+    With ``min_passes`` the step count grows with the set: at least that many passes over it.
 
     Attributes:
         name: the recipe's name (``LoopConfig.recipe``).
@@ -42,6 +43,8 @@ class Recipe:
             final learning rate as a fraction of ``lr0``).
         mosaic_min: labeled sets smaller than this train without mosaic (0: mosaic always).
         freeze: layers frozen (YOLOv8's backbone is the first 10; ``None``: the caller's).
+        min_passes: the ``steps`` recipe runs at least this many passes over the labeled set
+            (``steps`` is then a floor; 0: exactly ``steps``).
     """
 
     name: str
@@ -57,6 +60,7 @@ class Recipe:
     warmup_bias_lr: float = 0.0
     mosaic_min: int = 0
     freeze: int | None = None
+    min_passes: int = 0
 
     def plan(self, images: int, *, epochs: int, batch: int) -> TrainPlan:
         """The epochs, batch and Ultralytics arguments for a labeled set of ``images`` images.
@@ -68,11 +72,11 @@ class Recipe:
             raise ConfigError(f"a labeled set needs at least 1 image, got {images}")
         if self.steps is None:
             return TrainPlan(epochs=epochs, batch=batch, args={})
-        if self.steps < 1 or self.warmup_steps < 0:
-            raise ConfigError(f"recipe {self.name!r}: steps must be >= 1 and warmup_steps >= 0")
+        if self.steps < 1 or self.warmup_steps < 0 or self.min_passes < 0:
+            raise ConfigError(f"recipe {self.name!r}: steps must be >= 1, warmup_steps and min_passes >= 0")
         size = self.batch or batch
         per_epoch = math.ceil(images / size)  # Ultralytics keeps the last, partial batch
-        run_epochs = math.ceil(self.steps / per_epoch)
+        run_epochs = max(math.ceil(self.steps / per_epoch), self.min_passes)
         mosaic = images >= self.mosaic_min
         args: dict[str, Any] = {
             "nbs": size,  # one optimizer step per batch
@@ -109,7 +113,9 @@ class TrainPlan:
 #: loop's recipe before issue #22). ``steps``: 80 optimizer steps of 8 images (640 images
 #: processed whatever the set size), 8 warm-up steps, AdamW at 0.001 with a cosine decay to a
 #: tenth, mosaic from 100 labeled images. ``steps-frozen``: the same with the backbone (the
-#: first 10 layers of YOLOv8) frozen. See ``benchmarks/results/recipe/`` for how they compare.
+#: first 10 layers of YOLOv8) frozen. ``scaled``: as ``steps``, but at least 10 passes over the
+#: labeled set (80 steps up to 64 images, then as many images as the ``epochs`` recipe's 10 epochs,
+#: one step per batch of 8). See ``benchmarks/results/recipe/`` for how they compare.
 _STEPS = Recipe(
     "steps",
     steps=80,
@@ -127,6 +133,7 @@ RECIPES: dict[str, Recipe] = {
     "epochs": Recipe("epochs"),
     "steps": _STEPS,
     "steps-frozen": replace(_STEPS, name="steps-frozen", freeze=10),
+    "scaled": replace(_STEPS, name="scaled", min_passes=10),
 }
 
 

@@ -70,6 +70,11 @@ def test_steps_recipe_sets_epochs_from_the_labeled_set_size():
     odd = steps.plan(250, epochs=10, batch=16)  # 32 batches an epoch: rounded up to whole epochs
     assert (odd.epochs, odd.batches(250)) == (3, 96)
     assert RECIPES["steps-frozen"].plan(40, epochs=10, batch=16).args["freeze"] == 10
+    scaled = RECIPES["scaled"]  # 80 steps, or 10 passes over the set when that is more
+    assert scaled.plan(40, epochs=10, batch=16).batches(40) == 80  # as steps: 16 passes of 5 batches
+    grown = scaled.plan(240, epochs=10, batch=16)
+    assert (grown.epochs, grown.batches(240), grown.args["close_mosaic"]) == (10, 300, 2)
+    assert grown.batches(240) * grown.batch == 10 * 240  # the images of the epochs recipe's 10 epochs
 
 
 def test_epochs_recipe_is_ultralytics_defaults_and_bad_recipes_are_refused():
@@ -139,6 +144,9 @@ def test_a_steps_recipe_reaches_ultralytics_trainer(tmp_path, porch_model_data, 
     assert validations == [] and plain.weights.name == "best.pt"
     validated = train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, name="v")
     assert len(validations) == 2 and validated.weights.is_file()  # the last epoch and best.pt, as Ultralytics does
+    # Ultralytics read a view of links in the run's folder: its label caches are there, none beside the data set's
+    assert not list(porch_model_data.parent.rglob("*.cache"))
+    assert {p.name for p in (tmp_path / "dataview" / "labels").glob("*.cache")} == {"train.cache", "val.cache"}
 
 
 def test_ultralytics_epoch_schedule_takes_few_optimizer_steps_on_small_sets():

@@ -101,7 +101,7 @@ class Loop(Section):
     model: str = "auto"
     init: Literal["pretrained", "previous"] = "pretrained"
     freeze: NonNegInt | None = None
-    recipe: Literal["epochs", "steps", "steps-frozen"] = "steps"
+    recipe: Literal["epochs", "steps", "steps-frozen", "scaled"] = "steps"
     epochs: PosInt = 20
     imgsz: Annotated[int, Field(ge=32, le=8192)] = 256
     batch: PosInt | Literal[-1] = 16
