@@ -28,15 +28,7 @@ from cvactive.train_hooks import (
     set_threads,
     skip_validation,
 )
-
-
-def datasets_dir() -> Path:
-    """Ultralytics' datasets folder (from its settings), where it looks for a data set's relative
-    ``path`` that does not exist from the current folder."""
-    offline_defaults()
-    from ultralytics.utils import DATASETS_DIR
-
-    return Path(DATASETS_DIR)
+from cvactive.yolodata import linked_data_yaml
 
 
 @dataclass
@@ -78,6 +70,7 @@ def train_detector(
     progress: bool = True,
     recipe: str | Recipe | None = None,
     trust_checkpoint: bool = False,
+    own_data: bool = False,
     **overrides: Any,
 ) -> TrainResult:
     """Train a YOLO detector with Ultralytics and return the path of its best (or last) weights.
@@ -105,9 +98,14 @@ def train_detector(
         trust_checkpoint: every ``.pt`` of the run (``model``, the run's own ``last.pt`` / ``best.pt``)
             is loaded weights-only and one that needs more is refused
             (:mod:`cvactive.weights.checkpoint`); ``True`` loads it anyway, with a warning.
+        own_data: ``data`` and its files are the caller's own (a folder cvactive wrote), so
+            Ultralytics may write its ``labels/*.cache`` beside them; by default it is given a view
+            of symbolic links in ``out_dir/dataview`` instead and writes nothing beside the data set.
     """
     offline_defaults()
     data_path, out = _run_folders(data, out_dir)
+    if not own_data:
+        data_path = linked_data_yaml(data_path, out / "dataview", ("train", "val") if val else ("train",))
     arch = resolve_model(model, out)
     images = _train_images(data_path)
     plan = get_recipe(recipe or "epochs").plan(images, epochs=epochs, batch=batch)
@@ -262,6 +260,7 @@ def validate_detector(
     work: str | Path,
     threads: int | None = None,
     cache: str | None = None,
+    own_data: bool = False,
 ) -> dict[str, Any]:
     """Ultralytics' COCO-style validation on the data set's ``val`` split, per class, settings recorded.
 
@@ -269,8 +268,13 @@ def validate_detector(
     ground truth in the split), the IoU sweep and the confidence threshold. ``threads``: torch's
     CPU threads while validating (``None``: Ultralytics' choice; restored afterwards either way);
     ``cache``: Ultralytics' image cache of the split (``disk``: ``.npy`` files beside its images).
+    ``own_data``: the split's files are the caller's own, so Ultralytics' ``labels/val.cache`` (and a
+    disk cache) may sit beside them; by default it validates a view of symbolic links in
+    ``work/dataview`` and writes nothing beside the data set.
     """
     offline_defaults()
+    if not own_data:
+        data_yaml = linked_data_yaml(data_yaml, Path(work) / "dataview", ("val",))
     from ultralytics import YOLO
 
     from cvactive.weights.checkpoint import checkpoint_loading

@@ -14,7 +14,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cvactive._env import offline_defaults
 from cvactive.errors import ConfigError
+
+
+def datasets_dir() -> Path:
+    """Ultralytics' datasets folder (from its settings), where it looks for a data set's relative
+    ``path`` that does not exist from the current folder."""
+    offline_defaults()
+    from ultralytics.utils import DATASETS_DIR
+
+    return Path(DATASETS_DIR)
 
 
 @contextmanager

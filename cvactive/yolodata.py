@@ -20,8 +20,9 @@ label verification; the tests compare the two on the same files):
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ __all__ = [
     "YoloItem",
     "format_label_lines",
     "label_path_for",
+    "link_view",
+    "linked_data_yaml",
     "load_yolo_dataset",
 ]
 
@@ -195,7 +198,7 @@ def resolve_splits(yaml_path: Path, data: dict[str, Any]) -> tuple[Path, dict[st
         return root, {s: _targets(root, e) for s, e in entries.items()}, notes
     root = Path(path)
     if not root.exists() and not root.is_absolute():
-        from cvactive.train import datasets_dir  # Ultralytics' settings, read by its adapter
+        from cvactive.train_hooks import datasets_dir  # Ultralytics' settings, read by its adapter
 
         root = datasets_dir() / root
     targets = {s: _targets(root, e) for s, e in entries.items()}
@@ -362,3 +365,73 @@ def load_yolo_dataset(path: str | Path, *, splits: tuple[str, ...] | None = None
     if not names:
         ds.names = {i: str(i) for i in range(max_class + 1)}
     return ds
+
+
+def _ensure_link(link: Path, target: Path) -> None:
+    """``link`` -> ``target`` (replaced atomically when it points elsewhere)."""
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return
+    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(target)
+    os.replace(tmp, link)
+
+
+def link_view(view: Path, split: str, images: Sequence[Path], labels: Sequence[Path | None]) -> list[Path]:
+    """Symbolic links to ``images`` in ``view/images/<split>/`` and to their ``labels`` in
+    ``view/labels/<split>/`` (Ultralytics' images -> labels rule); the links, in order.
+
+    A link is named by its image's name and a hash of the image's resolved path, so two images of
+    the same name in different folders get two links and a link never changes its target (the
+    ``.npy`` cache beside it stays the image's). An image without labels gets no label link
+    (a background image for Ultralytics).
+    """
+    image_dir, label_dir = view / "images" / split, view / "labels" / split
+    image_dir.mkdir(parents=True, exist_ok=True)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    out = []
+    for image, label in zip(images, labels):
+        source = Path(image).resolve()
+        stem = f"{source.stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:10]}"
+        link = image_dir / f"{stem}{source.suffix}"
+        _ensure_link(link, source)
+        label_link = label_dir / f"{stem}.txt"
+        if label is not None and Path(label).is_file():
+            _ensure_link(label_link, Path(label).resolve())
+        elif label_link.is_symlink():
+            label_link.unlink()
+        out.append(link)
+    return out
+
+
+def linked_data_yaml(data_yaml: str | Path, view: str | Path, splits: Sequence[str] = ("train", "val")) -> Path:
+    """A data.yaml in ``view`` whose ``splits`` are symbolic links to the images and labels of ``data_yaml``'s.
+
+    Ultralytics writes ``labels/<split>.cache`` (and, asked to, ``.npy`` image caches) beside the
+    files it reads; given this view instead of the user's data set it writes them in ``view``,
+    which the caller owns, and never beside the user's labels. Splits the data set lacks are left out.
+
+    Raises:
+        DatasetError: the data set cannot be read, or has none of ``splits``.
+    """
+    import yaml
+
+    ds = load_yolo_dataset(data_yaml, splits=tuple(splits))
+    root = Path(view)
+    entries = {}
+    for split in splits:
+        if split in ds.splits:
+            items = ds.splits[split]
+            links = link_view(root, split, [i.image for i in items], [i.label for i in items])
+            listing = root / f"{split}.txt"  # a listing, not the folder: links left from an earlier view stay out
+            listing.write_text("".join(f"{link.parent.resolve() / link.name}\n" for link in links))
+            entries[split] = str(listing.resolve())
+    if not entries:
+        raise DatasetError(f"{data_yaml}: no {' or '.join(splits)} split")
+    for key in ("train", "val"):  # Ultralytics wants both keys; a split not asked for repeats the other
+        entries.setdefault(key, entries.get("val") or entries["train"])
+    out = root / "data.yaml"
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(yaml.safe_dump({"path": str(root.resolve()), **entries, "names": ds.names}, sort_keys=False))
+    os.replace(tmp, out)
+    return out

@@ -4,15 +4,15 @@ links to the pool and evaluation images (``dataset/images/<split>/``, labels in
 
 from __future__ import annotations
 
-import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cvactive.errors import ConfigError, DatasetError
 from cvactive.loop.config import LoopConfig
-from cvactive.yolodata import YoloDataset, load_yolo_dataset
+from cvactive.yolodata import YoloDataset, link_view, load_yolo_dataset
+
+__all__ = ["EvalSet", "evaluate_weights", "link_view"]
 
 
 @dataclass(frozen=True)
@@ -55,43 +55,6 @@ def _eval_sets(ds: YoloDataset, cfg: LoopConfig) -> list[EvalSet]:
     return sets
 
 
-def _ensure_link(link: Path, target: Path) -> None:
-    """``link`` -> ``target`` (replaced atomically when it points elsewhere)."""
-    if link.is_symlink() and Path(os.readlink(link)) == target:
-        return
-    tmp = link.with_name(f".{link.name}.tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(target)
-    os.replace(tmp, link)
-
-
-def link_view(view: Path, split: str, images: Sequence[Path], labels: Sequence[Path | None]) -> list[Path]:
-    """Symbolic links to ``images`` in ``view/images/<split>/`` and to their ``labels`` in
-    ``view/labels/<split>/`` (Ultralytics' images -> labels rule); the links, in order.
-
-    A link is named by its image's name and a hash of the image's resolved path, so two images of
-    the same name in different folders get two links and a link never changes its target (the
-    ``.npy`` cache beside it stays the image's). An image without labels gets no label link
-    (a background image for Ultralytics).
-    """
-    image_dir, label_dir = view / "images" / split, view / "labels" / split
-    image_dir.mkdir(parents=True, exist_ok=True)
-    label_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for image, label in zip(images, labels):
-        source = Path(image).resolve()
-        stem = f"{source.stem}-{hashlib.sha1(str(source).encode()).hexdigest()[:10]}"
-        link = image_dir / f"{stem}{source.suffix}"
-        _ensure_link(link, source)
-        label_link = label_dir / f"{stem}.txt"
-        if label is not None and Path(label).is_file():
-            _ensure_link(label_link, Path(label).resolve())
-        elif label_link.is_symlink():
-            label_link.unlink()
-        out.append(link)
-    return out
-
-
 def _subset_yaml(work: Path, names: dict[int, str], train: Sequence[Path], val: Sequence[Path], tag: str) -> Path:
     """A data.yaml whose train split is exactly ``train`` and whose val split is exactly ``val``."""
     import yaml
@@ -131,4 +94,5 @@ def evaluate_weights(
         work=work,
         threads=threads,
         cache="disk" if cache == "disk" else None,  # a RAM cache lives one validation: nothing to keep
+        own_data=True,  # the study's own links (dataset/): their caches stay with the study
     )

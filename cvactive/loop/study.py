@@ -193,6 +193,7 @@ class Study(PoolSelection):
             recipe=cfg.recipe,
             workers=self.train_workers,
             threads=self.threads,
+            own_data=True,  # a listing of the study's own links (dataset/)
             cache=False if self.cache == "none" else self.cache,
         )
         return result.weights, data_yaml, result
