@@ -129,6 +129,9 @@ _STEPS = Recipe(
     weight_decay=0.0005,
     mosaic_min=100,
 )
+#: The recipe of ``cvactive loop`` and ``cvactive round`` when none is given (chosen from the recipe table).
+DEFAULT_RECIPE = "steps"
+
 RECIPES: dict[str, Recipe] = {
     "epochs": Recipe("epochs"),
     "steps": _STEPS,

@@ -85,6 +85,9 @@ def test_init_writes_settings_state_and_a_yolo_copy_of_the_labeled_set(project: 
     assert {s: len(v) for s, v in copy.splits.items()} == {"train": 4, "val": 2}
     assert sum(len(i.classes) for i in copy.items()) == 9 and not copy.issues
     assert "token" not in (project / "round.yaml").read_text().lower()
+    from cvactive.recipes import DEFAULT_RECIPE
+
+    assert open_project(project).settings.train["recipe"] == DEFAULT_RECIPE  # the loop's measured recipe, not 30 epochs
     s = status(project)
     assert (s.round, s.next, s.done) == (1, "select", []) and "cvactive round next" in s.advice
 
@@ -110,6 +113,10 @@ def test_init_refuses_a_foreign_folder_a_project_and_bad_settings(tmp_path: Path
     ):
         out = _cli("init", str(tmp_path / "new"), *base[1:], flag, value)
         assert out.returncode == 2 and words in out.stderr and not (tmp_path / "new").exists(), out.stderr
+    (project / "round.yaml").write_text((project / "round.yaml").read_text().replace("recipe: steps", "recipe: stepz"))
+    out = _cli("status", str(project))
+    assert out.returncode == 2 and "train.recipe 'stepz' is not a recipe" in out.stderr, out.stderr
+    (project / "round.yaml").write_text((project / "round.yaml").read_text().replace("recipe: stepz", "recipe: steps"))
     out = _cli("init", str(tmp_path / "new"), *base[1:], "--eval-split", "test")
     assert out.returncode == 2 and "no 'test' split" in out.stderr and not (tmp_path / "new").exists()
     (project / "round.yaml").write_text((project / "round.yaml").read_text() + "budgett: 3\n")

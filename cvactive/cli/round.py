@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from cvactive.recipes import DEFAULT_RECIPE, RECIPES
+
 STEP_HELP = {
     "select": "score the pool with the current model, pick the batch, push it to FiftyOne",
     "annotate": "send the batch to Label Studio with the model's boxes as pre-labels",
@@ -37,7 +39,9 @@ def register(sub: Any) -> None:
     init.add_argument("--budget", type=int, default=20, help="images to label per round (default 20)")
     init.add_argument("--eval-split", default="val", help="the fixed split every round is evaluated on (val)")
     init.add_argument("--imgsz", type=int, default=320, help="image size for scoring and training (default 320)")
-    init.add_argument("--epochs", type=int, default=30, help="training epochs per round (default 30)")
+    init.add_argument("--recipe", choices=tuple(RECIPES), default=DEFAULT_RECIPE,
+                      help=f"how each round fine-tunes (default {DEFAULT_RECIPE}; docs/loop.md)")  # fmt: skip
+    init.add_argument("--epochs", type=int, default=30, help="training epochs per round of the epochs recipe (30)")
     init.add_argument("--finetune", choices=("last", "pretrained"), default="last",
                       help="train each round from the last weights (default) or from --model")  # fmt: skip
     init.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
@@ -84,7 +88,8 @@ def _init(args: argparse.Namespace) -> int:
         {
             "data": args.data, "pool": args.pool, "model": args.model, "dataset": args.dataset,
             "backend": args.backend, "strategy": args.strategy, "budget": args.budget, "eval_split": args.eval_split,
-            "imgsz": args.imgsz, "finetune": args.finetune, "seed": args.seed, "train": {"epochs": args.epochs},
+            "imgsz": args.imgsz, "finetune": args.finetune, "seed": args.seed,
+            "train": {"recipe": args.recipe, "epochs": args.epochs},
         },
         "round init",
     )  # fmt: skip

@@ -7,6 +7,7 @@ from typing import Any
 
 from cvactive._config import config_schema
 from cvactive.errors import ConfigError
+from cvactive.recipes import DEFAULT_RECIPE
 
 INITS = ("pretrained", "previous")
 #: An arm named ``<strategy>+cost`` runs ``strategy`` cost-aware: under a cost budget its picks are
@@ -69,7 +70,7 @@ class LoopConfig:
     model: str = "auto"
     init: str = "pretrained"
     freeze: int | None = None
-    recipe: str = "steps"
+    recipe: str = DEFAULT_RECIPE
     epochs: int = 20
     imgsz: int = 256
     batch: int = 16

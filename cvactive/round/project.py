@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cvactive.errors import ConfigError, CvactiveError, DatasetError
+from cvactive.recipes import DEFAULT_RECIPE, RECIPES
 
 #: The steps of a round, in order.
 STEPS: tuple[str, ...] = ("select", "annotate", "collect", "check", "train", "evaluate")
@@ -43,7 +44,7 @@ DEFAULTS: dict[str, Any] = {
     "conf": 0.1,
     "finetune": "last",
     "strategy_options": {},
-    "train": {"epochs": 30, "batch": 16},
+    "train": {"recipe": DEFAULT_RECIPE, "epochs": 30, "batch": 16},
     "health": {},
 }
 FINETUNE = ("last", "pretrained")
@@ -88,7 +89,7 @@ class Settings:
     conf: float = 0.1
     finetune: str = "last"
     strategy_options: dict[str, Any] = field(default_factory=dict)
-    train: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS["train"]))
     health: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,6 +133,9 @@ class Settings:
                 raise ConfigError(f"{where}: {name} must be a positive integer, got {value!r}")
         if isinstance(self.conf, bool) or not isinstance(self.conf, (int, float)) or not 0 <= self.conf <= 1:
             raise ConfigError(f"{where}: conf must lie in [0, 1], got {self.conf!r}")
+        recipe = self.train.get("recipe")
+        if recipe is not None and recipe not in RECIPES:
+            raise ConfigError(f"{where}: train.recipe {recipe!r} is not a recipe; choose one of: {', '.join(RECIPES)}")
         from cvactive.selection import available_strategies
 
         if self.strategy not in available_strategies():

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from cvactive.declare.check import Section
 from cvactive.declare.ranges import one_of as _one_of
+from cvactive.recipes import DEFAULT_RECIPE
 from cvactive.schemas.common import (
     Grey,
     ImageScore,
@@ -101,7 +102,7 @@ class Loop(Section):
     model: str = "auto"
     init: Literal["pretrained", "previous"] = "pretrained"
     freeze: NonNegInt | None = None
-    recipe: Literal["epochs", "steps", "steps-frozen", "scaled"] = "steps"
+    recipe: Literal["epochs", "steps", "steps-frozen", "scaled"] = DEFAULT_RECIPE
     epochs: PosInt = 20
     imgsz: Annotated[int, Field(ge=32, le=8192)] = 256
     batch: PosInt | Literal[-1] = 16
