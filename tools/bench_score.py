@@ -13,6 +13,11 @@ Part 1, throughput (per model, on the coco128 val2017 images and on slow_traffic
   start-up), pipelined: decode, letterbox, infer, NMS, class-score rows, every measure and
   aggregation, JSON lines written.
 * ``cvactive_sequential``: the same with ``workers=0`` (the path before the pipeline), for context.
+* ``decode_letterbox``: decoding and letterboxing every frame of the source in one thread, no
+  model: the CPU work a pipeline must add to the engine's. On a machine whose cores the engine
+  already fills, the best any pipeline can do is ``ceiling = 1 / (1/engine + 1/(cores * decode))``
+  (each image costs the engine's core-seconds plus its decoding; NMS and the measures are left
+  out, so the true ceiling is lower still). ``cvactive_score_vs_ceiling`` says how close it comes.
 
 Variants are interleaved: every round runs each of them once (order rotated from round to round),
 so a change of machine load hits them alike, and each ratio is taken within a round (cvactive's
@@ -129,6 +134,20 @@ def predict_loop(model: str, source: Path, batch: int, kwargs: dict, stride: int
     return run
 
 
+def decode_letterbox(detector: Any, source: Path, stride: int) -> Callable[[], tuple[int, int]]:
+    """Every frame of ``source`` decoded and letterboxed in this thread, no model."""
+    from cvactive.sources import iter_frames
+
+    def run() -> tuple[int, int]:
+        images = 0
+        for image, _ in iter_frames(source, stride=stride):
+            detector.letterbox(image)
+            images += 1
+        return images, 0
+
+    return run
+
+
 def cvactive_score(detector: Any, source: Path, out: Path, batch: int, workers: int, stride: int) -> Callable:
     from cvactive.detect.stage import score_source
 
@@ -158,6 +177,7 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
         "predict_loop": predict_loop(model, source, batch, detector.predict_kwargs(), stride),
         "cvactive_score": cvactive_score(detector, source, out, batch, workers, stride),
         "cvactive_sequential": cvactive_score(detector, source, out, batch, 0, stride),
+        "decode_letterbox": decode_letterbox(detector, source, stride),
     }
     # Start-up is outside the timing: the detector and the Ultralytics model are loaded and warmed
     # up, the engine is compiled and the source's files are in the page cache (read above).
@@ -174,6 +194,9 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
     if "cvactive_sequential" in variants:
         pairs += [("cvactive_sequential", "predict_loop"), ("cvactive_score", "cvactive_sequential")]
     per_round = {f"{a}_vs_{b}": [x / y for x, y in zip(rates[a][0], rates[b][0])] for a, b in pairs}
+    cores = os.cpu_count() or 1
+    ceiling = [1 / (1 / e + 1 / (cores * d)) for e, d in zip(rates["engine_limit"][0], rates["decode_letterbox"][0])]
+    per_round["cvactive_score_vs_ceiling"] = [x / c for x, c in zip(rates["cvactive_score"][0], ceiling)]
     ratios = {k: statistics.median(v) for k, v in per_round.items()}
     return {
         "model": model,
@@ -185,8 +208,10 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
         "engine": type(engine_for(detector, batch)).__name__,
         "load_average_before_after": [load_before, os.getloadavg()],
         "images_per_run": {k: v[0] for k, v in work.items()},
-        "boxes_per_run": {k: v[1] for k, v in work.items() if k != "engine_limit"},
+        "boxes_per_run": {k: v[1] for k, v in work.items() if k not in ("engine_limit", "decode_letterbox")},
         "images_per_second": median,
+        "ceiling_images_per_second": statistics.median(ceiling),
+        "ceiling_rule": "1 / (1/engine_limit + 1/(cores * decode_letterbox)), per round; NMS and measures left out",
         "images_per_second_rounds": {k: v[0] for k, v in rates.items()},
         "ratios": ratios,
         "ratios_per_round": per_round,
@@ -348,7 +373,9 @@ def print_summary(results: dict) -> None:
             f"predict {rate['predict_loop']:.1f}, score {rate['cvactive_score']:.1f}, "
             f"sequential {rate.get('cvactive_sequential', float('nan')):.1f} | "
             f"score/engine {ratio['cvactive_score_vs_engine_limit']:.2f}x, "
-            f"score/predict {ratio['cvactive_score_vs_predict_loop']:.2f}x"
+            f"score/predict {ratio['cvactive_score_vs_predict_loop']:.2f}x | decode {rate['decode_letterbox']:.0f}/s, "
+            f"ceiling {case['ceiling_images_per_second']:.1f}/s, "
+            f"score/ceiling {ratio['cvactive_score_vs_ceiling']:.2f}x"
         )
     for run in results["measures_cost"]:
         ratios = ", ".join(f"{k} {v:.3f}x" for k, v in run["ratio_to_plain_predict"].items())

@@ -146,7 +146,13 @@ def _score(d: dict[str, Any]) -> list[Row]:
                 "baseline": f"compiled model on ready tensors {ips['engine_limit']:.0f}/s; "
                 f"`YOLO.predict` loop {ips['predict_loop']:.0f}/s",
                 "result": f"{ips['cvactive_score']:.0f} images/s: {_x(r['cvactive_score_vs_engine_limit'])} the "
-                f"engine limit, {_x(r['cvactive_score_vs_predict_loop'])} the predict loop",
+                f"engine limit, {_x(r['cvactive_score_vs_predict_loop'])} the predict loop"
+                + (
+                    f"; {_x(r['cvactive_score_vs_ceiling'])} the most the cores allow once frames are decoded "
+                    f"({t['ceiling_images_per_second']:.0f}/s)"
+                    if "cvactive_score_vs_ceiling" in r
+                    else ""
+                ),
                 "goal": f">= {d['goals']['vs_engine_limit']}x limit, >= {d['goals']['vs_predict_loop']}x loop",
                 "met": all(t["goals_met"].values()),
             }
