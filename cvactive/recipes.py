@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -130,7 +130,7 @@ _STEPS = Recipe(
     mosaic_min=100,
 )
 #: The recipe of ``cvactive loop`` and ``cvactive round`` when none is given (chosen from the recipe table).
-DEFAULT_RECIPE = "steps"
+DEFAULT_RECIPE: Final = "steps"
 
 RECIPES: dict[str, Recipe] = {
     "epochs": Recipe("epochs"),
