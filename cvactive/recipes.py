@@ -130,7 +130,7 @@ _STEPS = Recipe(
     mosaic_min=100,
 )
 #: The recipe of ``cvactive loop`` and ``cvactive round`` when none is given (chosen from the recipe table).
-DEFAULT_RECIPE: Final = "steps"
+DEFAULT_RECIPE: Final = "scaled"
 
 RECIPES: dict[str, Recipe] = {
     "epochs": Recipe("epochs"),

@@ -113,10 +113,10 @@ def test_init_refuses_a_foreign_folder_a_project_and_bad_settings(tmp_path: Path
     ):
         out = _cli("init", str(tmp_path / "new"), *base[1:], flag, value)
         assert out.returncode == 2 and words in out.stderr and not (tmp_path / "new").exists(), out.stderr
-    (project / "round.yaml").write_text((project / "round.yaml").read_text().replace("recipe: steps", "recipe: stepz"))
+    (project / "round.yaml").write_text((project / "round.yaml").read_text().replace("recipe: scaled", "recipe: stepz"))
     out = _cli("status", str(project))
     assert out.returncode == 2 and "train.recipe 'stepz' is not a recipe" in out.stderr, out.stderr
-    (project / "round.yaml").write_text((project / "round.yaml").read_text().replace("recipe: stepz", "recipe: steps"))
+    (project / "round.yaml").write_text((project / "round.yaml").read_text().replace("recipe: stepz", "recipe: scaled"))
     out = _cli("init", str(tmp_path / "new"), *base[1:], "--eval-split", "test")
     assert out.returncode == 2 and "no 'test' split" in out.stderr and not (tmp_path / "new").exists()
     (project / "round.yaml").write_text((project / "round.yaml").read_text() + "budgett: 3\n")

@@ -178,6 +178,7 @@ def summarize(out: Path) -> tuple[Path, Path]:
     paired = paired_differences(runs)
     summary = {
         "paired_vs_epochs": paired,
+        "paired_vs_steps": paired_differences(runs, "steps"),
         "note": "2 CPU cores shared with other engineers' tests and a training job: seconds are noisy; "
         "compare recipes by steps and images processed as well",
         "rows": rows,
@@ -205,38 +206,53 @@ def summarize(out: Path) -> tuple[Path, Path]:
             f"| {r['images_processed']['mean']:.0f} | {r['seconds_per_image']['mean']:.2f} "
             f"| {r['load_start']['mean']:.1f} |"
         )
-    if paired:
+    for baseline in ("epochs", "steps"):
+        table = summary[f"paired_vs_{baseline}"]
+        if not table:
+            continue
         lines += [
             "",
-            "Paired by seed (the same labeled images): mAP50-95 of each recipe minus the `epochs` recipe's.",
+            f"Paired by seed (the same labeled images): mAP50-95 of each recipe minus the `{baseline}` recipe's, "
+            "with a 95% Student-t interval over seeds.",
             "",
-            "| data | px | size | recipe | seeds | per seed | mean | train seconds ratio (mean) |",
-            "|---|---|---|---|---|---|---|---|",
+            "| data | px | size | recipe | seeds | per seed | mean [95% CI] | images processed ratio "
+            "| train seconds ratio (mean) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in paired:
+        for r in table:
             per_seed = ", ".join(f"s{k} {v:+.4f}" for k, v in r["per_seed"].items())
+            ci = r["ci"]
+            shown = f"[{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]" if ci["n"] > 1 else "(one seed)"
             lines.append(
                 f"| {r['data']} | {r['imgsz']} | {r['size']} | {r['recipe']} | {len(r['per_seed'])} | {per_seed} "
-                f"| {r['mean']:+.4f} | {r['train_seconds_ratio']:.2f} |"
+                f"| {r['mean']:+.4f} {shown} | {r['images_ratio']:.2f} | {r['train_seconds_ratio']:.2f} |"
             )
     md_path = out / "summary.md"
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return json_path, md_path
 
 
-def paired_differences(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per data set, size and recipe other than ``epochs``: its mAP50-95 minus ``epochs``' on the same seed."""
-    base = {(r["data"], r["imgsz"], r["size"], r["seed"]): r for r in runs if r["recipe"] == "epochs"}
+def paired_differences(runs: list[dict[str, Any]], baseline: str = "epochs") -> list[dict[str, Any]]:
+    """Per data set, size and recipe: its mAP50-95 minus ``baseline``'s on the same seed, with a 95%
+    Student-t interval over seeds. Against ``epochs`` every other recipe is compared; against another
+    baseline, the recipes listed after it in ``RECIPES``."""
+    from cvactive.loop.stats import t_interval
+    from cvactive.recipes import RECIPES
+
+    names = list(RECIPES)
+    later = set(names[names.index(baseline) + 1 :]) if baseline != "epochs" else set(names) - {"epochs"}
+    base = {(r["data"], r["imgsz"], r["size"], r["seed"]): r for r in runs if r["recipe"] == baseline}
     groups: dict[tuple[str, int, int, str], list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for r in runs:
         other = base.get((r["data"], r["imgsz"], r["size"], r["seed"]))
-        if r["recipe"] != "epochs" and other is not None:
+        if r["recipe"] in later and other is not None:
             groups.setdefault((r["data"], r["imgsz"], r["size"], r["recipe"]), []).append((r, other))
     out = []
     for (data, imgsz, size, recipe), pairs in sorted(groups.items()):
         pairs.sort(key=lambda p: p[0]["seed"])
         diffs = {str(r["seed"]): r["mAP50_95"] - b["mAP50_95"] for r, b in pairs}
         ratio = statistics.fmean(r["train_seconds"] / b["train_seconds"] for r, b in pairs)
+        images = statistics.fmean(r["images_processed"] / b["images_processed"] for r, b in pairs)
         out.append(
             {
                 "data": data,
@@ -245,6 +261,8 @@ def paired_differences(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "recipe": recipe,
                 "per_seed": diffs,
                 "mean": statistics.fmean(diffs.values()),
+                "ci": t_interval(list(diffs.values())),
+                "images_ratio": images,
                 "train_seconds_ratio": ratio,
             }
         )
