@@ -231,8 +231,8 @@ def step_train(project: Project, progress: bool = False) -> dict[str, Any]:
     s = project.settings
     start = project.weights if s.finetune == "last" else s.model
     options = {"imgsz": s.imgsz, **s.train}
-    result = train_detector(
-        project.labeled, project.round_dir(), model=start, name="train", progress=progress, **options
+    result = train_detector(  # the labeled set is the project's own copy: Ultralytics' caches may sit in it
+        project.labeled, project.round_dir(), model=start, name="train", progress=progress, own_data=True, **options
     )
     weights = project.root / "weights" / f"round-{project.round:03d}.pt"
     weights.parent.mkdir(parents=True, exist_ok=True)
