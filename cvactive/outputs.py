@@ -355,13 +355,18 @@ def portable_text(text: str, root: str | os.PathLike[str] | None = None) -> str:
     them: the repository's own location (``root``, default: the working directory, where the
     tools run from) becomes nothing (``/x/checkout/data/w.pt`` -> ``data/w.pt``), and the shared
     assets folder (:func:`cvactive.assets.assets_dir`) its path relative to the repository
-    (``../shared/assets/...`` in the usual layout). Other text is left as it is.
+    (``../shared/assets/...`` in the usual layout). A folder of the repository that is a symbolic
+    link (a git worktree's ``data`` pointing into another checkout) counts as the repository's: its
+    target becomes its name. Other text is left as it is.
     """
     from cvactive.assets import assets_dir
 
     base = Path(root) if root is not None else Path.cwd()
     assets = assets_dir()
     prefixes: list[tuple[str, str]] = []
+    with contextlib.suppress(OSError):
+        linked = [c for c in base.iterdir() if c.is_symlink() and c.is_dir()]
+        prefixes += [(str(c.resolve()), c.name) for c in linked]
     if assets is not None:
         prefixes.append((str(assets.resolve()), os.path.relpath(assets.resolve(), base.resolve())))
         prefixes.append((str(assets), os.path.relpath(assets.resolve(), base.resolve())))

@@ -158,3 +158,7 @@ def test_portable_text_takes_the_machine_out_of_recorded_paths(tmp_path, monkeyp
     expected = "cvactive loop --data ../shared/assets/aquarium/data.yaml --out data/studies/x"
     assert portable_text(command, repo) == expected
     assert portable_text('{"start_from": "' + str(repo) + '/data/w.pt"}', repo) == '{"start_from": "data/w.pt"}'
+    elsewhere = tmp_path / "main-checkout" / "data"  # a worktree whose data/ links to another checkout's
+    elsewhere.mkdir(parents=True)
+    (repo / "data").symlink_to(elsewhere)
+    assert portable_text(f"--out {elsewhere}/studies/x", repo) == "--out data/studies/x"
