@@ -32,6 +32,7 @@ import numpy as np
 from cvactive._config import load_yaml
 from cvactive.boxes import yolo_to_xyxy
 from cvactive.errors import ConfigError, DatasetError
+from cvactive.outputs import write_text_atomic
 from cvactive.yolo_labels import LabelIssue, parse_label_text
 
 __all__ = [
@@ -424,14 +425,12 @@ def linked_data_yaml(data_yaml: str | Path, view: str | Path, splits: Sequence[s
             items = ds.splits[split]
             links = link_view(root, split, [i.image for i in items], [i.label for i in items])
             listing = root / f"{split}.txt"  # a listing, not the folder: links left from an earlier view stay out
-            listing.write_text("".join(f"{link.parent.resolve() / link.name}\n" for link in links))
+            write_text_atomic(listing, "".join(f"{link.parent.resolve() / link.name}\n" for link in links), fsync=False)
             entries[split] = str(listing.resolve())
     if not entries:
         raise DatasetError(f"{data_yaml}: no {' or '.join(splits)} split")
     for key in ("train", "val"):  # Ultralytics wants both keys; a split not asked for repeats the other
         entries.setdefault(key, entries.get("val") or entries["train"])
     out = root / "data.yaml"
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(yaml.safe_dump({"path": str(root.resolve()), **entries, "names": ds.names}, sort_keys=False))
-    os.replace(tmp, out)
+    write_text_atomic(out, yaml.safe_dump({"path": str(root.resolve()), **entries, "names": ds.names}, sort_keys=False))
     return out
