@@ -11,6 +11,10 @@ A generated block sits between two markers in README.md:
     ... one line per study: which strategies beat random, which do worse, which cannot be told apart ...
     <!-- /generated -->
 
+    <!-- generated:recipe -->
+    ... the training recipes' paired comparisons (mAP50-95 differences, by seed) ...
+    <!-- /generated -->
+
     <!-- generated:measured -->
     ... the "Measured" table: one row per benchmark figure (what, baseline, result, goal, met) ...
     <!-- /generated -->
@@ -369,6 +373,25 @@ def measured_block() -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_block() -> str:
+    """The recipe table's paired comparisons (benchmarks/results/recipe/summary.json), one row each."""
+    summary = json.loads((RESULTS / "recipe" / "summary.json").read_text())
+    lines = [
+        "| data, labeled images | recipe | against | per seed | mean [95% CI] | images processed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for baseline in ("epochs", "steps"):
+        for r in summary.get(f"paired_vs_{baseline}", []):
+            ci = r["ci"]
+            shown = f"[{ci['ci_low']:+.3f}, {ci['ci_high']:+.3f}]" if ci["n"] > 1 else "(one seed)"
+            seeds = ", ".join(f"{v:+.3f}" for v in r["per_seed"].values())
+            lines.append(
+                f"| {r['data']} {r['size']} ({r['imgsz']} px) | `{r['recipe']}` | `{baseline}` | {seeds} "
+                f"| {r['mean']:+.3f} {shown} | {r['images_ratio']:.2f}x |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def render(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
         kind = match.group("kind")
@@ -376,6 +399,8 @@ def render(text: str) -> str:
             body = study_block(kind.split(":", 1)[1])
         elif kind == "measured":
             body = measured_block()
+        elif kind == "recipe":
+            body = recipe_block()
         elif kind.startswith("verdicts:"):
             body = verdict_block(kind.split(":", 1)[1].split(","))
         else:
