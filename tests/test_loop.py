@@ -182,3 +182,28 @@ def test_bad_loop_settings_are_refused_before_training(porch_data, tmp_path):
     other.write_text("path: /nowhere\ntrain: images/train\nval: images/val\nnames: {0: cat}\n")
     with pytest.raises(Exception, match="eval_data"):
         run_loop(porch_data, tmp_path, LoopConfig(eval_data=({"data": str(other)},), model="pico"))
+
+
+def test_a_study_resumes_when_its_checkpoint_is_reached_through_a_linked_folder(porch_data, tmp_path):
+    """settings.json compares the model by the file it names: the same checkpoint through a linked data
+    folder (a git worktree's data/ -> the checkout's) is the same study; another checkpoint is not."""
+    from cvactive.errors import ConfigError
+    from cvactive.loop import LoopConfig
+    from cvactive.loop.study import Study
+
+    weights = tmp_path / "data" / "w.pt"
+    weights.parent.mkdir()
+    weights.write_bytes(b"weights")
+    (tmp_path / "linked").symlink_to(tmp_path / "data")
+    other = tmp_path / "data" / "other.pt"
+    other.write_bytes(b"other")
+    out = tmp_path / "study"
+
+    def settings_for(model):
+        return Study(porch_data, out, LoopConfig(initial=10, budget=10, rounds=1, model=str(model)))
+
+    settings_for(tmp_path / "linked" / "w.pt").write_settings()
+    settings_for(weights).write_settings()  # the same file: accepted
+    assert json.loads((out / "settings.json").read_text())["resolved_model"] == str(weights.resolve())
+    with pytest.raises(ConfigError, match="holds a study with other settings"):
+        settings_for(other).write_settings()

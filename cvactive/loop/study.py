@@ -139,6 +139,11 @@ class Study(PoolSelection):
             # A setting added to LoopConfig after the study started counts as its default there.
             defaults = json.loads(json.dumps(asdict(LoopConfig())))
             old = {**{k: defaults[k] for k in settings if k not in old and k in defaults}, **old}
+            # The same checkpoint reached through another path (a linked data folder) is the same model.
+            for side in (old, settings):
+                for key in ("model", "resolved_model"):
+                    if isinstance(side.get(key), str) and Path(side[key]).exists():
+                        side[key] = str(Path(side[key]).resolve())
             free = ("strategies", "seeds", "rounds")  # a study may grow: more strategies, seeds or rounds
             if {k: v for k, v in old.items() if k not in free} != {k: v for k, v in settings.items() if k not in free}:
                 raise ConfigError(
