@@ -9,6 +9,7 @@ directory.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 from cvactive._env import offline_defaults
 from cvactive.architectures import resolve_model
-from cvactive.errors import DatasetError, ModelError
+from cvactive.errors import ConfigError, DatasetError, ModelError
 from cvactive.recipes import Recipe, TrainPlan, get_recipe
 from cvactive.train_hooks import (
     count_work,
@@ -26,6 +27,7 @@ from cvactive.train_hooks import (
     kept_torch_threads,
     quiet_ultralytics,
     set_threads,
+    set_workers,
     skip_validation,
 )
 from cvactive.yolodata import linked_data_yaml
@@ -61,7 +63,7 @@ def train_detector(
     batch: int = 16,
     device: str | None = None,
     seed: int = 0,
-    workers: int = 2,
+    workers: int | None = None,
     threads: int | None = None,
     name: str = "train",
     freeze: int | None = None,
@@ -80,11 +82,13 @@ def train_detector(
         out_dir: folder for the run (weights in ``out_dir/name/weights``); never the current directory.
         model: a ``.pt`` to fine-tune, ``pretrained``/``auto`` (see :func:`cvactive.weights.resolve_model_name`),
             an architecture YAML or a scale name (``pico``, ``n``, ``s``).
-        epochs, imgsz, batch, device, seed, workers: as in ``YOLO.train`` (``workers``: dataloader
-            processes, at most the CPU cores).
-        threads: torch's CPU threads while training (``None``: Ultralytics' choice, one less than
-            the cores); the process's own setting is restored afterwards either way (Ultralytics
-            leaves its choice behind).
+        epochs, imgsz, batch, device, seed: as in ``YOLO.train``.
+        workers: dataloader processes (at most the CPU cores). ``None``: Ultralytics' choice, which
+            is none on the CPU (decoding and augmentation then run on the training thread) and 2 here
+            on a GPU; a number is used on the CPU too (:func:`~cvactive.train_hooks.set_workers`).
+        threads: torch's CPU threads while training (``None``: every core when training on the
+            CPU, :func:`cpu_threads`; Ultralytics' choice on a GPU); the process's own setting is
+            restored afterwards either way (Ultralytics leaves its choice behind).
         freeze: freeze the first ``freeze`` layers (``None``: train every layer).
         val: validate during training (needed for a ``best.pt`` that is not the last epoch's);
             ``False`` validates nothing, not even the last epoch (Ultralytics would, twice).
@@ -103,6 +107,8 @@ def train_detector(
             of symbolic links in ``out_dir/dataview`` instead and writes nothing beside the data set.
     """
     offline_defaults()
+    if workers is not None and workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
     data_path, out = _run_folders(data, out_dir)
     if not own_data:
         data_path = linked_data_yaml(data_path, out / "dataview", ("train", "val") if val else ("train",))
@@ -114,8 +120,11 @@ def train_detector(
     start = time.perf_counter()
     bar, on_epoch_end = epoch_progress(plan.epochs, arch, show=progress and not verbose)
     try:
+        threads = cpu_threads(threads, device)
         yolo, work = _load_for_training(arch, on_epoch_end, threads=threads, val=val, trust=trust_checkpoint)
-        args = {"imgsz": imgsz, "device": device, "seed": seed, "workers": workers, "name": name, **overrides}
+        set_workers(yolo, workers)
+        args = {"imgsz": imgsz, "device": device, "seed": seed, "workers": 2 if workers is None else workers,
+                "name": name, **overrides}  # fmt: skip
         trust = trust_checkpoint
         _fit(yolo, data_path, out, arch, plan, freeze=freeze, val=val, verbose=verbose, trust=trust, args=args)
     except (FileNotFoundError, RuntimeError, ValueError) as err:
@@ -266,7 +275,7 @@ def validate_detector(
 
     Returns ``mAP50``, ``mAP50_95``, per-class ``ap50`` / ``ap50_95`` (0.0 for a class with no
     ground truth in the split), the IoU sweep and the confidence threshold. ``threads``: torch's
-    CPU threads while validating (``None``: Ultralytics' choice; restored afterwards either way);
+    CPU threads while validating (``None``: :func:`cpu_threads`; restored afterwards either way);
     ``cache``: Ultralytics' image cache of the split (``disk``: ``.npy`` files beside its images).
     ``own_data``: the split's files are the caller's own, so Ultralytics' ``labels/val.cache`` (and a
     disk cache) may sit beside them; by default it validates a view of symbolic links in
@@ -281,7 +290,7 @@ def validate_detector(
 
     with quiet_ultralytics(), full_nms(), checkpoint_loading(), kept_torch_threads():  # weights only
         yolo = YOLO(str(weights), task="detect")
-        set_threads(yolo, "on_val_start", threads)
+        set_threads(yolo, "on_val_start", cpu_threads(threads, device or None))
         metrics = yolo.val(
             data=str(data_yaml),
             split="val",
@@ -311,6 +320,21 @@ def validate_detector(
         "iou_thresholds": "0.50:0.05:0.95",
         "eval_conf": conf,
     }
+
+
+def cpu_threads(threads: int | None, device: str | None) -> int | None:
+    """torch's threads for a training or validation: ``threads`` when given; every core when it runs
+    on the CPU; ``None`` (Ultralytics' choice) on a GPU.
+
+    Ultralytics takes one thread less than the cores, for its dataloader processes, but it starts
+    none on the CPU (``workers=0`` there), so one core stayed idle: on 2 idle cores, 20 optimizer
+    steps of 8 HIT-UAV frames at 640 px took 64 s with 1 thread and 37 s with 2, and validating
+    316 frames 30 s against 18 s, the same mAP (``benchmarks/results/round-cost/cores-grid-idle.json``).
+    """
+    if threads is not None:
+        return threads
+    on_cpu = str(device).lower() == "cpu" if device is not None else not _cuda()
+    return (os.cpu_count() or 1) if on_cpu else None
 
 
 def _cuda() -> bool:

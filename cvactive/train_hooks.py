@@ -103,6 +103,25 @@ def set_threads(yolo: Any, event: str, threads: int | None) -> None:
     yolo.add_callback(event, on_event)
 
 
+def set_workers(yolo: Any, workers: int | None) -> None:
+    """Train with ``workers`` dataloader processes on the CPU too (``None``: Ultralytics' choice).
+
+    Ultralytics sets ``workers=0`` whenever it trains on the CPU ("time dominated by inference"), so
+    the ``workers`` a caller passes is silently ignored there and decoding and augmentation run on
+    the training thread between steps. This puts the caller's number back after that choice (at
+    ``on_pretrain_routine_start``, before the data loaders are built).
+    """
+    if workers is None:
+        return
+    if workers < 0:
+        raise ConfigError(f"workers must be 0 or more, got {workers}")
+
+    def on_start(trainer: Any) -> None:
+        trainer.args.workers = workers
+
+    yolo.add_callback("on_pretrain_routine_start", on_start)
+
+
 def skip_validation(yolo: Any) -> None:
     """Train without validating: no validation after the last epoch nor of ``best.pt`` at the end.
 

@@ -10,7 +10,7 @@ import pytest
 
 from cvactive.loop.dataview import link_view
 from cvactive.loop.scores import file_hash, load_scored, save_scored
-from cvactive.loop.study import core_plan
+from cvactive.train import cpu_threads
 from cvactive.record import ImageRecord
 
 
@@ -94,10 +94,10 @@ def test_the_file_hash_changes_with_the_bytes(tmp_path):
     assert file_hash(a) != first
 
 
-@pytest.mark.parametrize("cores", [1, 2, 4, 16])
-def test_the_core_plan_never_asks_for_more_than_the_cores(cores):
-    workers, threads = core_plan(cores)
-    assert 0 <= workers <= cores and 1 <= threads <= cores
+def test_training_on_the_cpu_takes_every_core_unless_told(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert cpu_threads(None, "cpu") == 6 and cpu_threads(3, "cpu") == 3
+    assert cpu_threads(None, "0") is None  # a GPU: Ultralytics' choice
 
 
 def test_the_study_scores_key_follows_the_weights_and_settings(tmp_path, porch_data):

@@ -158,3 +158,25 @@ def test_ultralytics_epoch_schedule_takes_few_optimizer_steps_on_small_sets():
     assert epoch_schedule_steps(250, epochs=10, batch=16) == 51
     assert epoch_schedule_steps(64, epochs=1, batch=64) == 1  # no accumulation, no warm-up in one epoch
     assert epoch_schedule_steps(40, epochs=10, batch=16, warmup_epochs=0) == 7  # every 4th of 30 batches
+
+
+def test_dataloader_workers_reach_the_cpu_trainer(tmp_path, porch_model_data, monkeypatch):
+    """Ultralytics sets workers=0 whenever it trains on the CPU; a number the caller gives is used there
+    too, and None leaves Ultralytics' choice (the real data loaders are built, their worker count seen)."""
+    import ultralytics.models.yolo.detect.train as detect_train
+
+    seen = []
+    real = detect_train.build_dataloader
+
+    def spied(dataset, batch, workers, *args, **kwargs):  # the real loader, its worker count recorded
+        seen.append(workers)
+        return real(dataset, batch, workers, *args, **kwargs)
+
+    monkeypatch.setattr(detect_train, "build_dataloader", spied)
+    train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, val=False, workers=1)
+    assert seen[0] == 1
+    seen.clear()
+    train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, batch=32, val=False, name="u")
+    assert seen[0] == 0  # Ultralytics' choice on the CPU
+    with pytest.raises(ConfigError, match="workers must be 0 or more"):
+        train_detector(porch_model_data, tmp_path, model="pico", imgsz=96, epochs=1, val=False, workers=-1, name="n")

@@ -55,13 +55,6 @@ CACHES = ("none", "disk", "ram")
 DEFAULT_CACHE = "none"
 
 
-def core_plan(cores: int | None = None) -> tuple[int, int]:
-    """Dataloader worker processes and torch threads for training on ``cores`` CPU cores (``None``:
-    this machine's), as measured on 2 cores (``docs/loop.md``)."""
-    n = cores or os.cpu_count() or 1
-    return (min(2, n), max(1, n - 1))
-
-
 def _atomic_write(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -86,8 +79,9 @@ class Study(PoolSelection):
         """``workers``: threads of the inference pipeline that scores the pool (``None``: half the
         CPU cores, 2 to 8; ``0``: batch after batch on one thread). ``cache``: Ultralytics' image
         cache (:data:`CACHES`). ``train_workers`` and ``threads``: dataloader processes and torch
-        threads of training and evaluation (``None``: :func:`core_plan`). The records and the
-        models are the same whatever these are, so they are not study settings."""
+        threads of training and evaluation (``None``: none and every core on the CPU,
+        :func:`cvactive.train.cpu_threads`; Ultralytics' choice on a GPU). They change how fast a
+        round runs, not what it computes, so they are not study settings."""
         from cvactive.detect.pipeline import default_workers
         from cvactive.weights import resolve_model_name
 
@@ -97,11 +91,9 @@ class Study(PoolSelection):
         if cache not in CACHES:
             raise ConfigError(f"unknown cache {cache!r}; valid values: {', '.join(CACHES)}")
         self.cache = cache
-        plan = core_plan()
-        self.train_workers = plan[0] if train_workers is None else int(train_workers)
-        self.threads = plan[1] if threads is None else int(threads)
-        if self.train_workers < 0 or self.threads < 1:
+        if (train_workers is not None and train_workers < 0) or (threads is not None and threads < 1):
             raise ConfigError(f"train_workers must be >= 0 and threads >= 1, got {train_workers} and {threads}")
+        self.train_workers, self.threads = train_workers, threads
         self.cfg = cfg
         self.data = Path(data)
         self.ds = load_yolo_dataset(data)
