@@ -10,8 +10,8 @@ import pytest
 
 from cvactive.loop.dataview import link_view
 from cvactive.loop.scores import file_hash, load_scored, save_scored
-from cvactive.train import cpu_threads
 from cvactive.record import ImageRecord
+from cvactive.train import cpu_threads
 
 
 def _record(source: str, rng: np.random.Generator, boxes: int) -> ImageRecord:
