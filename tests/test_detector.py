@@ -60,3 +60,18 @@ def test_embeddings_refused_for_exported_models(openvino_model):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="does not exist"):
         Detector(tmp_path / "nope.pt")
+
+
+def test_a_pytorch_detector_on_the_cpu_runs_torch_on_every_core(monkeypatch):
+    """Ultralytics sets torch to one thread less than the cores when it picks the CPU (for dataloader
+    processes a detector never has); the detector takes them all back."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        monkeypatch.setattr("os.cpu_count", lambda: 3)
+        detector = Detector("yolov8n.yaml", imgsz=64, device="cpu")
+        assert detector.device == "cpu" and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)

@@ -16,6 +16,7 @@ global-average-pooled and the results are concatenated (448 numbers for YOLOv8n)
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,8 @@ class Detector:
         self.names: dict[int, str] = {int(k): str(v) for k, v in self.yolo.names.items()}
         self.device = str(self.predictor.device)
         self.is_pytorch = getattr(self.backend, "format", "pt") == "pt" or bool(getattr(self.backend, "pt", False))
+        if self.is_pytorch and self.device == "cpu":
+            _every_core_for_torch()
         self._feats: list[Any] | None = None
         self.embed = bool(embed)
         if self.embed:
@@ -380,6 +383,21 @@ class Detector:
         if images:
             records = self.predict(images, metas)
             yield from records if scorer is None else map(scorer, records)
+
+
+def _every_core_for_torch() -> None:
+    """torch's threads to every core, after Ultralytics set one less when it picked the CPU.
+
+    Ultralytics keeps a core for dataloader processes; a detector has none, so that core idled
+    while the network ran: scoring 240 HIT-UAV frames at 640 px with a YOLOv8n ``.pt`` on 2 idle
+    cores ran at 13.0-13.5 images/s with 1 thread and 22.1-24.4 with 2 (pipelined, 2 workers).
+    torch's thread count is one setting for the whole process, as Ultralytics' own choice is.
+    """
+    import torch
+
+    cores = os.cpu_count() or 1
+    if torch.get_num_threads() < cores:
+        torch.set_num_threads(cores)
 
 
 def _is_array_list(images: Any) -> bool:
