@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterable, Iterator
@@ -373,7 +374,21 @@ def portable_text(text: str, root: str | os.PathLike[str] | None = None) -> str:
     prefixes += [(str(base.resolve()), "."), (str(base), ".")]
     for prefix, short in sorted(set(prefixes), key=lambda p: -len(p[0])):  # the longest (innermost) first
         text = text.replace(prefix + "/", "" if short == "." else short + "/")
-    return text
+    return _ABSOLUTE.sub(lambda m: _inside(m.group(0), base.resolve()), text)
+
+
+#: An absolute path in running text (a JSON string, a command line): ``/`` then path characters.
+_ABSOLUTE = re.compile(r"(?<![\w.~/-])/(?:[\w.+@-]+/)+[\w.+@-]*")
+
+
+def _inside(path: str, base: Path) -> str:
+    """``path`` relative to ``base`` when it resolves (its links followed) into ``base``; else as it is.
+
+    Another checkout whose folders link into this one (a git worktree's ``data/``) wrote paths that
+    are, on this machine, the repository's own files.
+    """
+    real = os.path.realpath(path)
+    return os.path.relpath(real, base) if real.startswith(str(base) + os.sep) else path
 
 
 def portable_path(path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> str:

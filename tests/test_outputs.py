@@ -162,3 +162,11 @@ def test_portable_text_takes_the_machine_out_of_recorded_paths(tmp_path, monkeyp
     elsewhere.mkdir(parents=True)
     (repo / "data").symlink_to(elsewhere)
     assert portable_text(f"--out {elsewhere}/studies/x", repo) == "--out data/studies/x"
+    # another worktree whose data/ links into this checkout wrote its own path: on this machine it is ours
+    (repo / "weights").mkdir()
+    worktree = tmp_path / "worktree"
+    worktree.mkdir()
+    (worktree / "data").symlink_to(repo / "weights")
+    text = f'{{"start_from": "{worktree}/data/w.pt", "url": "http://127.0.0.1:8080/api/x", "lib": "/usr/lib/x"}}'
+    expected = '{"start_from": "weights/w.pt", "url": "http://127.0.0.1:8080/api/x", "lib": "/usr/lib/x"}'
+    assert portable_text(text, repo) == expected
