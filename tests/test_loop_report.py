@@ -205,3 +205,19 @@ def test_where_a_rounds_seconds_go(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["seconds_per_round"]["uncertainty"]["total"] == pytest.approx(25.0 + 4.0 + 1.0 + 2.0)
     assert "| uncertainty | 6 | 25.0 | 4.0 | 1.0 | 2.0 | 32.0 |" in (tmp_path / "summary.md").read_text()
+
+
+def test_a_cost_budget_study_counts_its_seeds_and_random_final_over_every_seed(tmp_path):
+    """Under a cost budget each seed's rounds end at their own label counts: the seeds are still
+    three, random's final is the mean of the three seeds' last rounds (not the one seed whose last
+    count is the largest), and no label-count table is drawn from counts no two seeds share."""
+    rows = []
+    for seed, labels in enumerate([(10, 22, 31), (10, 19, 28), (10, 24, 35)]):
+        rows += rows_for("random", [0.1, 0.2, 0.3], seeds=(seed,), labels=labels)
+        rows += rows_for("other", [0.1, 0.19, 0.28], seeds=(seed,), labels=(10, labels[1] - 1, labels[2] + 1))
+    summary = summarise(rows)
+    assert summary["strategies"]["random"]["seeds"] == 3 and summary["strategies"]["other"]["seeds"] == 3
+    assert summary["random_final_mAP50_95"] == pytest.approx(np.mean([0.30, 0.31, 0.32]))
+    assert summary["random_final_labels"] == pytest.approx(np.mean([31, 28, 35]))
+    write_report(rows, tmp_path)
+    assert "at each label count" not in (tmp_path / "summary.md").read_text()

@@ -209,6 +209,9 @@ def _by_labels_table(summary: dict[str, Any]) -> list[str]:
 
     # The smallest label count is the initial set every strategy shares with random: a difference of 0.
     counts = sorted({int(x) for by in rows.values() for x in by})[1:]
+    # Under a cost budget each seed ends its rounds at its own label counts: a count that no two
+    # seeds share has no interval, so the comparison is the cost axes' at equal spend instead.
+    counts = [c for c in counts if any(by.get(str(c), {}).get("n", 0) > 1 for by in rows.values())]
     if not counts:
         return []
     lines = [
