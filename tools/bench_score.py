@@ -169,15 +169,21 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
     batch = args.batch if is_pt else 1
     stride = args.pt_video_stride if is_pt and source.suffix == ".mp4" else 1
     workers = args.workers or default_workers()
+    import torch
+
     detector = Detector(model)
+    ours = torch.get_num_threads()  # torch's threads as the detector set them (every core on the CPU)
     frames = [image for image, _ in iter_frames(source, stride=stride)]
     out = tmp / f"{Path(model).stem}-{name}.jsonl"
+    loop = predict_loop(model, source, batch, detector.predict_kwargs(), stride)
+    theirs = torch.get_num_threads()  # as Ultralytics' predictor set them (one less than the cores)
+    # torch's thread count is one setting per process: each variant runs with the one its own code sets.
     variants = {
-        "engine_limit": engine_limit(detector, frames, batch),
-        "predict_loop": predict_loop(model, source, batch, detector.predict_kwargs(), stride),
-        "cvactive_score": cvactive_score(detector, source, out, batch, workers, stride),
-        "cvactive_sequential": cvactive_score(detector, source, out, batch, 0, stride),
-        "decode_letterbox": decode_letterbox(detector, source, stride),
+        "engine_limit": with_threads(engine_limit(detector, frames, batch), ours),
+        "predict_loop": with_threads(loop, theirs),
+        "cvactive_score": with_threads(cvactive_score(detector, source, out, batch, workers, stride), ours),
+        "cvactive_sequential": with_threads(cvactive_score(detector, source, out, batch, 0, stride), ours),
+        "decode_letterbox": with_threads(decode_letterbox(detector, source, stride), ours),
     }
     # Start-up is outside the timing: the detector and the Ultralytics model are loaded and warmed
     # up, the engine is compiled and the source's files are in the page cache (read above).
@@ -206,6 +212,7 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
         "batch": batch,
         "workers": workers,
         "engine": type(engine_for(detector, batch)).__name__,
+        "torch_threads": {"predict_loop": theirs, "cvactive_and_engine_limit": ours},
         "load_average_before_after": [load_before, os.getloadavg()],
         "images_per_run": {k: v[0] for k, v in work.items()},
         "boxes_per_run": {k: v[1] for k, v in work.items() if k not in ("engine_limit", "decode_letterbox")},
@@ -220,6 +227,18 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
             "vs_predict_loop": ratios["cvactive_score_vs_predict_loop"] >= GOALS["vs_predict_loop"],
         },
     }
+
+
+def with_threads(run: Callable[[], tuple[int, int]], threads: int) -> Callable[[], tuple[int, int]]:
+    """``run`` with torch's threads set to ``threads`` first (another variant may have changed them)."""
+
+    def threaded() -> tuple[int, int]:
+        import torch
+
+        torch.set_num_threads(threads)
+        return run()
+
+    return threaded
 
 
 def interleaved(variants: dict[str, Callable[[], tuple[int, int]]], rounds: int) -> dict[str, tuple[Any, ...]]:
