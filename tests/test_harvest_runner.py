@@ -202,7 +202,7 @@ def test_workers_option_is_checked_and_not_part_of_the_config_hash(tmp_path, cap
 
 def test_frame_tap_hands_out_at_most_its_window_until_frames_are_taken():
     """A live source's frames wait in the camera's slot, not in the pipeline: the tap holds ``window``."""
-    from cvactive.harvest.feed import FeedFrame
+    from cvactive.harvest.frames import FeedFrame
     from cvactive.harvest.infer import FrameTap
 
     image = np.zeros((4, 4, 3), np.uint8)

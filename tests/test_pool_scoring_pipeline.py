@@ -49,8 +49,8 @@ def test_the_error_models_labeled_scoring_is_the_same_with_the_pipeline(coco128_
 
 
 def test_a_ray_actors_shard_files_are_the_same_with_and_without_the_pipeline(assets, openvino_model, tmp_path):
-    from cvactive.scale.plan import Shard
     from cvactive.scale.work import ShardScorer
+    from cvactive.sharded import Shard
 
     images = sorted(str(p) for p in (assets / "coco128" / "images" / "val2017").glob("*.jpg"))[:24]
     shards = [

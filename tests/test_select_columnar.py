@@ -15,12 +15,12 @@ from cvactive.cli import main
 from cvactive.errors import ConfigError, RecordError
 from cvactive.io import write_jsonl
 from cvactive.scale.engine import write_manifest
-from cvactive.scale.plan import Shard
 from cvactive.scale.shards import ShardResult, write_shard
 from cvactive.selection import Pool, SelectionWarning, select
 from cvactive.selection import kernels as K
 from cvactive.selection.blocks import STREAM_ROWS
 from cvactive.selection.synthetic import synthetic_pool, synthetic_records
+from cvactive.sharded import Shard
 
 pytest.importorskip("pyarrow", reason="sharded pools need pyarrow: pip install 'cvactive[ray]'")
 from cvactive.selection.columnar import consolidate, fetch_rows, open_pool, stream_topk, write_pool

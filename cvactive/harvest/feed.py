@@ -13,7 +13,7 @@ keeps only the newest one, so a model slower than the camera looks at the live e
 at an ever older backlog; the frames it had no time for are counted as ``stale``.
 
 :class:`FeedFrame`, :class:`Retry` and :func:`reconnect` live in :mod:`cvactive.harvest.frames`
-(below both readers) and are re-exported here.
+(below both readers).
 """
 
 from __future__ import annotations

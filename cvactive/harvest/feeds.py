@@ -29,7 +29,6 @@ from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
 from cvactive.harvest.folder import HARVEST
 from cvactive.harvest.harvester import REASONS
-from cvactive.harvest.infer import SharedDetector as SharedDetector  # re-exported: its former home
 from cvactive.harvest.runner import HarvestRun
 
 log = logging.getLogger(__name__)

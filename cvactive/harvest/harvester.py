@@ -27,7 +27,7 @@ from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError
 from cvactive.harvest.budget import Ledger, Limits, Pacer, Pacing, SiteBudget
 from cvactive.harvest.dedup import Dedup, Deduper
-from cvactive.harvest.feed import FeedFrame
+from cvactive.harvest.frames import FeedFrame
 from cvactive.harvest.rules import FrameInfo, ModelRule, RandomRule, Rule
 from cvactive.harvest.state import MANIFEST_NAME, HarvestState, frame_path
 from cvactive.io import JsonlWriter

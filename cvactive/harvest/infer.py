@@ -6,7 +6,7 @@ the video decodes, the frames are letterboxed, inferred, put through NMS and sco
 harvest decides on the frames before them. This module holds what that needs:
 
 * :class:`FrameTap`: the frames of a feed as the ``(image, meta)`` pairs the pipeline reads (on
-  its reader thread), remembering each :class:`~cvactive.harvest.feed.FeedFrame` so the harvest
+  its reader thread), remembering each :class:`~cvactive.harvest.frames.FeedFrame` so the harvest
   gets it back beside its record; for a live source it lets only :func:`live_window` frames be
   in flight, so no frame waits in a queue while newer ones arrive.
 * :class:`SharedDetector` and :class:`SharedEngine`: several sources harvested at once share one
@@ -36,7 +36,7 @@ from cvactive.sources import FrameMeta
 
 if TYPE_CHECKING:
     from cvactive.detect.engines import Done, Engine
-    from cvactive.harvest.feed import FeedFrame
+    from cvactive.harvest.frames import FeedFrame
 
 
 class SharedDetector:

@@ -7,10 +7,10 @@ stamps it with the wall-clock time of the grab, converts the frames on the strid
 arrays, and keeps only the newest one in a one-frame slot. The harvest takes whatever is in
 the slot when it is ready for the next frame; a grid frame replaced before anyone took it was
 *stale*, and the next frame handed out carries how many such frames it replaced
-(:attr:`FeedFrame.stale <cvactive.harvest.feed.FeedFrame.stale>`).
+(:attr:`FeedFrame.stale <cvactive.harvest.frames.FeedFrame.stale>`).
 
 A dropped stream is reopened in the reader thread with the harvest's
-:class:`~cvactive.harvest.feed.Retry` policy (the newest frame stays in the slot meanwhile);
+:class:`~cvactive.harvest.frames.Retry` policy (the newest frame stays in the slot meanwhile);
 the reader stops when the source gives up, when ``stopped()`` turns true, or when the consumer
 stops iterating. OpenCV releases the GIL while it grabs and converts, so the reader runs beside
 the model's inference on another core. Files are never read this way: they are read in full,

@@ -40,8 +40,9 @@ from cvactive.detect.model import Detector
 from cvactive.errors import SourceError
 from cvactive.harvest.budget import SiteBudget
 from cvactive.harvest.control import HarvestSummary, StopFlag
-from cvactive.harvest.feed import FeedFrame, FeedInfo, iter_feed, list_sources, probe
+from cvactive.harvest.feed import FeedInfo, iter_feed, list_sources, probe
 from cvactive.harvest.folder import HARVEST, check_out, hold_folder
+from cvactive.harvest.frames import FeedFrame
 from cvactive.harvest.harvester import REASONS, Harvester
 from cvactive.harvest.infer import FrameTap, live_window, pipeline_engine
 from cvactive.harvest.options import HarvestOptions

@@ -10,8 +10,9 @@ when the Ray engine runs (``pip install 'cvactive[ray]'``).
 """
 
 from cvactive.scale.engine import ENGINES, DetectorSpec, RayOptions, ShardedSummary, score_sharded
-from cvactive.scale.plan import Shard, plan_shards
+from cvactive.scale.plan import plan_shards
 from cvactive.scale.shards import is_sharded, iter_records, load_manifest
+from cvactive.sharded import Shard
 
 __all__ = [
     "ENGINES",

@@ -26,7 +26,7 @@ from typing import Any
 
 from cvactive.detect.scorer import Scorer
 from cvactive.errors import ConfigError, CvactiveError, MissingDependencyError
-from cvactive.scale.plan import Shard, plan_shards
+from cvactive.scale.plan import plan_shards
 from cvactive.scale.shards import (
     EMBEDDING_DTYPES,
     FORMAT,
@@ -43,6 +43,7 @@ from cvactive.scale.shards import (
     shard_path,
 )
 from cvactive.scale.work import DetectorFactory, ShardScorer
+from cvactive.sharded import Shard
 
 log = logging.getLogger(__name__)
 ENGINES = ("ray", "inline")

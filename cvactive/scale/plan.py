@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from cvactive.errors import ConfigError, SourceError
-from cvactive.sharded import Shard as Shard  # re-exported: the shard unit lives below scale and selection
+from cvactive.sharded import Shard
 from cvactive.sources import VIDEO_SUFFIXES, expand, is_stream, open_video
 
 LIST_SUFFIXES = frozenset({".txt", ".lst"})

@@ -22,8 +22,8 @@ from cvactive.detect.pipeline import run_detector
 from cvactive.detect.scorer import Scorer
 from cvactive.errors import SourceError
 from cvactive.record import ImageRecord
-from cvactive.scale.plan import Shard
 from cvactive.scale.shards import FORMATS, ShardResult, write_shard
+from cvactive.sharded import Shard
 from cvactive.sources import IMAGE_SUFFIXES, FrameMeta, SourceReport, iter_video, read_image
 
 log = logging.getLogger(__name__)
