@@ -375,9 +375,9 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    from cvactive.outputs import portable_text  # paths relative to the repository / assets
+    from cvactive.outputs import portable_text, write_text_atomic  # paths relative to the repository / assets
 
-    out.write_text(portable_text(json.dumps(results, indent=2)))
+    write_text_atomic(out, portable_text(json.dumps(results, indent=2)))
     print_summary(results)
     print(f"wrote {out}")
     return 0
