@@ -92,7 +92,10 @@ def _top2(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def least_confidence(class_scores: np.ndarray) -> np.ndarray:
     """Normalised least confidence of each row, ``(1 - p_max) * C / (C - 1)``; ``(N,)`` in [0, 1]."""
-    p = normalize_scores(class_scores)
+    return _least_confidence(normalize_scores(class_scores))
+
+
+def _least_confidence(p: np.ndarray) -> np.ndarray:
     c = p.shape[1]
     if c < 2:
         return np.zeros(p.shape[0])
@@ -101,19 +104,30 @@ def least_confidence(class_scores: np.ndarray) -> np.ndarray:
 
 def margin(class_scores: np.ndarray) -> np.ndarray:
     """Margin of confidence, ``1 - (p_1 - p_2)``; ``(N,)`` in [0, 1]."""
-    p1, p2 = _top2(normalize_scores(class_scores))
+    return _margin(normalize_scores(class_scores))
+
+
+def _margin(p: np.ndarray) -> np.ndarray:
+    p1, p2 = _top2(p)
     return np.clip(1.0 - (p1 - p2), 0.0, 1.0)
 
 
 def ratio(class_scores: np.ndarray) -> np.ndarray:
     """Ratio of confidence, ``p_2 / p_1``; ``(N,)`` in [0, 1]."""
-    p1, p2 = _top2(normalize_scores(class_scores))
+    return _ratio(normalize_scores(class_scores))
+
+
+def _ratio(p: np.ndarray) -> np.ndarray:
+    p1, p2 = _top2(p)
     return np.clip(p2 / np.maximum(p1, _EPS), 0.0, 1.0)
 
 
 def entropy(class_scores: np.ndarray) -> np.ndarray:
     """Entropy of the normalised row in bits over ``log2(C)``; ``(N,)`` in [0, 1]."""
-    p = normalize_scores(class_scores)
+    return _entropy(normalize_scores(class_scores))
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
     c = p.shape[1]
     if c < 2:
         return np.zeros(p.shape[0])
@@ -157,13 +171,14 @@ def box_measures(
         measure name -> ``(N,)`` float64 array.
     """
     check_names(measures, MEASURES, "measure")
-    funcs: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-        "least_confidence": least_confidence,
-        "margin": margin,
-        "ratio": ratio,
-        "entropy": entropy,
+    funcs: dict[str, Callable[[np.ndarray], np.ndarray]] = {  # on the normalised rows, made once
+        "least_confidence": _least_confidence,
+        "margin": _margin,
+        "ratio": _ratio,
+        "entropy": _entropy,
     }
     out: dict[str, np.ndarray] = {}
+    normalized: np.ndarray | None = None
     for name in measures:
         if name in VECTOR_MEASURES:
             if class_scores is None:
@@ -171,7 +186,9 @@ def box_measures(
                     f"measure {name!r} needs full per-class score rows, but only confidences "
                     f"are available; use {list(SCALAR_MEASURES)} or keep class scores"
                 )
-            out[name] = funcs[name](class_scores)
+            if normalized is None:
+                normalized = normalize_scores(class_scores)
+            out[name] = funcs[name](normalized)
         elif name == "binary_entropy":
             out[name] = binary_entropy(confidence)
         else:
@@ -207,7 +224,11 @@ def aggregate(
         band: ``(low, high)`` for ``count``.
     """
     check_names([how], AGGREGATIONS, "aggregation")
-    s = np.asarray(box_scores, dtype=np.float64).reshape(-1)
+    return _aggregate(np.asarray(box_scores, dtype=np.float64).reshape(-1), how, if_empty, k, band)
+
+
+def _aggregate(s: np.ndarray, how: str, if_empty: float, k: int, band: tuple[float, float]) -> float:
+    """:func:`aggregate` on a checked name and a flat float64 array."""
     if s.size == 0:
         return float(if_empty)
     if how == "max":
@@ -235,8 +256,9 @@ def image_scores(
 ) -> dict[str, float]:
     """Every ``<measure>_<aggregation>`` image score of one image's per-box measures."""
     check_names(aggregations, AGGREGATIONS, "aggregation")
+    flat = {measure: np.asarray(values, dtype=np.float64).reshape(-1) for measure, values in box_scores.items()}
     return {
-        f"{measure}_{how}": aggregate(values, how, if_empty=if_empty, k=k, band=band)
-        for measure, values in box_scores.items()
+        f"{measure}_{how}": _aggregate(values, how, if_empty, k, band)
+        for measure, values in flat.items()
         for how in aggregations
     }

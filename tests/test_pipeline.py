@@ -24,8 +24,10 @@ from cvactive.sources import FrameMeta
 class ToyEngine:
     """Mean brightness as the 'output'; each request ends after a random delay on its own thread."""
 
-    def __init__(self, batch: int = 1, depth: int = 3, seed: int = 0, fail_at: int | None = None) -> None:
-        self.batch, self.depth, self.fail_at = batch, depth, fail_at
+    def __init__(
+        self, batch: int = 1, depth: int = 3, seed: int = 0, fail_at: int | None = None, inline: bool = False
+    ) -> None:
+        self.batch, self.depth, self.fail_at, self.prepare_inline = batch, depth, fail_at, inline
         self.rng = np.random.default_rng(seed)
         self.slots = threading.Semaphore(depth)
         self.threads: list[threading.Thread] = []
@@ -95,9 +97,12 @@ def pipeline_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("cvactive-")]
 
 
-@pytest.mark.parametrize(("batch", "workers"), [(1, 1), (1, 3), (4, 2), (7, 4)])
-def test_records_come_back_in_input_order(batch, workers):
-    engine = ToyEngine(batch=batch, depth=3)
+@pytest.mark.parametrize(
+    ("batch", "workers", "inline"),
+    [(1, 1, False), (1, 3, False), (4, 2, False), (7, 4, False), (1, 2, True), (3, 1, True)],
+)
+def test_records_come_back_in_input_order(batch, workers, inline):
+    engine = ToyEngine(batch=batch, depth=3, inline=inline)
     records = list(Pipeline(engine, workers=workers)(frames(120)))
     assert [r.frame for r in records] == list(range(120))
     assert [r.height for r in records] == [8 + i % 3 for i in range(120)]
@@ -124,12 +129,14 @@ def test_a_reader_error_is_raised_in_order_after_earlier_records():
     assert not pipeline_threads()
 
 
-def test_an_engine_error_is_raised_at_its_chunk():
+@pytest.mark.parametrize("inline", [False, True])
+def test_an_engine_error_is_raised_at_its_chunk(inline):
     got = []
     with pytest.raises(ValueError, match="cannot prepare image 5"):
-        for record in Pipeline(ToyEngine(fail_at=5), workers=2)(frames(50)):
+        for record in Pipeline(ToyEngine(fail_at=5, inline=inline), workers=2)(frames(50)):
             got.append(record.frame)
     assert got == list(range(5))
+    assert not pipeline_threads()
 
 
 def test_stopping_early_stops_the_threads_and_reads_little_ahead():

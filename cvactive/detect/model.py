@@ -4,9 +4,10 @@ Ultralytics' ``predict`` returns only the post-NMS confidence of each box. Uncer
 the box's whole row of class scores, so :class:`Detector` runs the same preprocessing and
 raw forward pass as ``YOLO(model).predict`` (it drives the model's own predictor), then calls
 ``ultralytics.utils.nms.non_max_suppression(..., return_idxs=True)`` and gathers, for every
-kept box, its full ``(C,)`` score row from the pre-NMS output. The boxes, classes and
-confidences are therefore the ones ``predict`` gives under the same ``imgsz``, ``conf`` and
-``iou``.
+kept box, its full ``(C,)`` score row from the pre-NMS output (on NumPy outputs, those of the
+OpenVINO engine, :mod:`cvactive.detect.nms` does the same to the bit without torch). The boxes,
+classes and confidences are therefore the ones ``predict`` gives under the same ``imgsz``,
+``conf`` and ``iou``.
 
 For PyTorch models an image embedding comes from the same forward pass: a pre-hook on the
 detection head captures its multi-scale inputs (P3, P4, P5 for YOLOv8/11), each is
@@ -15,6 +16,7 @@ global-average-pooled and the results are concatenated (448 numbers for YOLOv8n)
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -242,6 +244,10 @@ class Detector:
             class) and the ``(n,)`` anchor index each came from (its column of ``raw``).
         """
         non_max_suppression = private("ultralytics.utils.nms").non_max_suppression
+        # Ultralytics runs torchvision's NMS when torchvision is imported (every predict imports it) and its
+        # own, which orders tied scores differently, when not: load it so every path keeps the same boxes
+        # (cvactive.detect.nms, the NumPy path, follows torchvision)
+        importlib.import_module("torchvision")
         # max_time_img: no time limit (Ultralytics' default stops NMS mid-batch on a loaded machine,
         # leaving the batch's later images without boxes)
         kept, idxs = non_max_suppression(
@@ -276,43 +282,27 @@ class Detector:
 
         Thread-safe: the pipeline calls it from worker threads.
         """
-        import torch
+        from cvactive.detect.nms import kept_numpy, kept_torch
 
-        ops = private("ultralytics.utils.ops")
-
-        if isinstance(raw, np.ndarray):
-            raw = torch.from_numpy(raw)
-        nc = len(self.names)
-        with torch.inference_mode():
-            kept, idxs = self.nms(raw)
-            raw_cls = raw[:, 4 : 4 + nc, :]
-            records = []
-            for b, (det, idx, (h, w), meta) in enumerate(zip(kept, idxs, shapes, metas)):
-                if det.shape[0]:
-                    scaled: Any = ops.scale_boxes(input_hw, det[:, :4].clone(), (h, w))
-                    boxes = scaled.cpu().numpy()
-                    scores = raw_cls[b][:, idx.view(-1).long()].T.float().cpu().numpy()
-                    conf = det[:, 4].float().cpu().numpy()
-                    cls = det[:, 5].long().cpu().numpy()
-                else:
-                    boxes, scores = np.zeros((0, 4), np.float32), np.zeros((0, nc), np.float32)
-                    conf, cls = np.zeros((0,), np.float32), np.zeros((0,), np.int64)
-                records.append(
-                    ImageRecord(
-                        source=meta.source,
-                        frame=meta.frame,
-                        timestamp=meta.timestamp,
-                        width=w,
-                        height=h,
-                        xyxy=boxes,
-                        confidence=np.clip(conf, 0.0, 1.0),
-                        class_id=cls,
-                        class_scores=scores,
-                        names=self.names,
-                        embedding=None if embeddings is None else embeddings[b],
-                    )
-                )
-        return records
+        found = kept_numpy(self, raw, input_hw, shapes) if isinstance(raw, np.ndarray) else None
+        if found is None:
+            found = kept_torch(self, raw, input_hw, shapes)
+        return [
+            ImageRecord(
+                source=meta.source,
+                frame=meta.frame,
+                timestamp=meta.timestamp,
+                width=w,
+                height=h,
+                xyxy=boxes,
+                confidence=np.clip(conf, 0.0, 1.0),
+                class_id=cls,
+                class_scores=scores,
+                names=self.names,
+                embedding=None if embeddings is None else embeddings[b],
+            )
+            for b, ((boxes, scores, conf, cls), (h, w), meta) in enumerate(zip(found, shapes, metas))
+        ]
 
     def predict(self, images: Source, metas: Sequence[FrameMeta] | None = None, *, batch: int = 8) -> list[ImageRecord]:
         """Detect on images; one record per image or video frame, in order.

@@ -289,7 +289,7 @@ class _Run:
     def _read(self) -> None:
         try:
             for chunk in self._chunks():
-                prepared = self.pool.submit(self.engine.prepare, chunk.images)
+                prepared = self._prepare(chunk)
                 if not (self._put(self.to_yield, chunk) and self._put(self.to_infer, (chunk, prepared))):
                     return
         except BaseException as err:  # delivered to the caller, in order
@@ -297,6 +297,17 @@ class _Run:
         finally:
             self._put(self.to_infer, _END)
             self._put(self.to_yield, _END)
+
+    def _prepare(self, chunk: _Chunk) -> Future[Any]:
+        """The chunk's engine input: made by a worker, or here when the engine says that is cheaper."""
+        if not self.engine.prepare_inline:
+            return self.pool.submit(self.engine.prepare, chunk.images)
+        made: Future[Any] = Future()
+        try:
+            made.set_result(self.engine.prepare(chunk.images))
+        except Exception as err:  # delivered at the chunk's place, as a worker's error would be
+            made.set_exception(err)
+        return made
 
     def _infer(self) -> None:
         try:

@@ -106,7 +106,7 @@ class SharedEngine:
 
     def __init__(self, engine: Engine, lock: threading.Lock) -> None:
         self.engine, self.lock = engine, lock
-        self.batch, self.depth = engine.batch, engine.depth
+        self.batch, self.depth, self.prepare_inline = engine.batch, engine.depth, engine.prepare_inline
         self._cond = threading.Condition()
         self._in_flight = 0
 
