@@ -17,7 +17,13 @@ Part 1, throughput (per model, on the coco128 val2017 images and on slow_traffic
   model: the CPU work a pipeline must add to the engine's. On a machine whose cores the engine
   already fills, the best any pipeline can do is ``ceiling = 1 / (1/engine + 1/(cores * decode))``
   (each image costs the engine's core-seconds plus its decoding; NMS and the measures are left
-  out, so the true ceiling is lower still). ``cvactive_score_vs_ceiling`` says how close it comes.
+  out, so the true ceiling is lower still). ``cvactive_score_vs_ceiling`` says how close it comes;
+  ``ceiling_ratios`` say what the ceiling is worth against the engine and the predict loop (a goal
+  above them cannot be met on these cores by any pipeline).
+
+Each variant's CPU time (every thread of the process, the engine's included) is recorded per
+image (``cpu_ms_per_image``): the engine alone fills the cores with its core-seconds, and what a
+pipeline adds over them (``cpu_ms_per_image_over_engine``) is what it costs in throughput.
 
 Variants are interleaved: every round runs each of them once (order rotated from round to round),
 so a change of machine load hits them alike, and each ratio is taken within a round (cvactive's
@@ -77,9 +83,17 @@ class NoWorkError(RuntimeError):
 
 def timed(fn: Callable[[], tuple[int, int]]) -> tuple[float, int, int]:
     """``(seconds, images, boxes)`` of one call of ``fn`` (which returns images and boxes)."""
-    start = time.perf_counter()
+    seconds, _, images, boxes = timed_cpu(fn)
+    return seconds, images, boxes
+
+
+def timed_cpu(fn: Callable[[], tuple[int, int]]) -> tuple[float, float, int, int]:
+    """``(seconds, cpu_seconds, images, boxes)`` of one call of ``fn``: wall time, and the CPU time of
+    every thread of this process (the engine's own threads included) over the call."""
+    before, start = os.times(), time.perf_counter()
     images, boxes = fn()
-    return time.perf_counter() - start, images, boxes
+    seconds, after = time.perf_counter() - start, os.times()
+    return seconds, (after.user - before.user) + (after.system - before.system), images, boxes
 
 
 # -- part 1: throughput --------------------------------------------------------------------
@@ -191,7 +205,7 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
         del variants["cvactive_sequential"]
     load_before = os.getloadavg()
     rates = interleaved(variants, args.rounds)
-    work = {key: run[1:] for key, run in rates.items()}
+    work = {key: run[1:3] for key, run in rates.items()}
     for key in ("predict_loop", "cvactive_score", "cvactive_sequential"):
         if key in work and work[key][1] == 0:
             raise NoWorkError(f"{key} found no box on {name} with {model}: refusing to report its speed")
@@ -204,6 +218,12 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
     ceiling = [1 / (1 / e + 1 / (cores * d)) for e, d in zip(rates["engine_limit"][0], rates["decode_letterbox"][0])]
     per_round["cvactive_score_vs_ceiling"] = [x / c for x, c in zip(rates["cvactive_score"][0], ceiling)]
     ratios = {k: statistics.median(v) for k, v in per_round.items()}
+    # The ceiling over the baselines: a goal above these is out of reach for any pipeline on these cores.
+    reach = {
+        f"ceiling_vs_{b}": statistics.median(c / x for c, x in zip(ceiling, rates[b][0]))
+        for b in ("engine_limit", "predict_loop")
+    }
+    cpu_ms = {k: statistics.median(v[3]) for k, v in rates.items()}
     return {
         "model": model,
         "source": name,
@@ -219,6 +239,12 @@ def throughput_case(model: str, name: str, source: Path, args: argparse.Namespac
         "images_per_second": median,
         "ceiling_images_per_second": statistics.median(ceiling),
         "ceiling_rule": "1 / (1/engine_limit + 1/(cores * decode_letterbox)), per round; NMS and measures left out",
+        "ceiling_ratios": reach,
+        "cpu_ms_per_image": cpu_ms,
+        "cpu_rule": "CPU seconds of every thread of the process over a variant's run, per image, median over rounds",
+        "cpu_ms_per_image_over_engine": {
+            k: v - cpu_ms["engine_limit"] for k, v in cpu_ms.items() if k in ("cvactive_score", "predict_loop")
+        },
         "images_per_second_rounds": {k: v[0] for k, v in rates.items()},
         "ratios": ratios,
         "ratios_per_round": per_round,
@@ -242,16 +268,19 @@ def with_threads(run: Callable[[], tuple[int, int]], threads: int) -> Callable[[
 
 
 def interleaved(variants: dict[str, Callable[[], tuple[int, int]]], rounds: int) -> dict[str, tuple[Any, ...]]:
-    """Each variant once per round, the order rotated from round to round: ``{name: (rates, images, boxes)}``."""
+    """Each variant once per round, the order rotated from round to round:
+    ``{name: (rates, images, boxes, cpu_ms_per_image)}`` (rates and CPU per round)."""
     rates: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     work: dict[str, tuple[int, int]] = {}
     names = list(variants)
     for r in range(rounds):
         for key in names[r % len(names) :] + names[: r % len(names)]:
-            seconds, images, boxes = timed(variants[key])
+            seconds, cpu_seconds, images, boxes = timed_cpu(variants[key])
             rates[key].append(images / seconds)
+            cpu[key].append(1000 * cpu_seconds / images)
             work[key] = (images, boxes)
-    return {k: (rates[k], *work[k]) for k in variants}
+    return {k: (rates[k], *work[k], cpu[k]) for k in variants}
 
 
 # -- part 2: what the measures cost over plain predict -------------------------------------
@@ -394,7 +423,9 @@ def print_summary(results: dict) -> None:
             f"score/engine {ratio['cvactive_score_vs_engine_limit']:.2f}x, "
             f"score/predict {ratio['cvactive_score_vs_predict_loop']:.2f}x | decode {rate['decode_letterbox']:.0f}/s, "
             f"ceiling {case['ceiling_images_per_second']:.1f}/s, "
-            f"score/ceiling {ratio['cvactive_score_vs_ceiling']:.2f}x"
+            f"score/ceiling {ratio['cvactive_score_vs_ceiling']:.2f}x | "
+            f"ceiling/predict {case['ceiling_ratios']['ceiling_vs_predict_loop']:.2f}x | CPU ms/img engine "
+            f"{case['cpu_ms_per_image']['engine_limit']:.1f}, score {case['cpu_ms_per_image']['cvactive_score']:.1f}"
         )
     for run in results["measures_cost"]:
         ratios = ", ".join(f"{k} {v:.3f}x" for k, v in run["ratio_to_plain_predict"].items())
