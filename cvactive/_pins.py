@@ -37,10 +37,12 @@ PRIVATE: dict[str, Pin] = {
         "the predictor's preprocess/inference steps and raw head outputs, non_max_suppression(return_idxs=True), "
         "the checkpoint layout rebuilt from an OpenVINO export, and the NMS time limit lifted during "
         "training and validation (ultralytics.utils.nms.non_max_suppression swapped for the call), and the "
-        "weights-only checkpoint allow-list (ultralytics.nn.tasks._SafeLoad.loading)",
+        "weights-only checkpoint allow-list (ultralytics.nn.tasks._SafeLoad.loading); its NMS and scale_boxes are "
+        "reproduced in NumPy to the bit for the OpenVINO engine (detect.nms)",
         (
             "cvactive/_ultralytics.py",
             "cvactive/detect/model.py",
+            "cvactive/detect/nms.py",
             "cvactive/train_hooks.py",
             "cvactive/weights/architecture.py",
             "cvactive/weights/checkpoint.py",

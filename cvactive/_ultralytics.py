@@ -28,7 +28,7 @@ from cvactive._pins import require
 MODULES: dict[str, str] = {
     "ultralytics.utils.nms": "non_max_suppression: return_idxs=True in the detector (detect.model); "
     "swapped to lift its time limit while training and validating (train_hooks.full_nms)",
-    "ultralytics.utils.ops": "scale_boxes, from the input's pixels to the image's (detect.model)",
+    "ultralytics.utils.ops": "scale_boxes, from the input's pixels to the image's (detect.nms)",
     "ultralytics.nn.tasks": "DetectionModel (weights.architecture), the _SafeLoad allow-list (weights.checkpoint)",
     "ultralytics.nn.modules.conv": "Conv, whose batch norm a rebuilt checkpoint re-estimates (weights.architecture)",
     "ultralytics.data.augment": "LetterBox, the exact letterbox of Ultralytics' predictor (weights.architecture)",

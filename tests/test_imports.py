@@ -207,11 +207,12 @@ def test_the_circles_of_issue_16_stay_broken(module):
 
 
 #: The modules of :mod:`cvactive.detect`, each importing only those before it (type hints included):
-#: the measures, records from a user's Results, the model adapter, its engines, the pipeline that
+#: the measures, records from a user's Results, NMS in NumPy, the model adapter, its engines, the pipeline that
 #: drives them, the score stage.
 DETECT_LAYERS = (
     "cvactive.detect.scorer",
     "cvactive.detect.results",
+    "cvactive.detect.nms",
     "cvactive.detect.model",
     "cvactive.detect.engines",
     "cvactive.detect.pipeline",

@@ -156,6 +156,12 @@ def _score(d: dict[str, Any]) -> list[Row]:
                     f"({t['ceiling_images_per_second']:.0f}/s)"
                     if "cvactive_score_vs_ceiling" in r
                     else ""
+                )
+                + (
+                    f", a ceiling that is {_x(t['ceiling_ratios']['ceiling_vs_engine_limit'])} the limit and "
+                    f"{_x(t['ceiling_ratios']['ceiling_vs_predict_loop'])} the loop"
+                    if "ceiling_ratios" in t
+                    else ""
                 ),
                 "goal": f">= {d['goals']['vs_engine_limit']}x limit, >= {d['goals']['vs_predict_loop']}x loop",
                 "met": all(t["goals_met"].values()),

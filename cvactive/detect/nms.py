@@ -24,15 +24,29 @@ real models and on synthetic outputs with ties and near-threshold overlaps):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from cvactive._ultralytics import private
 
-if TYPE_CHECKING:
-    from cvactive.detect.model import Detector
+
+class DetectorLike(Protocol):
+    """What the functions here read of a :class:`cvactive.detect.model.Detector`."""
+
+    @property
+    def names(self) -> Mapping[int, str]: ...
+    @property
+    def conf(self) -> float: ...
+    @property
+    def iou(self) -> float: ...
+    @property
+    def max_det(self) -> int: ...
+
+    def nms(self, raw: Any) -> tuple[list[Any], list[Any]]:
+        """Ultralytics' NMS on a torch output: per image the kept rows and their anchors."""
+
 
 #: One image's kept boxes: ``(xyxy (k, 4), class-score rows (k, C), confidence (k,), class (k,))``.
 Kept = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
@@ -119,7 +133,7 @@ def scale_boxes(input_hw: tuple[int, int], xyxy: np.ndarray, shape: tuple[int, i
 
 
 def kept_numpy(
-    detector: Detector, raw: np.ndarray, input_hw: tuple[int, int], shapes: Sequence[tuple[int, int]]
+    detector: DetectorLike, raw: np.ndarray, input_hw: tuple[int, int], shapes: Sequence[tuple[int, int]]
 ) -> list[Kept] | None:
     """Each image's kept boxes, scaled to its ``shape``, by :func:`nms_image` (no torch).
 
@@ -140,7 +154,7 @@ def kept_numpy(
 
 
 def kept_torch(
-    detector: Detector, raw: Any, input_hw: tuple[int, int], shapes: Sequence[tuple[int, int]]
+    detector: DetectorLike, raw: Any, input_hw: tuple[int, int], shapes: Sequence[tuple[int, int]]
 ) -> list[Kept]:
     """Each image's kept boxes by Ultralytics' own NMS and ``scale_boxes`` (``raw`` a tensor or an array)."""
     import torch
