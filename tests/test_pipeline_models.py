@@ -14,7 +14,7 @@ import pytest
 
 from cvactive.detect.engines import BatchedEngine, OpenVINOEngine, engine_for
 from cvactive.detect.model import Detector
-from cvactive.detect.pipeline import Pipeline, run_detector
+from cvactive.detect.pipeline import Pipeline, default_workers, run_detector
 from cvactive.detect.scorer import Scorer
 from cvactive.sources import iter_frames
 
@@ -72,3 +72,9 @@ def test_batched_pytorch_engine_gives_the_sequential_records_and_embeddings(asse
     got = list(run_detector(detector, frames, batch=4, workers=2, scorer=scorer))
     assert assert_same_records(got, want) > 0
     assert all(r.embedding is not None and r.embedding.shape == (448,) for r in got)
+
+
+def test_a_pytorch_model_on_the_cpu_scores_batch_after_batch_by_default(openvino_model):
+    # torch's forward pass already takes every core; the pipeline's threads only compete with it
+    assert default_workers(Detector("yolov8n.yaml", imgsz=160)) == 0
+    assert default_workers(Detector(openvino_model)) == default_workers() >= 2

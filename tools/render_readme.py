@@ -162,6 +162,14 @@ def _score(d: dict[str, Any]) -> list[Row]:
                     f"{_x(t['ceiling_ratios']['ceiling_vs_predict_loop'])} the loop"
                     if "ceiling_ratios" in t
                     else ""
+                )
+                + (
+                    f". Batch after batch (`--workers 0`, the default for a `.pt` on the CPU since this run): "
+                    f"{ips['cvactive_sequential']:.0f} images/s, "
+                    f"{_x(ips['cvactive_sequential'] / ips['engine_limit'])} the limit, "
+                    f"{_x(r['cvactive_sequential_vs_predict_loop'])} the loop"
+                    if t["engine"] == "BatchedEngine" and "cvactive_sequential_vs_predict_loop" in r
+                    else ""
                 ),
                 "goal": f">= {d['goals']['vs_engine_limit']}x limit, >= {d['goals']['vs_predict_loop']}x loop",
                 "met": all(t["goals_met"].values()),

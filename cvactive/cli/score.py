@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
         type=_workers,
         default=None,
         help="pipeline threads that letterbox, run NMS and score while the model runs (default: half the CPU "
-        "cores, 2 to 8; 0: no pipeline)",
+        "cores, 2 to 8, and 0 for a PyTorch model on the CPU; 0: no pipeline)",
     )
     p.add_argument("--embed", action="store_true", help="add an image embedding (PyTorch models)")
     p.add_argument("--with-class-scores", action="store_true", help="write each box's full class-score row")

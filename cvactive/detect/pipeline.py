@@ -139,8 +139,16 @@ def _decoded(
     yield image, FrameMeta(source=str(path))
 
 
-def default_workers() -> int:
-    """Worker threads by default: half the CPU cores, at least 2 and at most 8."""
+def default_workers(detector: Detector | None = None) -> int:
+    """Worker threads by default: half the CPU cores, at least 2 and at most 8.
+
+    For a PyTorch model on the CPU, ``0`` (batch after batch, no pipeline): its forward pass
+    already takes every core, and the pipeline's threads then take cores from it rather than
+    filling idle ones (``tools/bench_score.py`` on 2 cores: the pipeline at 0.86-0.91x of the
+    sequential path in two idle runs, with the same records).
+    """
+    if detector is not None and detector.is_pytorch and detector.device == "cpu":
+        return 0
     return max(2, min(8, (os.cpu_count() or 2) // 2))
 
 
@@ -193,7 +201,7 @@ def run_detector(
     frames: Iterable[tuple[np.ndarray, FrameMeta]],
     batch: int = 8,
     *,
-    workers: int = 0,
+    workers: int | None = 0,
     scorer: Scorer | None = None,
 ) -> Iterator[ImageRecord]:
     """A detector's records for ``(image, meta)`` pairs, in input order, pipelined or not.
@@ -204,11 +212,13 @@ def run_detector(
         batch: images per forward pass (PyTorch and other batched backends).
         workers: ``0`` runs batch after batch on the calling thread
             (:meth:`Detector.predict_stream <cvactive.detect.model.Detector.predict_stream>`);
-            ``n > 0`` runs a :class:`Pipeline` with ``n`` worker threads. Both give the same records.
+            ``n > 0`` runs a :class:`Pipeline` with ``n`` worker threads; ``None``:
+            :func:`default_workers` for this detector. All give the same records.
         scorer: also score each record (on the pipeline's workers when pipelined).
     """
     if batch < 1:
         raise ModelError(f"batch must be at least 1, got {batch}")
+    workers = default_workers(detector) if workers is None else workers
     if workers < 0:
         raise ModelError(f"workers must be 0 (no pipeline) or more, got {workers}")
     if workers == 0:

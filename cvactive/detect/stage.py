@@ -104,12 +104,15 @@ def iter_scored(
     Args:
         source: what Ultralytics' ``predict`` takes: a path, folder, glob, video, stream, a BGR
             ``uint8`` array, a PIL image, or a list of these (:data:`cvactive.sources.Source`).
-        workers: pipeline worker threads (``None``: :func:`cvactive.detect.pipeline.default_workers`;
-            ``0``: no pipeline, batch after batch on this thread). Same records either way.
+        workers: pipeline worker threads (``None``: :func:`cvactive.detect.pipeline.default_workers`
+            for this detector, which is ``0`` for a PyTorch model on the CPU; ``0``: no pipeline,
+            batch after batch on this thread). Same records either way.
         skip: keys (:attr:`ImageRecord.key <cvactive.record.ImageRecord.key>`) of images and frames
             to leave out before the detector sees them (those a resumed run has already).
     """
-    workers = default_workers() if workers is None else int(workers)
+    if workers is None:
+        workers = default_workers(detector) if isinstance(detector, Detector) else 0
+    workers = int(workers)
     if workers < 0:
         raise ConfigError(f"workers must be 0 (no pipeline) or a positive number of threads, got {workers}")
     if isinstance(detector, Detector) and workers > 0:

@@ -35,7 +35,7 @@ class PoolSelection:
     out: Path
     pool: list[Path]
     pool_items: list[YoloItem]
-    workers: int
+    workers: int | None  # None: default_workers(the model scoring)
     scoring_seconds: float
     scored_images: int
     scores_reused: int
@@ -109,6 +109,7 @@ class PoolSelection:
         if weights in self._error_models:
             return self._error_models[weights]
         from cvactive.detect.model import Detector
+        from cvactive.detect.pipeline import default_workers
         from cvactive.errormodel import fit_error_model
         from cvactive.errormodel.collect import collect_labeled
 
@@ -116,7 +117,8 @@ class PoolSelection:
         start = time.perf_counter()
         detector = Detector(weights, imgsz=cfg.imgsz, conf=cfg.score_conf, device=cfg.device)
         items = list(self.ds.items(cfg.eval_split))
-        samples = collect_labeled(detector, items, self.ds.names, progress=False, workers=self.workers)
+        workers = default_workers(detector) if self.workers is None else self.workers
+        samples = collect_labeled(detector, items, self.ds.names, progress=False, workers=workers)
         self.scoring_seconds += time.perf_counter() - start
         model = fit_error_model(samples, seed=0, num_classes=len(detector.names))
         model.save(Path(weights).parent / "error_model.npz")

@@ -76,18 +76,18 @@ class Study(PoolSelection):
         train_workers: int | None = None,
         threads: int | None = None,
     ) -> None:
-        """``workers``: threads of the inference pipeline that scores the pool (``None``: half the
-        CPU cores, 2 to 8; ``0``: batch after batch on one thread). ``cache``: Ultralytics' image
+        """``workers``: threads of the inference pipeline that scores the pool (``None``:
+        :func:`cvactive.detect.pipeline.default_workers` for the round's model, which is ``0``, batch
+        after batch on one thread, for a PyTorch model on the CPU). ``cache``: Ultralytics' image
         cache (:data:`CACHES`). ``train_workers`` and ``threads``: dataloader processes and torch
         threads of training and evaluation (``None``: none and every core on the CPU,
         :func:`cvactive.train.cpu_threads`; Ultralytics' choice on a GPU). They change how fast a
         round runs, not what it computes, so they are not study settings."""
-        from cvactive.detect.pipeline import default_workers
         from cvactive.weights import resolve_model_name
 
         if workers is not None and workers < 0:
             raise ConfigError(f"workers must be 0 (no pipeline) or more, got {workers}")
-        self.workers = default_workers() if workers is None else int(workers)
+        self.workers = None if workers is None else int(workers)  # None: default_workers(the round's model)
         if cache not in CACHES:
             raise ConfigError(f"unknown cache {cache!r}; valid values: {', '.join(CACHES)}")
         self.cache = cache
