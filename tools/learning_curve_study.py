@@ -103,14 +103,18 @@ PLANS: dict[str, str] = {
         "cores-grid-idle.json`): idle, training 134-142 s, evaluation 13 s, the pool pass 84-86 s, so a "
         "round is about 2.5 minutes for `random` and 4 for the arms that score the pool (once per model: "
         "a scored pool serves every arm of the seed); a seed of all eight arms is about 2 hours idle. "
+        "Runs started after the uncertainty arm score the pool batch after batch (the default for a `.pt` "
+        "on the CPU since the score benchmark found the pipeline 0.86-0.91x of it), the same records sooner. "
         "The arms: random and every n-th "
         "frame per flight (`uniform_time`, the practitioners' baseline) against uncertainty plain and ordered "
         "by utility per expected cost (`+cost`), the small-budget strategies typiclust and probcover, "
         "class_balanced and learned_error+cost. On 2 CPU cores a round costs a training, a pool pass for "
         "the arms that score the pool and an evaluation (the measured split per part is in "
         "`summary.md`). Seed 0 began with four arms; then random and uncertainty+cost ran for three "
-        "seeds first (the soonest paired comparison), the other arms after them; a session whose CPU "
-        "time covers less narrows `--strategies` (the list of runs below says which)."
+        "seeds first (the soonest paired comparison), the other arms after them, one arm at a time for "
+        "all three seeds (uniform_time, typiclust, uncertainty, then probcover, class_balanced, "
+        "learned_error+cost); a session whose CPU time covers less narrows `--strategies` (the list of "
+        "runs below says which)."
     ),
 }
 KEEP = (
