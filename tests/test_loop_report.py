@@ -219,5 +219,28 @@ def test_a_cost_budget_study_counts_its_seeds_and_random_final_over_every_seed(t
     assert summary["strategies"]["random"]["seeds"] == 3 and summary["strategies"]["other"]["seeds"] == 3
     assert summary["random_final_mAP50_95"] == pytest.approx(np.mean([0.30, 0.31, 0.32]))
     assert summary["random_final_labels"] == pytest.approx(np.mean([31, 28, 35]))
+    assert summary["shared_label_counts"] is False
+    # Paired after each round instead (both spent the same budget by then): -0.01 and -0.02 in every seed.
+    by_round = summary["strategies"]["other"]["paired_diff_by_round"]
+    assert set(by_round) == {"1", "2"}
+    assert by_round["1"]["mean"] == pytest.approx(-0.01) and by_round["2"]["mean"] == pytest.approx(-0.02)
+    assert by_round["2"]["n"] == 3
     write_report(rows, tmp_path)
-    assert "at each label count" not in (tmp_path / "summary.md").read_text()
+    md = (tmp_path / "summary.md").read_text()
+    assert "at each label count" not in md
+    table = md[md.index("after each round") :]
+    assert "| strategy | round 1 | round 2 |" in table and "| other | -0.0100 [" in table
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+
+
+def test_an_image_budget_study_keeps_the_label_count_table(tmp_path):
+    rows = rows_for("random", [0.1, 0.2, 0.3]) + rows_for("other", [0.1, 0.22, 0.3], jitter={0: 0.003})
+    summary = summarise(rows)
+    assert summary["shared_label_counts"] is True
+    # The rounds are the label counts here: the two pairings agree.
+    by_round = summary["strategies"]["other"]["paired_diff_by_round"]
+    by_labels = summary["strategies"]["other"]["paired_diff_by_labels"]
+    assert by_round["1"]["mean"] == pytest.approx(by_labels["20"]["mean"])
+    write_report(rows, tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "at each label count" in md and "after each round" not in md

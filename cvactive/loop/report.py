@@ -24,8 +24,11 @@ from cvactive.loop.stats import (
     complete_rows,
     mean_curves,
     paired,
+    paired_by_round,
+    round_means,
     seed_axis_curves,
     seed_curves,
+    shared_label_counts,
     summarise,
     with_spend,
 )
@@ -62,7 +65,9 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
     ax, axd = fig.subplots(1, 2)
     colors = {}
     per_seed = seed_curves(rows, "mAP50_95")
-    for i, (strategy, c) in enumerate(sorted(mean_curves(rows, "mAP50_95").items())):
+    by_round = not shared_label_counts(rows)  # a cost budget: the seeds share rounds, not label counts
+    means = round_means(rows, "mAP50_95") if by_round else mean_curves(rows, "mAP50_95")
+    for i, (strategy, c) in enumerate(sorted(means.items())):
         color = "black" if strategy == "random" else f"C{i}"
         colors[strategy] = color
         style = "--" if strategy == "random" else "-"
@@ -74,13 +79,14 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         )  # fmt: skip
     ax.set_xlabel("labeled images")
     ax.set_ylabel("mAP50-95")
-    ax.set_title("mean over seeds (thick), each seed (thin)", fontsize=9)
+    ax.set_title(f"mean over seeds{' after each round' if by_round else ''} (thick), each seed (thin)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     for strategy in sorted(per_seed):
         if strategy == "random":
             continue
-        by = by_labels_intervals(paired(rows, strategy)["by_labels"])
+        diffs = paired_by_round(rows, strategy) if by_round else paired(rows, strategy)["by_labels"]
+        by = by_labels_intervals(diffs)
         xs = np.array(list(by))
         cis = list(by.values())
         mean = np.array([ci["mean"] for ci in cis])
@@ -89,7 +95,11 @@ def plot_curves(rows: list[dict[str, Any]], path: Path, title: str = "") -> Path
         if np.isfinite(low).all():
             axd.fill_between(xs, low, high, color=colors[strategy], alpha=0.12)
     axd.axhline(0.0, color="black", linestyle="--", linewidth=1)
-    axd.set_xlabel("labeled images")
+    if by_round:
+        from matplotlib.ticker import MaxNLocator
+
+        axd.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axd.set_xlabel("round (the same budget spent)" if by_round else "labeled images")
     axd.set_ylabel("mAP50-95 minus random's (same seed)")
     axd.set_title(f"paired difference to random, {int(CONFIDENCE * 100)}% t interval over seeds", fontsize=9)
     axd.grid(alpha=0.3)
@@ -203,8 +213,30 @@ def _axes_tables(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _by_round_table(summary: dict[str, Any]) -> list[str]:
+    """Paired difference to random after each round (mean [interval]), one row per strategy: the
+    table of a cost budget, under which a round, not a label count, is what the seeds share."""
+    rows = {k: v.get("paired_diff_by_round", {}) for k, v in summary.get("strategies", {}).items() if k != "random"}
+    rounds = sorted({int(r) for by in rows.values() for r in by})
+    if not rounds:
+        return []
+    lines = [
+        "\nPaired difference to random in mAP50-95 after each round, the same budget spent by both "
+        "(mean [95% CI] over seeds):\n",
+        "| strategy |" + "".join(f" round {r} |" for r in rounds),
+        "|" + "---|" * (len(rounds) + 1),
+    ]
+    for strategy, by in rows.items():
+        cells = "".join(f" {_fmt_ci(by[str(r)]) if str(r) in by else ''} |" for r in rounds)
+        lines.append(f"| {strategy} |{cells}")
+    return lines
+
+
 def _by_labels_table(summary: dict[str, Any]) -> list[str]:
-    """Paired difference to random at each label count (mean [interval]), one row per strategy."""
+    """Paired difference to random at each label count (mean [interval]), one row per strategy
+    (after each round instead when the seeds' label counts differ: :func:`_by_round_table`)."""
+    if not summary.get("shared_label_counts", True):
+        return _by_round_table(summary)
     rows = {k: v["paired_diff_by_labels"] for k, v in summary.get("strategies", {}).items() if k != "random"}
 
     # The smallest label count is the initial set every strategy shares with random: a difference of 0.

@@ -22,7 +22,10 @@
     interval over seeds.
   - ``paired_diff_by_labels``: the paired difference at every label count both curves reached
     (label count -> mean and interval), to see where along the curve a strategy leads or lags;
-    ``summary.md`` shows it as a second table.
+    ``summary.md`` shows it as a second table. ``paired_diff_by_round`` is the same after each
+    round (same seed, same round): under a cost budget (``shared_label_counts`` false) the seeds
+    reach their own label counts but equal spend by each round, so ``summary.md`` and the plot
+    show the rounds instead.
   - ``verdict``: "beats random" only when an interval lies above 0 and none below it; "worse
     than random" likewise below; "mixed" when one lies above and the other below; otherwise "no
     detectable difference (CI ...)". One seed gives "one seed: no verdict"; when random's final
@@ -73,6 +76,23 @@ def mean_curves(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, 
             "low": np.array([v.min() for v in values]),
             "high": np.array([v.max() for v in values]),
             "n": np.array([len(v) for v in values]),
+        }
+    return out
+
+
+def round_means(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, np.ndarray]]:
+    """strategy -> {labels, mean, n}: the mean over seeds of the labels and of a metric after each
+    round (the mean curve of a cost budget, whose seeds reach their own label counts)."""
+    by: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        by[row["strategy"]][int(row["round"])].append((float(row["labels_used"]), float(row[metric])))
+    out = {}
+    for strategy, rounds in by.items():
+        points = [np.asarray(rounds[r]) for r in sorted(rounds)]
+        out[strategy] = {
+            "labels": np.array([p[:, 0].mean() for p in points]),
+            "mean": np.array([p[:, 1].mean() for p in points]),
+            "n": np.array([len(p) for p in points]),
         }
     return out
 
@@ -158,6 +178,28 @@ def paired(rows: list[dict[str, Any]], strategy: str, metric: str = "mAP50_95") 
         reach.append(r)
         saved.append(None if r is None else 1.0 - r / own)
     return {"seeds": seeds, "final": final, "auc": auc, "reach": reach, "saved": saved, "by_labels": by_labels}
+
+
+def shared_label_counts(rows: list[dict[str, Any]]) -> bool:
+    """Whether every seed and strategy labeled the same number of images by each round (an image
+    budget); under a cost budget the counts differ and the rounds are the common ground."""
+    counts: dict[int, set[int]] = defaultdict(set)
+    for row in rows:
+        counts[int(row["round"])].add(int(row["labels_used"]))
+    return all(len(c) == 1 for c in counts.values())
+
+
+def paired_by_round(rows: list[dict[str, Any]], strategy: str, metric: str = "mAP50_95") -> dict[int, list[float]]:
+    """Round -> the strategy's ``metric`` minus random's after the same round of the same seed, for
+    the rounds after the shared round 0 (under a cost budget both spent the same budget by then)."""
+    by: dict[tuple[str, int, int], float] = {}
+    for row in rows:
+        by[row["strategy"], int(row["seed"]), int(row["round"])] = float(row[metric])
+    out: dict[int, list[float]] = defaultdict(list)
+    for (name, seed, rnd), value in sorted(by.items()):
+        if name == strategy and rnd > 0 and ("random", seed, rnd) in by:
+            out[rnd].append(value - by["random", seed, rnd])
+    return dict(out)
 
 
 def by_labels_intervals(by_labels: dict[int, list[float]]) -> dict[int, dict[str, float | int]]:
@@ -359,6 +401,7 @@ def summarise(rows: list[dict[str, Any]], cost: CostModel | None = None) -> dict
         "confidence": CONFIDENCE,
         "interval": "Student t over seeds, paired by seed",
         "unfinished": left_out,
+        "shared_label_counts": shared_label_counts(rows),
         "axes": axes,
         "axes_left_out": {
             a: "not recorded for every round (seconds_correct needs the selecting model's predictions)"
@@ -391,6 +434,9 @@ def summarise(rows: list[dict[str, Any]], cost: CostModel | None = None) -> dict
                     "paired_final_diff": final_ci,
                     "paired_auc_diff": auc_ci,
                     "paired_diff_by_labels": {str(x): ci for x, ci in by_labels_intervals(p["by_labels"]).items()},
+                    "paired_diff_by_round": {
+                        str(r): ci for r, ci in by_labels_intervals(paired_by_round(rows, strategy)).items()
+                    },
                     "per_seed_final_diff": p["final"],
                     "labels_to_reach_random_final": float(np.mean(reached)) if everywhere else None,
                     "labels_to_reach_per_seed": p["reach"],
