@@ -33,6 +33,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cvactive.loop.stats import fmt_fraction
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BLOCK = re.compile(r"(<!-- generated:(?P<kind>[\w:.,-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
@@ -96,14 +98,22 @@ def verdict_block(names: list[str]) -> str:
             + "; ".join(parts)
             + "."
             + tail
-            + boxes_verdicts(summary, strategies)
+            + boxes_verdicts(summary, strategies, budget_unit(name))
         )
     return "\n".join(lines) + "\n"
 
 
-def boxes_verdicts(summary: dict[str, Any], strategies: dict[str, Any]) -> str:
+def budget_unit(name: str) -> str:
+    """What a study's rounds were budgeted in (its settings.json; images when it does not say)."""
+    settings = RESULTS / name / "settings.json"
+    unit = json.loads(settings.read_text()).get("budget_unit") if settings.exists() else None
+    return str(unit or "images")
+
+
+def boxes_verdicts(summary: dict[str, Any], strategies: dict[str, Any], unit: str = "images") -> str:
     """The same study counted in ground-truth boxes: the verdicts at equal spend, and what each
-    strategy's labeled set cost in boxes against random's (empty when the study has no boxes axis)."""
+    strategy's labeled set cost in boxes against random's (empty when the study has no boxes axis).
+    A study budgeted in boxes spends random's boxes by design: then the images they bought."""
     if "boxes" not in summary.get("axes", []):
         return ""
     parts = []
@@ -112,6 +122,15 @@ def boxes_verdicts(summary: dict[str, Any], strategies: dict[str, Any]) -> str:
         if members:
             parts.append(f"{', '.join(members)} {one if len(members) == 1 else several}")
     spend = summary["strategies"]["random"]["axes"]["boxes"]["final_spend"]
+    if unit == "boxes":
+        images = ", ".join(
+            f"`{k}` {fmt_fraction(v['axes']['images']['spend_vs_random'])}" for k, v in strategies.items()
+        )
+        return (
+            f" **Budgeted in boxes** (every arm's labeled set holds about random's {spend:,.0f} boxes; the images "
+            f"those boxes bought against random's {summary['random_final_labels']:.0f}, paired by seed: {images}), "
+            "at equal boxes: " + "; ".join(parts) + "."
+        )
     costs = ", ".join(f"`{k}` {v['axes']['boxes']['spend_vs_random']['mean']:+.0%}" for k, v in strategies.items())
     return (
         f" **Counted in boxes drawn** (random's labeled set holds {spend:,.0f} boxes; the others' hold, paired "

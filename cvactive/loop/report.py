@@ -22,6 +22,7 @@ from cvactive.loop.stats import (
     _fmt_ci,
     by_labels_intervals,
     complete_rows,
+    fmt_fraction,
     mean_curves,
     paired,
     paired_by_round,
@@ -167,14 +168,6 @@ def _fmt_spend(value: float, axis: str) -> str:
     return f"{value:,.0f}"
 
 
-def _fmt_fraction(ci: dict[str, Any] | None) -> str:
-    if ci is None:
-        return ""
-    if not (np.isfinite(ci["ci_low"]) and np.isfinite(ci["ci_high"])):
-        return f"{ci['mean']:+.0%}"
-    return f"{ci['mean']:+.0%} [{ci['ci_low']:+.0%}, {ci['ci_high']:+.0%}]"
-
-
 def _axes_tables(summary: dict[str, Any]) -> list[str]:
     """One table per cost axis: spend, comparisons at equal spend, spend to reach random's final, savings."""
     strategies = summary.get("strategies", {})
@@ -197,10 +190,10 @@ def _axes_tables(summary: dict[str, Any]) -> list[str]:
             a = s["axes"][axis]
             reach = a["to_reach_random_final"]
             lines.append(
-                f"| {name} | {_fmt_spend(a['final_spend'], axis)} | {_fmt_fraction(a['spend_vs_random'])} | "
+                f"| {name} | {_fmt_spend(a['final_spend'], axis)} | {fmt_fraction(a['spend_vs_random'])} | "
                 f"{_fmt_ci(a['paired_diff_at_equal_spend'])} | {_fmt_ci(a['paired_auc_diff_at_equal_spend'])} | "
                 f"{'not reached in every seed' if reach is None else _fmt_spend(reach, axis)} | "
-                f"{_fmt_fraction(a['saved_fraction_ci'])} | {a['verdict']} |"
+                f"{fmt_fraction(a['saved_fraction_ci'])} | {a['verdict']} |"
             )
     if summary.get("axes_left_out"):
         lines.append(

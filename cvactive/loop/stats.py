@@ -327,6 +327,18 @@ def _fmt_ci(ci: dict[str, Any]) -> str:
     return f"{ci['mean']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]"
 
 
+def fmt_fraction(ci: dict[str, Any] | None) -> str:
+    """A relative difference with its interval, ``+12% [+3%, +21%]`` (the mean alone without a
+    finite interval; empty without one at all). Takes intervals as summarise() makes them or as
+    summary.json stores them (``None`` for a bound that is not finite)."""
+    if ci is None:
+        return ""
+    low, high = ci.get("ci_low"), ci.get("ci_high")
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return f"{ci['mean']:+.0%}"
+    return f"{ci['mean']:+.0%} [{low:+.0%}, {high:+.0%}]"
+
+
 def verdict(final_ci: dict[str, Any], auc_ci: dict[str, Any], random_final: float) -> str:
     """A plain verdict from the paired intervals (see the module docstring for the rule)."""
     if final_ci["n"] < 2:
