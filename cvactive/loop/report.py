@@ -206,46 +206,32 @@ def _axes_tables(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _by_round_table(summary: dict[str, Any]) -> list[str]:
-    """Paired difference to random after each round (mean [interval]), one row per strategy: the
-    table of a cost budget, under which a round, not a label count, is what the seeds share."""
-    rows = {k: v.get("paired_diff_by_round", {}) for k, v in summary.get("strategies", {}).items() if k != "random"}
-    rounds = sorted({int(r) for by in rows.values() for r in by})
-    if not rounds:
-        return []
-    lines = [
-        "\nPaired difference to random in mAP50-95 after each round, the same budget spent by both "
-        "(mean [95% CI] over seeds):\n",
-        "| strategy |" + "".join(f" round {r} |" for r in rounds),
-        "|" + "---|" * (len(rounds) + 1),
-    ]
-    for strategy, by in rows.items():
-        cells = "".join(f" {_fmt_ci(by[str(r)]) if str(r) in by else ''} |" for r in rounds)
-        lines.append(f"| {strategy} |{cells}")
-    return lines
-
-
 def _by_labels_table(summary: dict[str, Any]) -> list[str]:
-    """Paired difference to random at each label count (mean [interval]), one row per strategy
-    (after each round instead when the seeds' label counts differ: :func:`_by_round_table`)."""
+    """Paired difference to random at each label count (mean [interval]), one row per strategy; after
+    each round instead when the seeds' label counts differ (a cost budget: the seeds share rounds)."""
+    strategies = {k: v for k, v in summary.get("strategies", {}).items() if k != "random"}
     if not summary.get("shared_label_counts", True):
-        return _by_round_table(summary)
-    rows = {k: v["paired_diff_by_labels"] for k, v in summary.get("strategies", {}).items() if k != "random"}
-
-    # The smallest label count is the initial set every strategy shares with random: a difference of 0.
-    counts = sorted({int(x) for by in rows.values() for x in by})[1:]
-    # Under a cost budget each seed ends its rounds at its own label counts: a count that no two
-    # seeds share has no interval, so the comparison is the cost axes' at equal spend instead.
-    counts = [c for c in counts if any(by.get(str(c), {}).get("n", 0) > 1 for by in rows.values())]
-    if not counts:
+        rows = {k: v.get("paired_diff_by_round", {}) for k, v in strategies.items()}
+        columns = sorted({int(r) for by in rows.values() for r in by})
+        title = "after each round, the same budget spent by both"
+        names = [f"round {r}" for r in columns]
+    else:
+        rows = {k: v["paired_diff_by_labels"] for k, v in strategies.items()}
+        # The smallest label count is the initial set every strategy shares with random: a difference of 0.
+        counts = sorted({int(x) for by in rows.values() for x in by})[1:]
+        # A count that no two seeds share has no interval.
+        columns = [c for c in counts if any(by.get(str(c), {}).get("n", 0) > 1 for by in rows.values())]
+        title = "at each label count"
+        names = [f"{c} labels" for c in columns]
+    if not columns:
         return []
     lines = [
-        "\nPaired difference to random in mAP50-95 at each label count (mean [95% CI] over seeds):\n",
-        "| strategy |" + "".join(f" {c} labels |" for c in counts),
-        "|" + "---|" * (len(counts) + 1),
+        f"\nPaired difference to random in mAP50-95 {title} (mean [95% CI] over seeds):\n",
+        "| strategy |" + "".join(f" {n} |" for n in names),
+        "|" + "---|" * (len(columns) + 1),
     ]
     for strategy, by in rows.items():
-        cells = "".join(f" {_fmt_ci(by[str(c)]) if str(c) in by else ''} |" for c in counts)
+        cells = "".join(f" {_fmt_ci(by[str(c)]) if str(c) in by else ''} |" for c in columns)
         lines.append(f"| {strategy} |{cells}")
     return lines
 
