@@ -230,6 +230,8 @@ def test_a_cost_budget_study_counts_its_seeds_and_random_final_over_every_seed(t
     assert "at each label count" not in md
     table = md[md.index("after each round") :]
     assert "| strategy | round 1 | round 2 |" in table and "| other | -0.0100 [" in table
+    # The mean curve is taken after each round too: labels (22, 19, 24) -> 22 images after round 1.
+    assert "| random | 0.110 (10 images) | 0.210 (22 images) | 0.310 (31 images) |" in md
     assert (tmp_path / "learning_curves.png").stat().st_size > 0
 
 
@@ -243,4 +245,4 @@ def test_an_image_budget_study_keeps_the_label_count_table(tmp_path):
     assert by_round["1"]["mean"] == pytest.approx(by_labels["20"]["mean"])
     write_report(rows, tmp_path)
     md = (tmp_path / "summary.md").read_text()
-    assert "at each label count" in md and "after each round" not in md
+    assert "at each label count" in md and "after each round" not in md and "Mean over seeds" not in md

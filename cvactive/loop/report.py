@@ -156,6 +156,7 @@ def _markdown(summary: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             f"Not yet finished, so left out of this table (their rounds are in rounds.csv): "
             f"{', '.join(summary['unfinished'])}."
         )
+    lines += _round_means_table(rows)
     lines += _by_labels_table(summary)
     lines += _axes_tables(summary)
     lines += _time_table(summary)
@@ -203,6 +204,27 @@ def _axes_tables(summary: dict[str, Any]) -> list[str]:
     if model and any(a.startswith("seconds") for a in summary.get("axes", [])):
         priced = ", ".join(f"{k} {v:g}" for k, v in model.items())
         lines.append(f"Seconds priced by the cost model (docs/cost.md): {priced}.")
+    return lines
+
+
+def _round_means_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Under a cost budget (the seeds' label counts differ), each strategy's mean over seeds after
+    each round: mAP50-95, the images labeled and their ground-truth boxes per image."""
+    if shared_label_counts(rows):
+        return []
+    means = round_means(rows, "mAP50_95")
+    rounds = sorted({int(r["round"]) for r in rows})
+    lines = [
+        "\nMean over seeds after each round: mAP50-95, images labeled, ground-truth boxes per image:\n",
+        "| strategy |" + "".join(f" round {r} |" for r in rounds),
+        "|" + "---|" * (len(rounds) + 1),
+    ]
+    for strategy, m in means.items():
+        cells = []
+        for value, labels, per_image in zip(m["mean"], m["labels"], m["boxes_per_image"]):
+            boxes = f", {per_image:.1f} boxes/image" if np.isfinite(per_image) else ""
+            cells.append(f" {value:.3f} ({labels:.0f} images{boxes}) |")
+        lines.append(f"| {strategy} |" + "".join(cells))
     return lines
 
 

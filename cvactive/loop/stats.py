@@ -81,17 +81,22 @@ def mean_curves(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, 
 
 
 def round_means(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, np.ndarray]]:
-    """strategy -> {labels, mean, n}: the mean over seeds of the labels and of a metric after each
-    round (the mean curve of a cost budget, whose seeds reach their own label counts)."""
-    by: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
+    """strategy -> {labels, mean, boxes_per_image, n}: the mean over seeds of the labels, of a metric
+    and of the labeled set's ground-truth boxes per image after each round (the mean curve of a
+    cost budget, whose seeds reach their own label counts; ``nan`` boxes where a row has no spend)."""
+    by: dict[str, dict[int, list[tuple[float, float, float]]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
-        by[row["strategy"]][int(row["round"])].append((float(row["labels_used"]), float(row[metric])))
+        labels = float(row["labels_used"])
+        boxes = (row.get("spend") or {}).get("boxes")
+        per_image = float("nan") if boxes is None else float(boxes) / labels
+        by[row["strategy"]][int(row["round"])].append((labels, float(row[metric]), per_image))
     out = {}
     for strategy, rounds in by.items():
         points = [np.asarray(rounds[r]) for r in sorted(rounds)]
         out[strategy] = {
             "labels": np.array([p[:, 0].mean() for p in points]),
             "mean": np.array([p[:, 1].mean() for p in points]),
+            "boxes_per_image": np.array([p[:, 2].mean() for p in points]),
             "n": np.array([len(p) for p in points]),
         }
     return out
